@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: MIT */
+/* server.c -- pp_server_new/free, the local pool size, teardown. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "pp_common.h"
+
+static pp_node *node_new(const char *name, int ncpus)
+{
+    pp_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return NULL;
+    n->name = strdup(name);
+    if (!n->name) {
+        free(n);
+        return NULL;
+    }
+    n->ncpus = ncpus;
+    n->state = PP_NODE_UP;
+    return n;
+}
+
+/* Frees what pp_server_new() built; the threads are already gone. */
+static void server_destroy(pp_server *s)
+{
+    for (int i = 0; i < s->nnodes; i++) {
+        free(s->nodes[i]->name);
+        free(s->nodes[i]);
+    }
+    free(s->nodes);
+    for (uint32_t i = 0; i < s->ntasks; i++) {
+        free(s->tasks[i].module);
+        free(s->tasks[i].symbol);
+    }
+    free(s->tasks);
+    while (s->groups) {
+        pp_group *g = s->groups;
+        s->groups = g->next;
+        free(g);
+    }
+    if (s->loop)
+        pp_loop_free(s->loop);
+    if (s->efd >= 0)
+        close(s->efd);
+    free(s->worker_path);
+    pthread_cond_destroy(&s->cb_cv);
+    pthread_cond_destroy(&s->done_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+PP_API pp_server *pp_server_new(const pp_config *cfg)
+{
+    pp_config defaults = {.ncpus = PP_AUTODETECT};
+    if (!cfg)
+        cfg = &defaults;
+    if (cfg->ncpus < PP_AUTODETECT) {
+        pp_set_error("pp_server_new: ncpus must be >= 0 or PP_AUTODETECT, not %d",
+                     cfg->ncpus);
+        return NULL;
+    }
+    if (cfg->ppservers && cfg->ppservers[0]) {
+        pp_set_error("pp_server_new: remote ppservers are not supported by this build");
+        return NULL;
+    }
+    const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
+    int level = lvl ? pp_log_parse_level(lvl) : PP_LOG_WARN;
+    if (level < 0) {
+        pp_set_error("pp_server_new: unknown log level \"%s\" (error, warn, info, debug)", lvl);
+        return NULL;
+    }
+
+    pp_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        pp_set_error("pp_server_new: out of memory");
+        return NULL;
+    }
+    s->efd = -1;
+    s->log = (pp_log){.level = level, .fp = NULL, .who = "libpp"};
+    s->t0 = pp_now();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_cond_init(&s->cb_cv, NULL);
+    s->ncpus_want = cfg->ncpus == PP_AUTODETECT ? pp_ncpus_available() : cfg->ncpus;
+
+    char err[PP_ERR_LEN];
+    s->worker_path = pp_local_find_worker(cfg->worker_path, err);
+    if (!s->worker_path && s->ncpus_want > 0) {
+        pp_set_error("pp_server_new: %s", err);
+        goto fail;
+    }
+    s->nodes = calloc(1, sizeof *s->nodes);
+    if (!s->nodes || !(s->nodes[0] = node_new("local", s->ncpus_want))) {
+        pp_set_error("pp_server_new: out of memory");
+        goto fail;
+    }
+    s->nnodes = 1;
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->loop = pp_loop_new();
+    if (s->efd < 0 || !s->loop) {
+        pp_set_error("pp_server_new: cannot create the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    int e = pthread_create(&s->thread, NULL, pp_sched_main, s);
+    if (e != 0) {
+        pp_set_error("pp_server_new: cannot start the scheduler thread: %s", strerror(e));
+        goto fail;
+    }
+    /* The scheduler thread starts the workers (they die with the thread that
+     * started them, PR_SET_PDEATHSIG) and says how that went. */
+    pthread_mutex_lock(&s->mu);
+    while (s->start_state == 0)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->start_state < 0) {
+        pthread_join(s->thread, NULL);
+        pp_set_error("pp_server_new: %s", s->start_err);
+        goto fail;
+    }
+    return s;
+fail:
+    server_destroy(s);
+    return NULL;
+}
+
+/* Stops the scheduler (which cancels what is left), runs the remaining
+ * callbacks and frees the server.  `on_cb_thread`: we are the callback
+ * thread, which cannot join itself. */
+static void server_teardown(pp_server *s, int on_cb_thread)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pp_sched_wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+
+    pthread_mutex_lock(&s->mu);
+    s->cb_stop = 1;
+    pthread_cond_broadcast(&s->cb_cv);
+    int started = s->cb_started;
+    if (on_cb_thread)
+        pp_run_callbacks_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    if (started && !on_cb_thread)
+        pthread_join(s->cb_thread, NULL);
+    else if (on_cb_thread)
+        pthread_detach(pthread_self());
+
+    /* Threads still in pp_job_wait()/pp_wait() see final states and leave;
+     * the mutex must outlive them. */
+    pthread_mutex_lock(&s->mu);
+    while (s->waiters > 0) {
+        pthread_cond_broadcast(&s->done_cv);
+        pthread_mutex_unlock(&s->mu);
+        sched_yield();
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    server_destroy(s);
+}
+
+PP_API void pp_server_free(pp_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    int from_cb = s->cb_started && pthread_equal(pthread_self(), s->cb_thread);
+    if (from_cb) {
+        /* Runs when the current callback returns (pp_callback_main). */
+        s->free_requested = 1;
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    pthread_mutex_unlock(&s->mu);
+    server_teardown(s, 0);
+}
+
+void pp_server_teardown_from_callback(pp_server *s)
+{
+    server_teardown(s, 1);
+}
+
+PP_API int pp_get_ncpus(pp_server *s)
+{
+    if (!s) {
+        pp_set_error("pp_get_ncpus: NULL server");
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = s->ncpus_want;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+PP_API int pp_set_ncpus(pp_server *s, int ncpus)
+{
+    if (!s) {
+        pp_set_error("pp_set_ncpus: NULL server");
+        return -1;
+    }
+    if (ncpus < PP_AUTODETECT) {
+        pp_set_error("pp_set_ncpus: ncpus must be >= 0 or PP_AUTODETECT, not %d", ncpus);
+        return -1;
+    }
+    if (ncpus == PP_AUTODETECT)
+        ncpus = pp_ncpus_available();
+    if (ncpus > 0 && !s->worker_path) {
+        pp_set_error("pp_set_ncpus: no ppworker executable was found at start-up");
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        pp_set_error("pp_set_ncpus: the server is shutting down");
+        return -1;
+    }
+    s->ncpus_want = ncpus;
+    s->ncpus_dirty = 1;
+    s->nodes[0]->ncpus = ncpus;
+    pp_sched_wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}

@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/* ppworker.c -- the worker process: reads jobs from its request FIFO, runs
+ * each task (loaded from its task module with dlopen) and writes results to
+ * its response FIFO.  Started by the worker pool of libpp and of ppserver;
+ * not meant to be run by hand.
+ *
+ * Results are batched: they go out when no further job is waiting in what
+ * was read, when a batch grows large, or when the oldest unsent result is
+ * older than FLUSH_AGE, so that tiny jobs cost a fraction of a system call
+ * and long ones are reported at once. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pp.h"
+#include "pp_buf.h"
+#include "pp_common.h"
+#include "pp_wire.h"
+
+#define FLUSH_AGE 0.0002     /* seconds */
+#define FLUSH_BYTES (256 * 1024)
+
+typedef struct task_slot {
+    char *module, *symbol;
+    pp_task fn;              /* resolved on first use */
+    char *loaderr;           /* why it cannot be resolved, once known */
+} task_slot;
+
+typedef struct worker {
+    int rfd, wfd;
+    uint32_t max_frame;
+    pp_wire_reader rd;
+    task_slot *tasks;
+    uint32_t ntasks;
+    pp_buf out;              /* batched result frames */
+    double oldest;           /* pp_now() of the oldest unsent result */
+} worker;
+
+/* Something is wrong with our input or our process: say what and stop. */
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "ppworker[%d]: %s%s%s\n", (int)getpid(), what, detail ? ": " : "",
+            detail ? detail : "");
+    exit(2);
+}
+
+static void write_all(int fd, const struct iovec *iov_in, int n)
+{
+    struct iovec iov[8];
+    memcpy(iov, iov_in, (size_t)n * sizeof *iov);
+    struct iovec *v = iov;
+    while (n > 0) {
+        ssize_t w = writev(fd, v, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            /* The parent is gone: nothing more to do. */
+            exit(errno == EPIPE ? 0 : 3);
+        }
+        while (n > 0 && (size_t)w >= v->iov_len) {
+            w -= (ssize_t)v->iov_len;
+            v++;
+            n--;
+        }
+        if (n > 0) {
+            v->iov_base = (char *)v->iov_base + w;
+            v->iov_len -= (size_t)w;
+        }
+    }
+}
+
+static void flush(worker *w)
+{
+    if (w->out.len == 0)
+        return;
+    struct iovec iov = {w->out.data, w->out.len};
+    write_all(w->wfd, &iov, 1);
+    w->out.len = 0;
+}
+
+static void send_result(worker *w, uint64_t id, int status, uint64_t run_ns,
+                        const void *data, size_t len)
+{
+    uint8_t hdr[PP_WIRE_HDR + 9];
+    pp_wire_encode_hdr(hdr, PP_T_RESULT, 0, id, (uint32_t)(len + 9));
+    hdr[PP_WIRE_HDR] = (uint8_t)status;
+    pp_store64(hdr + PP_WIRE_HDR + 1, run_ns);
+    if (len > FLUSH_BYTES) {
+        /* Large results go straight out, without a copy into the batch. */
+        flush(w);
+        struct iovec iov[2] = {{hdr, sizeof hdr}, {(void *)data, len}};
+        write_all(w->wfd, iov, 2);
+        return;
+    }
+    if (w->out.len == 0)
+        w->oldest = pp_now();
+    if (pp_buf_append(&w->out, hdr, sizeof hdr) != 0 ||
+        pp_buf_append(&w->out, data, len) != 0)
+        die("out of memory batching results", NULL);
+    if (w->out.len >= FLUSH_BYTES)
+        flush(w);
+}
+
+static void on_taskdef(worker *w, const pp_frame *f)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    uint32_t id = pp_rd_u32(&rd);
+    char module[PATH_MAX], symbol[1024];
+    pp_rd_str16(&rd, module, sizeof module);
+    pp_rd_str16(&rd, symbol, sizeof symbol);
+    if (rd.bad || id > 1u << 20)
+        die("malformed task definition from the parent", NULL);
+    if (id >= w->ntasks) {
+        task_slot *t = realloc(w->tasks, ((size_t)id + 1) * sizeof *t);
+        if (!t)
+            die("out of memory", NULL);
+        memset(t + w->ntasks, 0, ((size_t)id + 1 - w->ntasks) * sizeof *t);
+        w->tasks = t;
+        w->ntasks = id + 1;
+    }
+    task_slot *t = &w->tasks[id];
+    free(t->module);
+    free(t->symbol);
+    free(t->loaderr);
+    t->module = strdup(module);
+    t->symbol = strdup(symbol);
+    t->fn = NULL;
+    t->loaderr = NULL;
+    if (!t->module || !t->symbol)
+        die("out of memory", NULL);
+}
+
+/* Resolves a task; returns NULL and sets loaderr when it cannot. */
+static pp_task resolve(task_slot *t)
+{
+    if (t->fn || t->loaderr)
+        return t->fn;
+    char msg[PATH_MAX + 512];
+    void *h = dlopen(t->module, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(msg, sizeof msg, "cannot load task module: %s", e ? e : t->module);
+    } else {
+        dlerror();
+        void *sym = dlsym(h, t->symbol);
+        if (sym) {
+            /* POSIX guarantees function pointers round-trip through dlsym. */
+            memcpy(&t->fn, &sym, sizeof t->fn);
+            return t->fn;
+        }
+        const char *e = dlerror();
+        snprintf(msg, sizeof msg, "task %s not found in %s: %s", t->symbol, t->module,
+                 e ? e : "no such symbol");
+    }
+    t->loaderr = strdup(msg);
+    if (!t->loaderr)
+        die("out of memory", NULL);
+    return NULL;
+}
+
+static void on_job(worker *w, const pp_frame *f)
+{
+    if (f->hdr.len < 4)
+        die("malformed job from the parent", NULL);
+    uint32_t id = pp_load32(f->payload);
+    const uint8_t *arg = f->payload + 4;
+    size_t len = f->hdr.len - 4;
+    if (id >= w->ntasks || !w->tasks[id].module) {
+        static const char m[] = "unknown task id (no definition was sent)";
+        send_result(w, f->hdr.id, PP_FAILED, 0, m, sizeof m - 1);
+        return;
+    }
+    task_slot *t = &w->tasks[id];
+    pp_task fn = resolve(t);
+    if (!fn) {
+        send_result(w, f->hdr.id, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
+        return;
+    }
+    /* A job waiting behind this one must not wait for our batch. */
+    if (w->out.len && pp_now() - w->oldest > FLUSH_AGE)
+        flush(w);
+    pp_buf out;
+    pp_buf_init(&out, w->max_frame - 9);
+    double t0 = pp_now();
+    int rc = fn(len ? arg : NULL, len, &out);
+    uint64_t run_ns = (uint64_t)((pp_now() - t0) * 1e9);
+    if (out.overflow) {
+        char m[128];
+        int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
+                         w->max_frame - 9);
+        send_result(w, f->hdr.id, PP_FAILED, run_ns, m, (size_t)n);
+    } else {
+        send_result(w, f->hdr.id, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
+    }
+    pp_buf_reset(&out);
+}
+
+static void usage(void)
+{
+    puts("usage: ppworker --req FIFO --resp FIFO --parent PID [--max-frame BYTES]\n"
+         "\n"
+         "The pp worker process.  The worker pools of libpp and ppserver start it\n"
+         "with a pair of named pipes; it runs the jobs it reads from --req (tasks\n"
+         "loaded from their task modules) and writes the results to --resp.  It\n"
+         "exits at the end of its input or when its parent dies.");
+}
+
+int main(int argc, char **argv)
+{
+    const char *req = NULL, *resp = NULL;
+    long parent = 0;
+    unsigned long max_frame = 1u << 30;
+    static const struct option opts[] = {
+        {"req", required_argument, NULL, 'r'},
+        {"resp", required_argument, NULL, 'w'},
+        {"parent", required_argument, NULL, 'p'},
+        {"max-frame", required_argument, NULL, 'm'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': req = optarg; break;
+        case 'w': resp = optarg; break;
+        case 'p': parent = strtol(optarg, NULL, 10); break;
+        case 'm': max_frame = strtoul(optarg, NULL, 10); break;
+        case 'h': usage(); return 0;
+        case 'V': printf("ppworker %s\n", pp_version()); return 0;
+        default: usage(); return 2;
+        }
+    }
+    if (!req || !resp || parent <= 0 || max_frame < 64 || max_frame > UINT32_MAX - 64) {
+        usage();
+        return 2;
+    }
+    /* Die with the parent; and if it is already gone, do not start. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != (pid_t)parent)
+        return 1;
+    signal(SIGPIPE, SIG_IGN);
+
+    worker w = {0};
+    w.max_frame = (uint32_t)max_frame;
+    w.rfd = open(req, O_RDONLY | O_CLOEXEC);
+    if (w.rfd < 0)
+        die("cannot open the request FIFO", req);
+    w.wfd = open(resp, O_WRONLY | O_CLOEXEC);
+    if (w.wfd < 0)
+        die("cannot open the response FIFO", resp);
+    pp_wire_reader_init(&w.rd, w.max_frame + 64, PP_T_MAX);
+    pp_buf_init(&w.out, SIZE_MAX / 2);
+
+    uint8_t hello[8];
+    pp_store32(hello, (uint32_t)getpid());
+    pp_store32(hello + 4, PP_WIRE_VERSION);
+    uint8_t hdr[PP_WIRE_HDR];
+    pp_wire_encode_hdr(hdr, PP_T_WHELLO, 0, 0, sizeof hello);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {hello, sizeof hello}};
+    write_all(w.wfd, iov, 2);
+
+    for (;;) {
+        pp_frame f;
+        int rc;
+        while ((rc = pp_wire_reader_next(&w.rd, &f)) == 1) {
+            if (f.hdr.type == PP_T_JOB)
+                on_job(&w, &f);
+            else if (f.hdr.type == PP_T_TASKDEF)
+                on_taskdef(&w, &f);
+            else
+                die("unexpected frame from the parent", NULL);
+        }
+        if (rc < 0)
+            die("bad input from the parent", w.rd.errstr);
+        flush(&w); /* nothing more to run: report everything */
+        size_t room;
+        void *dst = pp_wire_reader_space(&w.rd, &room);
+        if (!dst)
+            die("out of memory", NULL);
+        ssize_t n = read(w.rfd, dst, room);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read", strerror(errno));
+        }
+        if (n == 0)
+            break; /* the parent closed our input: done */
+        pp_wire_reader_commit(&w.rd, (size_t)n);
+    }
+    return 0;
+}

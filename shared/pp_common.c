@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_common.c -- helpers shared by every module. */
+#include "pp_common.h"
+
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void pp_seterr(char *err, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, PP_ERR_LEN, fmt, ap);
+    va_end(ap);
+}
+
+double pp_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *pp_signame(int sig, char buf[16])
+{
+    /* sigabbrev_np() is glibc 2.32+; a table keeps us portable to others. */
+    static const struct { int sig; const char *name; } names[] = {
+        {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},   {SIGQUIT, "SIGQUIT"},
+        {SIGILL, "SIGILL"},   {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},
+        {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},   {SIGKILL, "SIGKILL"},
+        {SIGUSR1, "SIGUSR1"}, {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+        {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"}, {SIGTERM, "SIGTERM"},
+        {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"}, {SIGSTOP, "SIGSTOP"},
+        {SIGTSTP, "SIGTSTP"}, {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+        {SIGSYS, "SIGSYS"},
+    };
+    for (size_t i = 0; i < PP_ARRAY_LEN(names); i++)
+        if (names[i].sig == sig)
+            return names[i].name;
+    snprintf(buf, 16, "signal %d", sig);
+    return buf;
+}
+
+void pp_describe_exit(int wstatus, char *out, size_t outlen)
+{
+    char b[16];
+    if (WIFSIGNALED(wstatus)) {
+        int sig = WTERMSIG(wstatus);
+        snprintf(out, outlen, "worker killed by signal %d (%s)", sig, pp_signame(sig, b));
+    } else if (WIFEXITED(wstatus)) {
+        snprintf(out, outlen, "worker exited with status %d", WEXITSTATUS(wstatus));
+    } else {
+        snprintf(out, outlen, "worker ended (wait status 0x%x)", (unsigned)wstatus);
+    }
+}
+
+int pp_ncpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}

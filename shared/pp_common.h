@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_common.h -- small helpers every module uses: attributes, array length,
+ * big-endian loads and stores, monotonic time, error text into a buffer. */
+#ifndef PP_COMMON_H
+#define PP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define PP_UNUSED __attribute__((unused))
+#define PP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define PP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define PP_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Length of the caller-supplied error buffers of stateless helpers. */
+#define PP_ERR_LEN 256
+
+/* Writes a message into err (PP_ERR_LEN bytes) if err is not NULL. */
+void pp_seterr(char *err, const char *fmt, ...) PP_PRINTF(2, 3);
+
+static inline void pp_store16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void pp_store32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static inline void pp_store64(uint8_t *p, uint64_t v)
+{
+    pp_store32(p, (uint32_t)(v >> 32));
+    pp_store32(p + 4, (uint32_t)v);
+}
+static inline uint16_t pp_load16(const uint8_t *p)
+{
+    return (uint16_t)((p[0] << 8) | p[1]);
+}
+static inline uint32_t pp_load32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+           (uint32_t)p[3];
+}
+static inline uint64_t pp_load64(const uint8_t *p)
+{
+    return ((uint64_t)pp_load32(p) << 32) | pp_load32(p + 4);
+}
+
+/* Monotonic clock in seconds. */
+double pp_now(void);
+
+/* "SIGSEGV" for 11, "signal 64" for unnamed ones; buf holds 16 bytes. */
+const char *pp_signame(int sig, char buf[16]);
+
+/* Describes a waitpid() status: "worker killed by signal 11 (SIGSEGV)",
+ * "worker exited with status 3". */
+void pp_describe_exit(int wstatus, char *out, size_t outlen);
+
+/* The CPUs this process may run on (sched_getaffinity), at least 1. */
+int pp_ncpus_available(void);
+
+#endif

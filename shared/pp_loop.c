@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_loop.c -- epoll event loop with a binary heap of timers. */
+#include "pp_loop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "pp_common.h"
+
+#define MAX_EVENTS 64
+#define MAX_HOOKS 8
+
+struct pp_loop {
+    int epfd;
+    pp_timer **heap;
+    size_t nheap, capheap;
+    struct { pp_hook_fn fn; void *data; } hooks[MAX_HOOKS];
+    int nhooks;
+    struct deferred { pp_hook_fn fn; void *data; } *defer;
+    size_t ndefer, capdefer;
+    int no_sleep;
+};
+
+pp_loop *pp_loop_new(void)
+{
+    pp_loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0) {
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+void pp_loop_free(pp_loop *l)
+{
+    if (!l)
+        return;
+    close(l->epfd);
+    for (size_t i = 0; i < l->ndefer; i++)
+        l->defer[i].fn(l, l->defer[i].data);
+    free(l->defer);
+    free(l->heap);
+    free(l);
+}
+
+static uint32_t to_epoll(unsigned ev)
+{
+    return ((ev & PP_EV_READ) ? EPOLLIN : 0u) | ((ev & PP_EV_WRITE) ? EPOLLOUT : 0u);
+}
+
+int pp_loop_add(pp_loop *l, pp_io *io, unsigned events)
+{
+    struct epoll_event e = {.events = to_epoll(events), .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &e) != 0)
+        return -1;
+    io->events = events;
+    return 0;
+}
+
+int pp_loop_mod(pp_loop *l, pp_io *io, unsigned events)
+{
+    if (io->events == events)
+        return 0;
+    struct epoll_event e = {.events = to_epoll(events), .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &e) != 0)
+        return -1;
+    io->events = events;
+    return 0;
+}
+
+void pp_loop_del(pp_loop *l, pp_io *io)
+{
+    if (io->fd >= 0)
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->events = 0;
+}
+
+/* ---- timer heap (slot = index + 1) ---- */
+
+static void heap_set(pp_loop *l, size_t i, pp_timer *t)
+{
+    l->heap[i] = t;
+    t->slot = i + 1;
+}
+
+static void heap_up(pp_loop *l, size_t i)
+{
+    pp_timer *t = l->heap[i];
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (l->heap[p]->when <= t->when)
+            break;
+        heap_set(l, i, l->heap[p]);
+        i = p;
+    }
+    heap_set(l, i, t);
+}
+
+static void heap_down(pp_loop *l, size_t i)
+{
+    pp_timer *t = l->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= l->nheap)
+            break;
+        if (c + 1 < l->nheap && l->heap[c + 1]->when < l->heap[c]->when)
+            c++;
+        if (t->when <= l->heap[c]->when)
+            break;
+        heap_set(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_set(l, i, t);
+}
+
+void pp_timer_stop(pp_loop *l, pp_timer *t)
+{
+    if (!t->slot)
+        return;
+    size_t i = t->slot - 1;
+    t->slot = 0;
+    l->nheap--;
+    if (i == l->nheap)
+        return;
+    pp_timer *moved = l->heap[l->nheap];
+    heap_set(l, i, moved);
+    heap_up(l, i);
+    heap_down(l, moved->slot - 1);
+}
+
+int pp_timer_start(pp_loop *l, pp_timer *t, double when)
+{
+    pp_timer_stop(l, t);
+    if (l->nheap == l->capheap) {
+        size_t cap = l->capheap ? l->capheap * 2 : 16;
+        pp_timer **h = realloc(l->heap, cap * sizeof *h);
+        if (!h)
+            return -1;
+        l->heap = h;
+        l->capheap = cap;
+    }
+    t->when = when;
+    heap_set(l, l->nheap, t);
+    l->nheap++;
+    heap_up(l, l->nheap - 1);
+    return 0;
+}
+
+int pp_loop_hook(pp_loop *l, pp_hook_fn fn, void *data)
+{
+    if (l->nhooks == MAX_HOOKS)
+        return -1;
+    l->hooks[l->nhooks].fn = fn;
+    l->hooks[l->nhooks].data = data;
+    l->nhooks++;
+    return 0;
+}
+
+void pp_loop_break(pp_loop *l)
+{
+    l->no_sleep = 1;
+}
+
+int pp_loop_defer(pp_loop *l, pp_hook_fn fn, void *data)
+{
+    if (l->ndefer == l->capdefer) {
+        size_t cap = l->capdefer ? l->capdefer * 2 : 8;
+        struct deferred *d = realloc(l->defer, cap * sizeof *d);
+        if (!d)
+            return -1;
+        l->defer = d;
+        l->capdefer = cap;
+    }
+    l->defer[l->ndefer].fn = fn;
+    l->defer[l->ndefer].data = data;
+    l->ndefer++;
+    return 0;
+}
+
+static void run_deferred(pp_loop *l)
+{
+    /* A deferred function may defer more; those run in this pass too. */
+    for (size_t i = 0; i < l->ndefer; i++)
+        l->defer[i].fn(l, l->defer[i].data);
+    l->ndefer = 0;
+}
+
+int pp_loop_run_once(pp_loop *l, double max_wait)
+{
+    run_deferred(l);
+    for (int i = 0; i < l->nhooks; i++)
+        l->hooks[i].fn(l, l->hooks[i].data);
+
+    double now = pp_now();
+    double wait = l->no_sleep ? 0 : max_wait;
+    l->no_sleep = 0;
+    if (l->nheap) {
+        double d = l->heap[0]->when - now;
+        if (d < 0)
+            d = 0;
+        if (wait < 0 || d < wait)
+            wait = d;
+    }
+    int ms = wait < 0 ? -1 : (int)ceil(wait * 1000.0);
+    struct epoll_event ev[MAX_EVENTS];
+    int n = epoll_wait(l->epfd, ev, MAX_EVENTS, ms);
+    if (n < 0) {
+        if (errno != EINTR)
+            return -1;
+        n = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        pp_io *io = ev[i].data.ptr;
+        unsigned e = 0;
+        if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            e |= PP_EV_READ;
+        if (ev[i].events & EPOLLOUT)
+            e |= PP_EV_WRITE;
+        if (ev[i].events & (EPOLLHUP | EPOLLERR))
+            e |= PP_EV_ERROR;
+        io->fn(l, io, e);
+    }
+    now = pp_now();
+    while (l->nheap && l->heap[0]->when <= now) {
+        pp_timer *t = l->heap[0];
+        pp_timer_stop(l, t);
+        t->fn(l, t);
+    }
+    run_deferred(l);
+    return n;
+}

@@ -1,0 +1,743 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_pool.c -- named-pipe worker pool. */
+#include "pp_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pp.h"
+#include "pp_conn.h"
+#include "pp_wire.h"
+
+#define START_DEADLINE 10.0   /* seconds for a new worker to say hello */
+#define MAX_DEPTH 64          /* jobs in flight per worker, for tiny jobs */
+#define PIPELINE_NS 200000.0  /* keep about this much work queued per worker */
+#define MAX_BACKOFF 5.0
+
+enum { W_STARTING, W_READY, W_RETIRING, W_DEAD };
+enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE };
+
+typedef struct worker {
+    pp_pool *pool;
+    struct worker *next;
+    pid_t pid;
+    int pidfd;
+    pp_io pidio;
+    pp_conn *conn;
+    int state;
+    char dir[PATH_MAX];       /* FIFO directory until the worker has connected */
+    pp_pool_job *head, *tail; /* in flight, in the order the worker runs them */
+    int inflight;
+    uint8_t *defined;         /* task ids already sent to this worker */
+    uint32_t ndefined;
+    pp_timer timer;           /* start deadline, then the head job's timeout */
+    int killed_for;
+    char note[PP_ERR_LEN];
+} worker;
+
+typedef struct task {
+    char *module, *symbol;
+} task;
+
+struct pp_pool {
+    pp_loop *loop;
+    pp_pool_cbs cbs;
+    void *ud;
+    char *worker_path;
+    char *tmpdir;
+    uint32_t max_frame;
+    const pp_log *log;
+    char **envp;
+    worker *workers;
+    int target;
+    int nready;               /* READY workers */
+    int nalive;               /* STARTING + READY workers */
+    task *tasks;
+    uint32_t ntasks, captasks;
+    uint64_t seq;
+    double avg_ns;            /* moving average of task run time */
+    int depth;                /* jobs in flight allowed per worker */
+    size_t inflight;
+    int fails;                /* workers in a row that failed to start */
+    int backoff_over;         /* the wait after the last failure has passed */
+    pp_timer respawn;
+    int freeing;
+};
+
+static void worker_lost(worker *w, int why);
+static int maintain(pp_pool *p);
+
+/* ---- environment ---- */
+
+/* Workers get only these variables: job code never sees the secret. */
+static const char *const env_keep[] = {
+    "PATH", "LD_LIBRARY_PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL",
+    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+};
+
+static char **make_env(void)
+{
+    char **env = calloc(PP_ARRAY_LEN(env_keep) + 1, sizeof *env);
+    if (!env)
+        return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < PP_ARRAY_LEN(env_keep); i++) {
+        const char *v = getenv(env_keep[i]);
+        if (!v && strcmp(env_keep[i], "PATH") == 0)
+            v = "/usr/local/bin:/usr/bin:/bin";
+        if (!v)
+            continue;
+        size_t len = strlen(env_keep[i]) + strlen(v) + 2;
+        env[n] = malloc(len);
+        if (!env[n])
+            goto fail;
+        snprintf(env[n], len, "%s=%s", env_keep[i], v);
+        n++;
+    }
+    return env;
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(env[i]);
+    free(env);
+    return NULL;
+}
+
+static void free_env(char **env)
+{
+    if (!env)
+        return;
+    for (char **e = env; *e; e++)
+        free(*e);
+    free(env);
+}
+
+/* ---- worker lifecycle ---- */
+
+static void remove_fifos(worker *w)
+{
+    if (!w->dir[0])
+        return;
+    char path[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/req", w->dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/resp", w->dir);
+    unlink(path);
+    rmdir(w->dir);
+    w->dir[0] = 0;
+}
+
+static void arm_head(worker *w)
+{
+    pp_pool *p = w->pool;
+    if (w->head && w->head->timeout > 0)
+        pp_timer_start(p->loop, &w->timer, pp_now() + w->head->timeout);
+    else
+        pp_timer_stop(p->loop, &w->timer);
+}
+
+static void update_depth(pp_pool *p, uint64_t run_ns)
+{
+    p->avg_ns = p->avg_ns > 0 ? 0.8 * p->avg_ns + 0.2 * (double)run_ns : (double)run_ns;
+    double d = PIPELINE_NS / (p->avg_ns + 1.0);
+    /* Long jobs: one at a time per worker, so that no job waits behind
+     * another while a worker elsewhere is idle (load balance). */
+    p->depth = d < 1.0 ? 1 : d > MAX_DEPTH ? MAX_DEPTH : (int)d + 1;
+}
+
+static int on_result(worker *w, const pp_frame *f)
+{
+    pp_pool *p = w->pool;
+    pp_pool_job *j = w->head;
+    if (!j || f->hdr.id != j->seq || f->hdr.len < 9) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a result for no job it held",
+                 (int)w->pid);
+        return -1;
+    }
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    int status = pp_rd_u8(&rd);
+    uint64_t run_ns = pp_rd_u64(&rd);
+    if (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a result with bad status %d",
+                 (int)w->pid, status);
+        return -1;
+    }
+    uint8_t *block = pp_conn_take(w->conn, f);
+    if (!block) {
+        snprintf(w->note, sizeof w->note, "out of memory for a result");
+        return -1;
+    }
+    /* The result starts after the 9-byte status/time prefix; moving it costs
+     * a copy, but it keeps the owner's view to one plain malloc'd block. */
+    size_t len = f->hdr.len - 9;
+    memmove(block, block + 9, len + 1);
+
+    w->head = j->next;
+    if (!w->head)
+        w->tail = NULL;
+    w->inflight--;
+    p->inflight--;
+    update_depth(p, run_ns);
+    arm_head(w);
+    if (w->state == W_RETIRING && w->inflight == 0)
+        worker_lost(w, KILL_RETIRE);
+    p->cbs.on_done(p, j, status, block, len, run_ns, p->ud);
+    return 0;
+}
+
+static int on_hello(worker *w, const pp_frame *f)
+{
+    pp_pool *p = w->pool;
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    uint32_t pid = pp_rd_u32(&rd);
+    if (rd.bad || pid != (uint32_t)w->pid || w->state != W_STARTING) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a bad hello", (int)w->pid);
+        return -1;
+    }
+    remove_fifos(w); /* both ends are open: the names are no longer needed */
+    pp_timer_stop(p->loop, &w->timer);
+    w->state = W_READY;
+    p->nready++;
+    p->fails = 0;
+    pp_log(p->log, PP_LOG_DEBUG, "worker %d ready", (int)w->pid);
+    if (p->nalive < p->target)
+        maintain(p);
+    return 0;
+}
+
+static int worker_frame(pp_conn *c, const pp_frame *f, void *data)
+{
+    (void)c;
+    worker *w = data;
+    int rc;
+    if (f->hdr.type == PP_T_RESULT)
+        rc = on_result(w, f);
+    else if (f->hdr.type == PP_T_WHELLO)
+        rc = on_hello(w, f);
+    else {
+        snprintf(w->note, sizeof w->note, "worker %d sent an unexpected frame of type %u",
+                 (int)w->pid, f->hdr.type);
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (w->state != W_DEAD)
+            worker_lost(w, KILL_PROTOCOL);
+        return -1;
+    }
+    return w->state == W_DEAD ? -1 : 0;
+}
+
+static void worker_close(pp_conn *c, const char *why, void *data)
+{
+    (void)c;
+    worker *w = data;
+    if (w->state == W_DEAD)
+        return;
+    if (strncmp(why, "end of file", 11) == 0) {
+        worker_lost(w, KILL_NONE);
+    } else {
+        snprintf(w->note, sizeof w->note, "worker %d: %s", (int)w->pid, why);
+        worker_lost(w, KILL_PROTOCOL);
+    }
+}
+
+static void worker_pidfd(pp_loop *loop, pp_io *io, unsigned ev)
+{
+    (void)loop;
+    (void)ev;
+    worker *w = io->data;
+    if (w->state != W_DEAD)
+        worker_lost(w, KILL_NONE);
+}
+
+static void worker_timer(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    worker *w = t->data;
+    if (w->state == W_STARTING) {
+        snprintf(w->note, sizeof w->note, "worker %d did not start within %.0f s",
+                 (int)w->pid, START_DEADLINE);
+        worker_lost(w, KILL_START);
+    } else if (w->head) {
+        snprintf(w->note, sizeof w->note, "timed out after %g s; worker %d killed",
+                 w->head->timeout, (int)w->pid);
+        worker_lost(w, KILL_TIMEOUT);
+    }
+}
+
+static void free_worker(pp_loop *loop, void *data)
+{
+    (void)loop;
+    worker *w = data;
+    free(w->defined);
+    free(w);
+}
+
+static int spawn_worker(pp_pool *p, char *err)
+{
+    int rfd = -1, wfd = -1, rc = -1;
+    worker *w = calloc(1, sizeof *w);
+    if (!w) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
+    w->pool = p;
+    w->pidfd = -1;
+    w->timer.fn = worker_timer;
+    w->timer.data = w;
+    snprintf(w->dir, sizeof w->dir, "%s/pp-%d-XXXXXX", p->tmpdir, (int)getpid());
+    if (!mkdtemp(w->dir)) { /* mode 0700 */
+        pp_seterr(err, "cannot create a FIFO directory in %s: %s", p->tmpdir, strerror(errno));
+        w->dir[0] = 0;
+        goto out;
+    }
+    char req[PATH_MAX + 8], resp[PATH_MAX + 8];
+    snprintf(req, sizeof req, "%s/req", w->dir);
+    snprintf(resp, sizeof resp, "%s/resp", w->dir);
+    if (mkfifo(req, 0600) != 0 || mkfifo(resp, 0600) != 0) {
+        pp_seterr(err, "mkfifo in %s: %s", w->dir, strerror(errno));
+        goto out;
+    }
+    /* Our read end of resp exists before the worker opens it, and we hold
+     * req read-write, so neither side's open() ever blocks. */
+    rfd = open(resp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    wfd = open(req, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (rfd < 0 || wfd < 0) {
+        pp_seterr(err, "cannot open the FIFOs in %s: %s", w->dir, strerror(errno));
+        goto out;
+    }
+    (void)fcntl(wfd, F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for large arguments */
+    (void)fcntl(rfd, F_SETPIPE_SZ, 1 << 20);
+
+    char parent[24], maxf[24];
+    snprintf(parent, sizeof parent, "%d", (int)getpid());
+    snprintf(maxf, sizeof maxf, "%u", p->max_frame);
+    char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--parent", parent,
+                    "--max-frame", maxf, NULL};
+
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_init(&fa);
+    sigset_t none, all;
+    sigemptyset(&none);
+    sigfillset(&all);
+    /* Own process group (a timeout kills the task's children too), default
+     * signal dispositions and an empty mask whatever the application set. */
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* the application's fds stay home */
+#endif
+    pid_t pid;
+    int e = posix_spawn(&pid, p->worker_path, &fa, &attr, argv, p->envp);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    if (e != 0) {
+        pp_seterr(err, "cannot start worker %s: %s", p->worker_path, strerror(e));
+        goto out;
+    }
+    w->pid = pid;
+    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (w->pidfd >= 0) {
+        w->pidio = (pp_io){.fd = w->pidfd, .fn = worker_pidfd, .data = w};
+        if (pp_loop_add(p->loop, &w->pidio, PP_EV_READ) != 0) {
+            close(w->pidfd);
+            w->pidfd = -1;
+        }
+    }
+    pp_conn_cbs cbs = {.on_frame = worker_frame, .on_close = worker_close};
+    w->conn = pp_conn_new(p->loop, rfd, wfd, p->max_frame + 64, PP_T_MAX, NULL, &cbs, w);
+    if (!w->conn) {
+        pp_seterr(err, "out of memory");
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
+        if (w->pidfd >= 0) {
+            pp_loop_del(p->loop, &w->pidio);
+            close(w->pidfd);
+        }
+        goto out;
+    }
+    rfd = wfd = -1;
+    w->state = W_STARTING;
+    pp_timer_start(p->loop, &w->timer, pp_now() + START_DEADLINE);
+    w->next = p->workers;
+    p->workers = w;
+    p->nalive++;
+    rc = 0;
+out:
+    if (rc != 0) {
+        if (rfd >= 0)
+            close(rfd);
+        if (wfd >= 0)
+            close(wfd);
+        remove_fifos(w);
+        free(w);
+    }
+    return rc;
+}
+
+/* The worker is gone or must go: kill its process group, reap it, end its
+ * head job with the reason and hand the others back. */
+static void worker_lost(worker *w, int why)
+{
+    pp_pool *p = w->pool;
+    int prev = w->state;
+    w->state = W_DEAD;
+    if (why == KILL_NONE)
+        why = w->killed_for;
+    kill(-w->pid, SIGKILL); /* the task's children too */
+    kill(w->pid, SIGKILL);
+    int st = 0;
+    pid_t r;
+    while ((r = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {
+    }
+    char desc[PP_ERR_LEN];
+    if (r == w->pid)
+        pp_describe_exit(st, desc, sizeof desc);
+    else
+        snprintf(desc, sizeof desc, "worker %d ended (exit status unknown)", (int)w->pid);
+    if (w->pidfd >= 0) {
+        pp_loop_del(p->loop, &w->pidio);
+        close(w->pidfd);
+        w->pidfd = -1;
+    }
+    pp_timer_stop(p->loop, &w->timer);
+    pp_conn_free(w->conn); /* drops queued bytes that point into job arguments */
+    w->conn = NULL;
+    remove_fifos(w);
+    if (prev == W_READY)
+        p->nready--;
+    if (prev == W_READY || prev == W_STARTING)
+        p->nalive--;
+    for (worker **pw = &p->workers; *pw; pw = &(*pw)->next) {
+        if (*pw == w) {
+            *pw = w->next;
+            break;
+        }
+    }
+    pp_pool_job *head = w->head;
+    w->head = w->tail = NULL;
+    p->inflight -= (size_t)w->inflight;
+    w->inflight = 0;
+
+    if (prev == W_STARTING && why != KILL_FREE && why != KILL_RETIRE) {
+        p->fails++;
+        pp_log(p->log, PP_LOG_ERROR, "worker %d failed to start: %s", (int)w->pid,
+               why == KILL_START ? w->note : desc);
+    }
+
+    /* Hand the jobs back.  Requeued ones go last-to-first, so that an owner
+     * pushing each to the front of its queue keeps their order. */
+    pp_pool_job *rest = NULL;
+    if (head) {
+        rest = head->next;
+        head->next = NULL;
+    }
+    pp_pool_job *rev = NULL;
+    while (rest) {
+        pp_pool_job *n = rest->next;
+        rest->next = rev;
+        rev = rest;
+        rest = n;
+    }
+    while (rev) {
+        pp_pool_job *n = rev->next;
+        rev->next = NULL;
+        p->cbs.on_requeue(p, rev, p->ud);
+        rev = n;
+    }
+    if (head) {
+        if (why == KILL_FREE || why == KILL_RETIRE) {
+            p->cbs.on_requeue(p, head, p->ud);
+        } else {
+            int status = why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED;
+            const char *msg = (why == KILL_TIMEOUT || why == KILL_PROTOCOL) ? w->note : desc;
+            if (why != KILL_TIMEOUT)
+                pp_log(p->log, PP_LOG_INFO, "%s while running a job; replacing it", msg);
+            size_t len = strlen(msg);
+            char *copy = malloc(len + 1);
+            if (copy)
+                memcpy(copy, msg, len + 1);
+            p->cbs.on_done(p, head, status, copy, copy ? len : 0, 0, p->ud);
+        }
+    } else if (why == KILL_PROTOCOL) {
+        pp_log(p->log, PP_LOG_WARN, "%s; replacing it", w->note);
+    }
+    if (pp_loop_defer(p->loop, free_worker, w) != 0)
+        free_worker(p->loop, w); /* nothing else points at it any more */
+    if (!p->freeing)
+        maintain(p);
+}
+
+static void respawn_timer(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    pp_pool *p = t->data;
+    p->backoff_over = 1;
+    maintain(p);
+}
+
+/* Starts workers until the target is met.  After start failures it probes
+ * with one worker at a time, with exponential backoff, so that a broken
+ * worker binary does not make us spin. */
+static int maintain(pp_pool *p)
+{
+    if (pp_timer_armed(&p->respawn))
+        return 0;
+    while (p->nalive < p->target) {
+        if (p->fails > 0 && !p->backoff_over) {
+            double delay = 0.1;
+            for (int i = 1; i < p->fails && delay < MAX_BACKOFF; i++)
+                delay *= 2;
+            pp_timer_start(p->loop, &p->respawn, pp_now() + PP_MIN(delay, MAX_BACKOFF));
+            return 0;
+        }
+        p->backoff_over = 0;
+        char err[PP_ERR_LEN];
+        if (spawn_worker(p, err) != 0) {
+            p->fails++;
+            pp_log(p->log, PP_LOG_ERROR, "%s", err);
+            continue;
+        }
+        if (p->fails > 0)
+            return 0; /* the probe's hello resumes the rest */
+    }
+    return 0;
+}
+
+/* ---- public ---- */
+
+pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs *cbs,
+                     void *ud, char *err)
+{
+    pp_pool *p = calloc(1, sizeof *p);
+    if (!p) {
+        pp_seterr(err, "out of memory");
+        return NULL;
+    }
+    p->loop = loop;
+    p->cbs = *cbs;
+    p->ud = ud;
+    p->max_frame = opts->max_frame;
+    p->log = opts->log;
+    p->depth = 1;
+    p->respawn.fn = respawn_timer;
+    p->respawn.data = p;
+    const char *tmp = opts->tmpdir ? opts->tmpdir : getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    p->tmpdir = strdup(tmp);
+    p->worker_path = strdup(opts->worker_path);
+    p->envp = make_env();
+    if (!p->tmpdir || !p->worker_path || !p->envp) {
+        pp_seterr(err, "out of memory");
+        goto fail;
+    }
+    if (access(p->worker_path, X_OK) != 0) {
+        pp_seterr(err, "cannot run worker %s: %s", p->worker_path, strerror(errno));
+        goto fail;
+    }
+    p->target = opts->workers;
+    /* The first worker starts synchronously enough to report a bad binary. */
+    for (int i = 0; i < p->target; i++) {
+        if (spawn_worker(p, err) != 0)
+            goto fail;
+    }
+    return p;
+fail:
+    pp_pool_free(p);
+    return NULL;
+}
+
+void pp_pool_free(pp_pool *p)
+{
+    if (!p)
+        return;
+    p->freeing = 1;
+    p->target = 0;
+    while (p->workers)
+        worker_lost(p->workers, KILL_FREE);
+    pp_timer_stop(p->loop, &p->respawn);
+    for (uint32_t i = 0; i < p->ntasks; i++) {
+        free(p->tasks[i].module);
+        free(p->tasks[i].symbol);
+    }
+    free(p->tasks);
+    free_env(p->envp);
+    free(p->tmpdir);
+    free(p->worker_path);
+    free(p);
+}
+
+int pp_pool_resize(pp_pool *p, int n)
+{
+    if (n < 0)
+        return -1;
+    p->target = n;
+    /* Remove surplus: starting workers first, then the least busy. */
+    while (p->nalive > p->target) {
+        worker *pick = NULL;
+        for (worker *w = p->workers; w; w = w->next) {
+            if (w->state == W_STARTING) {
+                pick = w;
+                break;
+            }
+            if (w->state == W_READY && (!pick || w->inflight < pick->inflight))
+                pick = w;
+        }
+        if (!pick)
+            break;
+        if (pick->state == W_STARTING || pick->inflight == 0) {
+            worker_lost(pick, KILL_RETIRE);
+        } else {
+            pick->state = W_RETIRING;
+            p->nready--;
+            p->nalive--;
+        }
+    }
+    return maintain(p);
+}
+
+int pp_pool_target(const pp_pool *p)
+{
+    return p->target;
+}
+
+int pp_pool_ready(const pp_pool *p)
+{
+    return p->nready;
+}
+
+size_t pp_pool_inflight(const pp_pool *p)
+{
+    return p->inflight;
+}
+
+int pp_pool_task(pp_pool *p, const char *module, const char *symbol, uint32_t *id)
+{
+    if (strlen(module) >= PATH_MAX || strlen(symbol) > 1024)
+        return -1;
+    for (uint32_t i = 0; i < p->ntasks; i++) {
+        if (strcmp(p->tasks[i].module, module) == 0 && strcmp(p->tasks[i].symbol, symbol) == 0) {
+            *id = i;
+            return 0;
+        }
+    }
+    if (p->ntasks == p->captasks) {
+        uint32_t cap = p->captasks ? p->captasks * 2 : 8;
+        task *t = realloc(p->tasks, cap * sizeof *t);
+        if (!t)
+            return -1;
+        p->tasks = t;
+        p->captasks = cap;
+    }
+    char *m = strdup(module), *s = strdup(symbol);
+    if (!m || !s) {
+        free(m);
+        free(s);
+        return -1;
+    }
+    p->tasks[p->ntasks].module = m;
+    p->tasks[p->ntasks].symbol = s;
+    *id = p->ntasks++;
+    return 0;
+}
+
+static worker *pick_worker(const pp_pool *p)
+{
+    worker *best = NULL;
+    for (worker *w = p->workers; w; w = w->next) {
+        if (w->state != W_READY || w->inflight >= p->depth)
+            continue;
+        if (!best || w->inflight < best->inflight)
+            best = w;
+        if (w->inflight == 0)
+            break;
+    }
+    return best;
+}
+
+int pp_pool_has_room(const pp_pool *p)
+{
+    return pick_worker(p) != NULL;
+}
+
+static int send_taskdef(worker *w, uint32_t id)
+{
+    pp_pool *p = w->pool;
+    if (id >= w->ndefined) {
+        uint32_t n = PP_MAX(p->ntasks, id + 1);
+        uint8_t *d = realloc(w->defined, n);
+        if (!d)
+            return -1;
+        memset(d + w->ndefined, 0, n - w->ndefined);
+        w->defined = d;
+        w->ndefined = n;
+    }
+    if (w->defined[id])
+        return 0;
+    pp_buf b;
+    pp_buf_init(&b, 2 * PATH_MAX);
+    int rc = -1;
+    if (pp_wr_u32(&b, id) || pp_wr_str16(&b, p->tasks[id].module) ||
+        pp_wr_str16(&b, p->tasks[id].symbol))
+        goto out;
+    if (pp_conn_send(w->conn, PP_T_TASKDEF, 0, id, b.data, b.len) != 0)
+        goto out;
+    w->defined[id] = 1;
+    rc = 0;
+out:
+    pp_buf_reset(&b);
+    return rc;
+}
+
+int pp_pool_submit(pp_pool *p, pp_pool_job *j)
+{
+    if (j->task >= p->ntasks || j->len > p->max_frame)
+        return -1;
+    worker *w = pick_worker(p);
+    if (!w)
+        return -1;
+    if (send_taskdef(w, j->task) != 0)
+        return -1;
+    uint8_t head[4];
+    pp_store32(head, j->task);
+    j->seq = ++p->seq;
+    if (pp_conn_send_ref(w->conn, PP_T_JOB, 0, j->seq, head, 4, j->arg, j->len, NULL, NULL) !=
+        0)
+        return -1;
+    j->next = NULL;
+    if (w->tail)
+        w->tail->next = j;
+    else
+        w->head = j;
+    w->tail = j;
+    w->inflight++;
+    p->inflight++;
+    if (w->head == j)
+        arm_head(w);
+    return 0;
+}
+
+void pp_pool_flush(pp_pool *p)
+{
+    for (worker *w = p->workers; w; w = w->next)
+        if (w->conn && pp_conn_outbytes(w->conn))
+            pp_conn_flush(w->conn);
+}

@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_pool.h -- the named-pipe worker pool: `ppworker` processes, each with a
+ * request and a response FIFO made in a private 0700 directory, fed jobs by
+ * the owner's loop.  libpp (local jobs) and ppserver (remote jobs) use it.
+ *
+ * Each worker runs in its own process group with a scrubbed environment.
+ * Several jobs may be in flight on a worker (pipelining; the depth adapts to
+ * the measured run time) and it runs them in order.  A worker that dies ends
+ * only the job it was running (PP_CRASHED naming the signal or exit code);
+ * the jobs queued behind it go back to the owner.  A job over its timeout
+ * gets its worker's whole process group killed (PP_TIMEOUT).  Dead workers
+ * are replaced.  Every call is from the loop's thread. */
+#ifndef PP_POOL_H
+#define PP_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pp_log.h"
+#include "pp_loop.h"
+
+typedef struct pp_pool pp_pool;
+
+/* A job as the pool sees it, embedded in the owner's job.  The owner sets
+ * arg, len, task and timeout; arg must stay valid until the pool hands the
+ * job back through on_done or on_requeue. */
+typedef struct pp_pool_job {
+    const void *arg;
+    size_t len;
+    uint32_t task;                /* from pp_pool_task() */
+    double timeout;               /* seconds of run time; 0 = none */
+    /* pool-private */
+    struct pp_pool_job *next;
+    uint64_t seq;
+} pp_pool_job;
+
+typedef struct pp_pool_cbs {
+    /* The job ended: status is PP_DONE, PP_FAILED, PP_ELOAD, PP_CRASHED or
+     * PP_TIMEOUT; data (malloc'd, NUL-terminated, len bytes; the callee owns
+     * it) is the result or the error text; run_ns the task's run time. */
+    void (*on_done)(pp_pool *p, pp_pool_job *j, int status, void *data, size_t len,
+                    uint64_t run_ns, void *ud);
+    /* The job was sent to a worker that did not run it (the worker died or
+     * the pool is being freed): it is the owner's again. */
+    void (*on_requeue)(pp_pool *p, pp_pool_job *j, void *ud);
+} pp_pool_cbs;
+
+typedef struct pp_pool_opts {
+    const char *worker_path;      /* the ppworker executable */
+    int workers;                  /* initial size, >= 0 */
+    uint32_t max_frame;           /* largest argument or result */
+    const pp_log *log;            /* may be NULL */
+    const char *tmpdir;           /* where the FIFO directories go; NULL = $TMPDIR or /tmp */
+} pp_pool_opts;
+
+/* Starts the pool and its workers.  NULL on failure, with the reason in err
+ * (PP_ERR_LEN bytes): the worker cannot be started, no memory, ... */
+pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs *cbs,
+                     void *ud, char *err);
+
+/* Kills every worker and waits for it; in-flight jobs go to on_requeue; no
+ * process, FIFO or directory is left.  NULL is a no-op. */
+void pp_pool_free(pp_pool *p);
+
+/* Sets the number of workers wanted: new ones start now, removed ones finish
+ * the jobs they hold first.  0 or -1 (n < 0). */
+int pp_pool_resize(pp_pool *p, int n);
+
+/* Workers wanted, and workers up now. */
+int pp_pool_target(const pp_pool *p);
+int pp_pool_ready(const pp_pool *p);
+
+/* The id of the task (module file, symbol), registering it on first use.
+ * 0 or -1 (too long, no memory); the id goes to *id. */
+int pp_pool_task(pp_pool *p, const char *module, const char *symbol, uint32_t *id);
+
+/* Whether some worker can take one more job now. */
+int pp_pool_has_room(const pp_pool *p);
+
+/* Sends the job to the worker with the most room.  0, or -1 when none has
+ * room (the job is still the owner's). */
+int pp_pool_submit(pp_pool *p, pp_pool_job *j);
+
+/* Writes the batched frames: call once per loop turn (before-sleep hook). */
+void pp_pool_flush(pp_pool *p);
+
+/* Jobs in flight on workers now. */
+size_t pp_pool_inflight(const pp_pool *p);
+
+#endif
