@@ -4,10 +4,12 @@
  * its response FIFO.  Started by the worker pool of libpp and of ppserver;
  * not meant to be run by hand.
  *
- * Results are batched: they go out when no further job is waiting in what
- * was read, when a batch grows large, or when the oldest unsent result is
- * older than FLUSH_AGE, so that tiny jobs cost a fraction of a system call
- * and long ones are reported at once. */
+ * Results of tiny jobs are batched: they go out when no further job is
+ * waiting in what was read, when a batch grows large, or when the oldest
+ * unsent result is older than FLUSH_AGE, so that a tiny job costs a fraction
+ * of a system call.  Other results go out before the next job starts.  The
+ * job running now is published in a page shared with the pool, which is how
+ * a crash or a timeout is charged to the right job. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -25,9 +28,11 @@
 #include "pp.h"
 #include "pp_buf.h"
 #include "pp_common.h"
+#include "pp_pool.h"
 #include "pp_wire.h"
 
 #define FLUSH_AGE 0.0002     /* seconds */
+#define TINY_JOB 0.00002     /* jobs shorter than this on average are batched */
 #define FLUSH_BYTES (256 * 1024)
 
 typedef struct task_slot {
@@ -44,6 +49,8 @@ typedef struct worker {
     uint32_t ntasks;
     pp_buf out;              /* batched result frames */
     double oldest;           /* pp_now() of the oldest unsent result */
+    double avg_run;          /* moving average of run time, seconds */
+    pp_worker_state *st;     /* shared with the pool: the job running now */
 } worker;
 
 /* Something is wrong with our input or our process: say what and stop. */
@@ -180,20 +187,28 @@ static void on_job(worker *w, const pp_frame *f)
         send_result(w, f->hdr.id, PP_FAILED, 0, m, sizeof m - 1);
         return;
     }
+    /* Results waiting in the batch go out first unless jobs are tiny. */
+    double t0 = pp_now();
+    if (w->out.len && (w->avg_run > TINY_JOB || t0 - w->oldest > FLUSH_AGE)) {
+        flush(w);
+        t0 = pp_now();
+    }
+    atomic_store_explicit(&w->st->start_ns, (uint64_t)(t0 * 1e9), memory_order_relaxed);
+    atomic_store_explicit(&w->st->seq, f->hdr.id, memory_order_release);
     task_slot *t = &w->tasks[id];
     pp_task fn = resolve(t);
     if (!fn) {
+        atomic_store_explicit(&w->st->seq, 0, memory_order_release);
         send_result(w, f->hdr.id, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
         return;
     }
-    /* A job waiting behind this one must not wait for our batch. */
-    if (w->out.len && pp_now() - w->oldest > FLUSH_AGE)
-        flush(w);
     pp_buf out;
     pp_buf_init(&out, w->max_frame - 9);
-    double t0 = pp_now();
     int rc = fn(len ? arg : NULL, len, &out);
-    uint64_t run_ns = (uint64_t)((pp_now() - t0) * 1e9);
+    double run = pp_now() - t0;
+    atomic_store_explicit(&w->st->seq, 0, memory_order_release);
+    w->avg_run = 0.8 * w->avg_run + 0.2 * run;
+    uint64_t run_ns = (uint64_t)(run * 1e9);
     if (out.overflow) {
         char m[128];
         int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
@@ -207,22 +222,25 @@ static void on_job(worker *w, const pp_frame *f)
 
 static void usage(void)
 {
-    puts("usage: ppworker --req FIFO --resp FIFO --parent PID [--max-frame BYTES]\n"
+    puts("usage: ppworker --req FIFO --resp FIFO --state FILE --parent PID\n"
+         "                [--max-frame BYTES]\n"
          "\n"
          "The pp worker process.  The worker pools of libpp and ppserver start it\n"
          "with a pair of named pipes; it runs the jobs it reads from --req (tasks\n"
-         "loaded from their task modules) and writes the results to --resp.  It\n"
+         "loaded from their task modules) and writes the results to --resp; the\n"
+         "--state file, shared with the pool, says which job is running.  It\n"
          "exits at the end of its input or when its parent dies.");
 }
 
 int main(int argc, char **argv)
 {
-    const char *req = NULL, *resp = NULL;
+    const char *req = NULL, *resp = NULL, *state = NULL;
     long parent = 0;
     unsigned long max_frame = 1u << 30;
     static const struct option opts[] = {
         {"req", required_argument, NULL, 'r'},
         {"resp", required_argument, NULL, 'w'},
+        {"state", required_argument, NULL, 's'},
         {"parent", required_argument, NULL, 'p'},
         {"max-frame", required_argument, NULL, 'm'},
         {"help", no_argument, NULL, 'h'},
@@ -234,6 +252,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'r': req = optarg; break;
         case 'w': resp = optarg; break;
+        case 's': state = optarg; break;
         case 'p': parent = strtol(optarg, NULL, 10); break;
         case 'm': max_frame = strtoul(optarg, NULL, 10); break;
         case 'h': usage(); return 0;
@@ -241,7 +260,7 @@ int main(int argc, char **argv)
         default: usage(); return 2;
         }
     }
-    if (!req || !resp || parent <= 0 || max_frame < 64 || max_frame > UINT32_MAX - 64) {
+    if (!req || !resp || !state || parent <= 0 || max_frame < 64 || max_frame > UINT32_MAX - 64) {
         usage();
         return 2;
     }
@@ -259,6 +278,13 @@ int main(int argc, char **argv)
     w.wfd = open(resp, O_WRONLY | O_CLOEXEC);
     if (w.wfd < 0)
         die("cannot open the response FIFO", resp);
+    int sfd = open(state, O_RDWR | O_CLOEXEC);
+    if (sfd < 0)
+        die("cannot open the state file", state);
+    w.st = mmap(NULL, sizeof *w.st, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    close(sfd);
+    if (w.st == MAP_FAILED)
+        die("cannot map the state file", strerror(errno));
     pp_wire_reader_init(&w.rd, w.max_frame + 64, PP_T_MAX);
     pp_buf_init(&w.out, SIZE_MAX / 2);
 

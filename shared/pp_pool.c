@@ -7,9 +7,11 @@
 #include <limits.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -23,6 +25,7 @@
 #define MAX_DEPTH 64          /* jobs in flight per worker, for tiny jobs */
 #define PIPELINE_NS 200000.0  /* keep about this much work queued per worker */
 #define MAX_BACKOFF 5.0
+#define MAX_REQUEUES 3        /* deaths of a job's workers before it is failed */
 
 enum { W_STARTING, W_READY, W_RETIRING, W_DEAD };
 enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE };
@@ -38,9 +41,11 @@ typedef struct worker {
     char dir[PATH_MAX];       /* FIFO directory until the worker has connected */
     pp_pool_job *head, *tail; /* in flight, in the order the worker runs them */
     int inflight;
+    pp_worker_state *st;      /* shared with the worker (mmap) */
+    pp_pool_job *timed_out;   /* the job a timeout kill is for */
     uint8_t *defined;         /* task ids already sent to this worker */
     uint32_t ndefined;
-    pp_timer timer;           /* start deadline, then the head job's timeout */
+    pp_timer timer;           /* start deadline, then job timeouts */
     int killed_for;
     char note[PP_ERR_LEN];
 } worker;
@@ -132,15 +137,53 @@ static void remove_fifos(worker *w)
     unlink(path);
     snprintf(path, sizeof path, "%s/resp", w->dir);
     unlink(path);
+    snprintf(path, sizeof path, "%s/state", w->dir);
+    unlink(path);
     rmdir(w->dir);
     w->dir[0] = 0;
 }
 
-static void arm_head(worker *w)
+/* The job the worker is running now and its start (pp_now() seconds), or
+ * NULL when it runs none we hold. */
+static pp_pool_job *running_job(const worker *w, double *start)
+{
+    if (!w->st)
+        return NULL;
+    uint64_t seq, again, ns;
+    do { /* a consistent pair: the job may change between the loads */
+        seq = atomic_load_explicit(&w->st->seq, memory_order_acquire);
+        ns = atomic_load_explicit(&w->st->start_ns, memory_order_acquire);
+        again = atomic_load_explicit(&w->st->seq, memory_order_acquire);
+    } while (seq != again);
+    if (!seq)
+        return NULL;
+    for (pp_pool_job *j = w->head; j; j = j->next) {
+        if (j->seq == seq) {
+            if (start)
+                *start = (double)ns * 1e-9;
+            return j;
+        }
+    }
+    return NULL;
+}
+
+/* Arms the timer for the earliest moment a job the worker holds may run out
+ * of time: the running job's exact deadline, else the shortest timeout
+ * counted from now (no job that starts later can expire sooner). */
+static void arm_timeout(worker *w)
 {
     pp_pool *p = w->pool;
-    if (w->head && w->head->timeout > 0)
-        pp_timer_start(p->loop, &w->timer, pp_now() + w->head->timeout);
+    double start, shortest = -1;
+    pp_pool_job *run = running_job(w, &start);
+    if (run && run->timeout > 0) {
+        pp_timer_start(p->loop, &w->timer, start + run->timeout);
+        return;
+    }
+    for (pp_pool_job *j = w->head; j; j = j->next)
+        if (j->timeout > 0 && (shortest < 0 || j->timeout < shortest))
+            shortest = j->timeout;
+    if (shortest > 0)
+        pp_timer_start(p->loop, &w->timer, pp_now() + shortest);
     else
         pp_timer_stop(p->loop, &w->timer);
 }
@@ -187,7 +230,8 @@ static int on_result(worker *w, const pp_frame *f)
     w->inflight--;
     p->inflight--;
     update_depth(p, run_ns);
-    arm_head(w);
+    if (!w->head)
+        pp_timer_stop(p->loop, &w->timer);
     if (w->state == W_RETIRING && w->inflight == 0)
         worker_lost(w, KILL_RETIRE);
     p->cbs.on_done(p, j, status, block, len, run_ns, p->ud);
@@ -267,11 +311,18 @@ static void worker_timer(pp_loop *loop, pp_timer *t)
         snprintf(w->note, sizeof w->note, "worker %d did not start within %.0f s",
                  (int)w->pid, START_DEADLINE);
         worker_lost(w, KILL_START);
-    } else if (w->head) {
-        snprintf(w->note, sizeof w->note, "timed out after %g s; worker %d killed",
-                 w->head->timeout, (int)w->pid);
-        worker_lost(w, KILL_TIMEOUT);
+        return;
     }
+    double start;
+    pp_pool_job *run = running_job(w, &start);
+    if (run && run->timeout > 0 && pp_now() >= start + run->timeout) {
+        snprintf(w->note, sizeof w->note, "timed out after %g s; worker %d killed",
+                 run->timeout, (int)w->pid);
+        w->timed_out = run;
+        worker_lost(w, KILL_TIMEOUT);
+        return;
+    }
+    arm_timeout(w);
 }
 
 static void free_worker(pp_loop *loop, void *data)
@@ -300,13 +351,28 @@ static int spawn_worker(pp_pool *p, char *err)
         w->dir[0] = 0;
         goto out;
     }
-    char req[PATH_MAX + 8], resp[PATH_MAX + 8];
+    char req[PATH_MAX + 8], resp[PATH_MAX + 8], state[PATH_MAX + 8];
     snprintf(req, sizeof req, "%s/req", w->dir);
     snprintf(resp, sizeof resp, "%s/resp", w->dir);
+    snprintf(state, sizeof state, "%s/state", w->dir);
     if (mkfifo(req, 0600) != 0 || mkfifo(resp, 0600) != 0) {
         pp_seterr(err, "mkfifo in %s: %s", w->dir, strerror(errno));
         goto out;
     }
+    int sfd = open(state, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (sfd < 0 || ftruncate(sfd, sizeof *w->st) != 0) {
+        pp_seterr(err, "cannot create %s: %s", state, strerror(errno));
+        if (sfd >= 0)
+            close(sfd);
+        goto out;
+    }
+    void *map = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    close(sfd);
+    if (map == MAP_FAILED) {
+        pp_seterr(err, "cannot map %s: %s", state, strerror(errno));
+        goto out;
+    }
+    w->st = map;
     /* Our read end of resp exists before the worker opens it, and we hold
      * req read-write, so neither side's open() ever blocks. */
     rfd = open(resp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -321,8 +387,8 @@ static int spawn_worker(pp_pool *p, char *err)
     char parent[24], maxf[24];
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     snprintf(maxf, sizeof maxf, "%u", p->max_frame);
-    char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--parent", parent,
-                    "--max-frame", maxf, NULL};
+    char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--state", state,
+                    "--parent", parent, "--max-frame", maxf, NULL};
 
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t fa;
@@ -386,14 +452,29 @@ out:
             close(rfd);
         if (wfd >= 0)
             close(wfd);
+        if (w->st)
+            munmap(w->st, sizeof *w->st);
         remove_fifos(w);
         free(w);
     }
     return rc;
 }
 
-/* The worker is gone or must go: kill its process group, reap it, end its
- * head job with the reason and hand the others back. */
+/* Ends a job with an error text (copied). */
+static void end_job(pp_pool *p, pp_pool_job *j, int status, const char *msg,
+                    const char *suffix)
+{
+    size_t a = strlen(msg), b = strlen(suffix);
+    char *text = malloc(a + b + 1);
+    if (text) {
+        memcpy(text, msg, a);
+        memcpy(text + a, suffix, b + 1);
+    }
+    p->cbs.on_done(p, j, status, text, text ? a + b : 0, 0, p->ud);
+}
+
+/* The worker is gone or must go: kill its process group, reap it, end the
+ * job it was running with the reason and hand the others back. */
 static void worker_lost(worker *w, int why)
 {
     pp_pool *p = w->pool;
@@ -431,7 +512,18 @@ static void worker_lost(worker *w, int why)
             break;
         }
     }
-    pp_pool_job *head = w->head;
+    /* Which job is to blame: the one that timed out, else the one running
+     * (the shared page says which).  Retiring or freeing blames nobody. */
+    pp_pool_job *culprit = NULL;
+    if (why == KILL_TIMEOUT)
+        culprit = w->timed_out;
+    else if (why != KILL_FREE && why != KILL_RETIRE)
+        culprit = running_job(w, NULL);
+    if (w->st) {
+        munmap(w->st, sizeof *w->st);
+        w->st = NULL;
+    }
+    pp_pool_job *list = w->head;
     w->head = w->tail = NULL;
     p->inflight -= (size_t)w->inflight;
     w->inflight = 0;
@@ -441,43 +533,37 @@ static void worker_lost(worker *w, int why)
         pp_log(p->log, PP_LOG_ERROR, "worker %d failed to start: %s", (int)w->pid,
                why == KILL_START ? w->note : desc);
     }
+    const char *reason = (why == KILL_TIMEOUT || why == KILL_PROTOCOL) ? w->note : desc;
+    if (why == KILL_PROTOCOL)
+        pp_log(p->log, PP_LOG_WARN, "%s; worker replaced", w->note);
+    else if (culprit && why != KILL_TIMEOUT)
+        pp_log(p->log, PP_LOG_INFO, "%s while running a job; worker replaced", desc);
 
-    /* Hand the jobs back.  Requeued ones go last-to-first, so that an owner
-     * pushing each to the front of its queue keeps their order. */
-    pp_pool_job *rest = NULL;
-    if (head) {
-        rest = head->next;
-        head->next = NULL;
-    }
+    /* The others go back, last-to-first; a job whose workers keep dying
+     * under it (the machine, not the job, is the likely cause) is failed
+     * after MAX_REQUEUES so that nothing loops forever. */
     pp_pool_job *rev = NULL;
-    while (rest) {
-        pp_pool_job *n = rest->next;
-        rest->next = rev;
-        rev = rest;
-        rest = n;
+    while (list) {
+        pp_pool_job *n = list->next;
+        if (list != culprit) {
+            list->next = rev;
+            rev = list;
+        }
+        list = n;
     }
+    int blameless = why == KILL_FREE || why == KILL_RETIRE;
     while (rev) {
         pp_pool_job *n = rev->next;
         rev->next = NULL;
-        p->cbs.on_requeue(p, rev, p->ud);
+        if (!blameless && !culprit && ++rev->requeues > MAX_REQUEUES)
+            end_job(p, rev, PP_CRASHED, reason, " (its workers died repeatedly)");
+        else
+            p->cbs.on_requeue(p, rev, p->ud);
         rev = n;
     }
-    if (head) {
-        if (why == KILL_FREE || why == KILL_RETIRE) {
-            p->cbs.on_requeue(p, head, p->ud);
-        } else {
-            int status = why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED;
-            const char *msg = (why == KILL_TIMEOUT || why == KILL_PROTOCOL) ? w->note : desc;
-            if (why != KILL_TIMEOUT)
-                pp_log(p->log, PP_LOG_INFO, "%s while running a job; replacing it", msg);
-            size_t len = strlen(msg);
-            char *copy = malloc(len + 1);
-            if (copy)
-                memcpy(copy, msg, len + 1);
-            p->cbs.on_done(p, head, status, copy, copy ? len : 0, 0, p->ud);
-        }
-    } else if (why == KILL_PROTOCOL) {
-        pp_log(p->log, PP_LOG_WARN, "%s; replacing it", w->note);
+    if (culprit) {
+        culprit->next = NULL;
+        end_job(p, culprit, why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED, reason, "");
     }
     if (pp_loop_defer(p->loop, free_worker, w) != 0)
         free_worker(p->loop, w); /* nothing else points at it any more */
@@ -730,8 +816,8 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
     w->tail = j;
     w->inflight++;
     p->inflight++;
-    if (w->head == j)
-        arm_head(w);
+    if (j->timeout > 0 && !pp_timer_armed(&w->timer))
+        arm_timeout(w);
     return 0;
 }
 

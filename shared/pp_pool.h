@@ -13,6 +13,7 @@
 #ifndef PP_POOL_H
 #define PP_POOL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,15 @@
 #include "pp_loop.h"
 
 typedef struct pp_pool pp_pool;
+
+/* A page the pool and each worker share: which job the worker is running
+ * now.  A death or a timeout is then charged to that job alone, even while
+ * the results of the jobs before it still sit in the worker's batch (those
+ * jobs run again elsewhere). */
+typedef struct pp_worker_state {
+    _Atomic uint64_t seq;       /* frame id of the job running; 0 = none */
+    _Atomic uint64_t start_ns;  /* its start, CLOCK_MONOTONIC nanoseconds */
+} pp_worker_state;
 
 /* A job as the pool sees it, embedded in the owner's job.  The owner sets
  * arg, len, task and timeout; arg must stay valid until the pool hands the
@@ -32,6 +42,7 @@ typedef struct pp_pool_job {
     /* pool-private */
     struct pp_pool_job *next;
     uint64_t seq;
+    unsigned requeues;            /* times its worker died under it */
 } pp_pool_job;
 
 typedef struct pp_pool_cbs {
@@ -40,8 +51,10 @@ typedef struct pp_pool_cbs {
      * it) is the result or the error text; run_ns the task's run time. */
     void (*on_done)(pp_pool *p, pp_pool_job *j, int status, void *data, size_t len,
                     uint64_t run_ns, void *ud);
-    /* The job was sent to a worker that did not run it (the worker died or
-     * the pool is being freed): it is the owner's again. */
+    /* The job was sent to a worker that did not finish it, through no fault
+     * of its own (another job crashed that worker, or the pool is being
+     * freed): it is the owner's again.  Jobs come back last-to-first, so
+     * that pushing each to the front of a queue keeps their order. */
     void (*on_requeue)(pp_pool *p, pp_pool_job *j, void *ud);
 } pp_pool_cbs;
 

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/* test_tasks.c -- a task module for the test suites: tasks that succeed,
+ * fail, crash, hang, fork, and report on their environment. */
+#include <pp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test_tasks.h"
+
+int t_echo(const void *arg, size_t len, pp_buf *out)
+{
+    return pp_buf_append(out, arg, len) == 0 ? 0 : 1;
+}
+
+int t_square(const void *arg, size_t len, pp_buf *out)
+{
+    long n;
+    if (pp_unpack(arg, len, "l", &n) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    return pp_pack(out, "l", n * n) == 0 ? 0 : 1;
+}
+
+int t_fail(const void *arg, size_t len, pp_buf *out)
+{
+    pp_buf_printf(out, "task failed on purpose: %.*s", (int)len, (const char *)arg);
+    return 1;
+}
+
+int t_segv(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    raise(SIGSEGV);
+    return 0;
+}
+
+int t_abort(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    abort();
+}
+
+int t_exit3(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    _exit(3);
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+int t_sleep(const void *arg, size_t len, pp_buf *out)
+{
+    long ms;
+    if (pp_unpack(arg, len, "l", &ms) != 0)
+        return 1;
+    sleep_ms(ms);
+    return pp_pack(out, "l", (long)getpid()) == 0 ? 0 : 1;
+}
+
+int t_spin(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    (void)out;
+    for (volatile unsigned long i = 0;; i++) {
+    }
+}
+
+int t_fork_spin(const void *arg, size_t len, pp_buf *out)
+{
+    (void)out;
+    /* arg: a file to write the children's pids to; then everyone spins. */
+    char path[512];
+    if (len == 0 || len >= sizeof path)
+        return 1;
+    memcpy(path, arg, len);
+    path[len] = 0;
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return 1;
+    for (int i = 0; i < 2; i++) {
+        pid_t p = fork();
+        if (p == 0) {
+            for (;;)
+                pause();
+        }
+        fprintf(fp, "%d\n", (int)p);
+    }
+    fclose(fp);
+    for (volatile unsigned long i = 0;; i++) {
+    }
+}
+
+int t_getenv(const void *arg, size_t len, pp_buf *out)
+{
+    char name[256];
+    if (len == 0 || len >= sizeof name)
+        return 1;
+    memcpy(name, arg, len);
+    name[len] = 0;
+    const char *v = getenv(name);
+    return pp_buf_printf(out, "%s", v ? v : "(unset)") == 0 ? 0 : 1;
+}
+
+int t_pid_file_sleep(const void *arg, size_t len, pp_buf *out)
+{
+    (void)out;
+    char path[512];
+    if (len == 0 || len >= sizeof path)
+        return 1;
+    memcpy(path, arg, len);
+    path[len] = 0;
+    FILE *fp = fopen(path, "w");
+    if (!fp)
+        return 1;
+    fprintf(fp, "%d\n", (int)getpid());
+    fclose(fp);
+    sleep_ms(30000);
+    return 0;
+}
+
+int t_pid(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    return pp_pack(out, "l", (long)getpid()) == 0 ? 0 : 1;
+}
+
+int t_pattern(const void *arg, size_t len, pp_buf *out)
+{
+    long n;
+    if (pp_unpack(arg, len, "l", &n) != 0 || n < 0)
+        return 1;
+    for (long i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)(i * 7 + 3);
+        if (pp_buf_append(out, &c, 1) != 0)
+            return 1;
+    }
+    return 0;
+}
+
+static int hidden_task(const void *arg, size_t len, pp_buf *out)
+{
+    return t_echo(arg, len, out);
+}
+
+pp_task t_hidden_task_pointer(void)
+{
+    return hidden_task;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* test_tasks.h -- the tasks of the test task module (see test_tasks.c). */
+#ifndef PP_TEST_TASKS_H
+#define PP_TEST_TASKS_H
+#include <pp.h>
+
+int t_echo(const void *arg, size_t len, pp_buf *out);          /* result = arg */
+int t_square(const void *arg, size_t len, pp_buf *out);        /* "l" n -> "l" n*n */
+int t_fail(const void *arg, size_t len, pp_buf *out);          /* fails, echoing arg */
+int t_segv(const void *arg, size_t len, pp_buf *out);          /* SIGSEGV */
+int t_abort(const void *arg, size_t len, pp_buf *out);         /* SIGABRT */
+int t_exit3(const void *arg, size_t len, pp_buf *out);         /* _exit(3) */
+int t_sleep(const void *arg, size_t len, pp_buf *out);         /* "l" ms -> "l" pid */
+int t_spin(const void *arg, size_t len, pp_buf *out);          /* loops forever */
+int t_fork_spin(const void *arg, size_t len, pp_buf *out);     /* 2 children, pids to file arg */
+int t_getenv(const void *arg, size_t len, pp_buf *out);        /* value of variable arg */
+int t_pid_file_sleep(const void *arg, size_t len, pp_buf *out);/* pid to file arg, sleeps 30 s */
+int t_pid(const void *arg, size_t len, pp_buf *out);           /* -> "l" pid */
+int t_pattern(const void *arg, size_t len, pp_buf *out);       /* "l" n -> n pattern bytes */
+/* A task that is not exported (static): pp_submit must refuse it. */
+pp_task t_hidden_task_pointer(void);
+#endif
