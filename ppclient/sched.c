@@ -152,6 +152,21 @@ void *pp_sched_main(void *arg)
     }
     if (ok && s->worker_path && pp_local_start(s, err) != 0)
         ok = 0;
+    /* A ppworker that cannot run (missing libraries, wrong architecture)
+     * fails pp_server_new() rather than leaving jobs waiting: wait for the
+     * first worker's hello, or its failure. */
+    double give_up = pp_now() + 10.0;
+    while (ok && s->pool && pp_pool_target(s->pool) > 0 && pp_pool_ready(s->pool) == 0 &&
+           pp_now() < give_up) {
+        if (pp_pool_failures(s->pool) > 0) {
+            snprintf(err, sizeof err, "%s", pp_pool_last_failure(s->pool));
+            ok = 0;
+            break;
+        }
+        pp_loop_run_once(s->loop, 0.1);
+    }
+    if (!ok)
+        pp_local_stop(s);
     pthread_mutex_lock(&s->mu);
     s->start_state = ok ? 1 : -1;
     snprintf(s->start_err, sizeof s->start_err, "%s", err);

@@ -75,6 +75,7 @@ struct pp_pool {
     size_t inflight;
     int fails;                /* workers in a row that failed to start */
     int backoff_over;         /* the wait after the last failure has passed */
+    char lastfail[2 * PP_ERR_LEN + PATH_MAX];
     pp_timer respawn;
     int freeing;
 };
@@ -530,8 +531,9 @@ static void worker_lost(worker *w, int why)
 
     if (prev == W_STARTING && why != KILL_FREE && why != KILL_RETIRE) {
         p->fails++;
-        pp_log(p->log, PP_LOG_ERROR, "worker %d failed to start: %s", (int)w->pid,
-               why == KILL_START ? w->note : desc);
+        snprintf(p->lastfail, sizeof p->lastfail, "worker %s failed to start: %s",
+                 p->worker_path, why == KILL_START ? w->note : desc);
+        pp_log(p->log, PP_LOG_ERROR, "%s", p->lastfail);
     }
     const char *reason = (why == KILL_TIMEOUT || why == KILL_PROTOCOL) ? w->note : desc;
     if (why == KILL_PROTOCOL)
@@ -598,6 +600,7 @@ static int maintain(pp_pool *p)
         char err[PP_ERR_LEN];
         if (spawn_worker(p, err) != 0) {
             p->fails++;
+            snprintf(p->lastfail, sizeof p->lastfail, "%s", err);
             pp_log(p->log, PP_LOG_ERROR, "%s", err);
             continue;
         }
@@ -698,6 +701,16 @@ int pp_pool_resize(pp_pool *p, int n)
         }
     }
     return maintain(p);
+}
+
+int pp_pool_failures(const pp_pool *p)
+{
+    return p->fails;
+}
+
+const char *pp_pool_last_failure(const pp_pool *p)
+{
+    return p->lastfail;
 }
 
 int pp_pool_target(const pp_pool *p)

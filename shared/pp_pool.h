@@ -79,6 +79,11 @@ void pp_pool_free(pp_pool *p);
  * the jobs they hold first.  0 or -1 (n < 0). */
 int pp_pool_resize(pp_pool *p, int n);
 
+/* Workers that failed to start in a row (0 once one starts), and the last
+ * such failure ("" if none). */
+int pp_pool_failures(const pp_pool *p);
+const char *pp_pool_last_failure(const pp_pool *p);
+
 /* Workers wanted, and workers up now. */
 int pp_pool_target(const pp_pool *p);
 int pp_pool_ready(const pp_pool *p);

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: MIT
+# scripts/lib.sh -- shared by the scripts: install what is missing, build.
+# Sourced, not run.
+
+PP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PP_JOBS=$(nproc 2>/dev/null || echo 2)
+
+# The Debian packages pp needs to build, test and run its demos.
+PP_PACKAGES="build-essential cmake pkg-config libssl-dev zlib1g-dev
+libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps"
+
+pp_log() { printf '==> %s\n' "$*" >&2; }
+
+# Installs the packages that are not installed yet (apt-get; as root or with
+# sudo).  Nothing to do on a machine that has them all.
+pp_install_deps() {
+    local missing=()
+    local p
+    for p in $PP_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+            missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    pp_log "installing: ${missing[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "pp: need root (or sudo) to install: ${missing[*]}" >&2
+            return 1
+        }
+        sudo=sudo
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            "${missing[@]}" >/dev/null
+}
+
+# pp_build DIR [cmake options...]: configures (once) and builds.
+pp_build() {
+    local dir=$1
+    shift
+    pp_log "building in $dir $*"
+    cmake -S "$PP_ROOT" -B "$dir" "$@" >/dev/null &&
+        cmake --build "$dir" -j "$PP_JOBS" -- --no-print-directory >/dev/null
+}
