@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* error.c -- pp_last_error() (per thread), pp_strerror(), pp_version(). */
+/* error.c -- pp_last_error(), the calling thread's message. */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "internal.h"
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /* The one piece of static storage in libpp: each thread's last message, as
  * the contract of pp_last_error() requires. */
@@ -23,22 +21,4 @@ void pp_set_error(const char *fmt, ...)
 PP_API const char *pp_last_error(void)
 {
     return last_error;
-}
-
-PP_API const char *pp_strerror(int status)
-{
-    switch (status) {
-#define PP_STATUS_CASE(name, num, text)                                        \
-    case num:                                                                  \
-        return text;
-        PP_STATUS_LIST(PP_STATUS_CASE)
-#undef PP_STATUS_CASE
-    default:
-        return "unknown status";
-    }
-}
-
-PP_API const char *pp_version(void)
-{
-    return STR(PP_VERSION_MAJOR) "." STR(PP_VERSION_MINOR) "." STR(PP_VERSION_PATCH);
 }

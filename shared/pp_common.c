@@ -2,6 +2,8 @@
 /* pp_common.c -- helpers shared by every module. */
 #include "pp_common.h"
 
+#include "pp.h"
+
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -71,4 +73,27 @@ int pp_ncpus_available(void)
     }
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
+}
+
+/* pp_strerror() and pp_version() belong to the public API but carry no
+ * state: ppserver uses them without libpp. */
+PP_API const char *pp_strerror(int status)
+{
+    switch (status) {
+#define PP_STATUS_CASE(name, num, text)                                        \
+    case num:                                                                  \
+        return text;
+        PP_STATUS_LIST(PP_STATUS_CASE)
+#undef PP_STATUS_CASE
+    default:
+        return "unknown status";
+    }
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+PP_API const char *pp_version(void)
+{
+    return STR(PP_VERSION_MAJOR) "." STR(PP_VERSION_MINOR) "." STR(PP_VERSION_PATCH);
 }

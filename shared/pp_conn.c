@@ -63,7 +63,9 @@ static void update_watch(pp_conn *c)
         pp_loop_mod(c->loop, &c->rio, want_r | want_w);
     } else {
         pp_loop_mod(c->loop, &c->rio, want_r);
-        pp_loop_mod(c->loop, &c->wio, want_w);
+        /* The write side stays registered for errors: a reader that went
+         * away is noticed without writing. */
+        pp_loop_mod(c->loop, &c->wio, want_w ? want_w : PP_EV_ERROR);
     }
 }
 
@@ -89,7 +91,7 @@ pp_conn *pp_conn_new(pp_loop *loop, int rfd, int wfd, uint32_t max_len, uint8_t 
     c->wio = (pp_io){.fd = wfd, .fn = conn_io, .data = c};
     if (pp_loop_add(loop, &c->rio, PP_EV_READ) != 0)
         goto fail;
-    if (!c->same_fd && pp_loop_add(loop, &c->wio, 0) != 0) {
+    if (!c->same_fd && pp_loop_add(loop, &c->wio, PP_EV_ERROR) != 0) {
         pp_loop_del(loop, &c->rio);
         goto fail;
     }
@@ -177,6 +179,11 @@ void pp_conn_close(pp_conn *c, const char *why)
 void *pp_conn_data(const pp_conn *c)
 {
     return c->data;
+}
+
+void pp_conn_set_limit(pp_conn *c, uint32_t max_len)
+{
+    c->rd.max_len = max_len;
 }
 
 void pp_conn_set_outcap(pp_conn *c, size_t cap)
@@ -268,7 +275,8 @@ int pp_conn_send_ref(pp_conn *c, uint8_t type, uint16_t flags, uint64_t id, cons
     if (c->closed)
         return -1;
     size_t total = hlen + blen;
-    if (total > UINT32_MAX || total > c->outcap - PP_MIN(c->outcap, c->outbytes))
+    if (total > UINT32_MAX ||
+        PP_WIRE_HDR + total > c->outcap - PP_MIN(c->outcap, c->outbytes))
         return -1;
     int by_ref = body && blen > SMALL_FRAME;
     size_t copy = PP_WIRE_HDR + hlen + (by_ref ? 0 : blen);

@@ -82,6 +82,10 @@ void *pp_conn_take(pp_conn *c, const pp_frame *f);
 /* The owner's pointer given to pp_conn_new(). */
 void *pp_conn_data(const pp_conn *c);
 
+/* Changes the largest frame accepted from now on (raised after
+ * authentication). */
+void pp_conn_set_limit(pp_conn *c, uint32_t max_len);
+
 /* Largest output queue (bytes) before pp_conn_send() refuses more. */
 void pp_conn_set_outcap(pp_conn *c, size_t cap);
 

@@ -56,28 +56,35 @@ static uint32_t to_epoll(unsigned ev)
 
 int pp_loop_add(pp_loop *l, pp_io *io, unsigned events)
 {
-    struct epoll_event e = {.events = to_epoll(events), .data.ptr = io};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &e) != 0)
-        return -1;
-    io->events = events;
-    return 0;
+    io->added = 0;
+    io->events = ~events; /* force the change */
+    return pp_loop_mod(l, io, events);
 }
 
 int pp_loop_mod(pp_loop *l, pp_io *io, unsigned events)
 {
-    if (io->events == events)
+    if (io->events == events && (io->added || events == 0))
         return 0;
+    if (events == 0) {
+        if (io->added && epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) != 0)
+            return -1;
+        io->added = 0;
+        io->events = 0;
+        return 0;
+    }
     struct epoll_event e = {.events = to_epoll(events), .data.ptr = io};
-    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &e) != 0)
+    if (epoll_ctl(l->epfd, io->added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, io->fd, &e) != 0)
         return -1;
+    io->added = 1;
     io->events = events;
     return 0;
 }
 
 void pp_loop_del(pp_loop *l, pp_io *io)
 {
-    if (io->fd >= 0)
+    if (io->added && io->fd >= 0)
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->added = 0;
     io->events = 0;
 }
 

@@ -10,7 +10,8 @@ typedef struct pp_loop pp_loop;
 
 #define PP_EV_READ 1u
 #define PP_EV_WRITE 2u
-#define PP_EV_ERROR 4u /* hang-up or error; reported with READ */
+#define PP_EV_ERROR 4u /* hang-up or error; reported with READ.  Watching only
+                          PP_EV_ERROR keeps an fd registered for those alone. */
 
 typedef struct pp_io pp_io;
 typedef void (*pp_io_fn)(pp_loop *loop, pp_io *io, unsigned events);
@@ -21,6 +22,7 @@ struct pp_io {
     pp_io_fn fn;
     void *data;
     unsigned events; /* currently watched, set by the loop */
+    int added;       /* registered with epoll (not while watching nothing) */
 };
 
 typedef struct pp_timer pp_timer;
@@ -43,7 +45,8 @@ void pp_loop_free(pp_loop *loop);
 
 /* Starts watching io->fd for `events`.  0 or -1 (errno set). */
 int pp_loop_add(pp_loop *loop, pp_io *io, unsigned events);
-/* Changes the watched events.  0 or -1. */
+/* Changes the watched events.  0 or -1.  Watching nothing takes the fd out
+ * of epoll, which would otherwise still report hang-ups (and spin). */
 int pp_loop_mod(pp_loop *loop, pp_io *io, unsigned events);
 /* Stops watching (before the fd is closed). */
 void pp_loop_del(pp_loop *loop, pp_io *io);

@@ -2,6 +2,7 @@
 /* pp_wire.c -- frame header codec, incremental reader, field codecs. */
 #include "pp_wire.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,12 +75,21 @@ void pp_wire_reader_free(pp_wire_reader *r)
 
 size_t pp_wire_reader_pending(const pp_wire_reader *r)
 {
-    return (r->end - r->start) + (r->big ? r->big_have : 0);
+    size_t n = r->end - r->start;
+    if (r->big && !r->big_ready)
+        n += PP_WIRE_HDR + r->big_have; /* a large frame in progress */
+    return n;
+}
+
+/* A large body is being filled (not yet complete). */
+static int big_filling(const pp_wire_reader *r)
+{
+    return r->big && !r->big_ready && r->big_have < r->big_hdr.len;
 }
 
 void *pp_wire_reader_space(pp_wire_reader *r, size_t *n)
 {
-    if (r->big && !r->big_ready) {
+    if (big_filling(r)) {
         *n = r->big_hdr.len - r->big_have;
         return r->big + r->big_have;
     }
@@ -126,7 +136,7 @@ static void reader_promote(pp_wire_reader *r)
 
 void pp_wire_reader_commit(pp_wire_reader *r, size_t n)
 {
-    if (r->big && !r->big_ready) {
+    if (big_filling(r)) {
         r->big_have += n;
     } else {
         r->end += n;
@@ -295,4 +305,12 @@ int pp_wr_str16(pp_buf *b, const char *s)
     if (pp_wr_u16(b, (uint16_t)n) != 0)
         return -1;
     return pp_buf_append(b, s, n);
+}
+
+int pp_wire_error_payload(pp_buf *b, uint16_t code, const char *msg)
+{
+    char m[512];
+    snprintf(m, sizeof m, "%s", msg);
+    b->len = 0;
+    return pp_wr_u16(b, code) || pp_wr_str16(b, m) ? -1 : 0;
 }

@@ -897,7 +897,7 @@ static void test_eof_mid_big_frame(void)
     eof_mid_big_frame(PIPES, 300000);
 }
 
-/* BUG (shared/pp_wire.c:75-78 via shared/pp_conn.c:374): a peer that sends
+/* Regression test (was a bug in shared/pp_wire.c:75-78 via shared/pp_conn.c:374): a peer that sends
  * only the 20-byte header of a large frame (> PP_WIRE_BIG) and closes is
  * reported as "end of file", not "end of file inside a frame", because
  * pp_wire_reader_pending() does not count a promoted header. */
@@ -1090,7 +1090,7 @@ static void test_pause_then_eof(void)
     pause_then_eof(PIPES);
 }
 
-/* BUG (shared/pp_conn.c:58-71 update_watch, :395-408 conn_io): pausing only
+/* Regression test (was a bug in shared/pp_conn.c:56-68 update_watch, :395-409 conn_io): pausing only
  * clears EPOLLIN, but epoll always reports EPOLLHUP/EPOLLERR.  Once the peer
  * of a paused conn has hung up, every pp_loop_run_once() returns at once
  * with an event the conn ignores (do_read returns while paused): the owner's
@@ -1203,7 +1203,7 @@ static void test_outcap(void)
     outcap(PIPES);
 }
 
-/* BUG (shared/pp_conn.c:265): the cap check compares the queue (headers
+/* Regression test (was a bug in shared/pp_conn.c:271): the cap check compares the queue (headers
  * included) plus the new payload WITHOUT its 20-byte header against the
  * cap, so an accepted frame can leave pp_conn_outbytes() up to 20 bytes
  * above the "largest output queue" set with pp_conn_set_outcap(). */
@@ -1247,7 +1247,7 @@ int pp_register_suites(void)
         {"short garbage then end of file", test_short_garbage_then_eof},
         {"end of file inside a frame", test_eof_mid_frame},
         {"end of file inside a large frame", test_eof_mid_big_frame},
-        {"BUG: end of file right after a large frame's header", test_bug_eof_after_big_header},
+        {"regression: end of file right after a large frame's header", test_bug_eof_after_big_header},
         {"peer closed its reading end", test_peer_closed_reading_end},
         {"write to a closed socket", test_write_to_closed_socket},
         {"pp_conn_close: on_close later, once", test_close_by_owner},
@@ -1259,9 +1259,9 @@ int pp_register_suites(void)
         {"pause stops delivery, resume restarts it", test_pause_resume},
         {"pause holds a frame and the end of file", test_pause_then_eof},
         {"pause from on_frame", test_pause_in_frame},
-        {"BUG: a paused conn whose peer hung up spins the loop", test_bug_paused_hangup_spins},
+        {"regression: a paused conn whose peer hung up spins the loop", test_bug_paused_hangup_spins},
         {"outcap refuses beyond the cap", test_outcap},
-        {"BUG: outcap ignores the new frame's header", test_bug_outcap_counts_header},
+        {"regression: outcap ignores the new frame's header", test_bug_outcap_counts_header},
         {NULL, NULL},
     };
     if (pp_add_suite("pp_conn frames", suite_init, NULL, frames) != 0 ||

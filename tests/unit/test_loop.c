@@ -173,8 +173,14 @@ static void test_add_errors(void)
     CU_ASSERT_EQUAL(pp_loop_add(l, &io, PP_EV_READ), 0);
     pp_io dup = {.fd = p[0], .fn = io_rec, .data = &r};
     CU_ASSERT_EQUAL(pp_loop_add(l, &dup, PP_EV_READ), -1); /* already watched */
+    /* Modifying an io never added adds it; with a bad fd that fails. */
     pp_io notadded = {.fd = p[1], .fn = io_rec, .data = &r};
-    CU_ASSERT_EQUAL(pp_loop_mod(l, &notadded, PP_EV_WRITE), -1);
+    CU_ASSERT_EQUAL(pp_loop_mod(l, &notadded, PP_EV_WRITE), 0);
+    CU_ASSERT_EQUAL(notadded.added, 1);
+    CU_ASSERT_EQUAL(pp_loop_mod(l, &notadded, 0), 0); /* watching nothing: out of epoll */
+    CU_ASSERT_EQUAL(notadded.added, 0);
+    pp_io badmod = {.fd = -1, .fn = io_rec, .data = &r};
+    CU_ASSERT_EQUAL(pp_loop_mod(l, &badmod, PP_EV_WRITE), -1);
     pp_loop_del(l, &io);
     close(p[0]);
     close(p[1]);

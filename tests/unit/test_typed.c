@@ -140,7 +140,10 @@ static void test_double_roundtrip(void)
 static void test_string_roundtrip(void)
 {
     static const char *const vals[] = {
-        "", "a", "hello world", "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac",
+        "",
+        "a",
+        "hello world",
+        "caf\xc3\xa9 \xe2\x9c\x93 \xf0\x9f\x98\x80 \xe6\x97\xa5\xe6\x9c\xac", /* UTF-8 */
     };
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         pp_buf b = new_buf(1024);

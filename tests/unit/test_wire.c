@@ -189,7 +189,9 @@ static void test_decode_errors(void)
     expect_bad(2, 0, ok_len, "version 0");
     expect_bad(2, 2, ok_len, "version 2");
     expect_bad(3, 0, ok_len, "type 0");
-    expect_bad(3, PP_T_MAX + 1, ok_len, "type 5");
+    char over[32];
+    snprintf(over, sizeof over, "type %d", PP_T_MAX + 1);
+    expect_bad(3, PP_T_MAX + 1, ok_len, over);
     expect_bad(3, 0xFF, ok_len, "type 255");
     expect_bad(5, 0x03, ok_len, "flags 0x0003");  /* unknown bit 1 */
     expect_bad(4, 0x80, ok_len, "flags 0x8001");  /* unknown bit 15 */
@@ -557,7 +559,7 @@ static void test_reader_truncated_big(void)
     pp_buf_reset(&s);
 }
 
-/* BUG (shared/pp_wire.c:75-78, reader_promote at :105-127): once the header
+/* Regression test (was a bug in shared/pp_wire.c:75-78, with reader_promote at :106-127): once the header
  * of a large frame (> PP_WIRE_BIG) has been read, it is moved out of the
  * staging buffer and is no longer counted, so with no body byte yet
  * pp_wire_reader_pending() returns 0 although 20 bytes of an unfinished
@@ -577,7 +579,7 @@ static void test_bug_pending_big_header_only(void)
     pp_wire_reader_free(&r);
 }
 
-/* BUG (shared/pp_wire.c:75-78): after next() returned a large frame (not
+/* Regression test (was a bug in shared/pp_wire.c:75-78): after next() returned a large frame (not
  * taken), pending() still counts its whole body until the following next(),
  * although the header documents "bytes buffered but not yet returned as
  * frames".  For small frames it is 0 at that point. */
@@ -596,7 +598,7 @@ static void test_bug_pending_after_big_returned(void)
     pp_buf_reset(&s);
 }
 
-/* BUG (shared/pp_wire.c:92-96 with :137-151): when one feed holds the end of
+/* Regression test (was a bug in shared/pp_wire.c:82-85 with :137-151): when one feed holds the end of
  * a large frame and any byte after it, pp_wire_reader_space() offers 0 bytes
  * (the large body is full but not yet handed out) and
  * pp_wire_reader_feed() returns -1 after consuming an unknown prefix.  The
@@ -820,9 +822,9 @@ int pp_register_suites(void)
         {"take of a small frame copies", test_reader_take_small},
         {"truncated frame: no frame, bytes pending", test_reader_truncated},
         {"truncated large frame: bytes pending", test_reader_truncated_big},
-        {"BUG: pending() is 0 after a large frame's header", test_bug_pending_big_header_only},
-        {"BUG: pending() counts a returned large frame", test_bug_pending_after_big_returned},
-        {"BUG: feed of a large frame and more bytes fails", test_bug_feed_big_then_more},
+        {"regression: pending() is 0 after a large frame's header", test_bug_pending_big_header_only},
+        {"regression: pending() counts a returned large frame", test_bug_pending_after_big_returned},
+        {"regression: feed of a large frame and more bytes fails", test_bug_feed_big_then_more},
         {NULL, NULL},
     };
     static const pp_test fields[] = {

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c -- ppserver: a pp node.  Options (defaults < configuration file <
+ * environment < command line), the secret, pidfile, daemon mode, signals,
+ * exit codes (sysexits.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "pp.h"
+#include "pp_auth.h"
+#include "pp_conf.h"
+#include "server.h"
+
+#define O(field) offsetof(srv_cfg, field)
+
+/* One table: the command line, the configuration file and --help. */
+static const pp_conf_opt options[] = {
+    {"port", 'p', PP_CONF_INT, O(port), 0, 65535, "PORT",
+     "TCP port to listen on (default 60000; 0 = any free port)"},
+    {"interface", 'i', PP_CONF_STR, O(interface), 0, 0, "ADDR",
+     "address to listen on (default: all interfaces)"},
+    {"secret", 's', PP_CONF_STR, O(secret), 0, 0, "SECRET",
+     "shared secret (visible in the process list: prefer --secret-file)"},
+    {"secret-file", 0, PP_CONF_STR, O(secret_file), 0, 0, "FILE",
+     "read the shared secret from FILE (must not be readable by others)"},
+    {"workers", 'w', PP_CONF_INT, O(workers), -1, 4096, "N",
+     "worker processes (default: the CPUs available)"},
+    {"timeout", 't', PP_CONF_DOUBLE, O(idle_timeout), 0, 1e9, "SECONDS",
+     "close client connections idle this long (default 3600; 0 = never)"},
+    {"config", 'c', PP_CONF_STR, O(config), 0, 0, "FILE",
+     "read settings from FILE (keys are the long option names)"},
+    {"pidfile", 'P', PP_CONF_STR, O(pidfile), 0, 0, "FILE", "write the process id to FILE"},
+    {"debug", 'd', PP_CONF_BOOL, O(daemonize), 0, 0, "",
+     "run in the background as a daemon (logs go to --log-file)"},
+    {"cache-dir", 0, PP_CONF_STR, O(cache_dir), 0, 0, "DIR",
+     "module cache (default: ~/.cache/ppserver, /var/cache/ppserver as root)"},
+    {"port-file", 0, PP_CONF_STR, O(port_file), 0, 0, "FILE",
+     "write the port actually bound to FILE (useful with -p 0)"},
+    {"log-file", 0, PP_CONF_STR, O(log_file), 0, 0, "FILE", "log to FILE (default: stderr)"},
+    {"log-level", 0, PP_CONF_STR, O(log_level), 0, 0, "LEVEL",
+     "error, warn, info (default) or debug"},
+    {"max-frame-mib", 0, PP_CONF_DOUBLE, O(max_frame_mib), 1, 3072, "MIB",
+     "largest job argument or result (default 1024)"},
+    {"handshake-timeout", 0, PP_CONF_DOUBLE, O(handshake_timeout), 0.05, 3600, "SECONDS",
+     "total time allowed for a client's handshake (default 10)"},
+    {"heartbeat", 0, PP_CONF_DOUBLE, O(heartbeat), 0.05, 3600, "SECONDS",
+     "interval between PINGs to clients (default 1)"},
+    {"dead-after", 0, PP_CONF_DOUBLE, O(dead_after), 0.1, 86400, "SECONDS",
+     "close a client silent this long (default 10)"},
+    {"max-connections", 0, PP_CONF_INT, O(max_connections), 1, 100000, "N",
+     "connections at most (default 256)"},
+    {"max-unauthenticated", 0, PP_CONF_INT, O(max_unauth), 1, 100000, "N",
+     "connections still in their handshake at most (default 64)"},
+    {"max-per-address", 0, PP_CONF_INT, O(max_per_address), 1, 100000, "N",
+     "connections from one address at most (default 64)"},
+    {"auth-delay", 0, PP_CONF_DOUBLE, O(auth_delay), 0, 10, "SECONDS",
+     "delay before refusing a wrong secret (default 0.2)"},
+    {"max-queue", 0, PP_CONF_INT, O(max_queue), 1, 10000000, "N",
+     "jobs queued per client before its socket is no longer read (default 8192)"},
+    {"max-output-mib", 0, PP_CONF_DOUBLE, O(max_output_mib), 1, 65536, "MIB",
+     "results waiting for a client that does not read them, at most (default 256)"},
+    {NULL, 0, 0, 0, 0, 0, NULL, NULL},
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void usage(FILE *fp)
+{
+    fprintf(fp, "usage: ppserver [options]\n"
+                "\n"
+                "A pp node: runs the jobs of authenticated pp clients on its worker\n"
+                "processes.  A secret of at least %d bytes is required (--secret-file,\n"
+                "$PP_SECRET, the configuration file, or -s).\n"
+                "\n",
+            PP_SECRET_MIN);
+    pp_conf_help(options, fp);
+    fprintf(fp, "  %-30s %s\n", "    --gen-secret FILE", "write a fresh secret to FILE (mode 0600) and exit");
+    fprintf(fp, "  %-30s %s\n", "    --version", "print the version and exit");
+    fprintf(fp, "  %-30s %s\n", "-h, --help", "this text");
+}
+
+static void cfg_defaults(srv_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->port = PP_DEFAULT_PORT;
+    c->workers = -1;
+    c->idle_timeout = 3600;
+    c->max_frame_mib = 1024;
+    c->handshake_timeout = 10;
+    c->heartbeat = 1;
+    c->dead_after = 10;
+    c->max_connections = 256;
+    c->max_unauth = 64;
+    c->max_per_address = 64;
+    c->auth_delay = 0.2;
+    c->max_queue = 8192;
+    c->max_output_mib = 256;
+}
+
+/* Reads the secret file, refusing one that group or others may read. */
+static char *read_secret_file(const char *path, char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        pp_seterr(err, "cannot open the secret file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pp_seterr(err, "the secret file %s is not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & 077) {
+        pp_seterr(err, "the secret file %s is readable by others (mode %03o); "
+                       "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
+        close(fd);
+        return NULL;
+    }
+    char buf[4097];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0 || n == (ssize_t)sizeof buf) {
+        pp_seterr(err, "cannot read the secret file %s (or it exceeds 4 KiB)", path);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    buf[n] = 0;
+    char *s = strdup(buf);
+    pp_auth_wipe(buf, sizeof buf);
+    if (!s)
+        pp_seterr(err, "out of memory");
+    return s;
+}
+
+static int gen_secret(const char *path)
+{
+    char hex[65];
+    if (pp_auth_gen_secret(hex) != 0) {
+        fprintf(stderr, "ppserver: cannot draw random bytes\n");
+        return EX_SOFTWARE;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "ppserver: cannot create %s: %s%s\n", path, strerror(errno),
+                errno == EEXIST ? " (not overwritten)" : "");
+        return EX_CANTCREAT;
+    }
+    hex[64] = '\n';
+    int ok = write(fd, hex, 65) == 65;
+    ok &= close(fd) == 0;
+    pp_auth_wipe(hex, sizeof hex);
+    if (!ok) {
+        fprintf(stderr, "ppserver: cannot write %s\n", path);
+        unlink(path);
+        return EX_IOERR;
+    }
+    fprintf(stderr, "ppserver: wrote a new secret to %s (mode 0600); copy it to every "
+                    "node and client\n", path);
+    return EX_OK;
+}
+
+/* Writes a small file atomically (temporary, then rename). */
+static int write_file(const char *path, const char *text)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    FILE *fp = fopen(tmp, "w");
+    if (!fp)
+        return -1;
+    int ok = fputs(text, fp) >= 0;
+    ok &= fclose(fp) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static char *default_cache_dir(void)
+{
+    char buf[4096];
+    const char *home = getenv("HOME");
+    if (geteuid() == 0 || !home || !*home)
+        snprintf(buf, sizeof buf, "/var/cache/ppserver");
+    else
+        snprintf(buf, sizeof buf, "%s/.cache/ppserver", home);
+    return strdup(buf);
+}
+
+int main(int argc, char **argv)
+{
+    srv_cfg cfg;
+    cfg_defaults(&cfg);
+    char err[PP_ERR_LEN];
+    int rc = EX_OK;
+
+    /* getopt_long's table, built from ours. */
+    enum { OPT_GEN = 1000, OPT_VERSION, OPT_HELP };
+    struct option lopts[64];
+    char shorts[128] = "h";
+    size_t n = 0;
+    for (const pp_conf_opt *o = options; o->name; o++, n++) {
+        lopts[n] = (struct option){o->name, o->kind == PP_CONF_BOOL ? no_argument
+                                                                    : required_argument,
+                                   NULL, o->shortc ? o->shortc : (int)(2000 + n)};
+        if (o->shortc) {
+            size_t l = strlen(shorts);
+            shorts[l] = (char)o->shortc;
+            shorts[l + 1] = 0;
+            if (o->kind != PP_CONF_BOOL)
+                strcat(shorts, ":");
+        }
+    }
+    lopts[n++] = (struct option){"gen-secret", required_argument, NULL, OPT_GEN};
+    lopts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+    lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+    lopts[n] = (struct option){NULL, 0, NULL, 0};
+
+    /* Pass 1: --help, --version, --gen-secret, -c. */
+    const char *config = NULL;
+    int c;
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return EX_OK;
+        }
+        if (c == OPT_VERSION) {
+            printf("ppserver %s\n", pp_version());
+            return EX_OK;
+        }
+        if (c == OPT_GEN)
+            return gen_secret(optarg);
+        if (c == 'c')
+            config = optarg;
+        if (c == '?') {
+            fprintf(stderr, "ppserver: try --help\n");
+            return EX_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ppserver: unexpected argument \"%s\" (try --help)\n", argv[optind]);
+        return EX_USAGE;
+    }
+    if (config && pp_conf_load(options, &cfg, config, err) != 0) {
+        fprintf(stderr, "ppserver: %s\n", err);
+        return EX_CONFIG;
+    }
+    /* The environment, then the command line, override the file. */
+    const char *env_secret = getenv("PP_SECRET");
+    if (env_secret && *env_secret) {
+        free(cfg.secret);
+        cfg.secret = strdup(env_secret);
+        free(cfg.secret_file);
+        cfg.secret_file = NULL;
+    }
+    int secret_on_cmdline = 0;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+        const pp_conf_opt *o = NULL;
+        for (const pp_conf_opt *p = options; p->name; p++)
+            if (p->shortc ? p->shortc == c : c == (int)(2000 + (p - options)))
+                o = p;
+        if (!o || o->offset == O(config))
+            continue;
+        if (pp_conf_set(o, &cfg, o->kind == PP_CONF_BOOL ? "yes" : optarg, err) != 0) {
+            fprintf(stderr, "ppserver: %s\n", err);
+            rc = EX_USAGE;
+            goto out;
+        }
+        if (o->offset == O(secret)) {
+            secret_on_cmdline = 1;
+            free(cfg.secret_file);
+            cfg.secret_file = NULL;
+        } else if (o->offset == O(secret_file)) {
+            free(cfg.secret);
+            cfg.secret = NULL;
+        }
+    }
+    if (!cfg.log_level)
+        cfg.log_level = strdup("info");
+    if (pp_log_parse_level(cfg.log_level) < 0) {
+        fprintf(stderr, "ppserver: unknown log level \"%s\" (error, warn, info, debug)\n",
+                cfg.log_level);
+        rc = EX_USAGE;
+        goto out;
+    }
+    if (!cfg.cache_dir)
+        cfg.cache_dir = default_cache_dir();
+    if (cfg.workers < 0)
+        cfg.workers = pp_ncpus_available();
+
+    /* The secret. */
+    char *secret = NULL;
+    if (cfg.secret_file) {
+        secret = read_secret_file(cfg.secret_file, err);
+        if (!secret) {
+            fprintf(stderr, "ppserver: %s\n", err);
+            rc = EX_CONFIG;
+            goto out;
+        }
+    } else if (cfg.secret) {
+        secret = strdup(cfg.secret);
+    }
+    if (!secret || !*secret) {
+        fprintf(stderr, "ppserver: no secret: give --secret-file FILE (create one with "
+                        "--gen-secret FILE), set PP_SECRET, or -s SECRET\n");
+        free(secret);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (strlen(secret) < PP_SECRET_MIN) {
+        fprintf(stderr, "ppserver: the secret is too short (%zu bytes; at least %d): "
+                        "create one with --gen-secret FILE\n", strlen(secret), PP_SECRET_MIN);
+        pp_auth_wipe(secret, strlen(secret));
+        free(secret);
+        rc = EX_CONFIG;
+        goto out;
+    }
+    if (secret_on_cmdline)
+        fprintf(stderr, "ppserver: warning: a secret given with -s is visible to every "
+                        "local user in the process list; prefer --secret-file\n");
+    /* Workers inherit no secret: the pool scrubs their environment. */
+    unsetenv("PP_SECRET");
+
+    if (cfg.log_file) {
+        if (!freopen(cfg.log_file, "a", stderr)) {
+            fprintf(stdout, "ppserver: cannot open the log file %s: %s\n", cfg.log_file,
+                    strerror(errno));
+            rc = EX_CANTCREAT;
+            goto out_secret;
+        }
+        setvbuf(stderr, NULL, _IOLBF, 0);
+    }
+    if (cfg.daemonize) {
+        /* -d: into the background, detached from the terminal. */
+        if (daemon(1, cfg.log_file ? 1 : 0) != 0) {
+            fprintf(stderr, "ppserver: cannot become a daemon: %s\n", strerror(errno));
+            rc = EX_OSERR;
+            goto out_secret;
+        }
+        if (cfg.log_file) {
+            int fd = open("/dev/null", O_RDWR);
+            if (fd >= 0) {
+                dup2(fd, 0);
+                dup2(fd, 1);
+                close(fd);
+            }
+        }
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    server srv;
+    if (server_init(&srv, &cfg, secret, &stop_flag, err) != 0) {
+        fprintf(stderr, "ppserver: %s\n", err);
+        server_destroy(&srv);
+        rc = EX_UNAVAILABLE;
+        goto out_secret;
+    }
+    pp_auth_wipe(secret, strlen(secret));
+    char text[64];
+    if (cfg.pidfile) {
+        snprintf(text, sizeof text, "%d\n", (int)getpid());
+        if (write_file(cfg.pidfile, text) != 0)
+            pp_log(&srv.log, PP_LOG_WARN, "cannot write the pidfile %s: %s", cfg.pidfile,
+                   strerror(errno));
+    }
+    if (cfg.port_file) {
+        snprintf(text, sizeof text, "%d\n", srv.port);
+        if (write_file(cfg.port_file, text) != 0) {
+            fprintf(stderr, "ppserver: cannot write the port file %s: %s\n", cfg.port_file,
+                    strerror(errno));
+            server_destroy(&srv);
+            rc = EX_CANTCREAT;
+            goto out_secret;
+        }
+    }
+    if (server_run(&srv) != 0)
+        rc = EX_SOFTWARE;
+    pp_log(&srv.log, PP_LOG_INFO, "stopped after %llu jobs", (unsigned long long)srv.jobs_done);
+    server_destroy(&srv);
+    if (cfg.pidfile)
+        unlink(cfg.pidfile);
+out_secret:
+    free(secret);
+out:
+    pp_conf_free(options, &cfg);
+    return rc;
+}

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* server.c -- the node: listener and connection caps, the worker pool shared
+ * fairly by every client (one job per client per round), heartbeats, the
+ * module table, and shutdown (clients are told, so they re-dispatch). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pp.h"
+#include "pp_module.h"
+#include "pp_net.h"
+#include "pp_wire.h"
+#include "server.h"
+
+#define JOB_OF(pj) ((sjob *)((char *)(pj) - offsetof(sjob, pj)))
+
+static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *data, size_t len,
+                      uint64_t run_ns, void *ud)
+{
+    (void)p;
+    server *srv = ud;
+    sjob *j = JOB_OF(pj);
+    srv->jobs_done++;
+    if (status != PP_DONE && j->sess)
+        pp_log(&srv->log, PP_LOG_INFO, "%s: job %llu ended %s: %s", j->sess->peer,
+               (unsigned long long)j->id, pp_strerror(status), data ? (char *)data : "");
+    session_job_done(j, status, data, len, run_ns);
+}
+
+static void pool_requeue(pp_pool *p, pp_pool_job *pj, void *ud)
+{
+    (void)p;
+    (void)ud;
+    session_job_requeue(JOB_OF(pj));
+}
+
+int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN])
+{
+    for (int i = 0; i < srv->nmodules; i++)
+        if (memcmp(srv->modules[i].hash, hash, PP_SHA256_LEN) == 0)
+            return i;
+    if (srv->nmodules == srv->capmodules) {
+        int cap = srv->capmodules ? srv->capmodules * 2 : 8;
+        module *m = realloc(srv->modules, (size_t)cap * sizeof *m);
+        if (!m)
+            return -1;
+        srv->modules = m;
+        srv->capmodules = cap;
+    }
+    module *m = &srv->modules[srv->nmodules];
+    memcpy(m->hash, hash, PP_SHA256_LEN);
+    pp_module_path(srv->cfg->cache_dir, hash, m->path, sizeof m->path);
+    /* Cached by an earlier run: verified when it was stored. */
+    m->present = access(m->path, R_OK) == 0;
+    return srv->nmodules++;
+}
+
+void server_module_ready(server *srv, int idx)
+{
+    for (session *s = srv->sessions; s; s = s->next)
+        session_unpark(s, idx);
+}
+
+/* Feeds free workers, one job per client per round (fairness). */
+static void dispatch(server *srv)
+{
+    while (pp_pool_has_room(srv->pool)) {
+        int progressed = 0;
+        session *start = srv->rr ? srv->rr : srv->sessions;
+        session *s = start;
+        do {
+            if (!s)
+                break;
+            session *next = s->next ? s->next : srv->sessions;
+            if (s->qhead && pp_pool_has_room(srv->pool)) {
+                sjob *j = s->qhead;
+                uint32_t tid;
+                if (pp_pool_task(srv->pool, srv->modules[j->module].path, j->symbol, &tid) != 0)
+                    return;
+                j->pj.task = tid;
+                if (pp_pool_submit(srv->pool, &j->pj) != 0)
+                    return;
+                session_next_job(s);
+                progressed = 1;
+            }
+            s = next;
+        } while (s != start);
+        srv->rr = s;
+        if (!progressed)
+            break;
+    }
+}
+
+static void before_sleep(pp_loop *loop, void *data)
+{
+    (void)loop;
+    server *srv = data;
+    if (*srv->stop)
+        pp_loop_break(srv->loop);
+    dispatch(srv);
+    pp_pool_flush(srv->pool);
+    for (session *s = srv->sessions; s; s = s->next)
+        if (pp_conn_outbytes(s->conn))
+            pp_conn_flush(s->conn);
+}
+
+static void tick(pp_loop *loop, pp_timer *t)
+{
+    server *srv = t->data;
+    double now = pp_now();
+    for (session *s = srv->sessions, *n; s; s = n) {
+        n = s->next;
+        session_tick(s, now);
+    }
+    pp_timer_start(loop, t, now + srv->cfg->heartbeat);
+}
+
+/* How many open connections come from this address. */
+static int per_address(server *srv, const char *peer)
+{
+    char addr[64];
+    snprintf(addr, sizeof addr, "%s", peer);
+    char *colon = strrchr(addr, ':');
+    if (colon)
+        *colon = 0;
+    int n = 0;
+    for (session *s = srv->sessions; s; s = s->next)
+        n += strcmp(s->addr, addr) == 0;
+    return n;
+}
+
+static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
+{
+    (void)loop;
+    (void)ev;
+    server *srv = io->data;
+    for (int i = 0; i < 64; i++) {
+        char peer[64];
+        int fd = pp_net_accept(srv->lfd, peer, sizeof peer);
+        if (fd < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                pp_log(&srv->log, PP_LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        const char *full = NULL;
+        if (srv->stopping)
+            full = "shutting down";
+        else if (srv->nsessions >= srv->cfg->max_connections)
+            full = "too many connections";
+        else if (srv->nunauth >= srv->cfg->max_unauth)
+            full = "too many unauthenticated connections";
+        else if (per_address(srv, peer) >= srv->cfg->max_per_address)
+            full = "too many connections from this address";
+        if (full) {
+            pp_log(&srv->log, PP_LOG_WARN, "%s: refused: %s", peer, full);
+            close(fd);
+            continue;
+        }
+        if (!session_new(srv, fd, peer)) {
+            pp_log(&srv->log, PP_LOG_ERROR, "%s: out of memory for a session", peer);
+            close(fd);
+            continue;
+        }
+        pp_log(&srv->log, PP_LOG_DEBUG, "%s: connected", peer);
+    }
+}
+
+int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
+                char *err)
+{
+    memset(srv, 0, sizeof *srv);
+    srv->cfg = cfg;
+    srv->stop = stop;
+    srv->lfd = -1;
+    srv->max_frame = (uint32_t)(cfg->max_frame_mib * 1048576.0);
+    srv->log = (pp_log){.level = pp_log_parse_level(cfg->log_level), .who = "ppserver"};
+    if (pp_auth_derive(secret, strlen(secret), &srv->key) != 0) {
+        pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
+        return -1;
+    }
+    if (pp_module_cache_init(cfg->cache_dir, err) != 0)
+        return -1;
+    srv->loop = pp_loop_new();
+    if (!srv->loop) {
+        pp_seterr(err, "cannot create the event loop: %s", strerror(errno));
+        return -1;
+    }
+    srv->lfd = pp_net_listen(cfg->interface, cfg->port, 128, &srv->port, err);
+    if (srv->lfd < 0)
+        return -1;
+    srv->lio = (pp_io){.fd = srv->lfd, .fn = on_accept, .data = srv};
+    if (pp_loop_add(srv->loop, &srv->lio, PP_EV_READ) != 0 ||
+        pp_loop_hook(srv->loop, before_sleep, srv) != 0) {
+        pp_seterr(err, "cannot watch the listening socket: %s", strerror(errno));
+        return -1;
+    }
+    char *worker = NULL;
+    const char *env = getenv("PP_WORKER");
+    if (env && *env)
+        worker = realpath(env, NULL);
+    if (!worker) {
+        /* ppworker is installed beside ppserver (bin/) or in libexec/pp. */
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+            self[n] = 0;
+            char *slash = strrchr(self, '/');
+            if (slash)
+                *slash = 0;
+            const char *rel[] = {"/ppworker", "/../libexec/pp/ppworker"};
+            for (size_t i = 0; i < 2 && !worker; i++) {
+                char path[PATH_MAX + 32];
+                snprintf(path, sizeof path, "%s%s", self, rel[i]);
+                if (access(path, X_OK) == 0)
+                    worker = realpath(path, NULL);
+            }
+        }
+    }
+    if (!worker) {
+        pp_seterr(err, "cannot find the ppworker executable beside ppserver; set PP_WORKER");
+        return -1;
+    }
+    pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
+                       .max_frame = srv->max_frame, .log = &srv->log};
+    pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
+    srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
+    free(worker);
+    if (!srv->pool)
+        return -1;
+    srv->tick.fn = tick;
+    srv->tick.data = srv;
+    pp_timer_start(srv->loop, &srv->tick, pp_now() + cfg->heartbeat);
+    return 0;
+}
+
+int server_run(server *srv)
+{
+    pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d workers",
+           srv->cfg->interface ? srv->cfg->interface : "*", srv->port,
+           pp_pool_target(srv->pool));
+    while (!*srv->stop) {
+        if (pp_loop_run_once(srv->loop, -1) < 0) {
+            pp_log(&srv->log, PP_LOG_ERROR, "event loop: %s", strerror(errno));
+            return -1;
+        }
+    }
+    /* Stop accepting; tell every client, so it sends its jobs elsewhere. */
+    srv->stopping = 1;
+    pp_log(&srv->log, PP_LOG_INFO, "shutting down: telling %d client(s)", srv->nsessions);
+    pp_loop_del(srv->loop, &srv->lio);
+    close(srv->lfd);
+    srv->lfd = -1;
+    for (session *s = srv->sessions, *n; s; s = n) {
+        n = s->next;
+        session_bye(s, "the node is shutting down");
+    }
+    double end = pp_now() + 1.0;
+    while (pp_now() < end) {
+        int pending = 0;
+        for (session *s = srv->sessions; s; s = s->next)
+            pending |= pp_conn_outbytes(s->conn) > 0;
+        if (!pending)
+            break;
+        pp_loop_run_once(srv->loop, 0.05);
+    }
+    return 0;
+}
+
+void server_destroy(server *srv)
+{
+    while (srv->sessions)
+        session_free(srv->sessions);
+    pp_pool_free(srv->pool); /* running jobs are orphans now: dropped */
+    srv->pool = NULL;
+    if (srv->lfd >= 0)
+        close(srv->lfd);
+    if (srv->loop) {
+        pp_loop_run_once(srv->loop, 0); /* deferred frees */
+        pp_loop_free(srv->loop);
+    }
+    free(srv->modules);
+    pp_auth_wipe(&srv->key, sizeof srv->key);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* server.h -- ppserver's private structures: settings, the server, client
+ * sessions and the jobs they send. */
+#ifndef PPSERVER_SERVER_H
+#define PPSERVER_SERVER_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "pp_auth.h"
+#include "pp_conn.h"
+#include "pp_log.h"
+#include "pp_loop.h"
+#include "pp_pool.h"
+
+/* Settings: defaults < configuration file < environment < command line. */
+typedef struct srv_cfg {
+    int port;
+    char *interface;
+    char *secret;
+    char *secret_file;
+    int workers;              /* -1 = the CPUs available */
+    double idle_timeout;      /* seconds without jobs before a client is closed */
+    char *config;
+    char *pidfile;
+    int daemonize;
+    char *cache_dir;
+    char *port_file;
+    char *log_file;
+    char *log_level;
+    double max_frame_mib;
+    double handshake_timeout;
+    double heartbeat;         /* seconds between PINGs */
+    double dead_after;        /* no frame for this long: the peer is gone */
+    int max_connections;
+    int max_unauth;
+    int max_per_address;
+    double auth_delay;
+    int max_queue;            /* jobs queued per client before reading pauses */
+    double max_output_mib;    /* results waiting for a client before it is cut off */
+} srv_cfg;
+
+typedef struct session session;
+typedef struct server server;
+
+/* A job received from a client. */
+typedef struct sjob {
+    pp_pool_job pj;
+    session *sess;            /* NULL once the session is gone */
+    uint64_t id;              /* the client's id for it */
+    void *block;              /* the JOB payload; pj.arg points into it */
+    int module;               /* index in srv->modules */
+    char symbol[256];
+    struct sjob *next;        /* in a session queue */
+    struct sjob *rprev, *rnext; /* in the session's list of running jobs */
+} sjob;
+
+/* A task module known to this node. */
+typedef struct module {
+    uint8_t hash[PP_SHA256_LEN];
+    char path[PATH_MAX];
+    int present;              /* in the cache */
+} module;
+
+enum { S_HELLO, S_AUTH, S_READY, S_CLOSING };
+
+struct session {
+    server *srv;
+    session *next, *prev;
+    pp_conn *conn;
+    char peer[64];            /* "ip:port" */
+    char addr[64];            /* "ip" */
+    int state;
+    uint8_t nc[PP_NONCE_LEN], ns[PP_NONCE_LEN];
+    uint8_t ver;
+    uint8_t transcript[PP_SHA256_LEN];
+    uint8_t hello[2 + PP_NONCE_LEN];
+    pp_timer timer;           /* handshake deadline, refusal delay, closing */
+    double last_rx, last_job;
+    sjob *qhead, *qtail;      /* ready to run */
+    sjob *parked;             /* waiting for their module */
+    sjob *running;            /* on workers */
+    size_t nqueued, nparked, nrunning;
+    int *needed;              /* module indices asked for with NEED */
+    int nneeded;
+    int paused;
+    size_t out_mark;          /* output bytes at the last heartbeat */
+    int stuck_ticks;          /* heartbeats with output not draining */
+    int failed_auth;
+};
+
+struct server {
+    srv_cfg *cfg;
+    pp_loop *loop;
+    pp_log log;
+    pp_auth_key key;
+    int lfd;
+    pp_io lio;
+    int port;
+    pp_pool *pool;
+    session *sessions;
+    session *rr;              /* where the next dispatch round starts */
+    int nsessions, nunauth;
+    module *modules;
+    int nmodules, capmodules;
+    uint32_t max_frame;
+    pp_timer tick;
+    volatile sig_atomic_t *stop;
+    int stopping;
+    uint64_t jobs_done;
+};
+
+/* server.c */
+int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
+                char *err);
+int server_run(server *srv);
+void server_destroy(server *srv);
+/* Finds or adds a module by hash; its index, or -1 out of memory. */
+int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+/* A module arrived: run the jobs every session parked for it. */
+void server_module_ready(server *srv, int idx);
+
+/* session.c */
+session *session_new(server *srv, int fd, const char *peer);
+/* Frees the session; its running jobs finish and are dropped. */
+void session_free(session *s);
+/* Sends a job's result (or drops it when the session is gone). */
+void session_job_done(sjob *j, int status, void *data, size_t len, uint64_t run_ns);
+/* Puts a job back at the front of its session's queue. */
+void session_job_requeue(sjob *j);
+/* Takes the next queued job, or NULL. */
+sjob *session_next_job(session *s);
+/* Heartbeat duties: PING, liveness, idle and stuck-output checks. */
+void session_tick(session *s, double now);
+/* Parked jobs for module idx become runnable. */
+void session_unpark(session *s, int idx);
+/* Tells an authenticated client that the node stops, then closes. */
+void session_bye(session *s, const char *why);
+void session_announce_ncpus(session *s, int n);
+
+#endif

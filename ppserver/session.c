@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+/* session.c -- one client connection: HELLO -> AUTH -> READY -> CLOSING.
+ * The handshake of pp_auth.h, then jobs in, results out, modules on demand,
+ * heartbeats.  Bytes that are not our protocol close the connection with a
+ * logged reason; nothing a socket sends can affect another session. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pp.h"
+#include "pp_module.h"
+#include "pp_wire.h"
+#include "pp_zip.h"
+#include "server.h"
+
+#define MODULE_MAX (256u << 20)   /* largest task module accepted */
+#define CLOSE_GRACE 1.0           /* seconds to let an error frame reach the peer */
+
+static void sess_close_now(session *s, const char *why);
+
+static void send_error(session *s, uint16_t code, const char *msg)
+{
+    pp_buf b;
+    pp_buf_init(&b, 1024);
+    if (pp_wire_error_payload(&b, code, msg) == 0)
+        pp_conn_send(s->conn, PP_T_ERROR, 0, 0, b.data, b.len);
+    pp_buf_reset(&b);
+    pp_conn_flush(s->conn);
+}
+
+static void closing_timer(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    session *s = t->data;
+    if (s->failed_auth == 1) {
+        /* The refusal, after the fixed delay. */
+        s->failed_auth = 2;
+        send_error(s, PP_E_AUTH, "authentication failed");
+        pp_timer_start(s->srv->loop, &s->timer, pp_now() + CLOSE_GRACE);
+        return;
+    }
+    sess_close_now(s, NULL);
+}
+
+/* Sends ERROR, stops reading, and closes after a grace period (so that the
+ * frame is not lost to a reset). */
+static void sess_refuse(session *s, uint16_t code, const char *msg)
+{
+    if (s->state == S_CLOSING)
+        return;
+    if (s->state != S_READY)
+        s->srv->nunauth--;
+    s->state = S_CLOSING;
+    send_error(s, code, msg);
+    pp_timer_start(s->srv->loop, &s->timer, pp_now() + CLOSE_GRACE);
+}
+
+static void sess_close_now(session *s, const char *why)
+{
+    if (why)
+        pp_log(&s->srv->log, PP_LOG_INFO, "%s: closed: %s", s->peer, why);
+    session_free(s);
+}
+
+static void handshake_timeout(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    session *s = t->data;
+    pp_log(&s->srv->log, PP_LOG_WARN, "%s: no handshake within %g s; closing", s->peer,
+           s->srv->cfg->handshake_timeout);
+    sess_close_now(s, NULL);
+}
+
+/* ---- handshake ---- */
+
+static int on_hello(session *s, const pp_frame *f)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    uint8_t vmin = pp_rd_u8(&rd), vmax = pp_rd_u8(&rd);
+    const uint8_t *nc = pp_rd_bytes(&rd, PP_NONCE_LEN);
+    if (rd.bad || rd.left) {
+        pp_log(&s->srv->log, PP_LOG_WARN, "%s: malformed HELLO; closing", s->peer);
+        sess_refuse(s, PP_E_PROTOCOL, "malformed HELLO");
+        return -1;
+    }
+    if (vmax < PP_PROTO_MIN || vmin > PP_PROTO_MAX || vmin > vmax) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "no common protocol version: client speaks %u..%u, "
+                                  "server speaks %u..%u", vmin, vmax, PP_PROTO_MIN, PP_PROTO_MAX);
+        pp_log(&s->srv->log, PP_LOG_WARN, "%s: %s", s->peer, msg);
+        sess_refuse(s, PP_E_VERSION, msg);
+        return -1;
+    }
+    s->ver = vmax < PP_PROTO_MAX ? vmax : PP_PROTO_MAX;
+    memcpy(s->nc, nc, PP_NONCE_LEN);
+    memcpy(s->hello, f->payload, sizeof s->hello);
+    if (pp_auth_nonce(s->ns) != 0) {
+        sess_close_now(s, "cannot draw a nonce");
+        return -1;
+    }
+    uint8_t chal[1 + PP_NONCE_LEN + 8];
+    chal[0] = s->ver;
+    memcpy(chal + 1, s->ns, PP_NONCE_LEN);
+    pp_store32(chal + 1 + PP_NONCE_LEN, s->srv->max_frame);
+    pp_store32(chal + 5 + PP_NONCE_LEN, (uint32_t)pp_pool_target(s->srv->pool));
+    pp_auth_transcript(s->hello, sizeof s->hello, chal, sizeof chal, s->transcript);
+    pp_conn_send(s->conn, PP_T_CHALLENGE, 0, 0, chal, sizeof chal);
+    s->state = S_AUTH;
+    return 0;
+}
+
+static int on_proof(session *s, const pp_frame *f)
+{
+    server *srv = s->srv;
+    if (f->hdr.len != PP_MAC_LEN ||
+        pp_auth_verify(&srv->key, PP_ROLE_CLIENT, s->ver, s->nc, s->ns, s->transcript,
+                       f->payload) != 0) {
+        pp_log(&srv->log, PP_LOG_WARN, "%s: authentication failed (wrong secret?)", s->peer);
+        /* A fixed delay, then one generic refusal: no oracle, no storm. */
+        s->state = S_CLOSING;
+        srv->nunauth--;
+        s->failed_auth = 1;
+        pp_conn_pause(s->conn, 1);
+        pp_timer_start(srv->loop, &s->timer, pp_now() + srv->cfg->auth_delay);
+        return -1;
+    }
+    uint8_t mac[PP_MAC_LEN];
+    pp_auth_proof(&srv->key, PP_ROLE_SERVER, s->ver, s->nc, s->ns, s->transcript, mac);
+    pp_conn_send(s->conn, PP_T_ACCEPT, 0, 0, mac, sizeof mac);
+    pp_timer_stop(srv->loop, &s->timer);
+    s->timer.fn = closing_timer;
+    s->state = S_READY;
+    srv->nunauth--;
+    s->last_job = pp_now();
+    /* Authenticated: full frames from now on. */
+    pp_conn_set_limit(s->conn, srv->max_frame + 1024);
+    pp_log(&srv->log, PP_LOG_INFO, "%s: client authenticated", s->peer);
+    return 0;
+}
+
+/* ---- jobs and modules ---- */
+
+static int asked_for(session *s, int idx)
+{
+    for (int i = 0; i < s->nneeded; i++)
+        if (s->needed[i] == idx)
+            return 1;
+    return 0;
+}
+
+static void update_pause(session *s)
+{
+    size_t held = s->nqueued + s->nparked;
+    size_t out = pp_conn_outbytes(s->conn);
+    size_t outcap = (size_t)(s->srv->cfg->max_output_mib * 1048576.0);
+    int over = held >= (size_t)s->srv->cfg->max_queue || out > outcap / 2;
+    int under = held < (size_t)s->srv->cfg->max_queue / 2 && out < outcap / 4;
+    if (!s->paused && over) {
+        s->paused = 1;
+        pp_conn_pause(s->conn, 1);
+    } else if (s->paused && under) {
+        s->paused = 0;
+        pp_conn_pause(s->conn, 0);
+    }
+}
+
+static void queue_job(session *s, sjob *j)
+{
+    j->next = NULL;
+    if (s->qtail)
+        s->qtail->next = j;
+    else
+        s->qhead = j;
+    s->qtail = j;
+    s->nqueued++;
+}
+
+static int on_job(session *s, const pp_frame *f)
+{
+    server *srv = s->srv;
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    const uint8_t *hash = pp_rd_bytes(&rd, PP_SHA256_LEN);
+    char symbol[256];
+    pp_rd_str16(&rd, symbol, sizeof symbol);
+    uint32_t timeout_ms = pp_rd_u32(&rd);
+    if (rd.bad || !symbol[0]) {
+        pp_log(&srv->log, PP_LOG_WARN, "%s: malformed JOB %llu; closing", s->peer,
+               (unsigned long long)f->hdr.id);
+        sess_refuse(s, PP_E_PROTOCOL, "malformed JOB frame");
+        return -1;
+    }
+    int idx = server_module(srv, hash);
+    sjob *j = calloc(1, sizeof *j);
+    void *block = j ? pp_conn_take(s->conn, f) : NULL;
+    if (idx < 0 || !j || !block) {
+        free(j);
+        pp_log(&srv->log, PP_LOG_ERROR, "%s: out of memory for job %llu", s->peer,
+               (unsigned long long)f->hdr.id);
+        sess_refuse(s, PP_E_LIMIT, "the node is out of memory");
+        return -1;
+    }
+    size_t off = f->hdr.len - rd.left;
+    j->sess = s;
+    j->id = f->hdr.id;
+    j->block = block;
+    j->module = idx;
+    snprintf(j->symbol, sizeof j->symbol, "%s", symbol);
+    j->pj.arg = (uint8_t *)block + off;
+    j->pj.len = rd.left;
+    j->pj.timeout = timeout_ms / 1000.0;
+    s->last_job = pp_now();
+    if (srv->modules[idx].present) {
+        queue_job(s, j);
+    } else {
+        j->next = s->parked;
+        s->parked = j;
+        s->nparked++;
+        if (!asked_for(s, idx)) {
+            int *n = realloc(s->needed, (size_t)(s->nneeded + 1) * sizeof *n);
+            if (n) {
+                s->needed = n;
+                s->needed[s->nneeded++] = idx;
+            }
+            pp_conn_send(s->conn, PP_T_NEED, 0, 0, hash, PP_SHA256_LEN);
+        }
+    }
+    update_pause(s);
+    return 0;
+}
+
+static int on_module(session *s, const pp_frame *f)
+{
+    server *srv = s->srv;
+    if (f->hdr.len < PP_SHA256_LEN) {
+        sess_refuse(s, PP_E_PROTOCOL, "malformed MODULE frame");
+        return -1;
+    }
+    const uint8_t *hash = f->payload;
+    int idx = server_module(srv, hash);
+    if (idx < 0)
+        return 0;
+    if (srv->modules[idx].present)
+        return 0; /* another client sent it first */
+    void *data = NULL;
+    size_t len = 0;
+    char err[PP_ERR_LEN];
+    if (pp_zip_inflate(f->payload + PP_SHA256_LEN, f->hdr.len - PP_SHA256_LEN, MODULE_MAX,
+                       &data, &len, err) != 0) {
+        pp_log(&srv->log, PP_LOG_WARN, "%s: module refused: %s; closing", s->peer, err);
+        sess_refuse(s, PP_E_LIMIT, err);
+        return -1;
+    }
+    if (pp_module_store(srv->cfg->cache_dir, hash, data, len, err) != 0) {
+        free(data);
+        pp_log(&srv->log, PP_LOG_WARN, "%s: module refused: %s; closing", s->peer, err);
+        sess_refuse(s, PP_E_PROTOCOL, err);
+        return -1;
+    }
+    free(data);
+    char hex[2 * PP_SHA256_LEN + 1];
+    pp_hex(hash, PP_SHA256_LEN, hex);
+    pp_log(&srv->log, PP_LOG_INFO, "%s: module %.16s... stored (%zu bytes)", s->peer, hex, len);
+    srv->modules[idx].present = 1;
+    server_module_ready(srv, idx);
+    return 0;
+}
+
+static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
+{
+    (void)c;
+    session *s = data;
+    server *srv = s->srv;
+    s->last_rx = pp_now();
+    uint8_t t = f->hdr.type;
+    switch (s->state) {
+    case S_HELLO:
+        if (t == PP_T_HELLO)
+            return on_hello(s, f);
+        break;
+    case S_AUTH:
+        if (t == PP_T_PROOF)
+            return on_proof(s, f);
+        break;
+    case S_READY:
+        if (t == PP_T_RJOB)
+            return on_job(s, f);
+        if (t == PP_T_MODULE)
+            return on_module(s, f);
+        if (t == PP_T_PING) {
+            pp_conn_send(s->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
+            return 0;
+        }
+        if (t == PP_T_PONG)
+            return 0;
+        break;
+    default:
+        return 0; /* closing: ignore */
+    }
+    pp_log(&srv->log, PP_LOG_WARN, "%s: unexpected frame type %u in state %s; closing",
+           s->peer, t, s->state == S_HELLO ? "hello" : s->state == S_AUTH ? "auth" : "ready");
+    sess_refuse(s, PP_E_PROTOCOL, "unexpected frame");
+    return -1;
+}
+
+static void sess_closed(pp_conn *c, const char *why, void *data)
+{
+    (void)c;
+    session *s = data;
+    int level = s->state == S_READY || s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
+    if (strncmp(why, "end of file", 11) != 0 || s->state == S_HELLO)
+        level = s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
+    pp_log(&s->srv->log, level, "%s: connection closed: %s", s->peer, why);
+    session_free(s);
+}
+
+session *session_new(server *srv, int fd, const char *peer)
+{
+    session *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->srv = srv;
+    snprintf(s->peer, sizeof s->peer, "%s", peer);
+    snprintf(s->addr, sizeof s->addr, "%s", peer);
+    char *colon = strrchr(s->addr, ':');
+    if (colon)
+        *colon = 0;
+    pp_conn_cbs cbs = {.on_frame = sess_frame, .on_close = sess_closed};
+    s->conn = pp_conn_new(srv->loop, fd, fd, PP_WIRE_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, s);
+    if (!s->conn) {
+        free(s);
+        return NULL;
+    }
+    s->state = S_HELLO;
+    s->last_rx = pp_now();
+    s->timer.fn = handshake_timeout;
+    s->timer.data = s;
+    /* Total deadline: trickling bytes does not extend it. */
+    pp_timer_start(srv->loop, &s->timer, pp_now() + srv->cfg->handshake_timeout);
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->nsessions++;
+    srv->nunauth++;
+    return s;
+}
+
+static void free_job(sjob *j)
+{
+    free(j->block);
+    free(j);
+}
+
+void session_free(session *s)
+{
+    server *srv = s->srv;
+    if (s->state == S_HELLO || s->state == S_AUTH)
+        srv->nunauth--;
+    pp_timer_stop(srv->loop, &s->timer);
+    pp_conn_free(s->conn);
+    s->conn = NULL;
+    if (srv->rr == s)
+        srv->rr = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nsessions--;
+    for (sjob *j = s->qhead, *n; j; j = n) {
+        n = j->next;
+        free_job(j);
+    }
+    for (sjob *j = s->parked, *n; j; j = n) {
+        n = j->next;
+        free_job(j);
+    }
+    /* Jobs on workers run to their end; their results are dropped. */
+    for (sjob *j = s->running; j; j = j->rnext)
+        j->sess = NULL;
+    free(s->needed);
+    free(s);
+}
+
+static void running_remove(session *s, sjob *j)
+{
+    if (j->rprev)
+        j->rprev->rnext = j->rnext;
+    else
+        s->running = j->rnext;
+    if (j->rnext)
+        j->rnext->rprev = j->rprev;
+    j->rprev = j->rnext = NULL;
+    s->nrunning--;
+}
+
+void session_job_done(sjob *j, int status, void *data, size_t len, uint64_t run_ns)
+{
+    session *s = j->sess;
+    if (s) {
+        running_remove(s, j);
+        uint8_t head[9];
+        head[0] = (uint8_t)status;
+        pp_store64(head + 1, run_ns);
+        if (pp_conn_send_ref(s->conn, PP_T_RRESULT, 0, j->id, head, sizeof head, data, len,
+                             free, data) == 0)
+            data = NULL; /* the conn frees it once written */
+        update_pause(s);
+    }
+    free(data);
+    free_job(j);
+}
+
+void session_job_requeue(sjob *j)
+{
+    session *s = j->sess;
+    if (!s) {
+        free_job(j);
+        return;
+    }
+    running_remove(s, j);
+    j->next = s->qhead;
+    s->qhead = j;
+    if (!s->qtail)
+        s->qtail = j;
+    s->nqueued++;
+}
+
+sjob *session_next_job(session *s)
+{
+    sjob *j = s->qhead;
+    if (!j)
+        return NULL;
+    s->qhead = j->next;
+    if (!s->qhead)
+        s->qtail = NULL;
+    s->nqueued--;
+    j->next = NULL;
+    j->rprev = NULL;
+    j->rnext = s->running;
+    if (s->running)
+        s->running->rprev = j;
+    s->running = j;
+    s->nrunning++;
+    update_pause(s);
+    return j;
+}
+
+void session_unpark(session *s, int idx)
+{
+    sjob **pp = &s->parked;
+    sjob *keep = NULL, *run = NULL;
+    while (*pp) {
+        sjob *j = *pp;
+        *pp = j->next;
+        if (j->module == idx) {
+            j->next = run;
+            run = j;
+        } else {
+            j->next = keep;
+            keep = j;
+        }
+    }
+    s->parked = keep;
+    /* `run` is newest first: queue it oldest first. */
+    sjob *rev = NULL;
+    while (run) {
+        sjob *n = run->next;
+        run->next = rev;
+        rev = run;
+        run = n;
+    }
+    while (rev) {
+        sjob *n = rev->next;
+        s->nparked--;
+        queue_job(s, rev);
+        rev = n;
+    }
+}
+
+void session_tick(session *s, double now)
+{
+    server *srv = s->srv;
+    if (s->state != S_READY)
+        return;
+    if (now - s->last_rx > srv->cfg->dead_after) {
+        pp_log(&srv->log, PP_LOG_WARN, "%s: no frame for %.1f s; closing", s->peer,
+               now - s->last_rx);
+        session_free(s);
+        return;
+    }
+    if (srv->cfg->idle_timeout > 0 && !s->nqueued && !s->nparked && !s->nrunning &&
+        now - s->last_job > srv->cfg->idle_timeout) {
+        pp_log(&srv->log, PP_LOG_INFO, "%s: idle for %.0f s; closing", s->peer,
+               now - s->last_job);
+        session_free(s);
+        return;
+    }
+    size_t out = pp_conn_outbytes(s->conn);
+    size_t outcap = (size_t)(srv->cfg->max_output_mib * 1048576.0);
+    if (out > outcap / 2 && out >= s->out_mark) {
+        if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || out > outcap) {
+            pp_log(&srv->log, PP_LOG_WARN, "%s: the client does not read its results "
+                                           "(%zu bytes waiting); closing", s->peer, out);
+            session_free(s);
+            return;
+        }
+    } else {
+        s->stuck_ticks = 0;
+    }
+    s->out_mark = out;
+    pp_conn_send(s->conn, PP_T_PING, 0, (uint64_t)(now * 1000), NULL, 0);
+}
+
+void session_bye(session *s, const char *why)
+{
+    if (s->state != S_READY) {
+        session_free(s);
+        return;
+    }
+    pp_buf b;
+    pp_buf_init(&b, 1024);
+    pp_wr_str16(&b, why);
+    pp_conn_send(s->conn, PP_T_BYE, 0, 0, b.data, b.len);
+    pp_buf_reset(&b);
+    pp_conn_flush(s->conn);
+}
+
+void session_announce_ncpus(session *s, int n)
+{
+    if (s->state != S_READY)
+        return;
+    uint8_t p[4];
+    pp_store32(p, (uint32_t)n);
+    pp_conn_send(s->conn, PP_T_NCPUS, 0, 0, p, sizeof p);
+}

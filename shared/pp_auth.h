@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_auth.h -- the cryptography of the handshake (OpenSSL): keys, nonces,
+ * proofs, SHA-256.  Pure functions: no I/O except pp_sha256_file().
+ *
+ * The handshake (see README "Wire protocol"):
+ *   K_auth     = HKDF-SHA256(secret, salt "", info "pp auth")
+ *   transcript = SHA-256(u32 len ‖ HELLO payload ‖ u32 len ‖ CHALLENGE payload)
+ *   client MAC = HMAC-SHA256(K_auth, "pp client proof" ‖ ver ‖ Nc ‖ Ns ‖ transcript)
+ *   server MAC = HMAC-SHA256(K_auth, "pp server proof" ‖ ver ‖ Nc ‖ Ns ‖ transcript)
+ * The role labels stop reflection, the nonces replay, the version and the
+ * transcript inside the MAC a downgrade; comparisons are constant-time. */
+#ifndef PP_AUTH_H
+#define PP_AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PP_NONCE_LEN 32
+#define PP_MAC_LEN 32
+#define PP_SHA256_LEN 32
+#define PP_SECRET_MIN 16      /* bytes */
+
+enum { PP_ROLE_CLIENT = 0, PP_ROLE_SERVER = 1 };
+
+typedef struct pp_auth_key {
+    uint8_t k[32];
+} pp_auth_key;
+
+/* K_auth from the secret.  0, or -1 (OpenSSL failure). */
+int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out);
+
+/* Wipes a key (or any secret bytes) so the compiler cannot skip it. */
+void pp_auth_wipe(void *p, size_t n);
+
+/* A fresh random nonce (RAND_bytes).  0 or -1. */
+int pp_auth_nonce(uint8_t out[PP_NONCE_LEN]);
+
+/* The transcript hash over the HELLO and CHALLENGE payloads.  0 or -1. */
+int pp_auth_transcript(const void *hello, size_t hlen, const void *chal, size_t clen,
+                       uint8_t out[PP_SHA256_LEN]);
+
+/* The proof of `role`.  0 or -1. */
+int pp_auth_proof(const pp_auth_key *k, int role, uint8_t ver, const uint8_t nc[PP_NONCE_LEN],
+                  const uint8_t ns[PP_NONCE_LEN], const uint8_t transcript[PP_SHA256_LEN],
+                  uint8_t mac[PP_MAC_LEN]);
+
+/* Checks a proof of `role` in constant time: 0 when it is right, -1 when not
+ * (or on failure). */
+int pp_auth_verify(const pp_auth_key *k, int role, uint8_t ver,
+                   const uint8_t nc[PP_NONCE_LEN], const uint8_t ns[PP_NONCE_LEN],
+                   const uint8_t transcript[PP_SHA256_LEN], const uint8_t mac[PP_MAC_LEN]);
+
+/* SHA-256 of bytes.  0 or -1. */
+int pp_sha256(const void *data, size_t n, uint8_t out[PP_SHA256_LEN]);
+
+/* SHA-256 of a file's contents.  0, or -1 with the reason in err
+ * (PP_ERR_LEN bytes). */
+int pp_sha256_file(const char *path, uint8_t out[PP_SHA256_LEN], char *err);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void pp_hex(const uint8_t *in, size_t n, char *out);
+
+/* A fresh secret: 32 random bytes as 64 hex digits + NUL.  0 or -1. */
+int pp_auth_gen_secret(char out[65]);
+
+#endif

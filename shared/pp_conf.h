@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_conf.h -- one option table for configuration files, the command line
+ * and --help.  A file line is `name value` or `name = value`; `#` starts a
+ * comment; names are the long option names. */
+#ifndef PP_CONF_H
+#define PP_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum { PP_CONF_INT, PP_CONF_DOUBLE, PP_CONF_STR, PP_CONF_BOOL };
+
+typedef struct pp_conf_opt {
+    const char *name;     /* long option and file key */
+    int shortc;           /* short option letter, or 0 */
+    int kind;             /* PP_CONF_* */
+    size_t offset;        /* of the field in the settings struct:
+                             int, double, char * (malloc'd) or int (bool) */
+    double min, max;      /* range for numbers */
+    const char *arg;      /* argument name for --help, e.g. "PORT" */
+    const char *help;     /* one line */
+} pp_conf_opt;
+
+/* Finds an option by name (NULL if unknown). */
+const pp_conf_opt *pp_conf_find(const pp_conf_opt *table, const char *name);
+
+/* Parses and stores one value (strings are copied; the old one freed).
+ * 0, or -1 with the reason in err (PP_ERR_LEN bytes). */
+int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err);
+
+/* Reads a configuration file.  0, or -1 with "FILE:LINE: reason" in err. */
+int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *err);
+
+/* Prints the table as --help lines. */
+void pp_conf_help(const pp_conf_opt *table, FILE *fp);
+
+/* Frees the strings the table's fields hold. */
+void pp_conf_free(const pp_conf_opt *table, void *base);
+
+#endif

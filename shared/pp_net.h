@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_net.h -- TCP helpers: listen (port 0 = a free one), accept, non-blocking
+ * connect, host:port parsing, socket options.  Errors go into a caller
+ * buffer of PP_ERR_LEN bytes. */
+#ifndef PP_NET_H
+#define PP_NET_H
+
+#include <stddef.h>
+
+/* Listens on addr ("0.0.0.0", "::", "127.0.0.1", a host name; NULL = all
+ * interfaces) and port (0 = any free port).  Returns the non-blocking,
+ * close-on-exec fd and stores the bound port in *bound, or -1. */
+int pp_net_listen(const char *addr, int port, int backlog, int *bound, char *err);
+
+/* Accepts one connection: non-blocking, close-on-exec, TCP_NODELAY, keepalive.
+ * The peer's "ip:port" goes to peer (peerlen bytes).  Returns the fd, or -1
+ * with errno set (EAGAIN when none is waiting). */
+int pp_net_accept(int lfd, char *peer, size_t peerlen);
+
+/* Starts a non-blocking connect to host:port (the first address that takes
+ * it).  Returns the fd (connected or in progress: wait for writability and
+ * call pp_net_connect_result()), or -1. */
+int pp_net_connect(const char *host, int port, char *err);
+
+/* After writability: 0 when connected, else the errno of the failure. */
+int pp_net_connect_result(int fd);
+
+/* Parses "host", "host:port", "[v6]:port" or "[v6]".  Returns 0 or -1. */
+int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen, int *port,
+                          char *err);
+
+#endif
