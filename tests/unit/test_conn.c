@@ -4,8 +4,8 @@
  * frame, the ways a connection ends, pause and the output cap.
  *
  * Every test runs once per transport kind.  The loop is driven by
- * pp_loop_run_once() in bounded loops.  Tests whose name starts with "BUG:"
- * fail against the current library on purpose (see their comments). */
+ * pp_loop_run_once() in bounded loops.  Tests named "regression: ..." pin
+ * defects that were found and fixed (see their comments). */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>

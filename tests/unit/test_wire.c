@@ -2,8 +2,8 @@
 /* test_wire.c -- pp_wire: the header codec (byte-exact), the incremental
  * reader (splits, limits, large frames, take, pending) and the field codecs.
  *
- * Tests whose name starts with "BUG:" fail against the current library on
- * purpose: each documents a defect (see the comment above the test). */
+ * Tests named "regression: ..." pin defects that were found and fixed (see
+ * the comment above each). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
