@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "pp.h"
+#include "pp_auth.h"
 #include "pp_log.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
@@ -56,6 +57,7 @@ struct pp_job {
     size_t result_len;
     pp_node *node;               /* where it ran */
     uint64_t run_ns;             /* task run time, for the node's statistics */
+    int attempts;                /* (sched) node failures while it ran there */
     struct pp_job *next;         /* in the incoming, ready, done or callback list */
     size_t len;
     unsigned char arg[];         /* the argument bytes, copied at submit */
@@ -103,6 +105,7 @@ struct pp_server {
     job_list ready;              /* (sched) queued, waiting for a worker or node */
     job_list done;               /* (sched) finished, to publish in the next hook */
     int idle_warned;             /* (sched) "no worker, no node" logged once */
+    double idle_since;           /* (sched) since when that holds, 0 = not */
     int quit;                    /* (sched) leave the loop */
 
     /* callback thread */
@@ -113,6 +116,16 @@ struct pp_server {
 
     char *worker_path;
     pp_log log;
+
+    /* remote nodes (nodes[1..nremotes]) */
+    struct remote **remotes;     /* (sched) */
+    int nremotes;
+    pp_auth_key key;             /* from the secret */
+    double heartbeat, node_timeout;
+    int max_attempts;
+    uint8_t (*task_hash)[PP_SHA256_LEN]; /* (sched) SHA-256 of each task's module */
+    uint8_t *task_hash_state;    /* (sched) 0 unknown, 1 known, 2 unreadable */
+    uint32_t ntask_hash;         /* (sched) */
 };
 
 /* error.c */
@@ -184,6 +197,14 @@ PP_HIDDEN void pp_sched_wake_locked(pp_server *s);
 PP_HIDDEN void *pp_callback_main(void *arg);
 /* Drains the callback queue on the calling thread (teardown); mu held. */
 PP_HIDDEN void pp_run_callbacks_locked(pp_server *s);
+
+/* remote.c: ppserver nodes */
+PP_HIDDEN int pp_remote_start(pp_server *s, char *err);
+PP_HIDDEN void pp_remote_stop(pp_server *s);
+/* Sends queued jobs to nodes with free capacity. */
+PP_HIDDEN void pp_remote_dispatch(pp_server *s);
+/* Whether some node is up. */
+PP_HIDDEN int pp_remote_any_up(const pp_server *s);
 
 /* local.c: the local worker pool */
 PP_HIDDEN int pp_local_start(pp_server *s, char *err);

@@ -53,8 +53,6 @@ void pp_local_resize(pp_server *s, int n)
 {
     if (s->pool)
         pp_pool_resize(s->pool, n);
-    if (n > 0)
-        s->idle_warned = 0;
 }
 
 /* The pool's id for task index i (registering it), or -1 out of memory. */

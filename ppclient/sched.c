@@ -114,10 +114,22 @@ static void before_sleep(pp_loop *loop, void *data)
     pp_server *s = data;
     take_incoming(s);
     pp_local_dispatch(s);
-    if (s->ready.n && !s->idle_warned && (!s->pool || pp_pool_target(s->pool) == 0)) {
-        s->idle_warned = 1;
-        pp_log(&s->log, PP_LOG_WARN, "%zu job(s) wait: there is no local worker and no "
-                                     "remote node to run them (pp_set_ncpus)", s->ready.n);
+    pp_remote_dispatch(s);
+    /* Jobs with nowhere to run are logged once; nodes get a few seconds to
+     * come up first. */
+    int local = s->pool && pp_pool_target(s->pool) > 0;
+    if (local || pp_remote_any_up(s) || !s->ready.n) {
+        s->idle_warned = 0;
+        s->idle_since = 0;
+    } else if (!s->idle_warned) {
+        double now = pp_now();
+        if (!s->idle_since)
+            s->idle_since = now;
+        if (s->nremotes == 0 || now - s->idle_since > 3.0) {
+            s->idle_warned = 1;
+            pp_log(&s->log, PP_LOG_WARN, "%zu job(s) wait: no local worker and no remote "
+                                         "node is available to run them", s->ready.n);
+        }
     }
     publish(s);
 }
@@ -152,6 +164,8 @@ void *pp_sched_main(void *arg)
     }
     if (ok && s->worker_path && pp_local_start(s, err) != 0)
         ok = 0;
+    if (ok && pp_remote_start(s, err) != 0)
+        ok = 0;
     /* A ppworker that cannot run (missing libraries, wrong architecture)
      * fails pp_server_new() rather than leaving jobs waiting: wait for the
      * first worker's hello, or its failure. */
@@ -165,8 +179,10 @@ void *pp_sched_main(void *arg)
         }
         pp_loop_run_once(s->loop, 0.1);
     }
-    if (!ok)
+    if (!ok) {
+        pp_remote_stop(s);
         pp_local_stop(s);
+    }
     pthread_mutex_lock(&s->mu);
     s->start_state = ok ? 1 : -1;
     snprintf(s->start_err, sizeof s->start_err, "%s", err);
@@ -181,7 +197,9 @@ void *pp_sched_main(void *arg)
             break;
         }
     }
-    /* Jobs on workers come back through on_requeue, then all is cancelled. */
+    /* Jobs on workers and nodes come back to the queue, then all is
+     * cancelled. */
+    pp_remote_stop(s);
     pp_local_stop(s);
     publish(s); /* results that arrived in the last turn still count */
     cancel_all(s);

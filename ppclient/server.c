@@ -8,6 +8,7 @@
 
 #include "internal.h"
 #include "pp_common.h"
+#include "pp_net.h"
 
 static pp_node *node_new(const char *name, int ncpus)
 {
@@ -47,6 +48,7 @@ static void server_destroy(pp_server *s)
     if (s->efd >= 0)
         close(s->efd);
     free(s->worker_path);
+    pp_auth_wipe(&s->key, sizeof s->key);
     pthread_cond_destroy(&s->cb_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
@@ -63,8 +65,17 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
                      cfg->ncpus);
         return NULL;
     }
-    if (cfg->ppservers && cfg->ppservers[0]) {
-        pp_set_error("pp_server_new: remote ppservers are not supported by this build");
+    if (cfg->heartbeat < 0 || cfg->node_timeout < 0 || cfg->max_attempts < 0) {
+        pp_set_error("pp_server_new: heartbeat, node_timeout and max_attempts must be >= 0");
+        return NULL;
+    }
+    int nremote = 0;
+    for (const char *const *p = cfg->ppservers; p && *p; p++)
+        nremote++;
+    const char *secret = cfg->secret ? cfg->secret : getenv("PP_SECRET");
+    if (nremote && (!secret || strlen(secret) < PP_SECRET_MIN)) {
+        pp_set_error("pp_server_new: remote nodes need the shared secret (at least %d bytes) "
+                     "in pp_config.secret or PP_SECRET", PP_SECRET_MIN);
         return NULL;
     }
     const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
@@ -93,12 +104,35 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
         pp_set_error("pp_server_new: %s", err);
         goto fail;
     }
-    s->nodes = calloc(1, sizeof *s->nodes);
+    s->nodes = calloc((size_t)nremote + 1, sizeof *s->nodes);
     if (!s->nodes || !(s->nodes[0] = node_new("local", s->ncpus_want))) {
         pp_set_error("pp_server_new: out of memory");
         goto fail;
     }
     s->nnodes = 1;
+    for (int i = 0; i < nremote; i++) {
+        char host[256], name[300];
+        int port;
+        if (pp_net_parse_hostport(cfg->ppservers[i], PP_DEFAULT_PORT, host, sizeof host, &port,
+                                  err) != 0) {
+            pp_set_error("pp_server_new: %s", err);
+            goto fail;
+        }
+        snprintf(name, sizeof name, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        if (!(s->nodes[s->nnodes] = node_new(name, 0))) {
+            pp_set_error("pp_server_new: out of memory");
+            goto fail;
+        }
+        s->nodes[s->nnodes++]->state = PP_NODE_CONNECTING;
+    }
+    s->nremotes = nremote;
+    s->heartbeat = cfg->heartbeat > 0 ? cfg->heartbeat : 1.0;
+    s->node_timeout = cfg->node_timeout > 0 ? cfg->node_timeout : 5.0;
+    s->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
+    if (nremote && pp_auth_derive(secret, strlen(secret), &s->key) != 0) {
+        pp_set_error("pp_server_new: cannot derive the authentication key (OpenSSL)");
+        goto fail;
+    }
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->loop = pp_loop_new();
     if (s->efd < 0 || !s->loop) {

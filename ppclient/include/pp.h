@@ -89,6 +89,9 @@ typedef struct pp_config {
     const char *worker_path;        /* NULL: $PP_WORKER, then found beside libpp */
     const char *log_level;          /* "error", "warn" (default), "info", "debug";
                                        NULL: $PP_LOG, then "warn" */
+    double heartbeat;               /* seconds between PINGs to nodes; 0 = 1 */
+    double node_timeout;            /* a node silent this long is dead; 0 = 5 */
+    int max_attempts;               /* node failures a job survives; 0 = 3 */
 } pp_config;
 
 typedef struct pp_submit_opts {
