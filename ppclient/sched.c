@@ -203,8 +203,7 @@ void *pp_sched_main(void *arg)
     pp_local_stop(s);
     publish(s); /* results that arrived in the last turn still count */
     cancel_all(s);
-    pp_loop_run_once(s->loop, 0); /* run deferred frees */
-    return NULL;
+    return NULL; /* deferred frees run in pp_loop_free() */
 }
 
 /* ---- callbacks ---- */

@@ -70,12 +70,36 @@ static const pp_conf_opt options[] = {
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, reload_flag;
+static const char *config_path;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stop_flag = 1;
+    if (sig == SIGHUP)
+        reload_flag = 1;
+    else
+        stop_flag = 1;
+}
+
+/* SIGHUP: the worker count from the configuration file (other settings
+ * need a restart).  The new count, or -1. */
+static int reload_workers(server *srv)
+{
+    if (!config_path) {
+        pp_log(&srv->log, PP_LOG_WARN, "SIGHUP: no configuration file (-c) to re-read");
+        return -1;
+    }
+    srv_cfg fresh;
+    memset(&fresh, 0, sizeof fresh);
+    fresh.workers = -1;
+    char err[PP_ERR_LEN];
+    int n = -1;
+    if (pp_conf_load(options, &fresh, config_path, err) != 0)
+        pp_log(&srv->log, PP_LOG_ERROR, "SIGHUP: %s; nothing changed", err);
+    else
+        n = fresh.workers < 0 ? pp_ncpus_available() : fresh.workers;
+    pp_conf_free(options, &fresh);
+    return n;
 }
 
 static void usage(FILE *fp)
@@ -258,6 +282,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ppserver: unexpected argument \"%s\" (try --help)\n", argv[optind]);
         return EX_USAGE;
     }
+    config_path = config;
     if (config && pp_conf_load(options, &cfg, config, err) != 0) {
         fprintf(stderr, "ppserver: %s\n", err);
         return EX_CONFIG;
@@ -369,6 +394,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     server srv;
@@ -379,6 +405,8 @@ int main(int argc, char **argv)
         goto out_secret;
     }
     pp_auth_wipe(secret, strlen(secret));
+    srv.reload = &reload_flag;
+    srv.reload_workers = reload_workers;
     char text[64];
     if (cfg.pidfile) {
         snprintf(text, sizeof text, "%d\n", (int)getpid());

@@ -98,6 +98,12 @@ static void before_sleep(pp_loop *loop, void *data)
     server *srv = data;
     if (*srv->stop)
         pp_loop_break(srv->loop);
+    if (srv->reload && *srv->reload) {
+        *srv->reload = 0;
+        int n = srv->reload_workers ? srv->reload_workers(srv) : -1;
+        if (n >= 0)
+            server_set_workers(srv, n);
+    }
     dispatch(srv);
     pp_pool_flush(srv->pool);
     for (session *s = srv->sessions; s; s = s->next)
@@ -234,6 +240,16 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     return 0;
 }
 
+void server_set_workers(server *srv, int n)
+{
+    if (n == pp_pool_target(srv->pool))
+        return;
+    pp_log(&srv->log, PP_LOG_INFO, "workers: %d -> %d", pp_pool_target(srv->pool), n);
+    pp_pool_resize(srv->pool, n);
+    for (session *s = srv->sessions; s; s = s->next)
+        session_announce_ncpus(s, n);
+}
+
 int server_run(server *srv)
 {
     pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d workers",
@@ -275,10 +291,7 @@ void server_destroy(server *srv)
     srv->pool = NULL;
     if (srv->lfd >= 0)
         close(srv->lfd);
-    if (srv->loop) {
-        pp_loop_run_once(srv->loop, 0); /* deferred frees */
-        pp_loop_free(srv->loop);
-    }
+    pp_loop_free(srv->loop); /* runs the deferred frees */
     free(srv->modules);
     pp_auth_wipe(&srv->key, sizeof srv->key);
 }

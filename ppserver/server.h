@@ -107,6 +107,8 @@ struct server {
     uint32_t max_frame;
     pp_timer tick;
     volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload;  /* SIGHUP: re-read the worker count */
+    int (*reload_workers)(server *srv); /* the new count, or -1 */
     int stopping;
     uint64_t jobs_done;
 };
@@ -115,6 +117,8 @@ struct server {
 int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
                 char *err);
 int server_run(server *srv);
+/* Resizes the pool and announces the new CPU count to every client. */
+void server_set_workers(server *srv, int n);
 void server_destroy(server *srv);
 /* Finds or adds a module by hash; its index, or -1 out of memory. */
 int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN]);
