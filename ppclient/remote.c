@@ -277,20 +277,35 @@ static int on_result(remote *r, const pp_frame *f)
         r_lost(r, "the node sent a result for no job it held", 1, 0);
         return -1;
     }
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    int status = pp_rd_u8(&rd);
-    uint64_t run_ns = pp_rd_u64(&rd);
-    if (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD &&
-        status != PP_CRASHED && status != PP_TIMEOUT) {
-        r_lost(r, "the node sent a result with a bad status", 1, 0);
-        return -1;
+    uint8_t *block;
+    size_t blen = f->hdr.len;
+    if (f->hdr.flags & PP_WIRE_F_ZLIB) {
+        char err[PP_ERR_LEN];
+        void *out = NULL;
+        if (pp_zip_inflate(f->payload, f->hdr.len, r->max_frame + 1024u, &out, &blen, err)) {
+            char why[PP_ERR_LEN + 32];
+            snprintf(why, sizeof why, "bad compressed result: %s", err);
+            r_lost(r, why, 1, 0);
+            return -1;
+        }
+        block = out;
+    } else {
+        block = pp_conn_take(r->conn, f);
     }
-    uint8_t *block = pp_conn_take(r->conn, f);
     if (!block) {
         r_lost(r, "out of memory for a result", 0, 0);
         return -1;
     }
-    size_t len = f->hdr.len - 9;
+    pp_rd rd = pp_rd_make(block, blen);
+    int status = pp_rd_u8(&rd);
+    uint64_t run_ns = pp_rd_u64(&rd);
+    if (rd.bad || (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD &&
+                   status != PP_CRASHED && status != PP_TIMEOUT)) {
+        free(block);
+        r_lost(r, "the node sent a malformed result", 1, 0);
+        return -1;
+    }
+    size_t len = blen - 9;
     memmove(block, block + 9, len + 1);
     pp_job *j = r->slots[i].job;
     r->slots[i].job = NULL;
@@ -369,6 +384,10 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
     uint8_t t = f->hdr.type;
     if (t == PP_T_ERROR)
         return on_error_frame(r, f);
+    if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (r->state != R_UP || t != PP_T_RRESULT)) {
+        r_lost(r, "compressed frame where none is allowed", r->state == R_UP, 0);
+        return -1;
+    }
     switch (r->state) {
     case R_HELLO:
         if (t == PP_T_CHALLENGE)
@@ -550,9 +569,20 @@ static int r_send(remote *r, pp_job *j)
                ms <= 0 ? 0 : ms >= 4e9 ? 0xFFFFFFFFu : (uint32_t)(ms < 1 ? 1 : ms));
     uint32_t i = r->freelist[r->nfree - 1];
     uint64_t id = (++r->seq << SLOT_BITS) | i;
-    if (pp_conn_send_ref(r->conn, PP_T_RJOB, 0, id, head, PP_SHA256_LEN + 2 + slen + 4, j->arg,
-                         j->len, NULL, NULL) != 0)
+    size_t hlen = PP_SHA256_LEN + 2 + slen + 4;
+    void *zip;
+    size_t ziplen;
+    int zr = pp_zip_maybe(head, hlen, j->arg, j->len, &zip, &ziplen);
+    if (zr == 1) {
+        if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB, id, NULL, 0, zip, ziplen, free,
+                             zip) != 0) {
+            free(zip);
+            return -1;
+        }
+    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, 0, id, head, hlen, j->arg, j->len, NULL,
+                                NULL) != 0) {
         return -1;
+    }
     r->nfree--;
     r->slots[i] = (slot){.job = j, .id = id};
     r->inflight++;

@@ -177,12 +177,26 @@ static void queue_job(session *s, sjob *j)
 static int on_job(session *s, const pp_frame *f)
 {
     server *srv = s->srv;
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    const uint8_t *payload = f->payload;
+    size_t plen = f->hdr.len;
+    void *unzipped = NULL;
+    if (f->hdr.flags & PP_WIRE_F_ZLIB) {
+        char err[PP_ERR_LEN];
+        if (pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err)) {
+            pp_log(&srv->log, PP_LOG_WARN, "%s: job %llu: %s; closing", s->peer,
+                   (unsigned long long)f->hdr.id, err);
+            sess_refuse(s, PP_E_LIMIT, err);
+            return -1;
+        }
+        payload = unzipped;
+    }
+    pp_rd rd = pp_rd_make(payload, plen);
     const uint8_t *hash = pp_rd_bytes(&rd, PP_SHA256_LEN);
     char symbol[256];
     pp_rd_str16(&rd, symbol, sizeof symbol);
     uint32_t timeout_ms = pp_rd_u32(&rd);
     if (rd.bad || !symbol[0]) {
+        free(unzipped);
         pp_log(&srv->log, PP_LOG_WARN, "%s: malformed JOB %llu; closing", s->peer,
                (unsigned long long)f->hdr.id);
         sess_refuse(s, PP_E_PROTOCOL, "malformed JOB frame");
@@ -190,15 +204,16 @@ static int on_job(session *s, const pp_frame *f)
     }
     int idx = server_module(srv, hash);
     sjob *j = calloc(1, sizeof *j);
-    void *block = j ? pp_conn_take(s->conn, f) : NULL;
+    void *block = unzipped ? unzipped : j ? pp_conn_take(s->conn, f) : NULL;
     if (idx < 0 || !j || !block) {
         free(j);
+        free(block);
         pp_log(&srv->log, PP_LOG_ERROR, "%s: out of memory for job %llu", s->peer,
                (unsigned long long)f->hdr.id);
         sess_refuse(s, PP_E_LIMIT, "the node is out of memory");
         return -1;
     }
-    size_t off = f->hdr.len - rd.left;
+    size_t off = plen - rd.left;
     j->sess = s;
     j->id = f->hdr.id;
     j->block = block;
@@ -271,6 +286,13 @@ static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
     server *srv = s->srv;
     s->last_rx = pp_now();
     uint8_t t = f->hdr.type;
+    if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (s->state != S_READY || t != PP_T_RJOB)) {
+        /* zlib only after authentication, and only where it is expected. */
+        pp_log(&srv->log, PP_LOG_WARN, "%s: compressed frame of type %u refused; closing",
+               s->peer, t);
+        sess_refuse(s, PP_E_PROTOCOL, "compressed frame not allowed here");
+        return -1;
+    }
     switch (s->state) {
     case S_HELLO:
         if (t == PP_T_HELLO)
@@ -402,9 +424,18 @@ void session_job_done(sjob *j, int status, void *data, size_t len, uint64_t run_
         uint8_t head[9];
         head[0] = (uint8_t)status;
         pp_store64(head + 1, run_ns);
-        if (pp_conn_send_ref(s->conn, PP_T_RRESULT, 0, j->id, head, sizeof head, data, len,
-                             free, data) == 0)
+        void *zip;
+        size_t ziplen;
+        if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
+            free(data);
+            data = zip;
+            if (pp_conn_send_ref(s->conn, PP_T_RRESULT, PP_WIRE_F_ZLIB, j->id, NULL, 0, zip,
+                                 ziplen, free, zip) == 0)
+                data = NULL;
+        } else if (pp_conn_send_ref(s->conn, PP_T_RRESULT, 0, j->id, head, sizeof head, data,
+                                    len, free, data) == 0) {
             data = NULL; /* the conn frees it once written */
+        }
         update_pause(s);
     }
     free(data);

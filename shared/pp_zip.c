@@ -41,6 +41,60 @@ int pp_zip_deflate(const void *in, size_t n, int level, void **out, size_t *outl
     return 0;
 }
 
+int pp_zip_maybe(const void *head, size_t hlen, const void *body, size_t blen, void **out,
+                 size_t *outlen)
+{
+    if (blen < PP_ZIP_MIN || hlen + blen > UINT32_MAX)
+        return 0;
+    /* A 16 KiB sample from the middle: does it shrink by a third? */
+    size_t sn = 16 * 1024;
+    const uint8_t *sample = (const uint8_t *)body + (blen - sn) / 2;
+    uint8_t tmp[16 * 1024 + 1024];
+    uLongf tl = sizeof tmp;
+    if (compress2(tmp, &tl, sample, (uLong)sn, 1) != Z_OK || tl > sn * 2 / 3)
+        return 0;
+    size_t n = hlen + blen;
+    uLong bound = compressBound((uLong)n);
+    uint8_t *buf = malloc(4 + (size_t)bound);
+    if (!buf)
+        return -1;
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (deflateInit(&zs, 1) != Z_OK) {
+        free(buf);
+        return -1;
+    }
+    zs.next_out = buf + 4;
+    zs.avail_out = (uInt)PP_MIN(bound, (uLong)UINT_MAX);
+    const uint8_t *parts[2] = {head, body};
+    size_t lens[2] = {hlen, blen};
+    int rc = Z_OK;
+    for (int i = 0; i < 2 && rc == Z_OK; i++) {
+        const uint8_t *p = parts[i];
+        size_t left = lens[i];
+        while (left && rc == Z_OK) {
+            uInt chunk = (uInt)PP_MIN(left, (size_t)(1u << 30));
+            zs.next_in = (Bytef *)p;
+            zs.avail_in = chunk;
+            rc = deflate(&zs, Z_NO_FLUSH);
+            p += chunk - zs.avail_in;
+            left -= chunk - zs.avail_in;
+        }
+    }
+    if (rc == Z_OK)
+        rc = deflate(&zs, Z_FINISH);
+    size_t zlen = zs.total_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return -1;
+    }
+    pp_store32(buf, (uint32_t)n);
+    *out = buf;
+    *outlen = 4 + zlen;
+    return 1;
+}
+
 int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *outlen, char *err)
 {
     if (n < 4) {
