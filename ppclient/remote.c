@@ -226,7 +226,7 @@ static int on_accept_frame(remote *r, const pp_frame *f)
     if (f->hdr.len != PP_MAC_LEN || pp_auth_verify(&s->key, PP_ROLE_SERVER, r->ver, r->nc,
                                                    r->ns, r->transcript, f->payload) != 0) {
         /* A node that cannot prove the secret gets no job. */
-        pp_log(&s->log, PP_LOG_ERROR, "%s: the node failed to prove the shared secret; "
+        pp_log(&s->log, PP_LOG_WARN, "%s: the node failed to prove the shared secret; "
                                       "no job is sent to it", r->node->name);
         set_state(r, R_WAIT, PP_NODE_AUTH_FAILED);
         r_lost(r, "the node failed to prove the secret", 0, AUTH_RETRY);
@@ -254,7 +254,7 @@ static int on_error_frame(remote *r, const pp_frame *f)
         snprintf(msg, sizeof msg, "(malformed error frame)");
     if (code == PP_E_AUTH) {
         if (r->node->state != PP_NODE_AUTH_FAILED)
-            pp_log(&s->log, PP_LOG_ERROR, "%s: authentication failed: the node refused our "
+            pp_log(&s->log, PP_LOG_WARN, "%s: authentication failed: the node refused our "
                                           "secret (is it the same on both sides?)",
                    r->node->name);
         set_state(r, R_WAIT, PP_NODE_AUTH_FAILED);

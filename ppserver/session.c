@@ -51,6 +51,7 @@ static void sess_refuse(session *s, uint16_t code, const char *msg)
         s->srv->nunauth--;
     s->state = S_CLOSING;
     send_error(s, code, msg);
+    s->timer.fn = closing_timer;
     pp_timer_start(s->srv->loop, &s->timer, pp_now() + CLOSE_GRACE);
 }
 
@@ -119,6 +120,7 @@ static int on_proof(session *s, const pp_frame *f)
         s->state = S_CLOSING;
         srv->nunauth--;
         s->failed_auth = 1;
+        s->timer.fn = closing_timer;
         pp_conn_pause(s->conn, 1);
         pp_timer_start(srv->loop, &s->timer, pp_now() + srv->cfg->auth_delay);
         return -1;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 void demo_opts_init(demo_opts *d)
 {
@@ -122,9 +123,46 @@ pp_server *demo_server_new(const demo_opts *d, const char *prog)
         .ncpus = d->ncpus,
         .ppservers = (const char *const *)d->servers,
         .secret = d->secret,
+        .log_level = getenv("PP_LOG") ? NULL : "error",
     };
     pp_server *s = pp_server_new(&cfg);
     if (!s)
         fprintf(stderr, "%s: %s\n", prog, pp_last_error());
     return s;
+}
+
+int demo_check_nodes(pp_server *s, const char *prog)
+{
+    pp_node_info nodes[64];
+    struct timespec nap = {0, 20 * 1000000L};
+    for (int tries = 0; tries < 500; tries++) { /* 500 x 20 ms = 10 s */
+        int n = pp_get_active_nodes(s, nodes, 64);
+        int waiting = 0;
+        for (int i = 1; i < n && i < 64; i++) {
+            if (nodes[i].state == PP_NODE_AUTH_FAILED) {
+                fprintf(stderr, "%s: %s: authentication failed (is the secret the same as "
+                                "the node's?)\n", prog, nodes[i].name);
+                return -1;
+            }
+            waiting |= nodes[i].state != PP_NODE_UP;
+        }
+        if (!waiting)
+            return 0;
+        /* A node that went down after its first attempt is unreachable. */
+        for (int i = 1; i < n && i < 64; i++) {
+            if (nodes[i].state == PP_NODE_DOWN && tries >= 25) {
+                fprintf(stderr, "%s: %s: cannot connect (is ppserver running there?)\n",
+                        prog, nodes[i].name);
+                return -1;
+            }
+        }
+        nanosleep(&nap, NULL);
+    }
+    for (int i = 1; i < pp_get_active_nodes(s, nodes, 64) && i < 64; i++)
+        if (nodes[i].state != PP_NODE_UP) {
+            fprintf(stderr, "%s: %s: no answer from the node within 10 s\n", prog,
+                    nodes[i].name);
+            return -1;
+        }
+    return 0;
 }

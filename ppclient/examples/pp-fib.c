@@ -82,6 +82,10 @@ int main(int argc, char **argv)
     pp_server *s = demo_server_new(&d, "pp-fib");
     if (!s)
         return 1;
+    if (demo_check_nodes(s, "pp-fib") != 0) {
+        pp_server_free(s);
+        return 1;
+    }
     for (int i = 0; i < count; i++) {
         jobs[i] = pp_submitf(s, pp_fib, NULL, "l", ns[i]);
         if (!jobs[i]) {
