@@ -591,6 +591,7 @@ int main(int argc, char **argv)
             if (end == optarg || *end || !(opt.timeout > 0 && opt.timeout <= 3600)) {
                 fprintf(stderr, "pp-crawl: --timeout: \"%s\" is not in (0, 3600] seconds\n",
                         optarg);
+                demo_opts_free(&d);
                 return 2;
             }
             break;
@@ -608,12 +609,14 @@ int main(int argc, char **argv)
             if (demo_opt(&d, ch, optarg) != 0) {
                 if (ch == '?')
                     fprintf(stderr, "pp-crawl: try --help\n");
+                demo_opts_free(&d);
                 return 2;
             }
         }
     }
     if (optind >= argc) {
         fprintf(stderr, "pp-crawl: give at least one URL (try --help)\n");
+        demo_opts_free(&d);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -622,12 +625,14 @@ int main(int argc, char **argv)
     c.opt = opt;
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
+    int rc = 0;
     for (int i = optind; i < argc; i++) {
         url_parts u;
         const char *why;
         if (url_parse(argv[i], &u, &why) != 0) {
             fprintf(stderr, "pp-crawl: \"%s\": %s\n", argv[i], why);
-            return 2;
+            rc = 2;
+            goto done;
         }
         strset_add(&c.seed_hosts, u.host);
         if (strset_add(&c.seen, u.norm) == 1)
@@ -635,8 +640,10 @@ int main(int argc, char **argv)
         url_parts_free(&u);
     }
     c.s = demo_server_new(&d, "pp-crawl");
-    if (!c.s || demo_check_nodes(c.s, "pp-crawl") != 0)
-        return 1;
+    if (!c.s || demo_check_nodes(c.s, "pp-crawl") != 0) {
+        rc = 1;
+        goto done;
+    }
     c.progress = isatty(STDERR_FILENO) && !opt.json;
     if (opt.json) {
         c.json = stdout;
@@ -644,7 +651,6 @@ int main(int argc, char **argv)
         fprintf(c.json, "{\n  \"pages\": [");
     }
     double t0 = now_s();
-    int rc = 0;
     pthread_mutex_lock(&c.mu);
     for (;;) {
         pthread_mutex_unlock(&c.mu);
@@ -693,6 +699,7 @@ int main(int argc, char **argv)
                     "%.1f pages/s\n",
             c.fetched, c.links, c.errors, c.bytes, c.skipped_robots, rate);
     pp_print_stats(c.s, stderr);
+done:
     pp_server_free(c.s);
     strset_free(&c.seen);
     strset_free(&c.seed_hosts);

@@ -39,62 +39,67 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int c;
+    pp_server *s = NULL;
+    long *ns = NULL;
+    pp_job **jobs = NULL;
+    int count = 0, rc = 0, c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
-            return 0;
+            goto done;
         }
         if (demo_opt(&d, c, optarg) != 0) {
             if (c == '?' || c == ':')
                 fprintf(stderr, "pp-fib: try --help\n");
-            return 2;
+            rc = 2;
+            goto done;
         }
     }
-    int count = argc - optind;
+    count = argc - optind;
     if (count <= 0) {
         fprintf(stderr, "pp-fib: give at least one N (try --help)\n");
-        return 2;
+        rc = 2;
+        goto done;
     }
-    long *ns = calloc((size_t)count, sizeof *ns);
-    pp_job **jobs = calloc((size_t)count, sizeof *jobs);
+    ns = calloc((size_t)count, sizeof *ns);
+    jobs = calloc((size_t)count, sizeof *jobs);
     if (!ns || !jobs) {
         fprintf(stderr, "pp-fib: out of memory\n");
-        return 1;
+        rc = 1;
+        goto done;
     }
     for (int i = 0; i < count; i++) {
-        const char *s = argv[optind + i];
+        const char *arg = argv[optind + i];
         char *end;
         errno = 0;
-        long n = strtol(s, &end, 10);
-        if (errno || end == s || *end) {
-            fprintf(stderr, "pp-fib: \"%s\" is not a number\n", s);
-            return 2;
+        long n = strtol(arg, &end, 10);
+        if (errno || end == arg || *end) {
+            fprintf(stderr, "pp-fib: \"%s\" is not a number\n", arg);
+            rc = 2;
+            goto done;
         }
         if (n < 0 || n > PP_FIB_MAX) {
             fprintf(stderr, "pp-fib: %ld is out of range: fib(N) fits in 64 bits for "
                             "0 <= N <= %d\n", n, PP_FIB_MAX);
-            return 2;
+            rc = 2;
+            goto done;
         }
         ns[i] = n;
     }
 
-    pp_server *s = demo_server_new(&d, "pp-fib");
-    if (!s)
-        return 1;
-    if (demo_check_nodes(s, "pp-fib") != 0) {
-        pp_server_free(s);
-        return 1;
+    s = demo_server_new(&d, "pp-fib");
+    if (!s || demo_check_nodes(s, "pp-fib") != 0) {
+        rc = 1;
+        goto done;
     }
     for (int i = 0; i < count; i++) {
         jobs[i] = pp_submitf(s, pp_fib, NULL, "l", ns[i]);
         if (!jobs[i]) {
             fprintf(stderr, "pp-fib: %s\n", pp_last_error());
-            pp_server_free(s);
-            return 1;
+            rc = 1;
+            goto done;
         }
     }
-    int rc = 0;
     for (int i = 0; i < count; i++) {
         long v;
         if (pp_job_unpack(jobs[i], "l", &v) == 0) {
@@ -103,10 +108,12 @@ int main(int argc, char **argv)
             printf("fib(%ld) failed: %s\n", ns[i], pp_last_error());
             rc = 1;
         }
-        pp_job_free(jobs[i]);
     }
     fflush(stdout);
     pp_print_stats(s, stdout);
+done:
+    for (int i = 0; jobs && i < count; i++)
+        pp_job_free(jobs[i]);
     pp_server_free(s);
     free(jobs);
     free(ns);
