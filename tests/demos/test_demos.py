@@ -96,6 +96,7 @@ class Site:
                     site.requests.append(self.path)
                     site.active += 1
                     site.peak = max(site.peak, site.active)
+                done = False
                 try:
                     if site.slow and self.path.startswith("/slow"):
                         time.sleep(site.slow)
@@ -114,11 +115,17 @@ class Site:
                     self.send_header("Content-Length", str(len(data)))
                     for k, v in headers.items():
                         self.send_header(k, v)
+                    # Count the request as over before the client can see the
+                    # response: the client may start its next fetch at once.
+                    with site.lock:
+                        site.active -= 1
+                    done = True
                     self.end_headers()
                     self.wfile.write(data)
                 finally:
-                    with site.lock:
-                        site.active -= 1
+                    if not done:
+                        with site.lock:
+                            site.active -= 1
 
         self.httpd = http.server.ThreadingHTTPServer((addr, port), Handler)
         self.httpd.daemon_threads = True

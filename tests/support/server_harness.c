@@ -264,6 +264,19 @@ int srv_start(srv_harness *h, const srv_opts *opts)
         opts = &none;
     if (!h->dir[0] && srv_prepare(h) != 0)
         return -1;
+    if (opts->share_secret && opts->share_secret != h) {
+        int fd = open(h->secret_file, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        size_t n = strlen(opts->share_secret->secret);
+        int ok = fd >= 0 && write(fd, opts->share_secret->secret, n) == (ssize_t)n &&
+                 write(fd, "\n", 1) == 1;
+        if (fd >= 0)
+            ok &= close(fd) == 0;
+        if (!ok) {
+            fprintf(stderr, "harness: cannot write %s\n", h->secret_file);
+            return -1;
+        }
+        snprintf(h->secret, sizeof h->secret, "%s", opts->share_secret->secret);
+    }
     if (h->pid > 0) {
         fprintf(stderr, "harness: ppserver %d already runs\n", (int)h->pid);
         return -1;
@@ -293,7 +306,7 @@ int srv_start(srv_harness *h, const srv_opts *opts)
     for (const char *const *a = opts->args; a && *a && n < 94; a++)
         av[n++] = *a;
     av[n] = NULL;
-    char **env = make_env(h->dir, NULL);
+    char **env = make_env(h->dir, opts->env_secret);
     if (!env)
         return -1;
     pid_t pid = spawn((char *const *)av, env, h->err_file);

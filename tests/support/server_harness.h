@@ -35,6 +35,8 @@ typedef struct srv_opts {
     int no_secret_file;      /* do not pass --secret-file (args give the secret) */
     int no_log_file;         /* no --log-file: the log goes to err_file */
     double start_timeout;    /* seconds to wait for the port file; 0 = 20 */
+    const struct srv_harness *share_secret; /* use this server's secret */
+    const char *env_secret;  /* PP_SECRET in ppserver's environment, or NULL */
 } srv_opts;
 
 /* The ppserver executable ($PP_SERVER), or NULL. */
