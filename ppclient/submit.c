@@ -11,6 +11,10 @@
 
 #include "internal.h"
 
+#include <sched.h>
+
+#define SPIN_SECONDS 0.0002
+
 /* ---- tasks ---- */
 
 /* Finds which shared library and symbol hold `task`.  Returns the index in
@@ -211,6 +215,16 @@ static int job_wait_until(pp_job *j, double deadline)
     int st = atomic_load_explicit(&j->status, memory_order_acquire);
     if (st != PP_PENDING)
         return st; /* final: the server may already be gone */
+    /* Short jobs finish within a few tens of microseconds: look a little
+     * before sleeping, which saves the wake-up (a futex round) then. */
+    double spin_end = pp_now() + SPIN_SECONDS;
+    if (deadline >= 0 && deadline < spin_end)
+        spin_end = deadline;
+    while ((st = atomic_load_explicit(&j->status, memory_order_acquire)) == PP_PENDING &&
+           pp_now() < spin_end)
+        sched_yield();
+    if (st != PP_PENDING)
+        return st;
     pp_server *s = j->s;
     pthread_mutex_lock(&s->mu);
     s->waiters++;
