@@ -33,6 +33,11 @@ int pp_module_cache_init(const char *dir, char *err)
         pp_seterr(err, "cannot create %s: %s", path, strerror(errno));
         return -1;
     }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        pp_seterr(err, "cache directory %s is not a directory", path);
+        return -1;
+    }
     if (access(path, W_OK | X_OK) != 0) {
         pp_seterr(err, "cache directory %s is not writable: %s", path, strerror(errno));
         return -1;

@@ -46,7 +46,6 @@ typedef struct worker {
     uint8_t *defined;         /* task ids already sent to this worker */
     uint32_t ndefined;
     pp_timer timer;           /* start deadline, then job timeouts */
-    int killed_for;
     char note[PP_ERR_LEN];
 } worker;
 
@@ -481,8 +480,6 @@ static void worker_lost(worker *w, int why)
     pp_pool *p = w->pool;
     int prev = w->state;
     w->state = W_DEAD;
-    if (why == KILL_NONE)
-        why = w->killed_for;
     kill(-w->pid, SIGKILL); /* the task's children too */
     kill(w->pid, SIGKILL);
     int st = 0;

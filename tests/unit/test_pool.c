@@ -1,0 +1,971 @@
+/* SPDX-License-Identifier: MIT */
+/* test_pool.c -- pp_pool driven through a pp_loop of its own, with real
+ * ppworker processes ($PP_WORKER) running the test task module
+ * ($PP_TEST_TASKS): start-up, task ids, echo jobs, the pipeline depth,
+ * crashes with requeued jobs, timeouts, resizing, load errors, and freeing
+ * with jobs in flight (no process, no FIFO directory left).  Every wait is
+ * bounded in turns and in time. */
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "pp.h"
+#include "pp_buf.h"
+#include "pp_common.h"
+#include "pp_loop.h"
+#include "pp_pool.h"
+
+#define MAX_FRAME (1u << 20)
+#define WAIT 30.0 /* seconds for anything to happen (sanitizer builds are slow) */
+
+/* ---- the owner's jobs ---- */
+
+typedef struct tjob {
+    pp_pool_job pj;     /* first: the callbacks get &pj */
+    int idx;
+    char *arg;          /* malloc'd, owned by the test */
+    size_t len;
+    int done;           /* on_done calls */
+    int requeued;       /* on_requeue calls */
+    int status;
+    char *data;         /* the result, malloc'd by the pool */
+    size_t dlen;
+    int nul_ok;         /* data[dlen] == 0 */
+    uint64_t run_ns;
+    double t_done;
+} tjob;
+
+typedef struct ctx {
+    pp_loop *loop;
+    pp_pool *pool;
+    char tmpdir[64];
+    int ndone, nrequeue;
+    int order_bad;      /* a callback for a job the test does not know */
+    tjob *rq[256];      /* requeued jobs, in the order handed back */
+    int nrq;
+    int flushes;
+} ctx;
+
+static void on_done(pp_pool *p, pp_pool_job *j, int status, void *data, size_t len,
+                    uint64_t run_ns, void *ud)
+{
+    ctx *c = ud;
+    tjob *t = (tjob *)j;
+    if (p != c->pool && c->pool)
+        c->order_bad++;
+    if (t->data) /* done twice: keep the first, count it */
+        free(t->data);
+    t->done++;
+    t->status = status;
+    t->data = data;
+    t->dlen = len;
+    t->nul_ok = data && ((char *)data)[len] == 0;
+    t->run_ns = run_ns;
+    t->t_done = pp_now();
+    c->ndone++;
+}
+
+static void on_requeue(pp_pool *p, pp_pool_job *j, void *ud)
+{
+    ctx *c = ud;
+    (void)p;
+    tjob *t = (tjob *)j;
+    t->requeued++;
+    if (c->nrq < (int)PP_ARRAY_LEN(c->rq))
+        c->rq[c->nrq++] = t;
+    c->nrequeue++;
+}
+
+/* The owner's duty: flush the batched frames once per turn. */
+static void flush_hook(pp_loop *loop, void *data)
+{
+    (void)loop;
+    ctx *c = data;
+    if (c->pool) {
+        pp_pool_flush(c->pool);
+        c->flushes++;
+    }
+}
+
+static void job_init(tjob *t, int idx, uint32_t task, const void *arg, size_t len,
+                     double timeout)
+{
+    memset(t, 0, sizeof *t);
+    t->idx = idx;
+    t->arg = malloc(len + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t->arg);
+    if (len)
+        memcpy(t->arg, arg, len);
+    t->len = len;
+    t->pj.arg = t->arg;
+    t->pj.len = len;
+    t->pj.task = task;
+    t->pj.timeout = timeout;
+}
+
+static void job_text(tjob *t, int idx, uint32_t task, double timeout)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "job %d: the quick brown fox", idx);
+    job_init(t, idx, task, buf, (size_t)n, timeout);
+}
+
+static void job_free(tjob *t)
+{
+    free(t->arg);
+    free(t->data);
+    t->arg = NULL;
+    t->data = NULL;
+}
+
+static int result_is_arg(const tjob *t)
+{
+    return t->done == 1 && t->status == PP_DONE && t->dlen == t->len && t->nul_ok &&
+           (t->len == 0 || memcmp(t->data, t->arg, t->len) == 0);
+}
+
+/* ---- environment, processes, directories ---- */
+
+static const char *env_path(const char *name)
+{
+    const char *v = getenv(name);
+    if (!v || !*v) {
+        fprintf(stderr, "\n  %s is not set (run through ctest)\n", name);
+        return NULL;
+    }
+    return v;
+}
+
+/* Processes whose parent is this one (zombies included). */
+static int count_children(void)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    int n = 0;
+    pid_t me = getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *fp = fopen(path, "r");
+        if (!fp)
+            continue;
+        size_t got = fread(buf, 1, sizeof buf - 1, fp);
+        fclose(fp);
+        buf[got] = 0;
+        const char *rp = strrchr(buf, ')'); /* the name may hold anything */
+        char state;
+        int ppid;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == me)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* ---- set-up and waits ---- */
+
+static void teardown(struct ctx *c);
+
+/* A failed precondition ends the test, still killing the workers so that
+ * the next tests start clean. */
+#define REQUIRE(c, cond)                                                     \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            CU_FAIL(#cond);                                                  \
+            teardown(c);                                                     \
+            return;                                                          \
+        }                                                                    \
+    } while (0)
+
+/* A loop with the flush hook and a pool of n workers in a private tmpdir. */
+static int setup(ctx *c, int n)
+{
+    memset(c, 0, sizeof *c);
+    const char *worker = env_path("PP_WORKER");
+    if (!worker || !env_path("PP_TEST_TASKS"))
+        return -1;
+    snprintf(c->tmpdir, sizeof c->tmpdir, "/tmp/pptest-pool-XXXXXX");
+    if (!mkdtemp(c->tmpdir))
+        return -1;
+    c->loop = pp_loop_new();
+    if (!c->loop || pp_loop_hook(c->loop, flush_hook, c) != 0)
+        return -1;
+    pp_pool_opts o = {.worker_path = worker, .workers = n, .max_frame = MAX_FRAME,
+                      .tmpdir = c->tmpdir};
+    pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
+    char err[PP_ERR_LEN] = "";
+    c->pool = pp_pool_new(c->loop, &o, &cbs, c, err);
+    if (!c->pool) {
+        fprintf(stderr, "\n  pp_pool_new: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Frees the pool (if still there) and the loop; checks that nothing is
+ * left: no child process, no FIFO directory. */
+static void teardown(ctx *c)
+{
+    pp_pool_free(c->pool);
+    c->pool = NULL;
+    pp_loop_free(c->loop);
+    c->loop = NULL;
+    CU_ASSERT_EQUAL(count_children(), 0);
+    if (c->tmpdir[0]) {
+        CU_ASSERT_EQUAL(count_entries(c->tmpdir), 0);
+        nftw(c->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    }
+}
+
+static int wait_ready(ctx *c, int n, double secs)
+{
+    double end = pp_now() + secs;
+    for (int i = 0; i < 100000 && pp_pool_ready(c->pool) != n && pp_now() < end; i++)
+        pp_loop_run_once(c->loop, 0.02);
+    return pp_pool_ready(c->pool) == n;
+}
+
+/* Runs until ndone + nrequeue reaches n. */
+static int wait_ended(ctx *c, int n, double secs)
+{
+    double end = pp_now() + secs;
+    for (int i = 0; i < 100000 && c->ndone + c->nrequeue < n && pp_now() < end; i++)
+        pp_loop_run_once(c->loop, 0.02);
+    return c->ndone + c->nrequeue >= n;
+}
+
+/* Runs the loop for about secs seconds. */
+static void run_for(ctx *c, double secs)
+{
+    double end = pp_now() + secs;
+    for (int i = 0; i < 100000 && pp_now() < end; i++)
+        pp_loop_run_once(c->loop, 0.01);
+}
+
+/* Submits jobs[0..n) as room allows and waits for all of them to end. */
+static int run_jobs(ctx *c, tjob *jobs, int n, double secs)
+{
+    int next = 0, base = c->ndone + c->nrequeue;
+    double end = pp_now() + secs;
+    for (int i = 0; i < 100000 && c->ndone + c->nrequeue - base < n && pp_now() < end; i++) {
+        while (next < n && pp_pool_has_room(c->pool)) {
+            if (pp_pool_submit(c->pool, &jobs[next].pj) != 0)
+                break;
+            next++;
+        }
+        pp_loop_run_once(c->loop, 0.02);
+    }
+    return c->ndone + c->nrequeue - base >= n ? 0 : -1;
+}
+
+static uint32_t task_id(ctx *c, const char *symbol)
+{
+    uint32_t id = 0xffffffffu;
+    CU_ASSERT_EQUAL(pp_pool_task(c->pool, getenv("PP_TEST_TASKS"), symbol, &id), 0);
+    return id;
+}
+
+/* A sleep argument for t_sleep ("l" milliseconds). */
+static void job_sleep(tjob *t, int idx, uint32_t task, long ms, double timeout)
+{
+    pp_buf b;
+    pp_buf_init(&b, 64);
+    CU_ASSERT_EQUAL(pp_pack(&b, "l", ms), 0);
+    job_init(t, idx, task, b.data, b.len, timeout);
+    pp_buf_reset(&b);
+}
+
+/* ---- tests ---- */
+
+static void test_bad_worker_path(void)
+{
+    pp_loop *loop = pp_loop_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    static const char path[] = "/nonexistent/dir/ppworker-missing";
+    pp_pool_opts o = {.worker_path = path, .workers = 2, .max_frame = MAX_FRAME};
+    pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
+    ctx c = {0};
+    char err[PP_ERR_LEN] = "";
+    pp_pool *p = pp_pool_new(loop, &o, &cbs, &c, err);
+    CU_ASSERT_PTR_NULL(p);
+    pp_pool_free(p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    CU_ASSERT_EQUAL(count_children(), 0);
+    pp_loop_free(loop);
+    pp_pool_free(NULL); /* a no-op */
+}
+
+static void test_start_and_echo(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    CU_ASSERT_EQUAL(pp_pool_target(c.pool), 2);
+    CU_ASSERT(wait_ready(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 2);
+    CU_ASSERT_EQUAL(pp_pool_failures(c.pool), 0);
+    CU_ASSERT_STRING_EQUAL(pp_pool_last_failure(c.pool), "");
+    CU_ASSERT_EQUAL(count_children(), 2);
+    /* Both workers said hello: their FIFO names are gone already. */
+    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
+
+    /* Task ids: the same pair twice is the same id; another pair differs. */
+    uint32_t echo = task_id(&c, "t_echo");
+    uint32_t echo2 = task_id(&c, "t_echo");
+    uint32_t fail = task_id(&c, "t_fail");
+    CU_ASSERT_EQUAL(echo, echo2);
+    CU_ASSERT_NOT_EQUAL(echo, fail);
+    char longsym[1100];
+    memset(longsym, 's', sizeof longsym - 1);
+    longsym[sizeof longsym - 1] = 0;
+    uint32_t bad = 77;
+    CU_ASSERT_EQUAL(pp_pool_task(c.pool, getenv("PP_TEST_TASKS"), longsym, &bad), -1);
+
+    enum { N = 40 };
+    tjob jobs[N + 3];
+    for (int i = 0; i < N; i++)
+        job_text(&jobs[i], i, echo, 0);
+    job_init(&jobs[N], N, echo, "", 0, 0); /* an empty argument */
+    /* A large argument: many pipe buffers' worth, written over many turns. */
+    size_t big = 300000;
+    char *bigarg = malloc(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bigarg);
+    for (size_t i = 0; i < big; i++)
+        bigarg[i] = (char)('A' + i % 23);
+    job_init(&jobs[N + 1], N + 1, echo, bigarg, big, 0);
+    free(bigarg);
+    job_text(&jobs[N + 2], N + 2, fail, 0);
+
+    CU_ASSERT_EQUAL(run_jobs(&c, jobs, N + 3, WAIT), 0);
+    CU_ASSERT_EQUAL(c.ndone, N + 3);
+    CU_ASSERT_EQUAL(c.nrequeue, 0);
+    CU_ASSERT(c.flushes > 0);
+    int all = 1;
+    for (int i = 0; i < N + 2; i++)
+        all = all && result_is_arg(&jobs[i]);
+    CU_ASSERT(all);
+    CU_ASSERT_EQUAL(jobs[N + 2].status, PP_FAILED);
+    CU_ASSERT(jobs[N + 2].data && strstr(jobs[N + 2].data, "task failed on purpose"));
+    CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), 0);
+    CU_ASSERT_EQUAL(c.order_bad, 0);
+    for (int i = 0; i < N + 3; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+/* Runs tiny jobs so that the pipeline depth grows past 1 (the first job
+ * of each worker includes loading the module: the average needs a few
+ * dozen samples to forget it). */
+static void warm_up(ctx *c, uint32_t echo)
+{
+    enum { W = 60 };
+    tjob jobs[W];
+    for (int i = 0; i < W; i++)
+        job_text(&jobs[i], i, echo, 0);
+    int base = c->ndone;
+    CU_ASSERT_EQUAL(run_jobs(c, jobs, W, WAIT), 0);
+    CU_ASSERT_EQUAL(c->ndone - base, W);
+    for (int i = 0; i < W; i++)
+        job_free(&jobs[i]);
+    c->ndone = c->nrequeue = c->nrq = 0;
+}
+
+static void test_room_and_depth(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    uint32_t echo = task_id(&c, "t_echo");
+    CU_ASSERT(pp_pool_has_room(c.pool));
+
+    /* Jobs the pool refuses outright: unknown task, argument too large. */
+    tjob x;
+    job_text(&x, 0, echo + 100, 0);
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &x.pj), -1);
+    job_free(&x);
+    char *huge = calloc(1, MAX_FRAME + 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(huge);
+    job_init(&x, 0, echo, huge, MAX_FRAME + 1, 0);
+    free(huge);
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &x.pj), -1);
+    job_free(&x);
+    CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), 0);
+
+    /* Fill every worker: submit until refused, without running the loop. */
+    enum { MAX = 400 };
+    static tjob jobs[MAX];
+    int accepted = 0;
+    for (int i = 0; i < MAX; i++) {
+        job_text(&jobs[i], i, echo, 0);
+        if (pp_pool_submit(c.pool, &jobs[i].pj) != 0) {
+            job_free(&jobs[i]);
+            break;
+        }
+        accepted++;
+    }
+    CU_ASSERT(accepted >= 2);
+    CU_ASSERT(accepted < MAX);
+    CU_ASSERT_FALSE(pp_pool_has_room(c.pool));
+    CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), (size_t)accepted);
+    /* All of them finish, and there is room again. */
+    CU_ASSERT(wait_ended(&c, accepted, WAIT));
+    CU_ASSERT_EQUAL(c.ndone, accepted);
+    int all = 1;
+    for (int i = 0; i < accepted; i++)
+        all = all && result_is_arg(&jobs[i]);
+    CU_ASSERT(all);
+    CU_ASSERT(pp_pool_has_room(c.pool));
+    CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), 0);
+
+    /* Tiny jobs raise the pipeline depth: now more than one per worker. */
+    for (int i = 0; i < accepted; i++)
+        job_free(&jobs[i]);
+    warm_up(&c, echo);
+    int base = c.ndone, again = 0;
+    for (int i = 0; i < MAX; i++) {
+        job_text(&jobs[i], i, echo, 0);
+        if (pp_pool_submit(c.pool, &jobs[i].pj) != 0) {
+            job_free(&jobs[i]);
+            break;
+        }
+        again++;
+    }
+    CU_ASSERT(again > 2);
+    CU_ASSERT_FALSE(pp_pool_has_room(c.pool));
+    CU_ASSERT(wait_ended(&c, base + again, WAIT));
+    all = 1;
+    for (int i = 0; i < again; i++)
+        all = all && result_is_arg(&jobs[i]);
+    CU_ASSERT(all);
+    for (int i = 0; i < again; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+static void test_crash_requeues(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    uint32_t echo = task_id(&c, "t_echo"), segv = task_id(&c, "t_segv");
+    warm_up(&c, echo);
+
+    /* The crashing job first (both workers idle: it lands on one of them),
+     * then echo jobs spread over both: some queue behind the crash. */
+    enum { N = 7 };
+    tjob jobs[N];
+    job_text(&jobs[0], 0, segv, 0);
+    for (int i = 1; i < N; i++)
+        job_text(&jobs[i], i, echo, 0);
+    int submitted = 0;
+    for (int i = 0; i < N; i++)
+        if (pp_pool_submit(c.pool, &jobs[i].pj) == 0)
+            submitted++;
+    REQUIRE(&c, submitted == N);
+    CU_ASSERT(wait_ended(&c, N, WAIT));
+
+    CU_ASSERT_EQUAL(jobs[0].done, 1);
+    CU_ASSERT_EQUAL(jobs[0].requeued, 0);
+    CU_ASSERT_EQUAL(jobs[0].status, PP_CRASHED);
+    CU_ASSERT(jobs[0].data && strstr(jobs[0].data, "SIGSEGV"));
+    if (jobs[0].data && !strstr(jobs[0].data, "SIGSEGV"))
+        fprintf(stderr, "\n  crash text: %s\n", jobs[0].data);
+    /* Every other job either ran or came back to us; none failed. */
+    int ok = 1;
+    for (int i = 1; i < N; i++) {
+        if (jobs[i].done)
+            ok = ok && jobs[i].requeued == 0 && result_is_arg(&jobs[i]);
+        else
+            ok = ok && jobs[i].requeued == 1;
+    }
+    CU_ASSERT(ok);
+    CU_ASSERT(c.nrequeue >= 1);
+    CU_ASSERT_EQUAL(c.ndone + c.nrequeue, N);
+
+    /* The pool replaces the worker. */
+    CU_ASSERT(wait_ready(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(count_children(), 2);
+
+    /* The owner resubmits what came back: it runs fine now. */
+    int nrq = c.nrq, base = c.ndone;
+    tjob *back[PP_ARRAY_LEN(c.rq)];
+    memcpy(back, c.rq, sizeof(tjob *) * (size_t)nrq);
+    int resent = 0;
+    for (int k = 0; k < nrq; k++) {
+        for (int i = 0; i < 100 && !pp_pool_has_room(c.pool); i++)
+            pp_loop_run_once(c.loop, 0.02);
+        if (pp_pool_submit(c.pool, &back[k]->pj) == 0)
+            resent++;
+    }
+    CU_ASSERT_EQUAL(resent, nrq);
+    double end = pp_now() + WAIT;
+    for (int i = 0; i < 100000 && c.ndone - base < nrq && pp_now() < end; i++)
+        pp_loop_run_once(c.loop, 0.02);
+    ok = 1;
+    for (int k = 0; k < nrq; k++)
+        ok = ok && result_is_arg(back[k]);
+    CU_ASSERT(ok);
+    for (int i = 0; i < N; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+static void test_timeout(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    uint32_t spin = task_id(&c, "t_spin"), echo = task_id(&c, "t_echo");
+    tjob j, e;
+    job_text(&j, 0, spin, 0.3);
+    job_text(&e, 1, echo, 0);
+    double t0 = pp_now();
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &j.pj), 0);
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &e.pj), 0); /* on the other worker */
+    CU_ASSERT(wait_ended(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(j.done, 1);
+    CU_ASSERT_EQUAL(j.status, PP_TIMEOUT);
+    CU_ASSERT(j.data && strstr(j.data, "timed out"));
+    double took = j.t_done - t0;
+    CU_ASSERT(took >= 0.3);
+    CU_ASSERT(took < 10.0);
+    CU_ASSERT(result_is_arg(&e));
+    /* The killed worker is replaced. */
+    CU_ASSERT(wait_ready(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(count_children(), 2);
+    job_free(&j);
+    job_free(&e);
+    teardown(&c);
+}
+
+/* One worker, pipelined: a job's timeout counts its run time, not its wait
+ * behind a slower job; a job that times out sends the jobs queued behind it
+ * back to the owner. */
+static void test_timeout_pipelined(void)
+{
+    ctx c;
+    if (setup(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t echo = task_id(&c, "t_echo"), sleep = task_id(&c, "t_sleep");
+    uint32_t spin = task_id(&c, "t_spin");
+    warm_up(&c, echo);
+
+    tjob slow, quick;
+    job_sleep(&slow, 0, sleep, 800, 0);
+    job_text(&quick, 1, echo, 0.3); /* waits ~0.8 s, runs in microseconds */
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &slow.pj), 0);
+    REQUIRE(&c, pp_pool_submit(c.pool, &quick.pj) == 0);
+    CU_ASSERT(wait_ended(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(slow.status, PP_DONE);
+    CU_ASSERT_EQUAL(quick.status, PP_DONE);
+    CU_ASSERT(result_is_arg(&quick));
+    CU_ASSERT_EQUAL(c.nrequeue, 0);
+    job_free(&slow);
+    job_free(&quick);
+
+    warm_up(&c, echo); /* the slow job lowered the depth to 1 */
+    tjob spinner, behind[3];
+    job_text(&spinner, 0, spin, 0.3);
+    CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &spinner.pj), 0);
+    for (int i = 0; i < 3; i++)
+        job_text(&behind[i], 1 + i, echo, 0);
+    for (int i = 0; i < 3; i++)
+        REQUIRE(&c, pp_pool_submit(c.pool, &behind[i].pj) == 0);
+    CU_ASSERT(wait_ended(&c, 4, WAIT));
+    CU_ASSERT_EQUAL(spinner.status, PP_TIMEOUT);
+    CU_ASSERT_EQUAL(c.ndone, 1);
+    CU_ASSERT_EQUAL(c.nrequeue, 3);
+    /* Handed back last-to-first. */
+    CU_ASSERT(c.nrq == 3 && c.rq[0] == &behind[2] && c.rq[1] == &behind[1] &&
+              c.rq[2] == &behind[0]);
+    CU_ASSERT(wait_ready(&c, 1, WAIT));
+    job_free(&spinner);
+    for (int i = 0; i < 3; i++)
+        job_free(&behind[i]);
+    teardown(&c);
+}
+
+/* One worker, pipelined: a crash and a free hand the queued jobs back
+ * last-to-first (pushing each to the front of a queue keeps the order). */
+static void test_requeue_order(void)
+{
+    ctx c;
+    if (setup(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t echo = task_id(&c, "t_echo"), segv = task_id(&c, "t_segv");
+    uint32_t sleep = task_id(&c, "t_sleep");
+    warm_up(&c, echo);
+
+    enum { N = 5 };
+    tjob jobs[N];
+    job_text(&jobs[0], 0, segv, 0);
+    for (int i = 1; i < N; i++)
+        job_text(&jobs[i], i, echo, 0);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &jobs[i].pj), 0);
+    CU_ASSERT(wait_ended(&c, N, WAIT));
+    CU_ASSERT_EQUAL(jobs[0].status, PP_CRASHED);
+    CU_ASSERT_EQUAL(c.nrequeue, N - 1);
+    int ordered = c.nrq == N - 1;
+    for (int k = 0; ordered && k < N - 1; k++)
+        ordered = c.rq[k] == &jobs[N - 1 - k];
+    CU_ASSERT(ordered);
+    for (int i = 0; i < N; i++)
+        job_free(&jobs[i]);
+
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    warm_up(&c, echo);
+    job_sleep(&jobs[0], 0, sleep, 20000, 0);
+    for (int i = 1; i < N; i++)
+        job_text(&jobs[i], i, echo, 0);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &jobs[i].pj), 0);
+    run_for(&c, 0.2);
+    CU_ASSERT_EQUAL(c.ndone, 0);
+    pp_pool_free(c.pool);
+    c.pool = NULL;
+    CU_ASSERT_EQUAL(c.ndone, 0);
+    CU_ASSERT_EQUAL(c.nrq, N);
+    ordered = c.nrq == N;
+    for (int k = 0; ordered && k < N; k++)
+        ordered = c.rq[k] == &jobs[N - 1 - k];
+    CU_ASSERT(ordered);
+    for (int i = 0; i < N; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+static void test_resize(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, -1), -1);
+    CU_ASSERT_EQUAL(pp_pool_target(c.pool), 2);
+
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 3), 0);
+    CU_ASSERT_EQUAL(pp_pool_target(c.pool), 3);
+    CU_ASSERT(wait_ready(&c, 3, WAIT));
+    CU_ASSERT_EQUAL(count_children(), 3);
+
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
+    CU_ASSERT_EQUAL(pp_pool_target(c.pool), 1);
+    CU_ASSERT(wait_ready(&c, 1, WAIT));
+    run_for(&c, 0.1);
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
+    CU_ASSERT_EQUAL(count_children(), 1);
+
+    /* Shrinking busy workers: they finish their jobs first (done, not
+     * requeued), then go. */
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 3), 0);
+    REQUIRE(&c, wait_ready(&c, 3, WAIT));
+    uint32_t sleep = task_id(&c, "t_sleep");
+    tjob jobs[3];
+    for (int i = 0; i < 3; i++)
+        job_sleep(&jobs[i], i, sleep, 300, 0);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &jobs[i].pj), 0);
+    pp_loop_run_once(c.loop, 0); /* flushed: all three run */
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
+    CU_ASSERT(wait_ended(&c, 3, WAIT));
+    CU_ASSERT_EQUAL(c.nrequeue, 0);
+    int ok = 1;
+    for (int i = 0; i < 3; i++)
+        ok = ok && jobs[i].done == 1 && jobs[i].status == PP_DONE;
+    CU_ASSERT(ok);
+    /* The retired workers are gone once their jobs are done. */
+    double end = pp_now() + WAIT;
+    for (int i = 0; i < 10000 && count_children() != 1 && pp_now() < end; i++)
+        pp_loop_run_once(c.loop, 0.02);
+    CU_ASSERT_EQUAL(count_children(), 1);
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
+
+    /* Down to zero and back. */
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 0), 0);
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 0);
+    CU_ASSERT_FALSE(pp_pool_has_room(c.pool));
+    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 2), 0);
+    CU_ASSERT(wait_ready(&c, 2, WAIT));
+    for (int i = 0; i < 3; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+static void test_eload(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    uint32_t nosym = task_id(&c, "no_such_task");
+    uint32_t nomod = 0;
+    CU_ASSERT_EQUAL(pp_pool_task(c.pool, "/nonexistent/module.so", "t_echo", &nomod), 0);
+    uint32_t echo = task_id(&c, "t_echo");
+    tjob a, b, e;
+    job_text(&a, 0, nosym, 0);
+    job_text(&b, 1, nomod, 0);
+    job_text(&e, 2, echo, 0);
+    tjob *list[] = {&a, &b, &e};
+    for (int k = 0; k < 3; k++) {
+        for (int i = 0; i < 500 && !pp_pool_has_room(c.pool); i++)
+            pp_loop_run_once(c.loop, 0.02);
+        CU_ASSERT_EQUAL(pp_pool_submit(c.pool, &list[k]->pj), 0);
+    }
+    CU_ASSERT(wait_ended(&c, 3, WAIT));
+    CU_ASSERT_EQUAL(a.status, PP_ELOAD);
+    CU_ASSERT(a.data && strstr(a.data, "not found"));
+    CU_ASSERT(a.data && strstr(a.data, "no_such_task"));
+    CU_ASSERT_EQUAL(b.status, PP_ELOAD);
+    CU_ASSERT(b.data && strstr(b.data, "/nonexistent/module.so"));
+    CU_ASSERT(result_is_arg(&e));
+    /* A load error does not cost a worker. */
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 2);
+    CU_ASSERT_EQUAL(count_children(), 2);
+    CU_ASSERT_EQUAL(c.nrequeue, 0);
+    job_free(&a);
+    job_free(&b);
+    job_free(&e);
+    teardown(&c);
+}
+
+static void test_free_in_flight(void)
+{
+    ctx c;
+    if (setup(&c, 2) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 2, WAIT));
+    uint32_t sleep = task_id(&c, "t_sleep");
+    enum { N = 8 };
+    tjob jobs[N];
+    int accepted = 0;
+    for (int i = 0; i < N; i++) {
+        job_sleep(&jobs[i], i, sleep, 20000, 0);
+        if (pp_pool_submit(c.pool, &jobs[i].pj) == 0)
+            accepted++;
+        else
+            break;
+    }
+    CU_ASSERT(accepted >= 2);
+    run_for(&c, 0.2); /* sent; the workers are sleeping in them */
+    CU_ASSERT_EQUAL(c.ndone, 0);
+    CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), (size_t)accepted);
+    /* One busy worker retiring (it keeps its job), and three more workers,
+     * still starting: their FIFO directories exist. */
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
+    CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 4), 0);
+    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 3);
+    CU_ASSERT_EQUAL(count_children(), 5);
+
+    double t0 = pp_now();
+    pp_pool_free(c.pool);
+    c.pool = NULL;
+    CU_ASSERT(pp_now() - t0 < 5.0); /* killed, not waited out */
+    CU_ASSERT_EQUAL(c.ndone, 0);
+    CU_ASSERT_EQUAL(c.nrequeue, accepted);
+    int ok = 1;
+    for (int i = 0; i < accepted; i++)
+        ok = ok && jobs[i].requeued == 1 && jobs[i].done == 0;
+    CU_ASSERT(ok);
+    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
+    for (int i = 0; i < N && i <= accepted; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+/* A FIFO directory that cannot be made: pp_pool_new says where. */
+static void test_bad_tmpdir(void)
+{
+    const char *worker = env_path("PP_WORKER");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(worker);
+    pp_loop *loop = pp_loop_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    static const char dir[] = "/nonexistent/pptest-tmp";
+    pp_pool_opts o = {.worker_path = worker, .workers = 1, .max_frame = MAX_FRAME,
+                      .tmpdir = dir};
+    pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
+    ctx c = {0};
+    char err[PP_ERR_LEN] = "";
+    pp_pool *p = pp_pool_new(loop, &o, &cbs, &c, err);
+    CU_ASSERT_PTR_NULL(p);
+    pp_pool_free(p);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, dir));
+    CU_ASSERT_EQUAL(count_children(), 0);
+    pp_loop_free(loop);
+}
+
+/* An executable that is no ppworker (it exits at once): pp_pool_new
+ * succeeds, but no worker comes up; the failures are counted and told,
+ * with a back-off instead of a spin. */
+static void test_worker_exits(void)
+{
+    static const char *const candidates[] = {"/bin/false", "/usr/bin/false"};
+    const char *bin = NULL;
+    for (size_t i = 0; i < PP_ARRAY_LEN(candidates) && !bin; i++)
+        if (access(candidates[i], X_OK) == 0)
+            bin = candidates[i];
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bin);
+    ctx c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.tmpdir, sizeof c.tmpdir, "/tmp/pptest-pool-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(c.tmpdir));
+    c.loop = pp_loop_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c.loop);
+    CU_ASSERT_EQUAL(pp_loop_hook(c.loop, flush_hook, &c), 0);
+    pp_pool_opts o = {.worker_path = bin, .workers = 2, .max_frame = MAX_FRAME,
+                      .tmpdir = c.tmpdir};
+    pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
+    char err[PP_ERR_LEN] = "";
+    c.pool = pp_pool_new(c.loop, &o, &cbs, &c, err);
+    CU_ASSERT_PTR_NOT_NULL(c.pool);
+    if (c.pool) {
+        double end = pp_now() + WAIT;
+        for (int i = 0; i < 100000 && pp_pool_failures(c.pool) < 3 && pp_now() < end; i++)
+            pp_loop_run_once(c.loop, 0.02);
+        CU_ASSERT(pp_pool_failures(c.pool) >= 3);
+        CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 0);
+        CU_ASSERT_FALSE(pp_pool_has_room(c.pool));
+        const char *why = pp_pool_last_failure(c.pool);
+        CU_ASSERT(strstr(why, "failed to start") != NULL && strstr(why, bin) != NULL);
+        /* Backing off: a probe at a time, not a storm. */
+        int before = pp_pool_failures(c.pool);
+        run_for(&c, 0.3);
+        CU_ASSERT(pp_pool_failures(c.pool) - before <= 3);
+        CU_ASSERT(count_children() <= 1);
+    }
+    teardown(&c);
+}
+
+/* Frame limits: an argument of max_frame bytes is accepted (its echo is
+ * too large to return: PP_FAILED); a result of max_frame - 9 bytes fits
+ * exactly, one byte more does not. */
+static void test_frame_limits(void)
+{
+    ctx c;
+    if (setup(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t echo = task_id(&c, "t_echo"), pattern = task_id(&c, "t_pattern");
+    tjob jobs[3];
+    char *big = malloc(MAX_FRAME);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    memset(big, 'q', MAX_FRAME);
+    job_init(&jobs[0], 0, echo, big, MAX_FRAME, 0);
+    free(big);
+    long sizes[2] = {(long)MAX_FRAME - 9, (long)MAX_FRAME - 8};
+    for (int i = 0; i < 2; i++) {
+        pp_buf b;
+        pp_buf_init(&b, 64);
+        CU_ASSERT_EQUAL(pp_pack(&b, "l", sizes[i]), 0);
+        job_init(&jobs[1 + i], 1 + i, pattern, b.data, b.len, 0);
+        pp_buf_reset(&b);
+    }
+    CU_ASSERT_EQUAL(run_jobs(&c, jobs, 3, WAIT), 0);
+    CU_ASSERT_EQUAL(jobs[0].status, PP_FAILED);
+    CU_ASSERT(jobs[0].data && strstr(jobs[0].data, "exceeds"));
+    CU_ASSERT_EQUAL(jobs[1].status, PP_DONE);
+    CU_ASSERT_EQUAL(jobs[1].dlen, (size_t)sizes[0]);
+    int same = jobs[1].data != NULL && jobs[1].nul_ok;
+    for (long i = 0; same && i < sizes[0]; i++)
+        same = (unsigned char)jobs[1].data[i] == (unsigned char)(i * 7 + 3);
+    CU_ASSERT(same);
+    CU_ASSERT_EQUAL(jobs[2].status, PP_FAILED);
+    CU_ASSERT(jobs[2].data && strstr(jobs[2].data, "exceeds"));
+    CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
+    CU_ASSERT_EQUAL(c.nrequeue, 0);
+    for (int i = 0; i < 3; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+int pp_register_suites(void)
+{
+    static const pp_test tests[] = {
+        {"a missing worker binary fails pp_pool_new", test_bad_worker_path},
+        {"an unusable tmpdir fails pp_pool_new", test_bad_tmpdir},
+        {"a worker that exits at once: failures, back-off", test_worker_exits},
+        {"start, task ids, echo jobs, a failing task", test_start_and_echo},
+        {"has_room, the pipeline depth, refused jobs", test_room_and_depth},
+        {"a crash ends its job; the jobs behind it come back", test_crash_requeues},
+        {"a job over its timeout", test_timeout},
+        {"timeouts count run time; jobs behind a timeout come back", test_timeout_pipelined},
+        {"jobs come back last-to-first", test_requeue_order},
+        {"resize up, down, with busy workers, to zero", test_resize},
+        {"a missing task symbol or module is PP_ELOAD", test_eload},
+        {"argument and result size limits", test_frame_limits},
+        {"pp_pool_free with jobs in flight", test_free_in_flight},
+        {NULL, NULL},
+    };
+    return pp_add_suite("pp_pool", NULL, NULL, tests);
+}
