@@ -28,7 +28,9 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
         char *end;
         errno = 0;
         double v = strtod(value, &end);
-        if (errno || end == value || *end || isnan(v) || v < o->min || v > o->max ||
+        /* Plain decimal only: strtod would also take hex, "inf" and blanks. */
+        int plain = strspn(value, "0123456789.-+eE") == strlen(value);
+        if (errno || end == value || *end || !plain || isnan(v) || v < o->min || v > o->max ||
             (o->kind == PP_CONF_INT && v != floor(v))) {
             pp_seterr(err, "%s: \"%s\" is not a %s in %g..%g", o->name, value,
                       o->kind == PP_CONF_INT ? "whole number" : "number", o->min, o->max);

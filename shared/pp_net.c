@@ -175,7 +175,8 @@ int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen
         char *end;
         errno = 0;
         long p = strtol(colon + 1, &end, 10);
-        if (errno || end == colon + 1 || *end || p < 1 || p > 65535) {
+        if (errno || end == colon + 1 || *end || p < 1 || p > 65535 ||
+            colon[1] < '0' || colon[1] > '9') { /* digits only: no sign, no blank */
             pp_seterr(err, "bad port in node address \"%s\" (1..65535)", s);
             return -1;
         }
