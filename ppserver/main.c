@@ -38,7 +38,9 @@ static const pp_conf_opt options[] = {
     {"config", 'c', PP_CONF_STR, O(config), 0, 0, "FILE",
      "read settings from FILE (keys are the long option names)"},
     {"pidfile", 'P', PP_CONF_STR, O(pidfile), 0, 0, "FILE", "write the process id to FILE"},
-    {"debug", 'd', PP_CONF_BOOL, O(daemonize), 0, 0, "",
+    {"debug", 'd', PP_CONF_BOOL, O(debug), 0, 0, "",
+     "log at debug level (same as --log-level debug)"},
+    {"daemon", 'D', PP_CONF_BOOL, O(daemonize), 0, 0, "",
      "run in the background as a daemon (logs go to --log-file)"},
     {"cache-dir", 0, PP_CONF_STR, O(cache_dir), 0, 0, "DIR",
      "module cache (default: ~/.cache/ppserver, /var/cache/ppserver as root)"},
@@ -318,6 +320,10 @@ int main(int argc, char **argv)
             free(cfg.secret);
             cfg.secret = NULL;
         }
+    }
+    if (cfg.debug) {
+        free(cfg.log_level);
+        cfg.log_level = strdup("debug");
     }
     if (!cfg.log_level)
         cfg.log_level = strdup("info");

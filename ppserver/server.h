@@ -25,6 +25,7 @@ typedef struct srv_cfg {
     char *config;
     char *pidfile;
     int daemonize;
+    int debug;                /* -d: log level debug */
     char *cache_dir;
     char *port_file;
     char *log_file;
