@@ -62,34 +62,30 @@ void server_module_ready(server *srv, int idx)
         session_unpark(s, idx);
 }
 
-/* Feeds free workers, one job per client per round (fairness). */
+/* Feeds free workers, one job per client in turn (fairness): the next round
+ * starts after the last client served. */
 static void dispatch(server *srv)
 {
-    while (pp_pool_has_room(srv->pool)) {
-        int progressed = 0;
-        session *start = srv->rr ? srv->rr : srv->sessions;
-        session *s = start;
-        do {
-            if (!s)
+    session *s = srv->rr ? srv->rr : srv->sessions;
+    int misses = 0;
+    while (s && misses < srv->nsessions && pp_pool_has_room(srv->pool)) {
+        session *next = s->next ? s->next : srv->sessions;
+        sjob *j = s->qhead;
+        if (j) {
+            uint32_t tid;
+            if (pp_pool_task(srv->pool, srv->modules[j->module].path, j->symbol, &tid) != 0)
                 break;
-            session *next = s->next ? s->next : srv->sessions;
-            if (s->qhead && pp_pool_has_room(srv->pool)) {
-                sjob *j = s->qhead;
-                uint32_t tid;
-                if (pp_pool_task(srv->pool, srv->modules[j->module].path, j->symbol, &tid) != 0)
-                    return;
-                j->pj.task = tid;
-                if (pp_pool_submit(srv->pool, &j->pj) != 0)
-                    return;
-                session_next_job(s);
-                progressed = 1;
-            }
-            s = next;
-        } while (s != start);
-        srv->rr = s;
-        if (!progressed)
-            break;
+            j->pj.task = tid;
+            if (pp_pool_submit(srv->pool, &j->pj) != 0)
+                break;
+            session_next_job(s);
+            misses = 0;
+        } else {
+            misses++;
+        }
+        s = next;
     }
+    srv->rr = s;
 }
 
 static void before_sleep(pp_loop *loop, void *data)

@@ -180,8 +180,22 @@ int pp_wire_reader_next(pp_wire_reader *r, pp_frame *f)
         return 1;
     }
     size_t avail = r->end - r->start;
-    if (avail < PP_WIRE_HDR)
+    if (avail < PP_WIRE_HDR) {
+        /* Refuse a foreign greeting ("GET /", TLS) from its first bytes,
+         * not only once a whole header's worth has arrived. */
+        const uint8_t *p = r->buf + r->start;
+        if ((avail > 0 && p[0] != PP_WIRE_MAGIC0) || (avail > 1 && p[1] != PP_WIRE_MAGIC1)) {
+            pp_seterr(r->errstr, "not a pp frame (bad magic 0x%02x%02x)", p[0],
+                      avail > 1 ? p[1] : 0);
+            return -1;
+        }
+        if (avail > 2 && p[2] != PP_WIRE_VERSION) {
+            pp_seterr(r->errstr, "unsupported frame version %u (this side speaks %u)", p[2],
+                      PP_WIRE_VERSION);
+            return -1;
+        }
         return 0;
+    }
     pp_frame_hdr h;
     if (pp_wire_decode_hdr(r->buf + r->start, r->max_len, r->max_type, &h, r->errstr) != 0)
         return -1;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,8 +127,11 @@ static pid_t spawn(char *const argv[], char *const envp[], const char *err_path)
             dup2(nfd, 0);
         dup2(efd, 1);
         dup2(efd, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
+#ifdef SYS_close_range
+        if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0)
+#endif
+            for (int fd = 3; fd < 4096; fd++)
+                close(fd);
         /* Default dispositions and mask (the test ignores SIGPIPE). */
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
@@ -153,6 +157,7 @@ static pid_t spawn(char *const argv[], char *const envp[], const char *err_path)
 /* Waits up to `limit` seconds for pid; 1 with *status, 0 if still running. */
 static int reap_within(pid_t pid, double limit, int *status)
 {
+    *status = -1;
     double end = mono() + limit;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);

@@ -1,0 +1,2304 @@
+/* SPDX-License-Identifier: MIT */
+/* test_remote.c -- libpp with real ppserver nodes on 127.0.0.1, and ppserver
+ * against raw clients: remote results and statistics, spreading, module
+ * shipping, the handshake and its attacks (reliability.md rows A1..A7),
+ * slow and hostile connections (B), bad frames (C), bad compressed input
+ * (D), node failures (F), load (G) and SIGTERM.
+ *
+ * Every test starts its own servers (tests/support/server_harness.c), waits
+ * only with deadlines, and ends by checking that the server still runs a
+ * normal client's job.  A per-test teardown stops every server, fake server
+ * and raw socket the test left behind, even after a fatal assertion. */
+#include <CUnit/CUnit.h>
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cunit_main.h"
+#include "pp_auth.h"
+#include "pp_buf.h"
+#include "pp_common.h"
+#include "pp_wire.h"
+#include "pp_zip.h"
+#include "server_harness.h"
+#include "test_tasks.h"
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static char tmpdir[256];
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* ---- what a test leaves behind: cleaned by the per-test teardown ---- */
+
+#define MAX_SERVERS 8
+#define MAX_FDS 512
+#define MAX_CLIENTS 40
+
+static srv_harness *servers[MAX_SERVERS];
+static int raw_fds[MAX_FDS];
+static pp_server *clients[MAX_CLIENTS];
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void track_fd(int fd)
+{
+    for (int i = 0; i < MAX_FDS; i++)
+        if (raw_fds[i] < 0) {
+            raw_fds[i] = fd;
+            return;
+        }
+}
+
+static void raw_close(int fd)
+{
+    if (fd < 0)
+        return;
+    for (int i = 0; i < MAX_FDS; i++)
+        if (raw_fds[i] == fd)
+            raw_fds[i] = -1;
+    close(fd);
+}
+
+/* Starts a server for this test; NULL on failure. */
+static srv_harness *start_server(const srv_opts *o)
+{
+    srv_harness *h = calloc(1, sizeof *h);
+    if (!h)
+        return NULL;
+    int slot = -1;
+    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
+        if (!servers[i])
+            slot = i;
+    if (slot < 0 || srv_start(h, o) != 0) {
+        srv_cleanup(h);
+        free(h);
+        return NULL;
+    }
+    servers[slot] = h;
+    return h;
+}
+
+static void node_name(const srv_harness *h, char *out, size_t n)
+{
+    snprintf(out, n, "127.0.0.1:%d", h->port);
+}
+
+static void client_register(pp_server *s)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (!clients[i]) {
+            clients[i] = s;
+            break;
+        }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void client_free(pp_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&reg_mu);
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i] == s)
+            clients[i] = NULL;
+    pthread_mutex_unlock(&reg_mu);
+    pp_server_free(s);
+}
+
+typedef struct client_cfg {
+    int ncpus;
+    const char *secret;      /* NULL: the first server's */
+    double heartbeat, node_timeout;
+    int max_attempts;
+} client_cfg;
+
+/* A pp_server using the given ppservers. */
+static pp_server *client_new(const client_cfg *c, srv_harness *const *hs, int n)
+{
+    char names[MAX_SERVERS][64];
+    const char *list[MAX_SERVERS + 1];
+    for (int i = 0; i < n && i < MAX_SERVERS; i++) {
+        node_name(hs[i], names[i], sizeof names[i]);
+        list[i] = names[i];
+    }
+    list[n] = NULL;
+    pp_config cfg = {.ncpus = c->ncpus,
+                     .ppservers = list,
+                     .secret = c->secret ? c->secret : hs[0]->secret,
+                     .heartbeat = c->heartbeat,
+                     .node_timeout = c->node_timeout,
+                     .max_attempts = c->max_attempts};
+    pp_server *s = pp_server_new(&cfg);
+    if (!s)
+        fprintf(stderr, "pp_server_new: %s\n", pp_last_error());
+    else
+        client_register(s);
+    return s;
+}
+
+/* ---- the fake server of A2 ---- */
+
+typedef struct fake_srv {
+    int lfd, port;
+    atomic_int stop;
+    atomic_int seen[256];    /* frames received, by type */
+    atomic_int conns;
+    pthread_t th;
+    int running;
+} fake_srv;
+
+static fake_srv *the_fake;
+
+static void test_setup(void)
+{
+    for (int i = 0; i < MAX_FDS; i++)
+        raw_fds[i] = -1;
+}
+
+static void fake_stop(fake_srv *f);
+
+/* Stops a server the test left running: it must exit 0 on SIGTERM; and no
+ * sanitizer may have reported anything in its stderr or log (its workers
+ * write there too). */
+static void check_server_exit(srv_harness *h)
+{
+    if (h->pid > 0) {
+        int st = srv_stop(h, 10);
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+            char *err = srv_read_stderr(h);
+            fprintf(stderr, "\n    ppserver did not exit 0 on SIGTERM (status 0x%x): %s\n", st,
+                    err);
+            free(err);
+            CU_FAIL("ppserver did not exit 0 on SIGTERM");
+        }
+    }
+    char *texts[2] = {srv_read_stderr(h), srv_read_log(h)};
+    for (int i = 0; i < 2; i++) {
+        if (texts[i] && (strstr(texts[i], "Sanitizer") || strstr(texts[i], "runtime error"))) {
+            fprintf(stderr, "\n    sanitizer report from ppserver or its workers:\n%s\n",
+                    texts[i]);
+            CU_FAIL("sanitizer report from ppserver or its workers");
+        }
+        free(texts[i]);
+    }
+}
+
+static void test_teardown(void)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++)
+        if (clients[i])
+            client_free(clients[i]);
+    if (the_fake) {
+        fake_stop(the_fake);
+        free(the_fake);
+        the_fake = NULL;
+    }
+    for (int i = 0; i < MAX_FDS; i++)
+        if (raw_fds[i] >= 0) {
+            close(raw_fds[i]);
+            raw_fds[i] = -1;
+        }
+    for (int i = 0; i < MAX_SERVERS; i++)
+        if (servers[i]) {
+            check_server_exit(servers[i]);
+            srv_cleanup(servers[i]);
+            free(servers[i]);
+            servers[i] = NULL;
+        }
+}
+
+/* ---- nodes ---- */
+
+static int node_info(pp_server *s, const char *name, pp_node_info *out)
+{
+    pp_node_info nodes[MAX_SERVERS + 1];
+    int n = pp_get_active_nodes(s, nodes, MAX_SERVERS + 1);
+    for (int i = 0; i < n && i < MAX_SERVERS + 1; i++)
+        if (strcmp(nodes[i].name, name) == 0) {
+            *out = nodes[i];
+            return 0;
+        }
+    return -1;
+}
+
+static int node_state(pp_server *s, const char *name)
+{
+    pp_node_info ni;
+    return node_info(s, name, &ni) == 0 ? ni.state : -1;
+}
+
+/* Waits (bounded) for a node state; 1 when reached. */
+static int wait_state(pp_server *s, const char *name, int state, double limit)
+{
+    double end = now_s() + limit;
+    do {
+        if (node_state(s, name) == state)
+            return 1;
+        sleep_s(0.01);
+    } while (now_s() < end);
+    return node_state(s, name) == state;
+}
+
+static int wait_up(pp_server *s, srv_harness *h, double limit)
+{
+    char name[64];
+    node_name(h, name, sizeof name);
+    return wait_state(s, name, PP_NODE_UP, limit);
+}
+
+/* Waits for every job, sharing one deadline; returns how many ended. */
+static int wait_jobs(pp_job *const *jobs, int n, double limit)
+{
+    double end = now_s() + limit;
+    int ended = 0;
+    for (int i = 0; i < n; i++) {
+        double left = end - now_s();
+        if (jobs[i] && pp_job_wait_for(jobs[i], left > 0 ? left : 0.001) != PP_PENDING)
+            ended++;
+    }
+    return ended;
+}
+
+/* A normal client (ncpus=0, this one node, the right secret) runs t_square
+ * there within `limit` seconds.  Returns 1 when the result is right. */
+static int served_within(srv_harness *h, double limit)
+{
+    char name[64];
+    node_name(h, name, sizeof name);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    if (!s)
+        return 0;
+    pp_job *j = pp_submitf(s, t_square, NULL, "l", 12L);
+    int st = j ? pp_job_wait_for(j, limit) : -1;
+    long v = 0;
+    int ok = st == PP_DONE && pp_job_unpack(j, "l", &v) == 0 && v == 144 &&
+             strcmp(pp_job_node(j), name) == 0;
+    if (!ok)
+        fprintf(stderr, "server %s did not serve a normal client: status %d (%s) node \"%s\"\n",
+                name, st, j ? pp_job_error(j) : "no job", j ? pp_job_node(j) : "");
+    pp_job_free(j);
+    client_free(s);
+    return ok;
+}
+
+static int served(srv_harness *h)
+{
+    return srv_alive(h) && served_within(h, 20);
+}
+
+/* Open descriptors of a process, or -1. */
+static int fd_count(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* The descriptors of a warmed-up server: after a normal client came and
+ * went (its module cached, its workers up). */
+static int warm_fds(srv_harness *h)
+{
+    served_within(h, 20);
+    sleep_s(0.2);
+    return fd_count(h->pid);
+}
+
+/* Waits (bounded) for the server's descriptors to come back to `base`;
+ * returns the count then. */
+static int settle_fds(srv_harness *h, int base)
+{
+    double end = now_s() + 5;
+    int n;
+    while ((n = fd_count(h->pid)) != base && now_s() < end)
+        sleep_s(0.02);
+    if (n != base)
+        fprintf(stderr, "\n    ppserver %d holds %d descriptors, %d before the test\n",
+                (int)h->pid, n, base);
+    return n;
+}
+
+/* ---- raw TCP clients ---- */
+
+static int raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {3, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    track_fd(fd);
+    return fd;
+}
+
+static int send_all(int fd, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    while (n) {
+        ssize_t k = send(fd, b, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, uint8_t type, uint16_t flags, uint64_t id, const void *p,
+                      size_t n)
+{
+    uint8_t hdr[PP_WIRE_HDR];
+    pp_wire_encode_hdr(hdr, type, flags, id, (uint32_t)n);
+    if (send_all(fd, hdr, sizeof hdr) != 0)
+        return -1;
+    return n ? send_all(fd, p, n) : 0;
+}
+
+/* Reads exactly n bytes before `deadline`: 1, 0 on EOF or reset, -1 on
+ * timeout or another error. */
+static int recv_exact(int fd, void *buf, size_t n, double deadline)
+{
+    uint8_t *p = buf;
+    size_t got = 0;
+    while (got < n) {
+        double left = deadline - now_s();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
+        if (r <= 0)
+            continue; /* EINTR or nothing yet: the deadline decides */
+        ssize_t k = recv(fd, p + got, n - got, 0);
+        if (k == 0)
+            return 0;
+        if (k < 0) {
+            if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                continue;
+            return errno == ECONNRESET ? 0 : -1;
+        }
+        got += (size_t)k;
+    }
+    return 1;
+}
+
+/* One frame from the server: 1 (payload malloc'd, NUL-terminated), 0 when
+ * the connection ended, -1 on timeout, -2 on a malformed header. */
+static int read_frame(int fd, double limit, pp_frame_hdr *h, uint8_t **payload)
+{
+    double deadline = now_s() + limit;
+    uint8_t hdr[PP_WIRE_HDR];
+    int r = recv_exact(fd, hdr, sizeof hdr, deadline);
+    if (r <= 0)
+        return r;
+    char err[PP_ERR_LEN];
+    if (pp_wire_decode_hdr(hdr, 64u << 20, PP_T_NET_MAX, h, err) != 0) {
+        fprintf(stderr, "malformed frame from the server: %s\n", err);
+        return -2;
+    }
+    uint8_t *p = malloc((size_t)h->len + 1);
+    if (!p)
+        return -1;
+    r = recv_exact(fd, p, h->len, deadline);
+    if (r <= 0) {
+        free(p);
+        return r;
+    }
+    p[h->len] = 0;
+    if (payload)
+        *payload = p;
+    else
+        free(p);
+    return 1;
+}
+
+/* Seconds until the server ends the connection (EOF or reset; bytes are
+ * discarded), or -1 if it is still open after `limit`. */
+static double wait_closed(int fd, double limit)
+{
+    double t0 = now_s(), end = t0 + limit;
+    char buf[4096];
+    for (;;) {
+        double left = end - now_s();
+        if (left <= 0)
+            return -1;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0)
+            continue;
+        ssize_t k = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (k == 0)
+            return now_s() - t0;
+        if (k < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)
+            return now_s() - t0; /* ECONNRESET and friends */
+    }
+}
+
+/* What the server did with a connection we expect it to refuse. */
+typedef struct refusal {
+    int closed;              /* the connection ended within the limit */
+    int got_error;           /* an ERROR frame came first */
+    uint16_t code;
+    char msg[512];
+    int other;               /* other frames (type of the last one in other_type) */
+    int other_type;
+    double secs;             /* until closed */
+} refusal;
+
+static refusal expect_close(int fd, double limit)
+{
+    refusal rf;
+    memset(&rf, 0, sizeof rf);
+    double t0 = now_s(), end = t0 + limit;
+    for (;;) {
+        double left = end - now_s();
+        if (left <= 0)
+            break;
+        pp_frame_hdr h;
+        uint8_t *p = NULL;
+        int r = read_frame(fd, left, &h, &p);
+        if (r == 1) {
+            if (h.type == PP_T_ERROR && !rf.got_error) {
+                pp_rd rd = pp_rd_make(p, h.len);
+                rf.code = pp_rd_u16(&rd);
+                pp_rd_str16(&rd, rf.msg, sizeof rf.msg);
+                rf.got_error = 1;
+            } else {
+                rf.other++;
+                rf.other_type = h.type;
+            }
+            free(p);
+            continue;
+        }
+        if (r == 0) {
+            rf.closed = 1;
+            rf.secs = now_s() - t0;
+        } else if (r == -2) {
+            rf.other++;
+            double left2 = end - now_s();
+            rf.closed = left2 > 0 && wait_closed(fd, left2) >= 0;
+            rf.secs = now_s() - t0;
+        }
+        break;
+    }
+    return rf;
+}
+
+/* ---- the handshake, by hand ---- */
+
+typedef struct hs_state {
+    uint8_t hello[2 + PP_NONCE_LEN];
+    uint8_t chal[1 + PP_NONCE_LEN + 8];
+    uint8_t ver;
+    uint8_t nc[PP_NONCE_LEN], ns[PP_NONCE_LEN];
+    uint8_t transcript[PP_SHA256_LEN];
+    uint8_t proof[PP_MAC_LEN];
+    uint8_t accept[PP_MAC_LEN];
+    uint32_t max_frame, ncpus;
+} hs_state;
+
+/* Sends HELLO {vmin, vmax, nc (NULL: fresh)}. */
+static int raw_hello(int fd, hs_state *x, uint8_t vmin, uint8_t vmax, const uint8_t *nc)
+{
+    x->hello[0] = vmin;
+    x->hello[1] = vmax;
+    if (nc)
+        memcpy(x->nc, nc, PP_NONCE_LEN);
+    else if (pp_auth_nonce(x->nc) != 0)
+        return -1;
+    memcpy(x->hello + 2, x->nc, PP_NONCE_LEN);
+    return send_frame(fd, PP_T_HELLO, 0, 0, x->hello, sizeof x->hello);
+}
+
+/* Reads the CHALLENGE and computes the transcript.  0 or -1. */
+static int raw_challenge(int fd, hs_state *x)
+{
+    pp_frame_hdr h;
+    uint8_t *p = NULL;
+    if (read_frame(fd, 5, &h, &p) != 1)
+        return -1;
+    int ok = h.type == PP_T_CHALLENGE && h.len == sizeof x->chal;
+    if (ok) {
+        memcpy(x->chal, p, sizeof x->chal);
+        x->ver = p[0];
+        memcpy(x->ns, p + 1, PP_NONCE_LEN);
+        x->max_frame = pp_load32(p + 1 + PP_NONCE_LEN);
+        x->ncpus = pp_load32(p + 5 + PP_NONCE_LEN);
+        ok = pp_auth_transcript(x->hello, sizeof x->hello, x->chal, sizeof x->chal,
+                                x->transcript) == 0;
+    } else {
+        fprintf(stderr, "expected CHALLENGE, got type %u (%u bytes)\n", h.type, h.len);
+    }
+    free(p);
+    return ok ? 0 : -1;
+}
+
+/* A full client handshake with `secret`: returns the authenticated socket
+ * (the server's ACCEPT checked), or -1. */
+static int raw_auth(int port, const char *secret, hs_state *x)
+{
+    memset(x, 0, sizeof *x);
+    int fd = raw_connect(port);
+    if (fd < 0)
+        return -1;
+    pp_auth_key k;
+    if (raw_hello(fd, x, PP_PROTO_MIN, PP_PROTO_MAX, NULL) != 0 || raw_challenge(fd, x) != 0 ||
+        pp_auth_derive(secret, strlen(secret), &k) != 0)
+        goto fail;
+    pp_auth_proof(&k, PP_ROLE_CLIENT, x->ver, x->nc, x->ns, x->transcript, x->proof);
+    if (send_frame(fd, PP_T_PROOF, 0, 0, x->proof, PP_MAC_LEN) != 0)
+        goto fail;
+    pp_frame_hdr h;
+    uint8_t *p = NULL;
+    if (read_frame(fd, 5, &h, &p) != 1)
+        goto fail;
+    int ok = h.type == PP_T_ACCEPT && h.len == PP_MAC_LEN &&
+             pp_auth_verify(&k, PP_ROLE_SERVER, x->ver, x->nc, x->ns, x->transcript, p) == 0;
+    if (ok)
+        memcpy(x->accept, p, PP_MAC_LEN);
+    free(p);
+    pp_auth_wipe(&k, sizeof k);
+    if (!ok)
+        goto fail;
+    return fd;
+fail:
+    fprintf(stderr, "raw handshake with port %d failed\n", port);
+    raw_close(fd);
+    return -1;
+}
+
+/* A JOB payload: module hash, symbol, timeout, argument. */
+static void job_payload(pp_buf *b, const uint8_t hash[PP_SHA256_LEN], const char *symbol,
+                        const void *arg, size_t len)
+{
+    pp_buf_init(b, 1u << 20);
+    pp_buf_append(b, hash, PP_SHA256_LEN);
+    pp_wr_str16(b, symbol);
+    pp_wr_u32(b, 0);
+    if (len)
+        pp_buf_append(b, arg, len);
+}
+
+static int count_files(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    size_t sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l >= sl && strcmp(e->d_name + l - sl, suffix) == 0)
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* ---- callbacks: each job's result exactly once ---- */
+
+#define MAXJ 64
+
+static struct {
+    atomic_int calls[MAXJ];
+    double when[MAXJ];
+    atomic_int total;
+} trk;
+
+static void track_reset(void)
+{
+    for (int i = 0; i < MAXJ; i++) {
+        atomic_store(&trk.calls[i], 0);
+        trk.when[i] = 0;
+    }
+    atomic_store(&trk.total, 0);
+}
+
+static void track_cb(pp_job *j, void *arg)
+{
+    (void)j;
+    int i = (int)(intptr_t)arg;
+    trk.when[i] = now_s();
+    atomic_fetch_add(&trk.calls[i], 1);
+    atomic_fetch_add(&trk.total, 1);
+}
+
+static int wait_total(int n, double limit)
+{
+    double end = now_s() + limit;
+    while (atomic_load(&trk.total) < n && now_s() < end)
+        sleep_s(0.005);
+    return atomic_load(&trk.total);
+}
+
+static pp_submit_opts track_opts(int i)
+{
+    return (pp_submit_opts){.callback = track_cb, .callback_arg = (void *)(intptr_t)i};
+}
+
+/* Submits n t_square jobs into jobs[]. */
+static void submit_squares(pp_server *s, pp_job **jobs, int n, long base)
+{
+    for (int i = 0; i < n; i++)
+        jobs[i] = pp_submitf(s, t_square, NULL, "l", base + i);
+}
+
+static int squares_right(pp_job **jobs, int n, long base, const char *node)
+{
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        long v = -1, x = base + i;
+        if (jobs[i] && pp_job_status(jobs[i]) == PP_DONE &&
+            pp_job_unpack(jobs[i], "l", &v) == 0 && v == x * x &&
+            (!node || strcmp(pp_job_node(jobs[i]), node) == 0))
+            right++;
+    }
+    return right;
+}
+
+/* ==== results ========================================================= */
+
+static void test_remote_results(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char name[64];
+    node_name(h, name, sizeof name);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    enum { N = 1000 };
+    pp_job **jobs = calloc(N, sizeof *jobs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(jobs);
+    for (long i = 0; i < N; i++) {
+        jobs[i] = pp_submitf(s, t_square, NULL, "l", i - 500);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 60), N);
+    int right = 0, named = 0;
+    for (long i = 0; i < N; i++) {
+        long v = -1;
+        if (pp_job_status(jobs[i]) == PP_DONE && pp_job_unpack(jobs[i], "l", &v) == 0 &&
+            v == (i - 500) * (i - 500))
+            right++;
+        named += strcmp(pp_job_node(jobs[i]), name) == 0;
+        pp_job_free(jobs[i]);
+    }
+    free(jobs);
+    CU_ASSERT_EQUAL(right, N);
+    CU_ASSERT_EQUAL(named, N);
+    pp_node_info nodes[4];
+    CU_ASSERT_EQUAL(pp_get_active_nodes(s, nodes, 4), 2);
+    CU_ASSERT_STRING_EQUAL(nodes[0].name, "local");
+    CU_ASSERT_EQUAL(nodes[0].jobs, 0);
+    CU_ASSERT_STRING_EQUAL(nodes[1].name, name);
+    CU_ASSERT_EQUAL(nodes[1].state, PP_NODE_UP);
+    CU_ASSERT_EQUAL(nodes[1].ncpus, 2);
+    CU_ASSERT_EQUAL(nodes[1].jobs, N);
+    pp_stats st;
+    CU_ASSERT_EQUAL(pp_get_stats(s, &st), 0);
+    CU_ASSERT_EQUAL(st.done, N);
+    CU_ASSERT_EQUAL(st.failed, 0);
+    CU_ASSERT_EQUAL(st.nodes, 2);
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *mem = open_memstream(&text, &tlen);
+    pp_print_stats(s, mem);
+    fclose(mem);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, name));
+    free(text);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+static void test_spread_over_nodes(void)
+{
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *hs[] = {a, b};
+    pp_server *s = client_new(&(client_cfg){.ncpus = 1}, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    enum { N = 200 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        jobs[i] = pp_submitf(s, t_sleep, NULL, "l", 5L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 60), N);
+    char na[64], nb[64];
+    node_name(a, na, sizeof na);
+    node_name(b, nb, sizeof nb);
+    int on[3] = {0, 0, 0}, done = 0;
+    for (int i = 0; i < N; i++) {
+        done += pp_job_status(jobs[i]) == PP_DONE;
+        const char *n = pp_job_node(jobs[i]);
+        on[strcmp(n, "local") == 0 ? 0 : strcmp(n, na) == 0 ? 1 : 2]++;
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(done, N);
+    printf("\n    spread: local %d, %s %d, %s %d ", on[0], na, on[1], nb, on[2]);
+    CU_ASSERT(on[0] > 0);
+    CU_ASSERT(on[1] > 0);
+    CU_ASSERT(on[2] > 0);
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.jobs == (uint64_t)on[1] && ni.ncpus == 1);
+    CU_ASSERT(node_info(s, nb, &ni) == 0 && ni.jobs == (uint64_t)on[2] && ni.ncpus == 1);
+    CU_ASSERT(node_info(s, "local", &ni) == 0 && ni.jobs == (uint64_t)on[0]);
+    client_free(s);
+    CU_ASSERT(served(a));
+    CU_ASSERT(served(b));
+}
+
+static void test_module_shipped_once(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    for (int round = 0; round < 2; round++) {
+        pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        pp_job *jobs[5];
+        for (long i = 0; i < 5; i++)
+            jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
+        CU_ASSERT_EQUAL(wait_jobs(jobs, 5, 30), 5);
+        for (long i = 0; i < 5; i++) {
+            long v = -1;
+            CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
+            pp_job_free(jobs[i]);
+        }
+        client_free(s);
+    }
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("module ", " stored")), 1);
+    CU_ASSERT_EQUAL(count_files(h->cache_dir, ".so"), 1);
+    CU_ASSERT_EQUAL(count_files(h->cache_dir, ".tmp"), 0);
+    CU_ASSERT(served(h));
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("module ", " stored")), 1);
+}
+
+static void test_no_wait_behind_long_job(void)
+{
+    /* A node with two workers: short jobs sent beside a long one must not
+     * queue behind it while the other worker is idle. */
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    enum { WARM = 200, N = 20 };
+    pp_job *warm[WARM];
+    submit_squares(s, warm, WARM, 0); /* short jobs: the node pipelines deeply */
+    CU_ASSERT_EQUAL(wait_jobs(warm, WARM, 30), WARM);
+    for (int i = 0; i < WARM; i++)
+        pp_job_free(warm[i]);
+    pp_job *slow = pp_submitf(s, t_sleep, NULL, "l", 3000L);
+    pp_job *jobs[N];
+    submit_squares(s, jobs, N, 100);
+    double t0 = now_s();
+    int ended = wait_jobs(jobs, N, 2.0);
+    if (ended != N)
+        fprintf(stderr, "\n    %d of %d short jobs still pending after %.2f s beside a 3 s job "
+                        "on a node with 2 workers\n", N - ended, N, now_s() - t0);
+    CU_ASSERT_EQUAL(ended, N);
+    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 10), N);
+    CU_ASSERT_EQUAL(squares_right(jobs, N, 100, NULL), N);
+    CU_ASSERT_EQUAL(wait_jobs(&slow, 1, 10), 1);
+    CU_ASSERT_EQUAL(pp_job_status(slow), PP_DONE);
+    for (int i = 0; i < N; i++)
+        pp_job_free(jobs[i]);
+    pp_job_free(slow);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+/* ==== authentication (A) ============================================ */
+
+static void test_a1_wrong_secret(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char name[64];
+    node_name(h, name, sizeof name);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0,
+                                            .secret = "not-the-right-secret-0123456789abcdef"},
+                              &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    /* Jobs are waiting before the handshake ends: none may go there. */
+    pp_job *jobs[10];
+    for (long i = 0; i < 10; i++)
+        jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
+    double t0 = now_s();
+    CU_ASSERT(wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
+    CU_ASSERT(now_s() - t0 < 5);
+    CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
+    CU_ASSERT_EQUAL(wait_jobs(jobs, 10, 30), 10);
+    for (long i = 0; i < 10; i++) {
+        long v = -1;
+        CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
+        CU_ASSERT_STRING_EQUAL(pp_job_node(jobs[i]), "local");
+        pp_job_free(jobs[i]);
+    }
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.jobs == 0 && ni.state == PP_NODE_AUTH_FAILED);
+    client_free(s);
+    /* The server names the peer and the failure, and ran no job. */
+    CU_ASSERT(srv_log_count(h, ARGS("127.0.0.1:", "authentication failed")) >= 1);
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("client authenticated")), 0);
+    CU_ASSERT(served(h));
+}
+
+static void *fake_main(void *arg)
+{
+    fake_srv *f = arg;
+    while (!atomic_load(&f->stop)) {
+        struct pollfd lp = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&lp, 1, 100) <= 0)
+            continue;
+        int cfd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0)
+            continue;
+        atomic_fetch_add(&f->conns, 1);
+        pp_wire_reader rd;
+        pp_wire_reader_init(&rd, 64u << 20, 255);
+        int open = 1;
+        while (open && !atomic_load(&f->stop)) {
+            struct pollfd cp = {.fd = cfd, .events = POLLIN};
+            if (poll(&cp, 1, 100) <= 0)
+                continue;
+            size_t room;
+            void *dst = pp_wire_reader_space(&rd, &room);
+            ssize_t k = dst && room ? recv(cfd, dst, room, 0) : -1;
+            if (k <= 0) {
+                if (k < 0 && errno == EINTR)
+                    continue;
+                break;
+            }
+            pp_wire_reader_commit(&rd, (size_t)k);
+            pp_frame fr;
+            int r;
+            while ((r = pp_wire_reader_next(&rd, &fr)) == 1) {
+                atomic_fetch_add(&f->seen[fr.hdr.type], 1);
+                if (fr.hdr.type == PP_T_HELLO) {
+                    /* A well-formed CHALLENGE: version 1, a nonce, limits. */
+                    uint8_t chal[1 + PP_NONCE_LEN + 8];
+                    chal[0] = 1;
+                    pp_auth_nonce(chal + 1);
+                    pp_store32(chal + 1 + PP_NONCE_LEN, 1u << 20);
+                    pp_store32(chal + 5 + PP_NONCE_LEN, 2);
+                    send_frame(cfd, PP_T_CHALLENGE, 0, 0, chal, sizeof chal);
+                } else if (fr.hdr.type == PP_T_PROOF) {
+                    /* It cannot prove the secret: a MAC of zeros. */
+                    uint8_t mac[PP_MAC_LEN] = {0};
+                    send_frame(cfd, PP_T_ACCEPT, 0, 0, mac, sizeof mac);
+                }
+            }
+            if (r < 0)
+                open = 0;
+        }
+        pp_wire_reader_free(&rd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static fake_srv *fake_start(void)
+{
+    fake_srv *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(f->lfd, 16) != 0 || getsockname(f->lfd, (struct sockaddr *)&sa, &sl) != 0 ||
+        pthread_create(&f->th, NULL, fake_main, f) != 0) {
+        if (f->lfd >= 0)
+            close(f->lfd);
+        free(f);
+        return NULL;
+    }
+    f->port = ntohs(sa.sin_port);
+    f->running = 1;
+    return f;
+}
+
+static void fake_stop(fake_srv *f)
+{
+    if (!f->running)
+        return;
+    atomic_store(&f->stop, 1);
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+    f->running = 0;
+}
+
+static void test_a2_fake_server(void)
+{
+    the_fake = fake_start();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(the_fake);
+    fake_srv *f = the_fake;
+    char name[64];
+    snprintf(name, sizeof name, "127.0.0.1:%d", f->port);
+    const char *list[] = {name, NULL};
+    pp_server *s = pp_server_new(&(pp_config){
+        .ncpus = 0, .ppservers = list, .secret = "a-good-long-secret-0123456789abcdef"});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    client_register(s);
+    /* Jobs wait for a node: the fake one is the only one. */
+    pp_job *jobs[10];
+    for (long i = 0; i < 10; i++)
+        jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
+    CU_ASSERT(wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
+    sleep_s(0.3); /* a client that sent jobs anyway would have done so by now */
+    CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
+    CU_ASSERT_EQUAL(wait_jobs(jobs, 10, 30), 10);
+    for (long i = 0; i < 10; i++) {
+        long v = -1;
+        CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
+        CU_ASSERT_STRING_EQUAL(pp_job_node(jobs[i]), "local");
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(node_state(s, name), PP_NODE_AUTH_FAILED);
+    client_free(s);
+    fake_stop(f);
+    CU_ASSERT(atomic_load(&f->conns) >= 1);
+    CU_ASSERT(atomic_load(&f->seen[PP_T_HELLO]) >= 1);
+    CU_ASSERT(atomic_load(&f->seen[PP_T_PROOF]) >= 1);
+    int other = 0;
+    for (int t = 0; t < 256; t++)
+        if (t != PP_T_HELLO && t != PP_T_PROOF && atomic_load(&f->seen[t]))
+            other++, fprintf(stderr, "the client sent the fake server frame type %d\n", t);
+    CU_ASSERT_EQUAL(atomic_load(&f->seen[PP_T_RJOB]), 0);
+    CU_ASSERT_EQUAL(atomic_load(&f->seen[PP_T_MODULE]), 0);
+    CU_ASSERT_EQUAL(other, 0);
+}
+
+static void test_a3_replay_reflection(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    hs_state first;
+    int fd1 = raw_auth(h->port, h->secret, &first);
+    CU_ASSERT_FATAL(fd1 >= 0);
+    CU_ASSERT_EQUAL(first.ver, 1);
+    CU_ASSERT_EQUAL(first.ncpus, 1);
+    pp_auth_key k;
+    CU_ASSERT_EQUAL_FATAL(pp_auth_derive(h->secret, strlen(h->secret), &k), 0);
+
+    /* Replay: the same HELLO (same client nonce), the recorded PROOF. */
+    int fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    hs_state x;
+    memset(&x, 0, sizeof x);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, first.nc), 0);
+    CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
+    CU_ASSERT(memcmp(x.ns, first.ns, PP_NONCE_LEN) != 0); /* a fresh server nonce */
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_PROOF, 0, 0, first.proof, PP_MAC_LEN), 0);
+    refusal rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_AUTH && rf.closed && rf.other == 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "authentication failed"));
+    raw_close(fd);
+
+    /* Reflection: the server's own ACCEPT MAC sent back as a PROOF... */
+    fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    memset(&x, 0, sizeof x);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, first.nc), 0);
+    CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_PROOF, 0, 0, first.accept, PP_MAC_LEN), 0);
+    rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_AUTH && rf.closed && rf.other == 0);
+    raw_close(fd);
+
+    /* ...and the server-role MAC over this very session (what reflecting
+     * the server's proof would give): the role label refuses it. */
+    fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    memset(&x, 0, sizeof x);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
+    uint8_t mac[PP_MAC_LEN];
+    pp_auth_proof(&k, PP_ROLE_SERVER, x.ver, x.nc, x.ns, x.transcript, mac);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_PROOF, 0, 0, mac, PP_MAC_LEN), 0);
+    rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_AUTH && rf.closed && rf.other == 0);
+    raw_close(fd);
+
+    /* The first, honest session still works: a ping is answered. */
+    CU_ASSERT_EQUAL(send_frame(fd1, PP_T_PING, 0, 77, NULL, 0), 0);
+    pp_frame_hdr fh;
+    int got_pong = 0;
+    double end = now_s() + 5;
+    while (!got_pong && now_s() < end) {
+        if (read_frame(fd1, end - now_s(), &fh, NULL) != 1)
+            break;
+        got_pong = fh.type == PP_T_PONG && fh.id == 77;
+    }
+    CU_ASSERT(got_pong);
+    raw_close(fd1);
+    pp_auth_wipe(&k, sizeof k);
+    CU_ASSERT(srv_log_count(h, ARGS("127.0.0.1:", "authentication failed")) >= 3);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_a4_version_mismatch(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    int fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    hs_state x;
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, 9, 9, NULL), 0);
+    refusal rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error);
+    CU_ASSERT_EQUAL(rf.code, PP_E_VERSION);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "9..9"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "1..1"));
+    CU_ASSERT(rf.closed);
+    CU_ASSERT_EQUAL(rf.other, 0);
+    raw_close(fd);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_a5_not_our_protocol(void)
+{
+    /* The handshake deadline stays long (10 s): closing within 1 s must come
+     * from recognising foreign bytes, not from the deadline. */
+    srv_harness *h =
+        start_server(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "10")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    uint8_t rnd[64], zeros[64], tls[64];
+    pp_auth_nonce(rnd);
+    pp_auth_nonce(rnd + 32);
+    rnd[0] = 'X'; /* never the magic by chance */
+    memset(zeros, 0, sizeof zeros);
+    /* TLS record: handshake, TLS 1.0 record version, length; ClientHello,
+     * its length, client version 3.3, then random bytes. */
+    static const uint8_t tls_head[] = {0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00,
+                                       0xc4, 0x03, 0x03};
+    memcpy(tls, tls_head, sizeof tls_head);
+    pp_auth_nonce(tls + sizeof tls_head);
+    memset(tls + sizeof tls_head + 32, 0, sizeof tls - sizeof tls_head - 32);
+    static const char get[] = "GET / HTTP/1.0\r\n\r\n";
+    struct {
+        const char *what;
+        const void *p;
+        size_t n;
+    } cases[] = {{"GET /", get, sizeof get - 1},
+                 {"64 random bytes", rnd, sizeof rnd},
+                 {"64 zero bytes", zeros, sizeof zeros},
+                 {"TLS ClientHello", tls, sizeof tls}};
+    for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {
+        int fd = raw_connect(h->port);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_EQUAL(send_all(fd, cases[i].p, cases[i].n), 0);
+        double t = wait_closed(fd, 3);
+        if (t < 0 || t >= 1.0)
+            fprintf(stderr, "\n    A5 %s (%zu bytes): %s after %.2f s\n", cases[i].what,
+                    cases[i].n, t < 0 ? "still open" : "closed", t < 0 ? 3.0 : t);
+        CU_ASSERT(t >= 0 && t < 1.0);
+        raw_close(fd);
+        CU_ASSERT(srv_alive(h));
+    }
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_a6_refuses_to_start(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char shortf[400], openf[400], cache[400];
+    snprintf(shortf, sizeof shortf, "%s/short-secret", h->dir);
+    snprintf(openf, sizeof openf, "%s/open-secret", h->dir);
+    snprintf(cache, sizeof cache, "%s/cache2", h->dir);
+    FILE *fp = fopen(shortf, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fputs("0123456789\n", fp); /* 10 bytes */
+    fclose(fp);
+    chmod(shortf, 0600);
+    fp = fopen(openf, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fprintf(fp, "%s\n", h->secret); /* a good secret, in a file others may read */
+    fclose(fp);
+    CU_ASSERT_EQUAL(chmod(openf, 0644), 0);
+    struct {
+        const char *what;
+        const char *const *argv;
+        const char *env_secret;
+        const char *needle;
+    } cases[] = {
+        {"no secret", ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache),
+         NULL, "no secret"},
+        {"10-byte secret file",
+         ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "--secret-file",
+              shortf),
+         NULL, "too short"},
+        {"10-byte PP_SECRET", ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache),
+         "0123456789", "too short"},
+        {"10-byte -s", ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "-s",
+                            "0123456789"),
+         NULL, "too short"},
+        {"secret file mode 0644",
+         ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "--secret-file",
+              openf),
+         NULL, "readable by others"},
+    };
+    for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {
+        char *err = NULL;
+        int st = srv_run_once(cases[i].argv, cases[i].env_secret, 10, &err);
+        int refused = st != -1 && WIFEXITED(st) && WEXITSTATUS(st) != 0;
+        int says = err && strstr(err, cases[i].needle) != NULL;
+        if (!refused || !says)
+            fprintf(stderr, "\n    A6 %s: status 0x%x, stderr: %s\n", cases[i].what, st,
+                    err ? err : "(none)");
+        CU_ASSERT(refused);
+        CU_ASSERT(says);
+        free(err);
+    }
+    CU_ASSERT(served(h));
+}
+
+static void test_a7_secret_on_command_line(void)
+{
+    /* -s SECRET, and PP_SECRET in its environment as well: neither may reach
+     * a worker. */
+    char secret[65];
+    CU_ASSERT_EQUAL_FATAL(pp_auth_gen_secret(secret), 0);
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
+                                 .no_secret_file = 1,
+                                 .env_secret = secret});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    snprintf(h->secret, sizeof h->secret, "%s", secret);
+    char *err = srv_read_stderr(h);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "warning"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "process list"));
+    free(err);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *a = pp_submit(s, t_getenv, "PP_SECRET", 9, NULL);
+    pp_job *b = pp_submit(s, t_getenv, "PATH", 4, NULL);
+    pp_job *both[] = {a, b};
+    CU_ASSERT_EQUAL(wait_jobs(both, 2, 30), 2);
+    CU_ASSERT_EQUAL(pp_job_status(a), PP_DONE);
+    const char *va = pp_job_result(a, NULL);
+    CU_ASSERT(va && strcmp(va, "(unset)") == 0);
+    const char *vb = pp_job_result(b, NULL);
+    CU_ASSERT(vb && strcmp(vb, "(unset)") != 0); /* the task does see its environment */
+    char name[64];
+    node_name(h, name, sizeof name);
+    CU_ASSERT_STRING_EQUAL(pp_job_node(a), name);
+    pp_job_free(a);
+    pp_job_free(b);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+/* ==== slow and many connections (B) ================================= */
+
+static void test_b1_handshake_deadline(void)
+{
+    srv_harness *h =
+        start_server(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    /* Silent. */
+    int fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    double t = wait_closed(fd, 4);
+    printf("\n    silent connection closed after %.2f s ", t);
+    CU_ASSERT(t >= 0.9 && t <= 1.6);
+    raw_close(fd);
+    /* Trickle a valid HELLO, one byte per 0.3 s: the deadline is total. */
+    uint8_t hello[PP_WIRE_HDR + 2 + PP_NONCE_LEN];
+    pp_wire_encode_hdr(hello, PP_T_HELLO, 0, 0, 2 + PP_NONCE_LEN);
+    hello[PP_WIRE_HDR] = 1;
+    hello[PP_WIRE_HDR + 1] = 1;
+    pp_auth_nonce(hello + PP_WIRE_HDR + 2);
+    fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    double t0 = now_s(), closed_at = -1;
+    for (size_t i = 0; i < sizeof hello && closed_at < 0 && now_s() - t0 < 4; i++) {
+        send(fd, hello + i, 1, MSG_NOSIGNAL);
+        double w = wait_closed(fd, 0.3);
+        if (w >= 0)
+            closed_at = now_s() - t0;
+    }
+    printf("trickling connection closed after %.2f s ", closed_at);
+    CU_ASSERT(closed_at >= 0.9 && closed_at <= 1.6);
+    raw_close(fd);
+    CU_ASSERT(srv_log_count(h, ARGS("no handshake within")) >= 2);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_b2_many_unauthenticated(void)
+{
+    /* 50 handshakes at most; a short handshake deadline so that the slots
+     * the idle connections hold come free: a real client is then served
+     * (after the deadline, plus its reconnect backoff). */
+    srv_harness *h = start_server(&(srv_opts){
+        .args = ARGS("-w", "1", "--max-unauthenticated", "50", "--handshake-timeout", "3")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    enum { N = 200 };
+    int fds[N];
+    int opened = 0;
+    for (int i = 0; i < N; i++) {
+        fds[i] = raw_connect(h->port);
+        opened += fds[i] >= 0;
+    }
+    CU_ASSERT_EQUAL(opened, N);
+    /* The extras are closed at once; 50 are held until their deadline. */
+    double end = now_s() + 1.5;
+    int closed = 0;
+    int is_closed[N];
+    memset(is_closed, 0, sizeof is_closed);
+    do {
+        for (int i = 0; i < N; i++) {
+            if (fds[i] < 0 || is_closed[i])
+                continue;
+            char c;
+            ssize_t k = recv(fds[i], &c, 1, MSG_DONTWAIT);
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+                is_closed[i] = 1;
+                closed++;
+            }
+        }
+        if (closed >= N - 50)
+            break;
+        sleep_s(0.02);
+    } while (now_s() < end);
+    printf("\n    %d of %d unauthenticated connections closed at once ", closed, N);
+    CU_ASSERT_EQUAL(closed, N - 50);
+    double t0 = now_s();
+    CU_ASSERT(served_within(h, 10));
+    printf("; a real client served after %.2f s ", now_s() - t0);
+    CU_ASSERT(now_s() - t0 < 10);
+    for (int i = 0; i < N; i++)
+        raw_close(fds[i]);
+    CU_ASSERT(srv_log_count(h, ARGS("too many unauthenticated connections")) >= N - 50);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* ==== frames (C) ===================================================== */
+
+static void test_c1_frame_lengths(void)
+{
+    srv_harness *h = start_server(
+        &(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1", "--handshake-timeout", "5")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    /* Before authentication. */
+    uint32_t lens[] = {0, PP_WIRE_PREAUTH_MAX, PP_WIRE_PREAUTH_MAX + 1, 0xFFFFFFFFu};
+    uint8_t *body = calloc(1, PP_WIRE_PREAUTH_MAX);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    for (size_t i = 0; i < PP_ARRAY_LEN(lens); i++) {
+        int fd = raw_connect(h->port);
+        CU_ASSERT_FATAL(fd >= 0);
+        uint8_t hdr[PP_WIRE_HDR];
+        pp_wire_encode_hdr(hdr, PP_T_HELLO, 0, 0, lens[i]);
+        CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
+        if (lens[i] <= PP_WIRE_PREAUTH_MAX && lens[i] > 0)
+            send_all(fd, body, lens[i]); /* within the limit: the whole frame */
+        refusal rf = expect_close(fd, 3);
+        int over = lens[i] > PP_WIRE_PREAUTH_MAX;
+        if (!rf.closed || rf.other || (over && rf.secs > 1.0))
+            fprintf(stderr, "\n    C1 HELLO of %u bytes: closed %d after %.2f s, error %d (%s), "
+                            "other frames %d\n",
+                    lens[i], rf.closed, rf.secs, rf.code, rf.msg, rf.other);
+        CU_ASSERT(rf.closed);
+        CU_ASSERT_EQUAL(rf.other, 0);
+        if (rf.got_error)
+            CU_ASSERT_EQUAL(rf.code, PP_E_PROTOCOL);
+        if (over)
+            CU_ASSERT(rf.secs < 1.0); /* refused on the header, no body awaited */
+        raw_close(fd);
+        CU_ASSERT(srv_alive(h));
+    }
+    free(body);
+    /* After authentication: more than --max-frame-mib 1. */
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(x.max_frame, 1u << 20);
+    uint8_t hdr[PP_WIRE_HDR];
+    pp_wire_encode_hdr(hdr, PP_T_RJOB, 0, 1, 2u << 20);
+    CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
+    refusal rf = expect_close(fd, 3);
+    CU_ASSERT(rf.closed && rf.secs < 1.0);
+    raw_close(fd);
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    pp_wire_encode_hdr(hdr, PP_T_MODULE, 0, 0, 0xFFFFFFFFu);
+    CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
+    rf = expect_close(fd, 3);
+    CU_ASSERT(rf.closed && rf.secs < 1.0);
+    raw_close(fd);
+    CU_ASSERT(srv_status_kb(h->pid, "VmHWM") < 200 * 1024);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_c2_truncated_frames(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    uint8_t hdr[PP_WIRE_HDR], ten[10] = {1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+    /* Half a header, then EOF. */
+    int fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    pp_wire_encode_hdr(hdr, PP_T_HELLO, 0, 0, 2 + PP_NONCE_LEN);
+    CU_ASSERT_EQUAL(send_all(fd, hdr, PP_WIRE_HDR / 2), 0);
+    shutdown(fd, SHUT_WR);
+    double t = wait_closed(fd, 3);
+    CU_ASSERT(t >= 0 && t < 1.0);
+    raw_close(fd);
+    /* A header declaring 1000 bytes, 10 of them, EOF. */
+    fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    pp_wire_encode_hdr(hdr, PP_T_HELLO, 0, 0, 1000);
+    CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
+    CU_ASSERT_EQUAL(send_all(fd, ten, sizeof ten), 0);
+    shutdown(fd, SHUT_WR);
+    t = wait_closed(fd, 3);
+    CU_ASSERT(t >= 0 && t < 1.0);
+    raw_close(fd);
+    /* The same after authentication, small and large (own allocation)
+     * bodies. */
+    uint32_t lens[] = {1000, 200000};
+    for (size_t i = 0; i < PP_ARRAY_LEN(lens); i++) {
+        hs_state x;
+        fd = raw_auth(h->port, h->secret, &x);
+        CU_ASSERT_FATAL(fd >= 0);
+        pp_wire_encode_hdr(hdr, PP_T_RJOB, 0, 5, lens[i]);
+        CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
+        CU_ASSERT_EQUAL(send_all(fd, ten, sizeof ten), 0);
+        shutdown(fd, SHUT_WR);
+        refusal rf = expect_close(fd, 3);
+        CU_ASSERT(rf.closed && rf.secs < 1.0);
+        CU_ASSERT_EQUAL(rf.other, 0); /* no result: no job was queued */
+        raw_close(fd);
+    }
+    CU_ASSERT(srv_alive(h));
+    CU_ASSERT(srv_log_count(h, ARGS("end of file inside a frame")) >= 3);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_c3_protocol_errors(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    hs_state x;
+    /* A worker-pipe type on TCP after authentication: unexpected. */
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_frame(fd, 3, 0, 1, "abcd", 4), 0);
+    refusal rf = expect_close(fd, 4);
+    CU_ASSERT(rf.closed && rf.got_error && rf.code == PP_E_PROTOCOL);
+    raw_close(fd);
+    /* A type beyond every known one: refused by the frame reader. */
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_NET_MAX + 1, 0, 1, NULL, 0), 0);
+    rf = expect_close(fd, 4);
+    CU_ASSERT(rf.closed && rf.other == 0);
+    raw_close(fd);
+    /* A JOB whose payload stops inside the module hash. */
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_RJOB, 0, 9, "0123456789", 10), 0);
+    rf = expect_close(fd, 4);
+    CU_ASSERT(rf.closed && rf.got_error && rf.code == PP_E_PROTOCOL);
+    raw_close(fd);
+    /* A JOB whose symbol length runs past the payload. */
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t bad[PP_SHA256_LEN + 2 + 3];
+    memset(bad, 0xAB, sizeof bad);
+    pp_store16(bad + PP_SHA256_LEN, 200);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_RJOB, 0, 9, bad, sizeof bad), 0);
+    rf = expect_close(fd, 4);
+    CU_ASSERT(rf.closed && rf.got_error && rf.code == PP_E_PROTOCOL);
+    raw_close(fd);
+    /* A JOB (or a PROOF) before the handshake. */
+    fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_RJOB, 0, 1, "abcd", 4), 0);
+    rf = expect_close(fd, 4);
+    CU_ASSERT(rf.closed && rf.other == 0);
+    if (rf.got_error)
+        CU_ASSERT_EQUAL(rf.code, PP_E_PROTOCOL);
+    raw_close(fd);
+    /* A JOB naming a module the node does not have: it asks for it. */
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t hash[PP_SHA256_LEN];
+    pp_auth_nonce(hash);
+    pp_buf b;
+    job_payload(&b, hash, "t_echo", "x", 1);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_RJOB, 0, 42, b.data, b.len), 0);
+    pp_buf_reset(&b);
+    pp_frame_hdr fh;
+    uint8_t *p = NULL;
+    int got = 0;
+    double end = now_s() + 5;
+    while (!got && now_s() < end) {
+        int r = read_frame(fd, end - now_s(), &fh, &p);
+        if (r != 1)
+            break;
+        if (fh.type == PP_T_NEED)
+            got = fh.len == PP_SHA256_LEN && memcmp(p, hash, PP_SHA256_LEN) == 0 ? 1 : -1;
+        free(p);
+        p = NULL;
+    }
+    CU_ASSERT_EQUAL(got, 1);
+    raw_close(fd);
+    CU_ASSERT(srv_alive(h));
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* ==== compressed input (D) =========================================== */
+
+/* A MODULE payload: hash, then `zip` (a pp_zip payload). */
+static int send_module(int fd, const uint8_t hash[PP_SHA256_LEN], const void *zip, size_t n)
+{
+    uint8_t *p = malloc(PP_SHA256_LEN + n);
+    if (!p)
+        return -1;
+    memcpy(p, hash, PP_SHA256_LEN);
+    memcpy(p + PP_SHA256_LEN, zip, n);
+    int rc = send_frame(fd, PP_T_MODULE, 0, 0, p, PP_SHA256_LEN + n);
+    free(p);
+    return rc;
+}
+
+static void test_d1_zlib_bomb(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    long rss0 = srv_status_kb(h->pid, "VmRSS");
+    /* A valid deflate stream of 8 MiB of zeros (about 8 KiB), with the
+     * declared size then raised: the receiver must refuse before inflating. */
+    size_t zn = 8u << 20;
+    uint8_t *zeros = calloc(1, zn);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(zeros);
+    void *zip = NULL;
+    size_t ziplen = 0;
+    CU_ASSERT_EQUAL_FATAL(pp_zip_deflate(zeros, zn, 9, &zip, &ziplen), 0);
+    free(zeros);
+    CU_ASSERT(ziplen < 64 * 1024);
+    uint32_t declared[] = {0xFFFFFFF0u, 1u << 30, 200u << 20};
+    for (size_t i = 0; i < PP_ARRAY_LEN(declared); i++) {
+        hs_state x;
+        int fd = raw_auth(h->port, h->secret, &x);
+        CU_ASSERT_FATAL(fd >= 0);
+        pp_store32(zip, declared[i]);
+        uint8_t hash[PP_SHA256_LEN];
+        pp_auth_nonce(hash);
+        CU_ASSERT_EQUAL(send_module(fd, hash, zip, ziplen), 0);
+        refusal rf = expect_close(fd, 5);
+        if (!rf.got_error || !rf.closed)
+            fprintf(stderr, "\n    D1 module declaring %u bytes: error %d (%s), closed %d\n",
+                    declared[i], rf.got_error, rf.msg, rf.closed);
+        CU_ASSERT(rf.got_error && rf.closed);
+        CU_ASSERT(rf.code == PP_E_LIMIT || rf.code == PP_E_PROTOCOL);
+        raw_close(fd);
+        CU_ASSERT(srv_alive(h));
+    }
+    /* The same bomb in a compressed JOB frame. */
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    pp_store32(zip, 0xFFFFFFF0u);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_RJOB, PP_WIRE_F_ZLIB, 3, zip, ziplen), 0);
+    refusal rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.closed && rf.code == PP_E_LIMIT);
+    raw_close(fd);
+    free(zip);
+    long rss = srv_status_kb(h->pid, "VmRSS"), hwm = srv_status_kb(h->pid, "VmHWM");
+    printf("\n    ppserver VmRSS %ld kB -> %ld kB, peak %ld kB ", rss0, rss, hwm);
+    CU_ASSERT(rss > 0 && rss < 200 * 1024);
+    CU_ASSERT(hwm > 0 && hwm < 200 * 1024);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static void test_d2_bad_streams(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    int stored0 = srv_log_count(h, ARGS("module ", " stored"));
+    CU_ASSERT_EQUAL(stored0, 1); /* the normal client's */
+    size_t n = 200000;
+    uint8_t *data = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)((i * 7) ^ (i >> 9));
+    uint8_t hash[PP_SHA256_LEN];
+    pp_sha256(data, n, hash);
+    void *good = NULL;
+    size_t glen = 0;
+    CU_ASSERT_EQUAL_FATAL(pp_zip_deflate(data, n, 6, &good, &glen), 0);
+    uint8_t *bad = malloc(glen + 16);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bad);
+    enum { CORRUPT, TRUNCATED, TRAILING, TOO_SHORT, DECLARED_LESS, DECLARED_MORE, WRONG_HASH,
+           NCASES };
+    static const char *names[] = {"corrupt", "truncated", "trailing garbage", "no length",
+                                  "declared too small", "declared too large", "wrong hash"};
+    for (int c = 0; c < NCASES; c++) {
+        memcpy(bad, good, glen);
+        size_t blen = glen;
+        uint8_t hsh[PP_SHA256_LEN];
+        memcpy(hsh, hash, sizeof hsh);
+        switch (c) {
+        case CORRUPT:
+            for (size_t k = 4 + glen / 3; k < 4 + glen / 3 + 16; k++)
+                bad[k] ^= 0x5A;
+            break;
+        case TRUNCATED:
+            blen = glen - 20;
+            break;
+        case TRAILING:
+            memcpy(bad + glen, "GARBAGE!", 8);
+            blen = glen + 8;
+            break;
+        case TOO_SHORT:
+            blen = 2;
+            break;
+        case DECLARED_LESS:
+            pp_store32(bad, (uint32_t)n - 1);
+            break;
+        case DECLARED_MORE:
+            pp_store32(bad, (uint32_t)n + 1);
+            break;
+        case WRONG_HASH:
+            hsh[0] ^= 1;
+            break;
+        }
+        hs_state x;
+        int fd = raw_auth(h->port, h->secret, &x);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_EQUAL(send_module(fd, hsh, bad, blen), 0);
+        refusal rf = expect_close(fd, 5);
+        if (!rf.got_error || !rf.closed)
+            fprintf(stderr, "\n    D2 %s: error %d, closed %d\n", names[c], rf.got_error,
+                    rf.closed);
+        CU_ASSERT(rf.got_error && rf.closed);
+        raw_close(fd);
+        CU_ASSERT(srv_alive(h));
+    }
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("module ", " stored")), stored0);
+    /* The intact payload is taken. */
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_module(fd, hash, good, glen), 0);
+    CU_ASSERT_EQUAL(send_frame(fd, PP_T_PING, 0, 5, NULL, 0), 0);
+    pp_frame_hdr fh;
+    int pong = 0, err = 0;
+    double end = now_s() + 5;
+    while (!pong && !err && now_s() < end) {
+        if (read_frame(fd, end - now_s(), &fh, NULL) != 1)
+            break;
+        pong = fh.type == PP_T_PONG;
+        err = fh.type == PP_T_ERROR;
+    }
+    CU_ASSERT(pong && !err);
+    raw_close(fd);
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("module ", " stored")), stored0 + 1);
+    free(bad);
+    free(good);
+    free(data);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* ==== node failures (F) ============================================== */
+
+static void test_f1_kill9_mid_batch(void)
+{
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *hs[] = {a, b};
+    char na[64], nb[64];
+    node_name(a, na, sizeof na);
+    node_name(b, nb, sizeof nb);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    track_reset();
+    enum { N = 40 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        pp_submit_opts o = track_opts(i);
+        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT(wait_total(4, 20) >= 4);
+    double killed_at = now_s();
+    srv_kill9(a);
+    CU_ASSERT(wait_total(N, 30) == N);
+    sleep_s(0.3); /* a duplicate would show up now */
+    int done = 0, once = 0, placed = 0, on_a = 0;
+    for (int i = 0; i < N; i++) {
+        done += pp_job_status(jobs[i]) == PP_DONE;
+        once += atomic_load(&trk.calls[i]) == 1;
+        const char *n = pp_job_node(jobs[i]);
+        /* On the survivor, or on the killed node before the kill (a result
+         * already in the socket may be read just after it). */
+        if (strcmp(n, nb) == 0)
+            placed++;
+        else if (strcmp(n, na) == 0 && trk.when[i] <= killed_at + 0.5)
+            placed++, on_a++;
+        else
+            fprintf(stderr, "job %d ran on \"%s\" at %+.3f s from the kill\n", i, n,
+                    trk.when[i] - killed_at);
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(done, N);
+    CU_ASSERT_EQUAL(once, N);
+    CU_ASSERT_EQUAL(placed, N);
+    CU_ASSERT(on_a < N);
+    int st = node_state(s, na);
+    CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
+    client_free(s);
+    CU_ASSERT(served(b));
+}
+
+static void test_f2_frozen_node(void)
+{
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *hs[] = {a, b};
+    char na[64], nb[64];
+    node_name(a, na, sizeof na);
+    node_name(b, nb, sizeof nb);
+    pp_server *s =
+        client_new(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2}, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    track_reset();
+    enum { N = 40 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        pp_submit_opts o = track_opts(i);
+        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT(wait_total(4, 20) >= 4);
+    double frozen_at = now_s();
+    CU_ASSERT_EQUAL(srv_freeze(a), 0);
+    CU_ASSERT(wait_total(N, 10) == N);
+    double took = now_s() - frozen_at;
+    printf("\n    all jobs done %.2f s after the freeze ", took);
+    CU_ASSERT(took < 10);
+    /* The heartbeat gave up on the frozen node. */
+    double end = now_s() + 3;
+    int st;
+    while ((st = node_state(s, na)) == PP_NODE_UP && now_s() < end)
+        sleep_s(0.02);
+    CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
+    int late_on_a = 0;
+    for (int i = 0; i < N; i++)
+        if (strcmp(pp_job_node(jobs[i]), na) == 0 && trk.when[i] > frozen_at + 0.5)
+            late_on_a++;
+    CU_ASSERT_EQUAL(late_on_a, 0);
+    /* Thawed, it comes back (reconnect with backoff); its late results for
+     * the jobs it held are dropped. */
+    double thawed_at = now_s();
+    CU_ASSERT_EQUAL(srv_thaw(a), 0);
+    CU_ASSERT(wait_up(s, a, 10));
+    printf("back up %.2f s after the thaw ", now_s() - thawed_at);
+    sleep_s(0.5);
+    int done = 0, once = 0;
+    for (int i = 0; i < N; i++) {
+        done += pp_job_status(jobs[i]) == PP_DONE;
+        once += atomic_load(&trk.calls[i]) == 1;
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(done, N);
+    CU_ASSERT_EQUAL(once, N);
+    CU_ASSERT_EQUAL(atomic_load(&trk.total), N);
+    /* The same client uses it again. */
+    pp_job *j = pp_submitf(s, t_square, NULL, "l", 5L);
+    pp_job *k = pp_submitf(s, t_square, NULL, "l", 6L);
+    pp_job *two[] = {j, k};
+    CU_ASSERT_EQUAL(wait_jobs(two, 2, 20), 2);
+    CU_ASSERT_EQUAL(pp_job_status(j), PP_DONE);
+    CU_ASSERT_EQUAL(pp_job_status(k), PP_DONE);
+    pp_job_free(j);
+    pp_job_free(k);
+    client_free(s);
+    CU_ASSERT(served(a));
+    CU_ASSERT(served(b));
+}
+
+/* The parent pid of a process, or -1. */
+static int parent_of(int pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    size_t k = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[k] = 0;
+    char *close_paren = strrchr(buf, ')');
+    char state;
+    int ppid;
+    if (!close_paren || sscanf(close_paren + 2, "%c %d", &state, &ppid) != 2)
+        return -1;
+    return ppid;
+}
+
+static int read_pid_file(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    int pid = 0;
+    if (fscanf(fp, "%d", &pid) != 1)
+        pid = 0;
+    fclose(fp);
+    return pid;
+}
+
+static void test_f4_poison_job(void)
+{
+    srv_harness *hs[3];
+    hs[0] = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hs[0]);
+    for (int i = 1; i < 3; i++) {
+        hs[i] = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = hs[0]});
+        CU_ASSERT_PTR_NOT_NULL_FATAL(hs[i]);
+    }
+    /* No local worker while the poison job lives: re-dispatched to a local
+     * worker it would merely run (its node would be this process). */
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0, .max_attempts = 3}, hs, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_FATAL(wait_up(s, hs[i], 10));
+    char pidfile[400];
+    snprintf(pidfile, sizeof pidfile, "%s/poison.pid", tmpdir);
+    unlink(pidfile);
+    pp_job *poison = pp_submit(s, t_pid_file_sleep, pidfile, strlen(pidfile), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(poison);
+    enum { B = 20 };
+    pp_job *batch[4][B];
+    memset(batch, 0, sizeof batch);
+    submit_squares(s, batch[0], B, 0);
+    int kills = 0, last_pid = 0;
+    double end = now_s() + 60;
+    while (kills < 3 && now_s() < end && pp_job_status(poison) == PP_PENDING) {
+        int pid = read_pid_file(pidfile);
+        if (pid <= 0 || pid == last_pid) {
+            sleep_s(0.01);
+            continue;
+        }
+        last_pid = pid;
+        unlink(pidfile);
+        int ppid = parent_of(pid);
+        srv_harness *victim = NULL;
+        for (int i = 0; i < 3; i++)
+            if (hs[i]->pid > 0 && hs[i]->pid == ppid)
+                victim = hs[i];
+        if (!victim)
+            fprintf(stderr, "poison worker %d has parent %d: no ppserver of ours\n", pid, ppid);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(victim);
+        /* The normal jobs of this round finish first (they are short, and
+         * each node has a second worker): they are not the ones being
+         * poisoned.  One still pending here waits behind the poison job. */
+        int ended = wait_jobs(batch[kills], B, 3);
+        if (ended != B)
+            fprintf(stderr, "\n    F4 round %d: %d of %d short jobs still pending 3 s after "
+                            "submission, beside the poison job on %d\n",
+                    kills, B - ended, B, ppid);
+        CU_ASSERT_EQUAL(ended, B);
+        srv_kill9(victim);
+        kills++;
+        submit_squares(s, batch[kills], B, 1000L * kills);
+    }
+    CU_ASSERT_EQUAL(kills, 3);
+    double lost_end = now_s() + 10;
+    int st;
+    while ((st = pp_job_status(poison)) == PP_PENDING && now_s() < lost_end)
+        sleep_s(0.01);
+    CU_ASSERT_EQUAL(st, PP_LOST);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(poison), "lost"));
+    printf("\n    poison job: %s ", pp_job_error(poison));
+    /* Every node is gone now; the last batch runs on a local worker. */
+    CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
+    CU_ASSERT_EQUAL(wait_jobs(batch[3], B, 30), B);
+    for (int r = 0; r < 3; r++)
+        CU_ASSERT_EQUAL(squares_right(batch[r], B, 1000L * r, NULL), B);
+    CU_ASSERT_EQUAL(squares_right(batch[3], B, 3000L, "local"), B);
+    for (int r = 0; r < 4; r++)
+        for (int i = 0; i < B; i++)
+            pp_job_free(batch[r][i]);
+    pp_job_free(poison);
+    client_free(s);
+    unlink(pidfile);
+    /* A restarted node serves again. */
+    CU_ASSERT_EQUAL_FATAL(srv_start(hs[0], &(srv_opts){.args = ARGS("-w", "1")}), 0);
+    CU_ASSERT(served(hs[0]));
+}
+
+static void test_f5_all_down_then_back(void)
+{
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *hs[] = {a, b};
+    char na[64];
+    node_name(a, na, sizeof na);
+    int port = a->port;
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    srv_kill9(a);
+    srv_kill9(b);
+    enum { N = 10 };
+    pp_job *jobs[N];
+    submit_squares(s, jobs, N, 7);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(pp_job_wait_for(jobs[0], 1.0), PP_PENDING);
+    CU_ASSERT(now_s() - t0 < 2.0);
+    sleep_s(1.0);
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(pp_job_status(jobs[i]), PP_PENDING);
+    /* One comes back on the same port with the same secret. */
+    CU_ASSERT_EQUAL_FATAL(srv_start(a, &(srv_opts){.args = ARGS("-w", "2"), .port = port}), 0);
+    CU_ASSERT_EQUAL(a->port, port);
+    t0 = now_s();
+    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 15), N);
+    printf("\n    queue drained %.2f s after the restart ", now_s() - t0);
+    CU_ASSERT_EQUAL(squares_right(jobs, N, 7, na), N);
+    for (int i = 0; i < N; i++)
+        pp_job_free(jobs[i]);
+    client_free(s);
+    CU_ASSERT(served(a));
+}
+
+/* ==== load (G) ======================================================== */
+
+static void test_g1_flood(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    enum { N = 20000 };
+    pp_job **jobs = calloc(N, sizeof *jobs);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(jobs);
+    double t0 = now_s();
+    for (uint64_t i = 0; i < N; i++) {
+        jobs[i] = pp_submit(s, t_echo, &i, sizeof i, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    long max_rss = 0;
+    double end = now_s() + 150;
+    pp_stats st;
+    do {
+        long r = srv_status_kb(h->pid, "VmRSS");
+        if (r > max_rss)
+            max_rss = r;
+        pp_get_stats(s, &st);
+        if (st.done + st.failed >= N)
+            break;
+        sleep_s(0.05);
+    } while (now_s() < end);
+    long hwm = srv_status_kb(h->pid, "VmHWM");
+    printf("\n    %d jobs in %.2f s; ppserver VmRSS max %ld kB, peak %ld kB ", N, now_s() - t0,
+           max_rss, hwm);
+    CU_ASSERT_EQUAL(st.done, N);
+    char name[64];
+    node_name(h, name, sizeof name);
+    int right = 0, named = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        named += strcmp(pp_job_node(jobs[i]), name) == 0;
+        size_t len = 0;
+        const uint64_t *r = pp_job_status(jobs[i]) == PP_DONE ? pp_job_result(jobs[i], &len)
+                                                               : NULL;
+        right += r && len == sizeof i && *r == i;
+        pp_job_free(jobs[i]);
+    }
+    free(jobs);
+    CU_ASSERT_EQUAL(right, N);
+    CU_ASSERT_EQUAL(named, N);
+    CU_ASSERT(max_rss > 0 && max_rss < 300 * 1024);
+    CU_ASSERT(hwm > 0 && hwm < 300 * 1024);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+static void test_g1_raw_flood(void)
+{
+    /* A client that ignores the protocol's pacing: 20,000 JOB frames of
+     * 4 KiB for a module it never sends.  The node holds --max-queue of them,
+     * then stops reading that socket (TCP pushes back); its memory stays
+     * bounded and other clients are served meanwhile. */
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2", "--max-queue", "1000")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    uint8_t hash[PP_SHA256_LEN];
+    pp_auth_nonce(hash);
+    uint8_t arg[4096];
+    memset(arg, 0x61, sizeof arg);
+    pp_buf b;
+    job_payload(&b, hash, "t_echo", arg, sizeof arg);
+    size_t flen = PP_WIRE_HDR + b.len;
+    uint8_t *frame = malloc(flen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(frame);
+    memcpy(frame + PP_WIRE_HDR, b.data, b.len);
+    pp_buf_reset(&b);
+    enum { N = 20000 };
+    int sent = 0, blocked = 0;
+    size_t off = 0;
+    long max_rss = 0;
+    double end = now_s() + 60;
+    while (sent < N && !blocked && now_s() < end) {
+        if (off == 0)
+            pp_wire_encode_hdr(frame, PP_T_RJOB, 0, (uint64_t)sent + 1,
+                               (uint32_t)(flen - PP_WIRE_HDR));
+        ssize_t k = send(fd, frame + off, flen - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            off += (size_t)k;
+            if (off == flen) {
+                off = 0;
+                sent++;
+            }
+            continue;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        long r = srv_status_kb(h->pid, "VmRSS");
+        max_rss = r > max_rss ? r : max_rss;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        blocked = poll(&pfd, 1, 2000) == 0; /* no room for 2 s: it stopped reading */
+    }
+    free(frame);
+    long r = srv_status_kb(h->pid, "VmRSS");
+    max_rss = r > max_rss ? r : max_rss;
+    printf("\n    the node stopped reading after %d frames (%.1f MiB); VmRSS max %ld kB ", sent,
+           (double)sent * (double)flen / 1048576.0, max_rss);
+    CU_ASSERT(blocked);
+    CU_ASSERT(sent < N);
+    CU_ASSERT(max_rss > 0 && max_rss < 300 * 1024);
+    /* Another client is served while the flooder sits paused. */
+    double t0 = now_s();
+    CU_ASSERT(served_within(h, 10));
+    CU_ASSERT(now_s() - t0 < 10);
+    raw_close(fd);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    long hwm = srv_status_kb(h->pid, "VmHWM");
+    CU_ASSERT(hwm > 0 && hwm < 300 * 1024);
+    CU_ASSERT(served(h));
+}
+
+enum { G2_THREADS = 32, G2_JOBS = 100 };
+
+typedef struct g2_client {
+    srv_harness *h;
+    pthread_barrier_t *start;
+    int up, done;
+    double t_start, t_end;   /* after the barrier; when its last job ended */
+} g2_client;
+
+static void *g2_thread(void *arg)
+{
+    g2_client *c = arg;
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &c->h, 1);
+    c->up = s && wait_up(s, c->h, 30);
+    pthread_barrier_wait(c->start); /* everyone reaches it, connected or not */
+    c->t_start = now_s();
+    if (!c->up) {
+        client_free(s);
+        return NULL;
+    }
+    pp_job *jobs[G2_JOBS];
+    for (int i = 0; i < G2_JOBS; i++)
+        jobs[i] = pp_submitf(s, t_sleep, NULL, "l", 1L);
+    wait_jobs(jobs, G2_JOBS, 60);
+    c->t_end = now_s();
+    for (int i = 0; i < G2_JOBS; i++) {
+        c->done += jobs[i] && pp_job_status(jobs[i]) == PP_DONE;
+        pp_job_free(jobs[i]);
+    }
+    client_free(s);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void test_g2_many_clients(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, G2_THREADS);
+    g2_client cs[G2_THREADS];
+    pthread_t th[G2_THREADS];
+    for (int i = 0; i < G2_THREADS; i++) {
+        cs[i] = (g2_client){.h = h, .start = &start};
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, g2_thread, &cs[i]), 0);
+    }
+    int up = 0, done = 0;
+    for (int i = 0; i < G2_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        up += cs[i].up;
+        done += cs[i].done;
+    }
+    pthread_barrier_destroy(&start);
+    /* Completion time of each client: from the common start (the barrier's
+     * release, i.e. the earliest thread past it) to its last result.  A
+     * thread the OS runs late starts late but is not served unfairly, so
+     * its own start is not the reference. */
+    double t0 = 1e18, late_start = 0;
+    for (int i = 0; i < G2_THREADS; i++)
+        if (cs[i].t_start < t0)
+            t0 = cs[i].t_start;
+    double fastest = 1e9, slowest = 0;
+    for (int i = 0; i < G2_THREADS; i++) {
+        if (!cs[i].up)
+            continue;
+        double c = cs[i].t_end - t0;
+        fastest = c < fastest ? c : fastest;
+        slowest = c > slowest ? c : slowest;
+        late_start = cs[i].t_start - t0 > late_start ? cs[i].t_start - t0 : late_start;
+    }
+    double sorted[G2_THREADS];
+    int ns = 0;
+    for (int i = 0; i < G2_THREADS; i++)
+        if (cs[i].up)
+            sorted[ns++] = cs[i].t_end - t0;
+    qsort(sorted, (size_t)ns, sizeof sorted[0], cmp_double);
+    printf("\n    %d clients: fastest done at %.2f s, median %.2f s, slowest %.2f s "
+           "(latest start %.2f s) ",
+           up, fastest, ns ? sorted[ns / 2] : 0.0, slowest, late_start);
+    if (slowest >= 3 * fastest + 0.5) {
+        printf("\n    completion times:");
+        for (int i = 0; i < ns; i++)
+            printf(" %.2f", sorted[i]);
+        printf("\n");
+    }
+    CU_ASSERT_EQUAL(up, G2_THREADS);
+    CU_ASSERT_EQUAL(done, G2_THREADS * G2_JOBS);
+    /* Fair shares: slowest < 3 x fastest.  The 0.5 s slack absorbs start-up
+     * jitter of 32 clients (and their scheduler threads) on a loaded 2-core
+     * machine and under ASan, where the whole run takes only a few seconds. */
+    CU_ASSERT(slowest < 3 * fastest + 0.5);
+    CU_ASSERT(served(h));
+}
+
+/* ==== SIGTERM ========================================================= */
+
+static void test_sigterm_redispatch(void)
+{
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *hs[] = {a, b};
+    char na[64], nb[64];
+    node_name(a, na, sizeof na);
+    node_name(b, nb, sizeof nb);
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    track_reset();
+    enum { N = 24 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        pp_submit_opts o = track_opts(i);
+        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 200L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT(wait_total(2, 20) >= 2);
+    double term_at = now_s();
+    CU_ASSERT_EQUAL(kill(a->pid, SIGTERM), 0);
+    int exited = srv_wait_exit(a, 5);
+    double took = now_s() - term_at;
+    CU_ASSERT(exited);
+    if (exited) {
+        if (!WIFEXITED(a->status) || WEXITSTATUS(a->status) != 0) {
+            char *err = srv_read_stderr(a);
+            fprintf(stderr, "\n    ppserver after SIGTERM: status 0x%x: %s\n", a->status, err);
+            free(err);
+        }
+        CU_ASSERT(WIFEXITED(a->status) && WEXITSTATUS(a->status) == 0);
+    }
+    printf("\n    exited %.2f s after SIGTERM ", took);
+    CU_ASSERT(took < 5);
+    CU_ASSERT(wait_total(N, 30) == N);
+    sleep_s(0.3);
+    int done = 0, once = 0, placed = 0;
+    for (int i = 0; i < N; i++) {
+        done += pp_job_status(jobs[i]) == PP_DONE;
+        once += atomic_load(&trk.calls[i]) == 1;
+        const char *n = pp_job_node(jobs[i]);
+        placed += strcmp(n, nb) == 0 || (strcmp(n, na) == 0 && trk.when[i] <= term_at + 0.5);
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(done, N);
+    CU_ASSERT_EQUAL(once, N);
+    CU_ASSERT_EQUAL(placed, N);
+    CU_ASSERT(srv_log_count(a, ARGS("shutting down")) >= 1);
+    client_free(s);
+    CU_ASSERT(served(b));
+}
+
+/* ==== registration ==================================================== */
+
+static int suite_init(void)
+{
+    if (!srv_exe() || !getenv("PP_WORKER") || !getenv("PP_TEST_TASKS")) {
+        fprintf(stderr, "PP_SERVER, PP_WORKER and PP_TEST_TASKS must be set\n");
+        return -1;
+    }
+    unsetenv("PP_SECRET");
+    signal(SIGPIPE, SIG_IGN);
+    if (!tmpdir[0]) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-remote-XXXXXX");
+        if (!mkdtemp(tmpdir))
+            return -1;
+        setenv("TMPDIR", tmpdir, 1);
+    }
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    if (tmpdir[0]) {
+        rmdir(tmpdir);
+        tmpdir[0] = 0;
+    }
+    return 0;
+}
+
+static int add_suite(const char *name, const pp_test *tests)
+{
+    CU_pSuite s = CU_add_suite_with_setup_and_teardown(name, suite_init, suite_clean,
+                                                       test_setup, test_teardown);
+    if (!s)
+        return -1;
+    /* PP_TEST_ONLY=text runs only the tests whose name contains it. */
+    const char *only = getenv("PP_TEST_ONLY");
+    for (const pp_test *t = tests; t->name; t++)
+        if ((!only || strstr(t->name, only)) && !CU_add_test(s, t->name, t->fn))
+            return -1;
+    return 0;
+}
+
+int pp_register_suites(void)
+{
+    static const pp_test results[] = {
+        {"remote results and node statistics", test_remote_results},
+        {"jobs spread over two nodes and the local pool", test_spread_over_nodes},
+        {"a module is shipped once", test_module_shipped_once},
+        {"no job waits behind a long one beside an idle worker", test_no_wait_behind_long_job},
+        {NULL, NULL}};
+    static const pp_test auth[] = {
+        {"A1 wrong secret", test_a1_wrong_secret},
+        {"A2 fake server gets no job", test_a2_fake_server},
+        {"A3 replayed and reflected proofs", test_a3_replay_reflection},
+        {"A4 version mismatch names both ranges", test_a4_version_mismatch},
+        {"A5 foreign protocols closed within 1 s", test_a5_not_our_protocol},
+        {"A6 refuses to start without a good secret", test_a6_refuses_to_start},
+        {"A7 -s warns; workers never see the secret", test_a7_secret_on_command_line},
+        {NULL, NULL}};
+    static const pp_test conns[] = {
+        {"B1 handshake deadline (silent, trickling)", test_b1_handshake_deadline},
+        {"B2 200 unauthenticated connections", test_b2_many_unauthenticated},
+        {NULL, NULL}};
+    static const pp_test frames[] = {
+        {"C1 frame lengths before and after auth", test_c1_frame_lengths},
+        {"C2 truncated frames then EOF", test_c2_truncated_frames},
+        {"C3 unknown types, bad JOBs, unknown module", test_c3_protocol_errors},
+        {"D1 zlib bombs and lying sizes", test_d1_zlib_bomb},
+        {"D2 corrupt, truncated, trailing streams", test_d2_bad_streams},
+        {NULL, NULL}};
+    static const pp_test faults[] = {
+        {"F1 kill -9 a node mid-batch", test_f1_kill9_mid_batch},
+        {"F2 kill -STOP a node, then -CONT", test_f2_frozen_node},
+        {"F4 poison job ends PP_LOST", test_f4_poison_job},
+        {"F5 all nodes down, one restarted", test_f5_all_down_then_back},
+        {"SIGTERM: jobs re-run elsewhere, exit 0", test_sigterm_redispatch},
+        {NULL, NULL}};
+    static const pp_test load[] = {
+        {"G1 one client floods 20,000 jobs", test_g1_flood},
+        {"G1 a raw client floods JOB frames: reading pauses", test_g1_raw_flood},
+        {"G2 32 clients x 100 jobs, fair shares", test_g2_many_clients},
+        {NULL, NULL}};
+    if (add_suite("results", results) || add_suite("authentication", auth) ||
+        add_suite("connections", conns) || add_suite("frames and streams", frames) ||
+        add_suite("node failures", faults) || add_suite("load", load))
+        return -1;
+    return 0;
+}
