@@ -15,12 +15,15 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +54,9 @@ typedef struct worker {
     double oldest;           /* pp_now() of the oldest unsent result */
     double avg_run;          /* moving average of run time, seconds */
     pp_worker_state *st;     /* shared with the pool: the job running now */
+    /* Held by the main thread except while a task runs: then the flusher
+     * thread may send the batched results when the pool asks. */
+    pthread_mutex_t mu;
 } worker;
 
 /* Something is wrong with our input or our process: say what and stop. */
@@ -193,6 +199,17 @@ static void on_job(worker *w, const pp_frame *f)
         flush(w);
         t0 = pp_now();
     }
+    /* Claim the job, unless the pool took it back meanwhile. */
+    uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
+    for (;;) {
+        if ((g & PP_POOL_REVOKE) && f->hdr.id <= (g & ~PP_POOL_REVOKE)) {
+            send_result(w, f->hdr.id, PP_POOL_REVOKED, 0, NULL, 0);
+            return;
+        }
+        if (atomic_compare_exchange_weak_explicit(&w->st->gate, &g, f->hdr.id,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            break;
+    }
     atomic_store_explicit(&w->st->start_ns, (uint64_t)(t0 * 1e9), memory_order_relaxed);
     atomic_store_explicit(&w->st->seq, f->hdr.id, memory_order_release);
     task_slot *t = &w->tasks[id];
@@ -204,7 +221,9 @@ static void on_job(worker *w, const pp_frame *f)
     }
     pp_buf out;
     pp_buf_init(&out, w->max_frame - 9);
+    pthread_mutex_unlock(&w->mu);
     int rc = fn(len ? arg : NULL, len, &out);
+    pthread_mutex_lock(&w->mu);
     double run = pp_now() - t0;
     atomic_store_explicit(&w->st->seq, 0, memory_order_release);
     w->avg_run = 0.8 * w->avg_run + 0.2 * run;
@@ -218,6 +237,22 @@ static void on_job(worker *w, const pp_frame *f)
         send_result(w, f->hdr.id, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
     }
     pp_buf_reset(&out);
+}
+
+/* The flusher thread: sleeps on the shared page's futex; when the pool asks
+ * (a job runs long while earlier results wait in the batch), sends them. */
+static void *flusher(void *arg)
+{
+    worker *w = arg;
+    for (;;) {
+        while (atomic_load_explicit(&w->st->flush_req, memory_order_acquire) == 0)
+            syscall(SYS_futex, &w->st->flush_req, FUTEX_WAIT, 0, NULL, NULL, 0);
+        atomic_store_explicit(&w->st->flush_req, 0, memory_order_release);
+        pthread_mutex_lock(&w->mu);
+        flush(w);
+        pthread_mutex_unlock(&w->mu);
+    }
+    return NULL;
 }
 
 static void usage(void)
@@ -287,6 +322,15 @@ int main(int argc, char **argv)
         die("cannot map the state file", strerror(errno));
     pp_wire_reader_init(&w.rd, w.max_frame + 64, PP_T_MAX);
     pp_buf_init(&w.out, SIZE_MAX / 2);
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_mutex_lock(&w.mu);
+    pthread_t tid;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the task's thread */
+    if (pthread_create(&tid, NULL, flusher, &w) != 0)
+        die("cannot start the flusher thread", NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     uint8_t hello[8];
     pp_store32(hello, (uint32_t)getpid());

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@
 #define PIPELINE_NS 200000.0  /* keep about this much work queued per worker */
 #define MAX_BACKOFF 5.0
 #define MAX_REQUEUES 3        /* deaths of a job's workers before it is failed */
+#define LONG_JOB 0.002        /* a job running this long (or 20x the average) is long */
 
 enum { W_STARTING, W_READY, W_RETIRING, W_DEAD };
 enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE };
@@ -43,6 +45,8 @@ typedef struct worker {
     int inflight;
     pp_worker_state *st;      /* shared with the worker (mmap) */
     pp_pool_job *timed_out;   /* the job a timeout kill is for */
+    uint64_t revoked_hi;      /* highest job id taken back from this worker */
+    uint64_t flush_asked;     /* running job for which a flush was requested */
     uint8_t *defined;         /* task ids already sent to this worker */
     uint32_t ndefined;
     pp_timer timer;           /* start deadline, then job timeouts */
@@ -76,11 +80,13 @@ struct pp_pool {
     int backoff_over;         /* the wait after the last failure has passed */
     char lastfail[2 * PP_ERR_LEN + PATH_MAX];
     pp_timer respawn;
+    pp_timer rebalance;       /* when a running job will count as long */
     int freeing;
 };
 
 static void worker_lost(worker *w, int why);
 static int maintain(pp_pool *p);
+static void rebalance_timer(pp_loop *loop, pp_timer *t);
 
 /* ---- environment ---- */
 
@@ -201,6 +207,8 @@ static int on_result(worker *w, const pp_frame *f)
 {
     pp_pool *p = w->pool;
     pp_pool_job *j = w->head;
+    if (f->hdr.len >= 9 && f->payload[0] == PP_POOL_REVOKED && f->hdr.id <= w->revoked_hi)
+        return 0; /* a job we took back: it did not run */
     if (!j || f->hdr.id != j->seq || f->hdr.len < 9) {
         snprintf(w->note, sizeof w->note, "worker %d sent a result for no job it held",
                  (int)w->pid);
@@ -625,6 +633,8 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->depth = 1;
     p->respawn.fn = respawn_timer;
     p->respawn.data = p;
+    p->rebalance.fn = rebalance_timer;
+    p->rebalance.data = p;
     const char *tmp = opts->tmpdir ? opts->tmpdir : getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/tmp";
@@ -660,6 +670,7 @@ void pp_pool_free(pp_pool *p)
     while (p->workers)
         worker_lost(p->workers, KILL_FREE);
     pp_timer_stop(p->loop, &p->respawn);
+    pp_timer_stop(p->loop, &p->rebalance);
     for (uint32_t i = 0; i < p->ntasks; i++) {
         free(p->tasks[i].module);
         free(p->tasks[i].symbol);
@@ -755,12 +766,34 @@ int pp_pool_task(pp_pool *p, const char *module, const char *symbol, uint32_t *i
     return 0;
 }
 
+/* The threshold past which a running job counts as long. */
+static double long_job(const pp_pool *p)
+{
+    return PP_MAX(LONG_JOB, 20e-9 * p->avg_ns);
+}
+
+/* How long the worker's current job has run (0 when none). */
+static double running_for(const worker *w, double now)
+{
+    if (!w->st || !atomic_load_explicit(&w->st->seq, memory_order_acquire))
+        return 0;
+    return now - (double)atomic_load_explicit(&w->st->start_ns, memory_order_relaxed) * 1e-9;
+}
+
 static worker *pick_worker(const pp_pool *p)
 {
     worker *best = NULL;
+    double now = -1;
     for (worker *w = p->workers; w; w = w->next) {
         if (w->state != W_READY || w->inflight >= p->depth)
             continue;
+        if (w->inflight > 0) {
+            /* Nothing more behind a job that turned out long. */
+            if (now < 0)
+                now = pp_now();
+            if (running_for(w, now) > long_job(p))
+                continue;
+        }
         if (!best || w->inflight < best->inflight)
             best = w;
         if (w->inflight == 0)
@@ -831,8 +864,102 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
     return 0;
 }
 
+/* Takes back the jobs queued behind the one the worker is running. */
+static void take_back(worker *w)
+{
+    pp_pool *p = w->pool;
+    uint64_t last = w->tail->seq;
+    uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
+    while (!atomic_compare_exchange_weak_explicit(&w->st->gate, &g, PP_POOL_REVOKE | last,
+                                                  memory_order_acq_rel, memory_order_acquire)) {
+    }
+    /* Started so far: ids up to the worker's last claim (or, if it has
+     * claimed nothing since the previous revocation, that bound). */
+    uint64_t started = g & ~PP_POOL_REVOKE;
+    pp_pool_job *keep = NULL, *keep_tail = NULL, *back = NULL;
+    int nback = 0;
+    for (pp_pool_job *j = w->head, *n; j; j = n) {
+        n = j->next;
+        j->next = NULL;
+        if (j->seq > started) {
+            j->next = back; /* newest first, for on_requeue's order */
+            back = j;
+            nback++;
+        } else {
+            if (keep_tail)
+                keep_tail->next = j;
+            else
+                keep = j;
+            keep_tail = j;
+        }
+    }
+    w->head = keep;
+    w->tail = keep_tail;
+    w->inflight -= nback;
+    p->inflight -= (size_t)nback;
+    w->revoked_hi = last;
+    if (nback)
+        pp_log(p->log, PP_LOG_DEBUG, "took %d job(s) back from worker %d (its job runs long)",
+               nback, (int)w->pid);
+    while (back) {
+        pp_pool_job *n = back->next;
+        back->next = NULL;
+        p->cbs.on_requeue(p, back, p->ud);
+        back = n;
+    }
+    if (!w->head)
+        pp_timer_stop(p->loop, &w->timer);
+}
+
+/* A job turned out long (it ran past long_job()): the results the worker
+ * still batches from the jobs before it are asked for at once, and while
+ * another worker is idle, the jobs queued behind it are taken back.
+ * Otherwise look again when a running job may turn long. */
+static void rebalance(pp_pool *p)
+{
+    int idle = 0;
+    for (worker *w = p->workers; w && !idle; w = w->next)
+        idle = w->state == W_READY && w->inflight == 0;
+    pp_timer_stop(p->loop, &p->rebalance);
+    double now = pp_now(), next = -1, limit = long_job(p);
+    int took = 0;
+    for (worker *w = p->workers; w; w = w->next) {
+        if ((w->state != W_READY && w->state != W_RETIRING) || !w->st || !w->head)
+            continue;
+        double start;
+        pp_pool_job *run = running_job(w, &start);
+        if (!run || (run == w->head && !run->next))
+            continue; /* nothing waits on this worker */
+        if (now - start <= limit) {
+            if (next < 0 || start + limit < next)
+                next = start + limit;
+            continue;
+        }
+        if (run != w->head && w->flush_asked != run->seq) {
+            w->flush_asked = run->seq;
+            atomic_store_explicit(&w->st->flush_req, 1, memory_order_release);
+            syscall(SYS_futex, &w->st->flush_req, FUTEX_WAKE, 1, NULL, NULL, 0);
+        }
+        if (idle && run->next) {
+            take_back(w);
+            took = 1;
+        }
+    }
+    if (took)
+        pp_loop_break(p->loop); /* the owner sends them again this turn */
+    if (next > 0)
+        pp_timer_start(p->loop, &p->rebalance, next + 1e-4);
+}
+
+static void rebalance_timer(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    rebalance(t->data);
+}
+
 void pp_pool_flush(pp_pool *p)
 {
+    rebalance(p);
     for (worker *w = p->workers; w; w = w->next)
         if (w->conn && pp_conn_outbytes(w->conn))
             pp_conn_flush(w->conn);

@@ -29,7 +29,19 @@ typedef struct pp_pool pp_pool;
 typedef struct pp_worker_state {
     _Atomic uint64_t seq;       /* frame id of the job running; 0 = none */
     _Atomic uint64_t start_ns;  /* its start, CLOCK_MONOTONIC nanoseconds */
+    /* Taking jobs back: the worker claims each job before it starts by
+     * swapping its id in here; the pool revokes the jobs still queued on the
+     * worker by swapping in PP_POOL_REVOKE | the last id revoked.  A worker
+     * that finds its next job revoked answers PP_POOL_REVOKED instead of
+     * running it.  One compare-and-swap each way: no job runs twice. */
+    _Atomic uint64_t gate;
+    /* The pool sets this (and wakes the futex on it) to have the worker send
+     * the results it still batches, when its current job runs long. */
+    _Atomic uint32_t flush_req;
 } pp_worker_state;
+
+#define PP_POOL_REVOKE (1ull << 63)
+#define PP_POOL_REVOKED 255          /* result status: not run, taken back */
 
 /* A job as the pool sees it, embedded in the owner's job.  The owner sets
  * arg, len, task and timeout; arg must stay valid until the pool hands the
@@ -99,7 +111,10 @@ int pp_pool_has_room(const pp_pool *p);
  * room (the job is still the owner's). */
 int pp_pool_submit(pp_pool *p, pp_pool_job *j);
 
-/* Writes the batched frames: call once per loop turn (before-sleep hook). */
+/* Writes the batched frames: call once per loop turn (before-sleep hook).
+ * Also takes back the jobs queued behind a long-running job while another
+ * worker is idle (they come back through on_requeue, and the loop is told
+ * not to sleep so that the owner sends them again at once). */
 void pp_pool_flush(pp_pool *p);
 
 /* Jobs in flight on workers now. */

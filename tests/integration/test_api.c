@@ -249,6 +249,33 @@ static void test_100k_tiny(void)
     pp_server_free(s);
 }
 
+/* Tiny jobs first (the pool then pipelines deeply), then a long job and
+ * short ones behind it: the short ones must not wait for the long one
+ * while the other worker is free. */
+static void test_no_wait_behind_long_job(void)
+{
+    pp_server *s = server(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    for (long i = 0; i < 2000; i++)
+        pp_job_free(pp_submitf(s, t_square, NULL, "l", i));
+    CU_ASSERT_EQUAL(pp_wait(s, NULL), 0);
+    pp_job *slow = pp_submitf(s, t_sleep, NULL, "l", 3000L);
+    enum { N = 40 };
+    pp_job *quick[N];
+    for (long i = 0; i < N; i++)
+        quick[i] = pp_submitf(s, t_square, NULL, "l", i);
+    int done = 0;
+    for (int i = 0; i < N; i++)
+        done += pp_job_wait_for(quick[i], 1.5) == PP_DONE;
+    CU_ASSERT_EQUAL(done, N);
+    CU_ASSERT_EQUAL(pp_job_status(slow), PP_PENDING); /* still sleeping */
+    CU_ASSERT_EQUAL(pp_job_wait(slow), PP_DONE);
+    for (int i = 0; i < N; i++)
+        pp_job_free(quick[i]);
+    pp_job_free(slow);
+    pp_server_free(s);
+}
+
 /* ---- callbacks and groups ---- */
 
 typedef struct cb_state {
@@ -814,6 +841,7 @@ int pp_register_suites(void)
         {"echo sizes 0..3 MiB", test_echo_sizes},
         {"64 MiB argument and result", test_large_64mib},
         {"100,000 tiny jobs", test_100k_tiny},
+        {"no job waits behind a long one", test_no_wait_behind_long_job},
         {NULL, NULL}};
     static const pp_test callbacks[] = {
         {"callbacks exactly once, any status", test_callbacks_once},
