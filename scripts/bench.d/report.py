@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: MIT
+"""report.py RESULTS META_JSON [JSON_OUT] -- the table of scripts/bench.
+report.py --markdown FILE.json -- the table of a saved run, as Markdown.
+
+RESULTS has one measurement per line, "KEY<TAB>JSON" (the JSON line a
+benchmark program printed); META_JSON describes the run.  Each figure is the
+median over the runs of its key; each ratio is pp / peer from this run.
+Prints the table; with JSON_OUT also writes it, the metadata and every run as
+JSON.  The targets are the floors of issue 5, informational only."""
+import json
+import statistics
+import sys
+
+
+PEER_SHORT = {"Gearman, 2 workers": "Gearman", "Gearman": "Gearman",
+              "GNU parallel -jN spin-cmd": "parallel", "gearmand + 2 workers": "gearmand+2",
+              "the same without the delay": "no delay"}
+
+
+def num(v, unit):
+    """A figure, with the precision its unit deserves."""
+    if v is None:
+        return "n/a"
+    if unit in ("jobs/s", "bytes") or abs(v) >= 1000:
+        return "{:,.0f}".format(v)
+    if unit == "s":
+        return "%.3f" % v
+    if unit in ("×", ""):
+        return "%.2f" % v
+    return "%.1f" % v
+
+
+def ratio_text(f):
+    r = f["ratio"]
+    if r is None:
+        return "n/a" if f["peer_name"] else "—"
+    if f["ratio_percent"]:
+        return "%.0f %%" % (100 * r)
+    return ("%.0f×" if r >= 100 else "%.1f×" if r >= 10 else "%.2f×") % r
+
+
+def rows_of(figures):
+    rows = []
+    for f in figures:
+        unit = ", %s" % f["unit"] if f["unit"] else ""
+        name = "%s %s%s" % (f["id"], f["name"], unit)
+        if f["peer_name"]:
+            peer = "%s (%s)" % (num(f["peer"], f["unit"]), PEER_SHORT.get(f["peer_name"], f["peer_name"]))
+        else:
+            peer = "—"
+        target = f["target"] or "—"
+        if f["target"]:
+            target += " " + {True: "PASS", False: "MISS", None: "n/a"}[f["met"]]
+        rows.append((name, num(f["pp"], f["unit"]), peer, ratio_text(f), target))
+    return rows
+
+
+def headline(meta):
+    m = meta["machine"]
+    return ("pp benchmarks%s: %d CPUs, %s, Linux %s; median of %d run%s; commit %s" % (
+        " (--quick)" if meta["quick"] else "", m["nproc"], m["cpu"], m["kernel"], meta["runs"],
+        "" if meta["runs"] == 1 else "s", meta["commit"]),
+        "peers: %s; %s; load average %s at the start, %s at the end" % (
+            meta["gearmand"], meta["parallel"], meta.get("loadavg_start", "?"),
+            meta.get("loadavg_end", "?")))
+
+
+def print_table(figures, meta):
+    rows = rows_of(figures)
+    head = ("figure", "pp", "peer", "ratio", "target")
+    width = [max(len(r[i]) for r in rows + [head]) for i in range(5)]
+    print()
+    for line in headline(meta):
+        print(line)
+    print()
+    fmt = " | ".join("%%-%ds" % w for w in width)
+    print((fmt % head).rstrip())
+    print("-+-".join("-" * w for w in width))
+    for r in rows:
+        print((fmt % r).rstrip())
+    for n in meta.get("notes", []):
+        print("note: " + n)
+    met = [f for f in figures if f["target"]]
+    print("\ntargets met: %d of %d (informational)" % (sum(1 for f in met if f["met"]), len(met)))
+
+
+def print_markdown(path):
+    with open(path) as fp:
+        d = json.load(fp)
+    for line in headline(d["meta"]):
+        print(line + "  ")
+    print()
+    print("| figure | pp | peer | ratio | target |")
+    print("| --- | ---: | ---: | ---: | --- |")
+    for r in rows_of(d["figures"]):
+        print("| " + " | ".join(r) + " |")
+    for n in d["meta"].get("notes", []):
+        print("\nNote: " + n)
+
+
+def load(path):
+    runs = {}
+    with open(path) as fp:
+        for line in fp:
+            key, _, data = line.rstrip("\n").partition("\t")
+            if not data:
+                continue
+            try:
+                runs.setdefault(key, []).append(json.loads(data))
+            except ValueError:
+                pass
+    return runs
+
+
+def main():
+    if sys.argv[1] == "--markdown":
+        print_markdown(sys.argv[2])
+        return
+    runs = load(sys.argv[1])
+    meta = json.loads(sys.argv[2])
+    json_out = sys.argv[3] if len(sys.argv) > 3 else None
+
+    def med(key, field):
+        vals = [r[field] for r in runs.get(key, [])
+                if isinstance(r.get(field), (int, float)) and not r.get("errors")]
+        return statistics.median(vals) if vals else None
+
+    def div(a, b):
+        return a / b if a is not None and b not in (None, 0) else None
+
+    small, big = meta["small_bytes"], meta["big_bytes"]
+    mib = lambda b: "%d MiB" % (b >> 20)
+    figures = []
+
+    def fig(fid, name, unit, pp, peer, peer_name, target="", met=None, ratio=None,
+            ratio_pct=False):
+        if ratio is None:
+            ratio = div(pp, peer)
+        figures.append({"id": fid, "name": name, "unit": unit, "pp": pp, "peer": peer,
+                        "peer_name": peer_name, "ratio": ratio, "ratio_percent": ratio_pct,
+                        "target": target, "met": met})
+
+    def check(*conds):
+        """True/False when every condition is known, None when one is not."""
+        if any(c is False for c in conds):
+            return False
+        return None if any(c is None for c in conds) else True
+
+    def ge(a, b):
+        return None if a is None else a >= b
+
+    def le(a, b):
+        return None if a is None else a <= b
+
+    G = "Gearman, 2 workers"
+    # B1, B2: tiny jobs.
+    b1, b1g = med("b1.pp", "jobs_per_s"), med("b1.g", "jobs_per_s")
+    fig("B1", "tiny jobs, local pool (2 workers)", "jobs/s", b1, b1g, G,
+        "≥ 100000 and ≥ 10× Gearman", check(ge(b1, 1e5), ge(div(b1, b1g), 10)))
+    b2, b2g = med("b2.pp", "jobs_per_s"), med("b2.g", "jobs_per_s")
+    fig("B2", "tiny jobs, 2 ppservers (1 worker each), ncpus 0", "jobs/s", b2, b2g, G,
+        "≥ 5× Gearman", check(ge(div(b2, b2g), 5)))
+    # B3: round trips.
+    for mode, limit in (("local", 50), ("remote", 100)):
+        m, mg = med("b3." + mode, "median_us"), med("b3.g", "median_us")
+        fig("B3", "round trip, %s, median" % mode, "µs", m, mg, G,
+            "≤ %d and ≤ ½ Gearman" % limit, check(le(m, limit), le(div(m, mg), 0.5)))
+        fig("B3", "round trip, %s, p99" % mode, "µs", med("b3." + mode, "p99_us"),
+            med("b3.g", "p99_us"), G)
+    # B4: CPU-bound scaling.
+    P = "GNU parallel -jN spin-cmd"
+    t1, t2 = med("b4.pp1", "seconds"), med("b4.pp2", "seconds")
+    p1, p2 = med("b4.par1", "seconds"), med("b4.par2", "seconds")
+    fig("B4", "32 × 50 ms CPU jobs, 1 worker, wall", "s", t1, p1, P)
+    fig("B4", "32 × 50 ms CPU jobs, 2 workers, wall", "s", t2, p2, P)
+    s_pp, s_par = div(t1, t2), div(p1, p2)
+    fig("B4", "speedup 1 → 2 workers", "×", s_pp, s_par, P)
+    e_pp = s_pp / 2 if s_pp is not None else None
+    e_par = s_par / 2 if s_par is not None else None
+    fig("B4", "efficiency at 2 workers (speedup / 2)", "", e_pp, e_par, P, "≥ 0.95",
+        check(ge(e_pp, 0.95)))
+    ideal = 32 * 0.050 / 2
+    fig("B4", "2 workers, ideal time / wall (0.8 s / wall)", "", div(ideal, t2), div(ideal, p2), P)
+    # B5: payload.
+    for size in (small, big):
+        g = med("b5.g.%d" % size, "mb_per_s")
+        for mode in ("local", "remote"):
+            v = med("b5.%s.%d" % (mode, size), "mb_per_s")
+            if size == big:
+                target, met = "≥ 500 (set for 64 MiB)", check(ge(v, 500))
+            else:
+                target, met = "", None
+            fig("B5", "echo of %s, %s" % (mib(size), mode), "MB/s", v, g, "Gearman", target, met)
+    # B6: memory.
+    rss, rss_g = med("b6.rss", "rss_mb"), med("b6.g", "rss_mb")
+    fig("B6", "idle ppserver -w 2 with its workers, RSS", "MB", rss, rss_g,
+        "gearmand + 2 workers", "≤ 10 MB in all", check(le(rss, 10)))
+    fig("B6", "idle ppserver -w 2 with its workers, PSS", "MB", med("b6.rss", "pss_mb"), None, "")
+    per_job = med("b6.queue", "bytes_per_job")
+    fig("B6", "client memory per queued job (%d queued)" % meta["counts"]["queued_jobs"],
+        "bytes", per_job, None, "", "≤ 300", check(le(per_job, 300)))
+    # B7: latency hiding.
+    d, nd = med("b7.delay", "jobs_per_s"), med("b7.direct", "jobs_per_s")
+    share = div(d, nd)
+    fig("B7", "1 ms jobs, ppserver -w 2 behind +%g ms each way" % meta["counts"]["delay_ms_each_way"],
+        "jobs/s", d, nd, "the same without the delay", "≥ 85 %",
+        check(ge(share, 0.85)), ratio=share, ratio_pct=True)
+
+    print_table(figures, meta)
+
+    if json_out:
+        with open(json_out, "w") as fp:
+            json.dump({"meta": meta, "figures": figures, "runs": runs}, fp, indent=1,
+                      ensure_ascii=False)
+            fp.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,678 @@
+/* SPDX-License-Identifier: MIT */
+/* pp-bench -- the pp side of the benchmark suite (issue 5, B1..B7).  Each
+ * subcommand runs one measurement through the public API and prints one
+ * JSON object on one line; scripts/bench runs them and builds the table.
+ *
+ *   pp-bench tiny    [--jobs N] [--bytes B]   tiny echo jobs: jobs/s
+ *   pp-bench latency [--n N]                  submit then wait, one at a time: µs
+ *   pp-bench cpu     [--jobs N] [--ms MS]     CPU-bound jobs: wall seconds
+ *   pp-bench payload [--bytes B] [--reps R]   echo of a large argument: MB/s
+ *   pp-bench queue   [--jobs N]               client RSS per queued job
+ *   pp-bench hide    [--jobs N] [--ms MS]     throughput of short CPU jobs
+ *   pp-bench rss     --pid PID                RSS of a process tree
+ * Common: [--ncpus N] [--servers host:port,...] [--secret-file F]
+ *         [--warmup N]
+ * --ncpus defaults to 2 without --servers and to 0 with them.  Timings start
+ * after the workers and nodes are up and warmed (module shipped and loaded),
+ * at the first submit, and stop when the last result is in and checked. */
+#include <getopt.h>
+#include <pp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_tasks.h"
+#include "bench_util.h"
+
+typedef struct opts {
+    const char *cmd;
+    long jobs;          /* -1 = the subcommand's default */
+    long n;
+    long bytes;
+    long reps;
+    long warmup;
+    long pid;
+    int ncpus;          /* -2 = default */
+    double ms;
+    char **servers;
+    int nservers;
+    char *secret;
+} opts;
+
+static void usage(FILE *fp)
+{
+    fputs("usage: pp-bench COMMAND [options]\n"
+          "  tiny    [--jobs N=200000] [--bytes B=8]  tiny echo jobs, jobs/s\n"
+          "  latency [--n N=5000]                     submit+wait one at a time, us\n"
+          "  cpu     [--jobs N=32] [--ms MS=50]       CPU-bound jobs, wall seconds\n"
+          "  payload [--bytes B=1048576] [--reps R]   echo of one large argument, MB/s\n"
+          "  queue   [--jobs N=1000000]               client RSS per queued job (ncpus 0)\n"
+          "  hide    [--jobs N=2000] [--ms MS=1]      throughput of short CPU jobs\n"
+          "  rss     --pid PID                        RSS (and PSS) of a process tree, KiB\n"
+          "common: [--ncpus N] [--servers host:port,...] [--secret-file F] [--warmup N]\n"
+          "--ncpus defaults to 2 without --servers, 0 with them.  One JSON object per\n"
+          "line on stdout; exit 1 if a job failed or a result was wrong.\n",
+          fp);
+}
+
+/* ---- servers ---- */
+
+static pp_server *make_server(const opts *o)
+{
+    pp_config cfg = {
+        .ncpus = o->ncpus,
+        .ppservers = (const char *const *)o->servers,
+        .secret = o->secret,
+        .log_level = getenv("PP_LOG") ? NULL : "error",
+    };
+    pp_server *s = pp_server_new(&cfg);
+    if (!s) {
+        fprintf(stderr, "pp-bench: %s\n", pp_last_error());
+        return NULL;
+    }
+    if (o->nservers == 0)
+        return s;
+    /* Every node up, within 10 s. */
+    pp_node_info nodes[64];
+    for (int tries = 0; tries < 1000; tries++) {
+        int n = pp_get_active_nodes(s, nodes, 64);
+        int up = 0;
+        for (int i = 1; i < n && i < 64; i++) {
+            if (nodes[i].state == PP_NODE_AUTH_FAILED) {
+                fprintf(stderr, "pp-bench: %s: authentication failed\n", nodes[i].name);
+                pp_server_free(s);
+                return NULL;
+            }
+            up += nodes[i].state == PP_NODE_UP;
+        }
+        if (up == o->nservers)
+            return s;
+        struct timespec nap = {0, 10 * 1000000L};
+        nanosleep(&nap, NULL);
+    }
+    fprintf(stderr, "pp-bench: not every node came up within 10 s\n");
+    pp_server_free(s);
+    return NULL;
+}
+
+/* Runs `count` jobs of `task` with `arg` and waits for them; returns the
+ * number that did not end PP_DONE. */
+static long run_batch(pp_server *s, pp_task task, const void *arg, size_t len, long count)
+{
+    long bad = 0;
+    for (long i = 0; i < count; i++) {
+        pp_job *j = pp_submit(s, task, arg, len, NULL);
+        if (!j) {
+            fprintf(stderr, "pp-bench: submit: %s\n", pp_last_error());
+            return count - i + bad;
+        }
+        pp_job_free(j);
+    }
+    pp_wait(s, NULL);
+    pp_stats st;
+    if (pp_get_stats(s, &st) == 0)
+        bad = (long)st.failed;
+    return bad;
+}
+
+/* Waits until `ncpus` distinct local workers have run a job: pp_server_new()
+ * returns while its workers are still starting, and jobs submitted before
+ * the others are up all go to the first one.  At most 5 s. */
+static int local_workers_up(pp_server *s, int ncpus)
+{
+    int64_t seen[64];
+    int nseen = 0, want = ncpus < 64 ? ncpus : 64;
+    for (int round = 0; round < 500 && nseen < want; round++) {
+        pp_job *jobs[128];
+        int n = 2 * want < 128 ? 2 * want : 128;
+        for (int i = 0; i < n; i++)
+            jobs[i] = pp_submit(s, ppbench_pid, NULL, 0, NULL);
+        for (int i = 0; i < n; i++) {
+            size_t len;
+            const void *r = jobs[i] ? pp_job_result(jobs[i], &len) : NULL;
+            if (r && len == sizeof(int64_t) && strcmp(pp_job_node(jobs[i]), "local") == 0) {
+                int64_t pid;
+                memcpy(&pid, r, sizeof pid);
+                int k = 0;
+                while (k < nseen && seen[k] != pid)
+                    k++;
+                if (k == nseen && nseen < 64)
+                    seen[nseen++] = pid;
+            }
+            pp_job_free(jobs[i]);
+        }
+        if (nseen < want) {
+            struct timespec nap = {0, 10 * 1000000L};
+            nanosleep(&nap, NULL);
+        }
+    }
+    if (nseen < want) {
+        fprintf(stderr, "pp-bench: only %d of %d local workers ran a job within 5 s\n", nseen,
+                want);
+        return -1;
+    }
+    return 0;
+}
+
+/* Warms every node up: every local worker started, the task module shipped
+ * and loaded everywhere, the pipelining depth adapted to the task.  At most
+ * 50 rounds. */
+static int warm_up(pp_server *s, const opts *o, pp_task task, const void *arg, size_t len,
+                   long per_round)
+{
+    if (o->ncpus > 0 && local_workers_up(s, o->ncpus) != 0)
+        return -1;
+    if (per_round <= 0)
+        return 0;
+    pp_node_info nodes[64];
+    for (int round = 0; round < 50; round++) {
+        if (run_batch(s, task, arg, len, per_round) != 0) {
+            fprintf(stderr, "pp-bench: warm-up jobs failed\n");
+            return -1;
+        }
+        int n = pp_get_active_nodes(s, nodes, 64);
+        int cold = 0;
+        for (int i = 0; i < n && i < 64; i++) {
+            if (i == 0 && o->ncpus == 0)
+                continue;
+            cold += nodes[i].jobs == 0;
+        }
+        if (!cold)
+            return 0;
+    }
+    fprintf(stderr, "pp-bench: some node ran no warm-up job\n");
+    return -1;
+}
+
+static void json_common(const opts *o, const char *bench)
+{
+    bu_json_begin();
+    bu_json_str("bench", bench);
+    bu_json_str("impl", "pp");
+    bu_json_str("mode", o->nservers ? "remote" : "local");
+    bu_json_long("ncpus", o->ncpus);
+    bu_json_long("servers", o->nservers);
+}
+
+/* ---- B1, B2: tiny jobs ---- */
+
+static int cmd_tiny(const opts *o)
+{
+    long n = o->jobs > 0 ? o->jobs : 200000;
+    size_t bytes = o->bytes >= 0 ? (size_t)o->bytes : 8;
+    if (bytes < 8 || bytes > 4096) {
+        fprintf(stderr, "pp-bench tiny: --bytes must be 8..4096\n");
+        return 2;
+    }
+    pp_server *s = make_server(o);
+    if (!s)
+        return 1;
+    unsigned char arg[4096] = {0};
+    long warm = o->warmup >= 0 ? o->warmup : 2000;
+    if (warm_up(s, o, ppbench_echo, arg, bytes, warm) != 0) {
+        pp_server_free(s);
+        return 1;
+    }
+    pp_job **jobs = malloc((size_t)n * sizeof *jobs);
+    if (!jobs) {
+        pp_server_free(s);
+        return 1;
+    }
+    long errors = 0, submitted = 0;
+    double t0 = bu_now();
+    for (long i = 0; i < n; i++) {
+        uint64_t tag = (uint64_t)i;
+        memcpy(arg, &tag, sizeof tag);
+        jobs[i] = pp_submit(s, ppbench_echo, arg, bytes, NULL);
+        if (!jobs[i]) {
+            fprintf(stderr, "pp-bench: submit %ld: %s\n", i, pp_last_error());
+            break;
+        }
+        submitted++;
+    }
+    double t_sub = bu_now();
+    for (long i = 0; i < submitted; i++) {
+        size_t len;
+        const unsigned char *r = pp_job_result(jobs[i], &len);
+        uint64_t tag;
+        if (r && len == bytes)
+            memcpy(&tag, r, sizeof tag);
+        if (!r || len != bytes || tag != (uint64_t)i) {
+            if (errors++ < 5)
+                fprintf(stderr, "pp-bench: job %ld: %s %s\n", i,
+                        pp_strerror(pp_job_status(jobs[i])), pp_job_error(jobs[i]));
+        }
+        pp_job_free(jobs[i]);
+    }
+    double t1 = bu_now();
+    free(jobs);
+    errors += n - submitted;
+    pp_server_free(s);
+    json_common(o, "tiny");
+    bu_json_long("jobs", n);
+    bu_json_long("bytes", (long long)bytes);
+    bu_json_num("seconds", t1 - t0);
+    bu_json_num("submit_seconds", t_sub - t0);
+    bu_json_num("jobs_per_s", (double)n / (t1 - t0));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
+/* ---- B3: round trip ---- */
+
+static int cmd_latency(const opts *o)
+{
+    long n = o->n > 0 ? o->n : 5000;
+    pp_server *s = make_server(o);
+    if (!s)
+        return 1;
+    unsigned char arg[8] = {0};
+    long warm = o->warmup >= 0 ? o->warmup : 200;
+    if (warm_up(s, o, ppbench_echo, arg, sizeof arg, warm) != 0) {
+        pp_server_free(s);
+        return 1;
+    }
+    double *lat = malloc((size_t)n * sizeof *lat);
+    if (!lat) {
+        pp_server_free(s);
+        return 1;
+    }
+    /* A few one-at-a-time round trips first: the pipelining depth and the
+     * caches settle on this pattern. */
+    for (int i = 0; i < 50; i++) {
+        pp_job *j = pp_submit(s, ppbench_echo, arg, sizeof arg, NULL);
+        if (j)
+            pp_job_wait(j);
+        pp_job_free(j);
+    }
+    long errors = 0;
+    double sum = 0;
+    for (long i = 0; i < n; i++) {
+        uint64_t tag = (uint64_t)i;
+        memcpy(arg, &tag, sizeof tag);
+        int64_t t0 = bu_now_ns();
+        pp_job *j = pp_submit(s, ppbench_echo, arg, sizeof arg, NULL);
+        size_t len = 0;
+        const void *r = j ? pp_job_result(j, &len) : NULL;
+        int64_t t1 = bu_now_ns();
+        if (!r || len != sizeof arg || memcmp(r, arg, len) != 0)
+            errors++;
+        pp_job_free(j);
+        lat[i] = (double)(t1 - t0) / 1000.0;
+        sum += lat[i];
+    }
+    pp_server_free(s);
+    json_common(o, "latency");
+    bu_json_long("n", n);
+    bu_json_num("mean_us", sum / (double)n);
+    bu_json_num("median_us", bu_quantile(lat, (size_t)n, 0.5));
+    bu_json_num("p99_us", bu_quantile(lat, (size_t)n, 0.99));
+    bu_json_num("min_us", lat[0]);
+    bu_json_num("max_us", lat[n - 1]);
+    bu_json_long("errors", errors);
+    bu_json_end();
+    free(lat);
+    return errors ? 1 : 0;
+}
+
+/* ---- B4: CPU-bound scaling; B7: latency hiding ---- */
+
+static int run_spin_jobs(const opts *o, const char *bench, long n, long warm)
+{
+    double ms = o->ms > 0 ? o->ms : (strcmp(bench, "cpu") == 0 ? 50 : 1);
+    int64_t us = (int64_t)(ms * 1000.0 + 0.5);
+    pp_server *s = make_server(o);
+    if (!s)
+        return 1;
+    unsigned char echo_arg[8] = {0};
+    /* Workers and nodes up, the module loaded (tiny echo jobs)... */
+    if (warm_up(s, o, ppbench_echo, echo_arg, sizeof echo_arg, 200) != 0 ||
+        /* ...then the pipelining depth adapted to jobs of this length. */
+        (warm > 0 && run_batch(s, ppbench_spin, &us, sizeof us, warm) != 0)) {
+        pp_server_free(s);
+        return 1;
+    }
+    pp_job **jobs = malloc((size_t)n * sizeof *jobs);
+    if (!jobs) {
+        pp_server_free(s);
+        return 1;
+    }
+    long errors = 0, submitted = 0;
+    double t0 = bu_now();
+    for (long i = 0; i < n; i++) {
+        jobs[i] = pp_submit(s, ppbench_spin, &us, sizeof us, NULL);
+        if (!jobs[i]) {
+            fprintf(stderr, "pp-bench: submit: %s\n", pp_last_error());
+            break;
+        }
+        submitted++;
+    }
+    int64_t pids[64];
+    long counts[64];
+    int npids = 0;
+    for (long i = 0; i < submitted; i++) {
+        size_t len;
+        const void *r = pp_job_result(jobs[i], &len);
+        if (!r || len != sizeof(int64_t)) {
+            if (errors++ < 5)
+                fprintf(stderr, "pp-bench: job %ld: %s %s\n", i,
+                        pp_strerror(pp_job_status(jobs[i])), pp_job_error(jobs[i]));
+        } else {
+            int64_t pid;
+            memcpy(&pid, r, sizeof pid);
+            int k = 0;
+            while (k < npids && pids[k] != pid)
+                k++;
+            if (k == npids && npids < 64) {
+                pids[npids] = pid;
+                counts[npids++] = 0;
+            }
+            if (k < 64)
+                counts[k]++;
+        }
+        pp_job_free(jobs[i]);
+    }
+    double t1 = bu_now();
+    long most = 0, fewest = npids ? n : 0;
+    for (int k = 0; k < npids; k++) {
+        most = counts[k] > most ? counts[k] : most;
+        fewest = counts[k] < fewest ? counts[k] : fewest;
+    }
+    free(jobs);
+    errors += n - submitted;
+    int workers = o->ncpus;
+    pp_node_info nodes[64];
+    int nn = pp_get_active_nodes(s, nodes, 64);
+    for (int i = 1; i < nn && i < 64; i++)
+        workers += nodes[i].ncpus;
+    pp_server_free(s);
+    json_common(o, bench);
+    bu_json_long("jobs", n);
+    bu_json_num("ms", ms);
+    bu_json_long("workers", workers);
+    bu_json_num("seconds", t1 - t0);
+    bu_json_num("jobs_per_s", (double)n / (t1 - t0));
+    /* The wall time if the workers did nothing but the jobs. */
+    bu_json_num("ideal_seconds", workers > 0 ? (double)n * ms / 1000.0 / workers : 0);
+    /* How the jobs were spread: worker processes seen, most and fewest jobs
+     * on one of them. */
+    bu_json_long("workers_seen", npids);
+    bu_json_long("most_on_a_worker", most);
+    bu_json_long("fewest_on_a_worker", npids < workers ? 0 : fewest);
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
+static int cmd_cpu(const opts *o)
+{
+    return run_spin_jobs(o, "cpu", o->jobs > 0 ? o->jobs : 32, o->warmup >= 0 ? o->warmup : 0);
+}
+
+static int cmd_hide(const opts *o)
+{
+    return run_spin_jobs(o, "hide", o->jobs > 0 ? o->jobs : 2000,
+                         o->warmup >= 0 ? o->warmup : 200);
+}
+
+/* ---- B5: payload ---- */
+
+static int cmd_payload(const opts *o)
+{
+    size_t bytes = o->bytes > 0 ? (size_t)o->bytes : 1048576;
+    long reps = o->reps;
+    if (reps <= 0) { /* about 256 MiB through, 3..50 round trips */
+        reps = (long)((256u << 20) / bytes);
+        reps = reps < 3 ? 3 : reps > 50 ? 50 : reps;
+    }
+    unsigned char *buf = malloc(bytes);
+    double *rate = malloc((size_t)reps * sizeof *rate);
+    if (!buf || !rate) {
+        free(buf);
+        free(rate);
+        return 1;
+    }
+    /* Random bytes: pp compresses arguments only when that pays, and these
+     * do not compress. */
+    bu_random_bytes(buf, bytes, 12345);
+    pp_server *s = make_server(o);
+    if (!s) {
+        free(buf);
+        free(rate);
+        return 1;
+    }
+    unsigned char small[8] = {0};
+    long errors = 0;
+    if (warm_up(s, o, ppbench_echo, small, sizeof small, 100) != 0)
+        errors++;
+    /* One untimed round trip of this size (buffers grown, pages touched). */
+    pp_job *w = errors ? NULL : pp_submit(s, ppbench_echo, buf, bytes, NULL);
+    if (w && pp_job_wait(w) != PP_DONE) {
+        fprintf(stderr, "pp-bench: payload warm-up: %s\n", pp_job_error(w));
+        errors++;
+    }
+    pp_job_free(w);
+    double total = 0;
+    for (long i = 0; i < reps && !errors; i++) {
+        buf[0] = (unsigned char)i;
+        double t0 = bu_now();
+        pp_job *j = pp_submit(s, ppbench_echo, buf, bytes, NULL);
+        size_t len = 0;
+        const void *r = j ? pp_job_result(j, &len) : NULL;
+        double t1 = bu_now();
+        if (!r || len != bytes || memcmp(r, buf, bytes) != 0) {
+            fprintf(stderr, "pp-bench: payload round trip %ld: %s\n", i,
+                    j ? pp_job_error(j) : pp_last_error());
+            errors++;
+        }
+        pp_job_free(j);
+        total += t1 - t0;
+        rate[i] = (double)bytes / (t1 - t0) / 1e6;
+    }
+    pp_server_free(s);
+    json_common(o, "payload");
+    bu_json_long("bytes", (long long)bytes);
+    bu_json_long("reps", reps);
+    bu_json_num("seconds", total);
+    bu_json_num("mb_per_s", errors ? 0 : (double)bytes * (double)reps / total / 1e6);
+    bu_json_num("median_mb_per_s", errors ? 0 : bu_quantile(rate, (size_t)reps, 0.5));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    free(buf);
+    free(rate);
+    return errors ? 1 : 0;
+}
+
+/* ---- B6: client memory per queued job ---- */
+
+static int cmd_queue(const opts *o)
+{
+    long n = o->jobs > 0 ? o->jobs : 1000000;
+    opts q = *o;
+    q.ncpus = 0; /* nothing runs them: they stay queued */
+    q.servers = NULL;
+    q.nservers = 0;
+    pp_server *s = make_server(&q);
+    if (!s)
+        return 1;
+    /* Let the scheduler thread settle before the first reading. */
+    struct timespec nap = {0, 50 * 1000000L};
+    nanosleep(&nap, NULL);
+    long before = bu_vmrss_kb("self");
+    unsigned char arg[8] = {0};
+    long errors = 0;
+    double t0 = bu_now();
+    for (long i = 0; i < n; i++) {
+        uint64_t tag = (uint64_t)i;
+        memcpy(arg, &tag, sizeof tag);
+        /* The handle is released at once: the job stays queued in the
+         * library, and only the library's memory is measured. */
+        pp_job *j = pp_submit(s, ppbench_echo, arg, sizeof arg, NULL);
+        if (!j) {
+            fprintf(stderr, "pp-bench: submit %ld: %s\n", i, pp_last_error());
+            errors++;
+            break;
+        }
+        pp_job_free(j);
+    }
+    double t1 = bu_now();
+    nanosleep(&nap, NULL); /* the scheduler moves them to its queue */
+    long after = bu_vmrss_kb("self");
+    pp_stats st = {0};
+    pp_get_stats(s, &st);
+    double tf0 = bu_now();
+    pp_server_free(s);
+    double tf1 = bu_now();
+    json_common(&q, "queue");
+    bu_json_long("jobs", n);
+    bu_json_long("pending", (long long)st.pending);
+    bu_json_long("rss_before_kb", before);
+    bu_json_long("rss_after_kb", after);
+    bu_json_num("bytes_per_job", (double)(after - before) * 1024.0 / (double)n);
+    bu_json_num("submit_per_s", (double)n / (t1 - t0));
+    bu_json_num("free_seconds", tf1 - tf0);
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
+/* ---- B6: RSS of a process tree ---- */
+
+static int cmd_rss(const opts *o)
+{
+    if (o->pid <= 0) {
+        fprintf(stderr, "pp-bench rss: --pid PID is required\n");
+        return 2;
+    }
+    long rss, pss;
+    int nproc;
+    if (bu_tree_mem((pid_t)o->pid, &rss, &pss, &nproc) != 0) {
+        fprintf(stderr, "pp-bench rss: no process %ld\n", o->pid);
+        return 1;
+    }
+    bu_json_begin();
+    bu_json_str("bench", "rss");
+    bu_json_long("pid", o->pid);
+    bu_json_long("processes", nproc);
+    bu_json_long("rss_kb", rss);
+    bu_json_long("pss_kb", pss);
+    bu_json_num("rss_mb", (double)rss / 1024.0);
+    bu_json_num("pss_mb", (double)pss / 1024.0);
+    bu_json_end();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    opts o = {.cmd = argv[1], .jobs = -1, .n = -1, .bytes = -1, .reps = -1, .warmup = -1,
+              .ncpus = -2};
+    static const struct option longopts[] = {
+        {"jobs", required_argument, NULL, 'j'},    {"n", required_argument, NULL, 'n'},
+        {"bytes", required_argument, NULL, 'b'},   {"reps", required_argument, NULL, 'r'},
+        {"warmup", required_argument, NULL, 'W'},  {"pid", required_argument, NULL, 'p'},
+        {"ncpus", required_argument, NULL, 'c'},   {"ms", required_argument, NULL, 'm'},
+        {"servers", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    int c, rc = 2;
+    long v;
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'j':
+            if (bu_parse_long(optarg, 1, 100000000, "--jobs", &o.jobs))
+                goto out;
+            break;
+        case 'n':
+            if (bu_parse_long(optarg, 1, 100000000, "--n", &o.n))
+                goto out;
+            break;
+        case 'b':
+            if (bu_parse_long(optarg, 1, 1L << 30, "--bytes", &o.bytes))
+                goto out;
+            break;
+        case 'r':
+            if (bu_parse_long(optarg, 1, 100000, "--reps", &o.reps))
+                goto out;
+            break;
+        case 'W':
+            if (bu_parse_long(optarg, 0, 10000000, "--warmup", &o.warmup))
+                goto out;
+            break;
+        case 'p':
+            if (bu_parse_long(optarg, 1, 1L << 30, "--pid", &o.pid))
+                goto out;
+            break;
+        case 'c':
+            if (bu_parse_long(optarg, 0, 4096, "--ncpus", &v))
+                goto out;
+            o.ncpus = (int)v;
+            break;
+        case 'm':
+            if (bu_parse_double(optarg, 0.001, 60000, "--ms", &o.ms))
+                goto out;
+            break;
+        case 'S':
+            bu_free_list(o.servers);
+            o.servers = bu_split_list(optarg, &o.nservers);
+            if (!o.servers) {
+                fprintf(stderr, "--servers: empty list\n");
+                goto out;
+            }
+            break;
+        case 'F':
+            free(o.secret);
+            if (!(o.secret = bu_read_secret(optarg)))
+                goto out;
+            break;
+        case 'h':
+            usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            goto out;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "pp-bench: unexpected argument \"%s\"\n", argv[optind]);
+        goto out;
+    }
+    if (o.ncpus == -2)
+        o.ncpus = o.nservers ? 0 : 2;
+    if (o.nservers && !o.secret && !getenv("PP_SECRET")) {
+        fprintf(stderr, "pp-bench: --servers needs --secret-file (or PP_SECRET)\n");
+        goto out;
+    }
+    if (strcmp(o.cmd, "tiny") == 0)
+        rc = cmd_tiny(&o);
+    else if (strcmp(o.cmd, "latency") == 0)
+        rc = cmd_latency(&o);
+    else if (strcmp(o.cmd, "cpu") == 0)
+        rc = cmd_cpu(&o);
+    else if (strcmp(o.cmd, "payload") == 0)
+        rc = cmd_payload(&o);
+    else if (strcmp(o.cmd, "queue") == 0)
+        rc = cmd_queue(&o);
+    else if (strcmp(o.cmd, "hide") == 0)
+        rc = cmd_hide(&o);
+    else if (strcmp(o.cmd, "rss") == 0)
+        rc = cmd_rss(&o);
+    else {
+        fprintf(stderr, "pp-bench: unknown command \"%s\"\n", o.cmd);
+        usage(stderr);
+    }
+out:
+    bu_free_list(o.servers);
+    if (o.secret) {
+        memset(o.secret, 0, strlen(o.secret));
+        free(o.secret);
+    }
+    return rc;
+}
