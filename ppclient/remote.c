@@ -59,6 +59,8 @@ typedef struct remote {
     int ncpus;
     uint32_t max_frame;
     double avg_ns;                /* moving average of job run time there */
+    double rtt;                   /* moving average of the round trip, seconds */
+    double hello_sent;            /* when HELLO went out (first RTT sample) */
     slot *slots;                  /* MAX_SLOTS, allocated on first use */
     uint32_t *freelist;
     uint32_t nfree;
@@ -82,14 +84,20 @@ static void set_state(remote *r, int state, int node_state)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Jobs in flight at once: the node's CPUs times a depth that hides the round
- * trip for short jobs (as the local pool does), capped by the slot table. */
+/* Jobs in flight at once: the node's CPUs times a depth that keeps each CPU
+ * busy across a round trip (1 + RTT / run time) and, for tiny jobs, amortises
+ * the per-job cost (as the local pool does); capped by the slot table. */
 static int capacity(const remote *r)
 {
     if (r->state != R_UP || r->ncpus <= 0)
         return 0;
-    double d = r->avg_ns > 0 ? PIPELINE_NS / r->avg_ns : 1.0;
-    int depth = d < 1 ? 1 : d > 64 ? 64 : (int)d;
+    double run = r->avg_ns * 1e-9, d = 1.0;
+    if (run > 0) {
+        d = PIPELINE_NS * 1e-9 / run;
+        if (1.0 + r->rtt / run > d)
+            d = 1.0 + r->rtt / run;
+    }
+    int depth = d < 1 ? 1 : d > 64 ? 64 : (int)(d + 0.5);
     long cap = (long)r->ncpus * depth + 2; /* + a small prefetch */
     return cap > (long)MAX_SLOTS ? (int)MAX_SLOTS : (int)cap;
 }
@@ -126,7 +134,7 @@ static void r_heartbeat(pp_loop *loop, pp_timer *t)
         r_lost(r, why, 1, 0);
         return;
     }
-    pp_conn_send(r->conn, PP_T_PING, 0, (uint64_t)(now * 1000), NULL, 0);
+    pp_conn_send(r->conn, PP_T_PING, 0, (uint64_t)(now * 1e6), NULL, 0);
     pp_conn_flush(r->conn);
     pp_timer_start(loop, t, now + s->heartbeat);
 }
@@ -200,6 +208,7 @@ static int on_challenge(remote *r, const pp_frame *f)
     const uint8_t *ns = pp_rd_bytes(&rd, PP_NONCE_LEN);
     uint32_t max_frame = pp_rd_u32(&rd);
     uint32_t ncpus = pp_rd_u32(&rd);
+    r->rtt = pp_now() - r->hello_sent; /* the first sample: the handshake's */
     if (rd.bad || rd.left || ver < PP_PROTO_MIN || ver > PP_PROTO_MAX || ncpus > 65536) {
         r_lost(r, "malformed CHALLENGE from the node", 0, 0);
         return -1;
@@ -406,8 +415,12 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
         case PP_T_PING:
             pp_conn_send(r->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
             return 0;
-        case PP_T_PONG:
+        case PP_T_PONG: {
+            double sample = r->last_rx - (double)f->hdr.id * 1e-6;
+            if (sample >= 0 && sample < 60)
+                r->rtt = 0.7 * r->rtt + 0.3 * sample;
             return 0;
+        }
         case PP_T_NCPUS:
             if (f->hdr.len == 4) {
                 r->ncpus = (int)pp_load32(f->payload);
@@ -466,6 +479,7 @@ static void r_connected(pp_loop *loop, pp_io *io, unsigned ev)
     memcpy(r->hello + 2, r->nc, PP_NONCE_LEN);
     pp_conn_send(r->conn, PP_T_HELLO, 0, 0, r->hello, sizeof r->hello);
     pp_conn_flush(r->conn);
+    r->hello_sent = pp_now();
     r->state = R_HELLO;
     pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
 }

@@ -167,10 +167,10 @@ void *pp_sched_main(void *arg)
     if (ok && pp_remote_start(s, err) != 0)
         ok = 0;
     /* A ppworker that cannot run (missing libraries, wrong architecture)
-     * fails pp_server_new() rather than leaving jobs waiting: wait for the
-     * first worker's hello, or its failure. */
+     * fails pp_server_new() rather than leaving jobs waiting; and the first
+     * jobs find every worker up: wait (bounded) for their hellos. */
     double give_up = pp_now() + 10.0;
-    while (ok && s->pool && pp_pool_target(s->pool) > 0 && pp_pool_ready(s->pool) == 0 &&
+    while (ok && s->pool && pp_pool_ready(s->pool) < pp_pool_target(s->pool) &&
            pp_now() < give_up) {
         if (pp_pool_failures(s->pool) > 0) {
             snprintf(err, sizeof err, "%s", pp_pool_last_failure(s->pool));
