@@ -215,17 +215,27 @@ static long parse_links(const char *html, size_t len, const char *page_url, FILE
     return l.count;
 }
 
-int pp_crawl_fetch(const void *arg, size_t len, pp_buf *out)
+/* Both tasks take the same argument: decode it and fetch.  Returns 0, or -1
+ * after writing the decoding error to out. */
+static int fetch_arg(const void *arg, size_t len, pp_buf *out, fetch *f, const char **ua)
 {
-    const char *url, *ua;
+    const char *url;
     double timeout;
     long max_bytes, max_redirs;
-    if (pp_unpack(arg, len, "sdlsl", &url, &timeout, &max_bytes, &ua, &max_redirs) != 0) {
+    if (pp_unpack(arg, len, "sdlsl", &url, &timeout, &max_bytes, ua, &max_redirs) != 0) {
         pp_buf_printf(out, "%s", pp_last_error());
-        return 1;
+        return -1;
     }
+    do_fetch(url, timeout, max_bytes, *ua, max_redirs, f);
+    return 0;
+}
+
+int pp_crawl_fetch(const void *arg, size_t len, pp_buf *out)
+{
+    const char *ua;
     fetch f;
-    do_fetch(url, timeout, max_bytes, ua, max_redirs, &f);
+    if (fetch_arg(arg, len, out, &f, &ua) != 0)
+        return 1;
     char *list = NULL;
     size_t list_len = 0;
     FILE *mem = open_memstream(&list, &list_len);
@@ -258,15 +268,10 @@ static int agent_matches(const char *value, const char *ua)
 
 int pp_crawl_robots(const void *arg, size_t len, pp_buf *out)
 {
-    const char *url, *ua;
-    double timeout;
-    long max_bytes, max_redirs;
-    if (pp_unpack(arg, len, "sdlsl", &url, &timeout, &max_bytes, &ua, &max_redirs) != 0) {
-        pp_buf_printf(out, "%s", pp_last_error());
-        return 1;
-    }
+    const char *ua;
     fetch f;
-    do_fetch(url, timeout, max_bytes, ua, max_redirs, &f);
+    if (fetch_arg(arg, len, out, &f, &ua) != 0)
+        return 1;
     char *rules = NULL;
     size_t rules_len = 0;
     FILE *mem = open_memstream(&rules, &rules_len);

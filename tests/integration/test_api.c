@@ -20,65 +20,9 @@
 
 #include "cunit_main.h"
 #include "test_tasks.h"
+#include "test_util.h"
 
 static char tmpdir[256];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
-/* Processes whose parent is us and whose name starts with `prefix`. */
-static int count_children(const char *prefix)
-{
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        size_t k = fread(buf, 1, sizeof buf - 1, fp);
-        fclose(fp);
-        buf[k] = 0;
-        char *open = strchr(buf, '('), *close = strrchr(buf, ')');
-        if (!open || !close)
-            continue;
-        int ppid = 0;
-        char state;
-        if (sscanf(close + 2, "%c %d", &state, &ppid) != 2)
-            continue;
-        *close = 0;
-        if (ppid == (int)getpid() && strncmp(open + 1, prefix, strlen(prefix)) == 0)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
-/* Waits (bounded) until count_children(prefix) == want. */
-static int wait_children(const char *prefix, int want, double limit)
-{
-    double end = now_s() + limit;
-    int n;
-    while ((n = count_children(prefix)) != want && now_s() < end)
-        sleep_s(0.02);
-    return n;
-}
 
 /* Entries left in our private TMPDIR (FIFO directories). */
 static int tmpdir_entries(void)

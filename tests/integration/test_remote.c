@@ -36,23 +36,11 @@
 #include "pp_zip.h"
 #include "server_harness.h"
 #include "test_tasks.h"
+#include "test_util.h"
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 static char tmpdir[256];
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_s(double s)
-{
-    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
-}
 
 /* ---- what a test leaves behind: cleaned by the per-test teardown ---- */
 
@@ -1789,25 +1777,6 @@ static void test_f2_frozen_node(void)
     client_free(s);
     CU_ASSERT(served(a));
     CU_ASSERT(served(b));
-}
-
-/* The parent pid of a process, or -1. */
-static int parent_of(int pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    size_t k = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[k] = 0;
-    char *close_paren = strrchr(buf, ')');
-    char state;
-    int ppid;
-    if (!close_paren || sscanf(close_paren + 2, "%c %d", &state, &ppid) != 2)
-        return -1;
-    return ppid;
 }
 
 static int read_pid_file(const char *path)

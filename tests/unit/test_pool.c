@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cunit_main.h"
+#include "test_util.h"
 #include "pp.h"
 #include "pp_buf.h"
 #include "pp_common.h"
@@ -142,36 +143,6 @@ static const char *env_path(const char *name)
     return v;
 }
 
-/* Processes whose parent is this one (zombies included). */
-static int count_children(void)
-{
-    DIR *d = opendir("/proc");
-    if (!d)
-        return -1;
-    int n = 0;
-    pid_t me = getpid();
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (e->d_name[0] < '0' || e->d_name[0] > '9')
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            continue;
-        size_t got = fread(buf, 1, sizeof buf - 1, fp);
-        fclose(fp);
-        buf[got] = 0;
-        const char *rp = strrchr(buf, ')'); /* the name may hold anything */
-        char state;
-        int ppid;
-        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == me)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 static int count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -242,7 +213,7 @@ static void teardown(ctx *c)
     c->pool = NULL;
     pp_loop_free(c->loop);
     c->loop = NULL;
-    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_children(NULL), 0);
     if (c->tmpdir[0]) {
         CU_ASSERT_EQUAL(count_entries(c->tmpdir), 0);
         nftw(c->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
@@ -322,7 +293,7 @@ static void test_bad_worker_path(void)
     CU_ASSERT_PTR_NULL(p);
     pp_pool_free(p);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
-    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_children(NULL), 0);
     pp_loop_free(loop);
     pp_pool_free(NULL); /* a no-op */
 }
@@ -340,7 +311,7 @@ static void test_start_and_echo(void)
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 2);
     CU_ASSERT_EQUAL(pp_pool_failures(c.pool), 0);
     CU_ASSERT_STRING_EQUAL(pp_pool_last_failure(c.pool), "");
-    CU_ASSERT_EQUAL(count_children(), 2);
+    CU_ASSERT_EQUAL(count_children(NULL), 2);
     /* Both workers said hello: their FIFO names are gone already. */
     CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
 
@@ -527,7 +498,7 @@ static void test_crash_requeues(void)
 
     /* The pool replaces the worker. */
     CU_ASSERT(wait_ready(&c, 2, WAIT));
-    CU_ASSERT_EQUAL(count_children(), 2);
+    CU_ASSERT_EQUAL(count_children(NULL), 2);
 
     /* The owner resubmits what came back: it runs fine now. */
     int nrq = c.nrq, base = c.ndone;
@@ -579,7 +550,7 @@ static void test_timeout(void)
     CU_ASSERT(result_is_arg(&e));
     /* The killed worker is replaced. */
     CU_ASSERT(wait_ready(&c, 2, WAIT));
-    CU_ASSERT_EQUAL(count_children(), 2);
+    CU_ASSERT_EQUAL(count_children(NULL), 2);
     job_free(&j);
     job_free(&e);
     teardown(&c);
@@ -705,14 +676,14 @@ static void test_resize(void)
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 3), 0);
     CU_ASSERT_EQUAL(pp_pool_target(c.pool), 3);
     CU_ASSERT(wait_ready(&c, 3, WAIT));
-    CU_ASSERT_EQUAL(count_children(), 3);
+    CU_ASSERT_EQUAL(count_children(NULL), 3);
 
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
     CU_ASSERT_EQUAL(pp_pool_target(c.pool), 1);
     CU_ASSERT(wait_ready(&c, 1, WAIT));
     run_for(&c, 0.1);
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
-    CU_ASSERT_EQUAL(count_children(), 1);
+    CU_ASSERT_EQUAL(count_children(NULL), 1);
 
     /* Shrinking busy workers: they finish their jobs first (done, not
      * requeued), then go. */
@@ -735,16 +706,16 @@ static void test_resize(void)
     CU_ASSERT(ok);
     /* The retired workers are gone once their jobs are done. */
     double end = pp_now() + WAIT;
-    for (int i = 0; i < 10000 && count_children() != 1 && pp_now() < end; i++)
+    for (int i = 0; i < 10000 && count_children(NULL) != 1 && pp_now() < end; i++)
         pp_loop_run_once(c.loop, 0.02);
-    CU_ASSERT_EQUAL(count_children(), 1);
+    CU_ASSERT_EQUAL(count_children(NULL), 1);
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
 
     /* Down to zero and back. */
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 0), 0);
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 0);
     CU_ASSERT_FALSE(pp_pool_has_room(c.pool));
-    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_children(NULL), 0);
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 2), 0);
     CU_ASSERT(wait_ready(&c, 2, WAIT));
     for (int i = 0; i < 3; i++)
@@ -784,7 +755,7 @@ static void test_eload(void)
     CU_ASSERT(result_is_arg(&e));
     /* A load error does not cost a worker. */
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 2);
-    CU_ASSERT_EQUAL(count_children(), 2);
+    CU_ASSERT_EQUAL(count_children(NULL), 2);
     CU_ASSERT_EQUAL(c.nrequeue, 0);
     job_free(&a);
     job_free(&b);
@@ -822,7 +793,7 @@ static void test_free_in_flight(void)
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 4), 0);
     CU_ASSERT_EQUAL(count_entries(c.tmpdir), 3);
-    CU_ASSERT_EQUAL(count_children(), 5);
+    CU_ASSERT_EQUAL(count_children(NULL), 5);
 
     double t0 = pp_now();
     pp_pool_free(c.pool);
@@ -834,7 +805,7 @@ static void test_free_in_flight(void)
     for (int i = 0; i < accepted; i++)
         ok = ok && jobs[i].requeued == 1 && jobs[i].done == 0;
     CU_ASSERT(ok);
-    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_children(NULL), 0);
     CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
     for (int i = 0; i < N && i <= accepted; i++)
         job_free(&jobs[i]);
@@ -858,7 +829,7 @@ static void test_bad_tmpdir(void)
     CU_ASSERT_PTR_NULL(p);
     pp_pool_free(p);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, dir));
-    CU_ASSERT_EQUAL(count_children(), 0);
+    CU_ASSERT_EQUAL(count_children(NULL), 0);
     pp_loop_free(loop);
 }
 
@@ -899,7 +870,7 @@ static void test_worker_exits(void)
         int before = pp_pool_failures(c.pool);
         run_for(&c, 0.3);
         CU_ASSERT(pp_pool_failures(c.pool) - before <= 3);
-        CU_ASSERT(count_children() <= 1);
+        CU_ASSERT(count_children(NULL) <= 1);
     }
     teardown(&c);
 }

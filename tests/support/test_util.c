@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: MIT */
+/* test_util.c -- helpers the suites share. */
+#include "test_util.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void sleep_s(double s)
+{
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* Reads /proc/PID/stat: the name (between the parentheses) and the ppid. */
+static int read_stat(const char *pid, char *name, size_t namelen, int *ppid)
+{
+    char path[300], buf[512];
+    snprintf(path, sizeof path, "/proc/%s/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    size_t k = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[k] = 0;
+    char *open = strchr(buf, '('), *close = strrchr(buf, ')'); /* names hold anything */
+    char state;
+    if (!open || !close || close < open || sscanf(close + 1, " %c %d", &state, ppid) != 2)
+        return -1;
+    snprintf(name, namelen, "%.*s", (int)(close - open - 1), open + 1);
+    return 0;
+}
+
+int count_children(const char *prefix)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return -1;
+    int n = 0, me = (int)getpid();
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        char name[64];
+        int ppid;
+        if (read_stat(e->d_name, name, sizeof name, &ppid) == 0 && ppid == me &&
+            (!prefix || strncmp(name, prefix, strlen(prefix)) == 0))
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int wait_children(const char *prefix, int want, double limit)
+{
+    double end = now_s() + limit;
+    int n;
+    while ((n = count_children(prefix)) != want && now_s() < end)
+        sleep_s(0.02);
+    return n;
+}
+
+int parent_of(int pid)
+{
+    char id[24], name[64];
+    int ppid;
+    snprintf(id, sizeof id, "%d", pid);
+    return read_stat(id, name, sizeof name, &ppid) == 0 ? ppid : -1;
+}
