@@ -182,8 +182,8 @@ static void r_lost(remote *r, const char *why, int count_attempt, double retry)
     }
     r->inflight = 0;
     if (was_up)
-        pp_log(&s->log, PP_LOG_WARN, "%s: node down: %s%s (%d job(s) re-queued, %d lost)",
-               r->node->name, why, count_attempt ? "" : "", requeued, lost);
+        pp_log(&s->log, PP_LOG_WARN, "%s: node down: %s (%d job(s) re-queued, %d lost)",
+               r->node->name, why, requeued, lost);
     else if (r->node->state != PP_NODE_AUTH_FAILED && r->last_state_logged != 1)
         pp_log(&s->log, PP_LOG_WARN, "%s: cannot reach the node: %s; retrying", r->node->name,
                why);
