@@ -15,6 +15,7 @@
 
 #include "pp.h"
 #include "pp_auth.h"
+#include "pp_lasterr.h"
 #include "pp_log.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
@@ -128,8 +129,7 @@ struct pp_server {
     uint32_t ntask_hash;         /* (sched) */
 };
 
-/* error.c */
-PP_HIDDEN void pp_set_error(const char *fmt, ...) PP_API_PRINTF(1, 2);
+/* pp_set_error() comes from shared/pp_lasterr.h. */
 
 /* job lists */
 static inline void job_list_push(job_list *l, pp_job *j)

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* error.c -- pp_last_error(), the calling thread's message. */
+/* pp_lasterr.c -- pp_last_error(), the calling thread's message. */
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "internal.h"
+#include "pp_lasterr.h"
+
+#include "pp.h"
 
 
 /* The one piece of static storage in libpp: each thread's last message, as
