@@ -6,7 +6,7 @@ RESULTS has one measurement per line, "KEY<TAB>JSON" (the JSON line a
 benchmark program printed); META_JSON describes the run.  Each figure is the
 median over the runs of its key; each ratio is pp / peer from this run.
 Prints the table; with JSON_OUT also writes it, the metadata and every run as
-JSON.  The targets are the floors of issue 5, informational only."""
+JSON.  The targets are the performance floors pp sets itself, informational only."""
 import json
 import statistics
 import sys

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pp-bench -- the pp side of the benchmark suite (issue 5, B1..B7).  Each
+/* pp-bench -- the pp side of the benchmark suite (B1..B7).  Each
  * subcommand runs one measurement through the public API and prints one
  * JSON object on one line; scripts/bench runs them and builds the table.
  *

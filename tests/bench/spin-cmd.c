@@ -5,14 +5,17 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bench_spin.h"
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: spin-cmd MS\n");
-        return 2;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fprintf(argc < 2 ? stderr : stdout,
+                "usage: spin-cmd MS\n\nBurns MS milliseconds of CPU time with the same code as "
+                "pp-bench's spin task,\nfor GNU parallel in the benchmark suite.\n");
+        return argc < 2 ? 2 : 0;
     }
     char *end;
     errno = 0;
