@@ -60,7 +60,7 @@ static const pp_conf_opt options[] = {
     {"max-connections", 0, PP_CONF_INT, O(max_connections), 1, 100000, "N",
      "connections at most (default 256)"},
     {"max-unauthenticated", 0, PP_CONF_INT, O(max_unauth), 1, 100000, "N",
-     "connections still in their handshake at most (default 64)"},
+     "connections still in their handshake at most; the oldest goes (default 64)"},
     {"max-per-address", 0, PP_CONF_INT, O(max_per_address), 1, 100000, "N",
      "connections from one address at most (default 64)"},
     {"auth-delay", 0, PP_CONF_DOUBLE, O(auth_delay), 0, 10, "SECONDS",

@@ -132,6 +132,22 @@ static int per_address(server *srv, const char *peer)
     return n;
 }
 
+/* At the cap of connections still in their handshake, the oldest one goes:
+ * a real client's handshake takes a round trip, an idle one holds its slot
+ * until the deadline, so it is the idle ones that get dropped. */
+static void drop_oldest_unauth(server *srv)
+{
+    session *oldest = NULL;
+    for (session *s = srv->sessions; s; s = s->next) /* newest first */
+        if (s->state == S_HELLO || s->state == S_AUTH)
+            oldest = s;
+    if (!oldest)
+        return;
+    pp_log(&srv->log, PP_LOG_WARN, "%s: too many unauthenticated connections: closing the "
+                                   "oldest", oldest->peer);
+    session_free(oldest);
+}
+
 static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
 {
     (void)loop;
@@ -150,10 +166,10 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
             full = "shutting down";
         else if (srv->nsessions >= srv->cfg->max_connections)
             full = "too many connections";
-        else if (srv->nunauth >= srv->cfg->max_unauth)
-            full = "too many unauthenticated connections";
         else if (per_address(srv, peer) >= srv->cfg->max_per_address)
             full = "too many connections from this address";
+        else if (srv->nunauth >= srv->cfg->max_unauth)
+            drop_oldest_unauth(srv); /* idle handshakes cannot lock real clients out */
         if (full) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: refused: %s", peer, full);
             close(fd);
