@@ -110,6 +110,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
         goto fail;
     }
     s->nnodes = 1;
+    s->nodes[0]->state = s->ncpus_want > 0 ? PP_NODE_UP : PP_NODE_DOWN; /* no workers */
     for (int i = 0; i < nremote; i++) {
         char host[256], name[300];
         int port;
@@ -255,6 +256,7 @@ PP_API int pp_set_ncpus(pp_server *s, int ncpus)
     s->ncpus_want = ncpus;
     s->ncpus_dirty = 1;
     s->nodes[0]->ncpus = ncpus;
+    s->nodes[0]->state = ncpus > 0 ? PP_NODE_UP : PP_NODE_DOWN;
     pp_sched_wake_locked(s);
     pthread_mutex_unlock(&s->mu);
     return 0;

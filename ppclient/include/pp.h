@@ -105,7 +105,8 @@ typedef struct pp_node_info {
     const char *name;               /* "local" or "host:port"; valid until
                                        pp_server_free() */
     int ncpus;                      /* workers (CPUs) the node offers */
-    int state;                      /* pp_node_state */
+    int state;                      /* pp_node_state; "local" is PP_NODE_DOWN
+                                       while it has no worker */
     uint64_t jobs;                  /* jobs finished there */
     double busy_seconds;            /* task run time summed over those jobs */
 } pp_node_info;
