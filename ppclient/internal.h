@@ -54,7 +54,8 @@ struct pp_job {
     pp_group *group;             /* NULL = no named group */
     pp_callback cb;
     void *cb_arg;
-    void *result;                /* result or error text, NUL-terminated */
+    const char *result;          /* result or error text, NUL-terminated, in result_mem */
+    void *result_mem;            /* owned */
     size_t result_len;
     pp_node *node;               /* where it ran */
     uint64_t run_ns;             /* task run time, for the node's statistics */
@@ -188,9 +189,10 @@ PP_HIDDEN void pp_job_unref(pp_job *j);
 
 /* sched.c: the scheduler thread's side */
 PP_HIDDEN void *pp_sched_main(void *arg);
-/* Records a finished job (scheduler thread); published in the next turn. */
-PP_HIDDEN void pp_sched_finish(pp_server *s, pp_job *j, int status, void *data, size_t len,
-                               pp_node *node, uint64_t run_ns);
+/* Records a finished job (scheduler thread); published in the next turn.
+ * `mem` (malloc'd, now the job's) holds `data`, len bytes + NUL. */
+PP_HIDDEN void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem,
+                               const char *data, size_t len, pp_node *node, uint64_t run_ns);
 /* Wakes the scheduler; call with mu held. */
 PP_HIDDEN void pp_sched_wake_locked(pp_server *s);
 /* The callback thread. */

@@ -12,12 +12,12 @@
 
 #define JOB_OF(pj) ((pp_job *)((char *)(pj) - offsetof(pp_job, pj)))
 
-static void local_done(pp_pool *p, pp_pool_job *pj, int status, void *data, size_t len,
-                       uint64_t run_ns, void *ud)
+static void local_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
+                       size_t len, uint64_t run_ns, void *ud)
 {
     (void)p;
     pp_server *s = ud;
-    pp_sched_finish(s, JOB_OF(pj), status, data, len, s->nodes[0], run_ns);
+    pp_sched_finish(s, JOB_OF(pj), status, block, data, len, s->nodes[0], run_ns);
 }
 
 static void local_requeue(pp_pool *p, pp_pool_job *pj, void *ud)

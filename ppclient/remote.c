@@ -173,7 +173,7 @@ static void r_lost(remote *r, const char *why, int count_attempt, double retry)
             char *text = malloc((size_t)n + 1);
             if (text)
                 memcpy(text, msg, (size_t)n + 1);
-            pp_sched_finish(s, j, PP_LOST, text, text ? (size_t)n : 0, NULL, 0);
+            pp_sched_finish(s, j, PP_LOST, text, text, text ? (size_t)n : 0, NULL, 0);
             lost++;
         } else {
             job_list_push_front(&s->ready, j);
@@ -282,7 +282,7 @@ static int on_result(remote *r, const pp_frame *f)
 {
     pp_server *s = r->s;
     uint32_t i = (uint32_t)(f->hdr.id & (MAX_SLOTS - 1));
-    if (!r->slots || !r->slots[i].job || r->slots[i].id != f->hdr.id || f->hdr.len < 9) {
+    if (!r->slots || !r->slots[i].job || r->slots[i].id != f->hdr.id) {
         r_lost(r, "the node sent a result for no job it held", 1, 0);
         return -1;
     }
@@ -305,23 +305,22 @@ static int on_result(remote *r, const pp_frame *f)
         r_lost(r, "out of memory for a result", 0, 0);
         return -1;
     }
-    pp_rd rd = pp_rd_make(block, blen);
-    int status = pp_rd_u8(&rd);
-    uint64_t run_ns = pp_rd_u64(&rd);
-    if (rd.bad || (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD &&
+    int status = blen >= PP_RESULT_HDR ? block[0] : -1;
+    uint64_t run_ns = blen >= PP_RESULT_HDR ? pp_load64(block + 8) : 0;
+    if (blen < PP_RESULT_HDR || (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD &&
                    status != PP_CRASHED && status != PP_TIMEOUT)) {
         free(block);
         r_lost(r, "the node sent a malformed result", 1, 0);
         return -1;
     }
-    size_t len = blen - 9;
-    memmove(block, block + 9, len + 1);
+    size_t len = blen - PP_RESULT_HDR; /* it stays where it came, aligned */
     pp_job *j = r->slots[i].job;
     r->slots[i].job = NULL;
     r->freelist[r->nfree++] = i;
     r->inflight--;
     r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)run_ns : (double)run_ns;
-    pp_sched_finish(s, j, status, block, len, r->node, run_ns);
+    pp_sched_finish(s, j, status, block, (const char *)block + PP_RESULT_HDR, len, r->node,
+                    run_ns);
     return 0;
 }
 
@@ -549,7 +548,7 @@ static int r_send(remote *r, pp_job *j)
         char *text = malloc(sizeof msg);
         if (text)
             memcpy(text, msg, sizeof msg);
-        pp_sched_finish(s, j, PP_ELOAD, text, text ? sizeof msg - 1 : 0, NULL, 0);
+        pp_sched_finish(s, j, PP_ELOAD, text, text, text ? sizeof msg - 1 : 0, NULL, 0);
         return 0;
     }
     if (!r->slots) {

@@ -30,10 +30,11 @@ static void efd_ready(pp_loop *loop, pp_io *io, unsigned ev)
     }
 }
 
-void pp_sched_finish(pp_server *s, pp_job *j, int status, void *data, size_t len,
-                     pp_node *node, uint64_t run_ns)
+void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
+                     size_t len, pp_node *node, uint64_t run_ns)
 {
-    free(j->result);
+    free(j->result_mem);
+    j->result_mem = mem;
     j->result = data;
     j->result_len = len;
     j->node = node;
@@ -146,7 +147,7 @@ static void cancel_all(pp_server *s)
         char *copy = malloc(sizeof msg);
         if (copy)
             memcpy(copy, msg, sizeof msg);
-        pp_sched_finish(s, j, PP_CANCELLED, copy, copy ? sizeof msg - 1 : 0, NULL, 0);
+        pp_sched_finish(s, j, PP_CANCELLED, copy, copy, copy ? sizeof msg - 1 : 0, NULL, 0);
     }
     publish(s);
 }

@@ -113,7 +113,7 @@ static pp_group *group_get_locked(pp_server *s, const char *name, int create)
 void pp_job_unref(pp_job *j)
 {
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1) {
-        free(j->result);
+        free(j->result_mem);
         free(j);
     }
 }
@@ -274,7 +274,7 @@ PP_API const void *pp_job_result(pp_job *j, size_t *len)
     if (st != PP_DONE) {
         if (st >= 0)
             pp_set_error("pp_job_result: the job %s%s%s", pp_strerror(st),
-                         j->result_len ? ": " : "", j->result_len ? (char *)j->result : "");
+                         j->result_len ? ": " : "", j->result_len ? j->result : "");
         return NULL;
     }
     if (len)

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -104,10 +105,10 @@ static void flush(worker *w)
 static void send_result(worker *w, uint64_t id, int status, uint64_t run_ns,
                         const void *data, size_t len)
 {
-    uint8_t hdr[PP_WIRE_HDR + 9];
-    pp_wire_encode_hdr(hdr, PP_T_RESULT, 0, id, (uint32_t)(len + 9));
+    uint8_t hdr[PP_WIRE_HDR + PP_RESULT_HDR] = {0};
+    pp_wire_encode_hdr(hdr, PP_T_RESULT, 0, id, (uint32_t)(len + PP_RESULT_HDR));
     hdr[PP_WIRE_HDR] = (uint8_t)status;
-    pp_store64(hdr + PP_WIRE_HDR + 1, run_ns);
+    pp_store64(hdr + PP_WIRE_HDR + 8, run_ns);
     if (len > FLUSH_BYTES) {
         /* Large results go straight out, without a copy into the batch. */
         flush(w);
@@ -220,7 +221,7 @@ static void on_job(worker *w, const pp_frame *f)
         return;
     }
     pp_buf out;
-    pp_buf_init(&out, w->max_frame - 9);
+    pp_buf_init(&out, w->max_frame - PP_RESULT_HDR);
     pthread_mutex_unlock(&w->mu);
     int rc = fn(len ? arg : NULL, len, &out);
     pthread_mutex_lock(&w->mu);
@@ -231,7 +232,7 @@ static void on_job(worker *w, const pp_frame *f)
     if (out.overflow) {
         char m[128];
         int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
-                         w->max_frame - 9);
+                         w->max_frame - PP_RESULT_HDR);
         send_result(w, f->hdr.id, PP_FAILED, run_ns, m, (size_t)n);
     } else {
         send_result(w, f->hdr.id, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
@@ -299,6 +300,10 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    /* Large arguments and results reuse the heap instead of fresh mappings
+     * that are faulted in and unmapped for every job. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     /* Die with the parent; and if it is already gone, do not start. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)parent)

@@ -15,8 +15,8 @@
 
 #define JOB_OF(pj) ((sjob *)((char *)(pj) - offsetof(sjob, pj)))
 
-static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *data, size_t len,
-                      uint64_t run_ns, void *ud)
+static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
+                      size_t len, uint64_t run_ns, void *ud)
 {
     (void)p;
     server *srv = ud;
@@ -24,8 +24,8 @@ static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *data, size_
     srv->jobs_done++;
     if (status != PP_DONE && j->sess)
         pp_log(&srv->log, PP_LOG_INFO, "%s: job %llu ended %s: %s", j->sess->peer,
-               (unsigned long long)j->id, pp_strerror(status), data ? (char *)data : "");
-    session_job_done(j, status, data, len, run_ns);
+               (unsigned long long)j->id, pp_strerror(status), data ? data : "");
+    session_job_done(j, status, block, data, len, run_ns);
 }
 
 static void pool_requeue(pp_pool *p, pp_pool_job *pj, void *ud)

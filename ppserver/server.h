@@ -130,8 +130,10 @@ void server_module_ready(server *srv, int idx);
 session *session_new(server *srv, int fd, const char *peer);
 /* Frees the session; its running jobs finish and are dropped. */
 void session_free(session *s);
-/* Sends a job's result (or drops it when the session is gone). */
-void session_job_done(sjob *j, int status, void *data, size_t len, uint64_t run_ns);
+/* Sends a job's result (or drops it when the session is gone); block (which
+ * holds data) is freed once written. */
+void session_job_done(sjob *j, int status, void *block, const char *data, size_t len,
+                      uint64_t run_ns);
 /* Puts a job back at the front of its session's queue. */
 void session_job_requeue(sjob *j);
 /* Takes the next queued job, or NULL. */

@@ -418,29 +418,30 @@ static void running_remove(session *s, sjob *j)
     s->nrunning--;
 }
 
-void session_job_done(sjob *j, int status, void *data, size_t len, uint64_t run_ns)
+void session_job_done(sjob *j, int status, void *block, const char *data, size_t len,
+                      uint64_t run_ns)
 {
     session *s = j->sess;
     if (s) {
         running_remove(s, j);
-        uint8_t head[9];
+        uint8_t head[PP_RESULT_HDR] = {0};
         head[0] = (uint8_t)status;
-        pp_store64(head + 1, run_ns);
+        pp_store64(head + 8, run_ns);
         void *zip;
         size_t ziplen;
         if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
-            free(data);
-            data = zip;
+            free(block);
+            block = zip;
             if (pp_conn_send_ref(s->conn, PP_T_RRESULT, PP_WIRE_F_ZLIB, j->id, NULL, 0, zip,
                                  ziplen, free, zip) == 0)
-                data = NULL;
+                block = NULL;
         } else if (pp_conn_send_ref(s->conn, PP_T_RRESULT, 0, j->id, head, sizeof head, data,
-                                    len, free, data) == 0) {
-            data = NULL; /* the conn frees it once written */
+                                    len, free, block) == 0) {
+            block = NULL; /* the conn frees it once written */
         }
         update_pause(s);
     }
-    free(data);
+    free(block);
     free_job(j);
 }
 

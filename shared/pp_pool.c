@@ -207,16 +207,16 @@ static int on_result(worker *w, const pp_frame *f)
 {
     pp_pool *p = w->pool;
     pp_pool_job *j = w->head;
-    if (f->hdr.len >= 9 && f->payload[0] == PP_POOL_REVOKED && f->hdr.id <= w->revoked_hi)
+    if (f->hdr.len >= PP_RESULT_HDR && f->payload[0] == PP_POOL_REVOKED &&
+        f->hdr.id <= w->revoked_hi)
         return 0; /* a job we took back: it did not run */
-    if (!j || f->hdr.id != j->seq || f->hdr.len < 9) {
+    if (!j || f->hdr.id != j->seq || f->hdr.len < PP_RESULT_HDR) {
         snprintf(w->note, sizeof w->note, "worker %d sent a result for no job it held",
                  (int)w->pid);
         return -1;
     }
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    int status = pp_rd_u8(&rd);
-    uint64_t run_ns = pp_rd_u64(&rd);
+    int status = f->payload[0];
+    uint64_t run_ns = pp_load64(f->payload + 8);
     if (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD) {
         snprintf(w->note, sizeof w->note, "worker %d sent a result with bad status %d",
                  (int)w->pid, status);
@@ -227,10 +227,7 @@ static int on_result(worker *w, const pp_frame *f)
         snprintf(w->note, sizeof w->note, "out of memory for a result");
         return -1;
     }
-    /* The result starts after the 9-byte status/time prefix; moving it costs
-     * a copy, but it keeps the owner's view to one plain malloc'd block. */
-    size_t len = f->hdr.len - 9;
-    memmove(block, block + 9, len + 1);
+    size_t len = f->hdr.len - PP_RESULT_HDR;
 
     w->head = j->next;
     if (!w->head)
@@ -242,7 +239,8 @@ static int on_result(worker *w, const pp_frame *f)
         pp_timer_stop(p->loop, &w->timer);
     if (w->state == W_RETIRING && w->inflight == 0)
         worker_lost(w, KILL_RETIRE);
-    p->cbs.on_done(p, j, status, block, len, run_ns, p->ud);
+    p->cbs.on_done(p, j, status, block, (const char *)block + PP_RESULT_HDR, len, run_ns,
+                   p->ud);
     return 0;
 }
 
@@ -478,7 +476,7 @@ static void end_job(pp_pool *p, pp_pool_job *j, int status, const char *msg,
         memcpy(text, msg, a);
         memcpy(text + a, suffix, b + 1);
     }
-    p->cbs.on_done(p, j, status, text, text ? a + b : 0, 0, p->ud);
+    p->cbs.on_done(p, j, status, text, text, text ? a + b : 0, 0, p->ud);
 }
 
 /* The worker is gone or must go: kill its process group, reap it, end the

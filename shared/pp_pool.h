@@ -59,10 +59,12 @@ typedef struct pp_pool_job {
 
 typedef struct pp_pool_cbs {
     /* The job ended: status is PP_DONE, PP_FAILED, PP_ELOAD, PP_CRASHED or
-     * PP_TIMEOUT; data (malloc'd, NUL-terminated, len bytes; the callee owns
-     * it) is the result or the error text; run_ns the task's run time. */
-    void (*on_done)(pp_pool *p, pp_pool_job *j, int status, void *data, size_t len,
-                    uint64_t run_ns, void *ud);
+     * PP_TIMEOUT; `data` (len bytes, NUL-terminated) is the result or the
+     * error text and points into `block`, which the callee owns (free()):
+     * results are not moved out of the frame they came in; run_ns is the
+     * task's run time. */
+    void (*on_done)(pp_pool *p, pp_pool_job *j, int status, void *block, const char *data,
+                    size_t len, uint64_t run_ns, void *ud);
     /* The job was sent to a worker that did not finish it, through no fault
      * of its own (another job crashed that worker, or the pool is being
      * freed): it is the owner's again.  Jobs come back last-to-first, so

@@ -39,8 +39,11 @@
 #define PP_T_WHELLO 1    /* worker -> parent: u32 pid, u32 protocol version */
 #define PP_T_TASKDEF 2   /* parent -> worker: u32 task id, str16 module path, str16 symbol */
 #define PP_T_JOB 3       /* u32 task id, then the argument bytes */
-#define PP_T_RESULT 4    /* u8 pp_status, u64 run time (ns), then result or error text */
+#define PP_T_RESULT 4    /* u8 pp_status, 7 zero bytes, u64 run time (ns), then the result
+                            or error text (PP_RESULT_HDR bytes in: the result stays
+                            16-byte aligned where the frame was received) */
 #define PP_T_MAX 4        /* highest type on worker pipes */
+#define PP_RESULT_HDR 16  /* status and run time before a result (RESULT, RRESULT) */
 
 /* TCP, client <-> ppserver.  Handshake first (pre-authentication frames
  * are capped at PP_WIRE_PREAUTH_MAX bytes):
@@ -52,7 +55,8 @@
  * Then:
  *   C->S JOB        id = the dispatch's id; module SHA-256[32], str16 symbol,
  *                   u32 timeout (ms, 0 = none), then the argument bytes
- *   S->C RESULT     id as sent; u8 pp_status, u64 run ns, result or error text
+ *   S->C RESULT     id as sent; as the workers' RESULT: u8 pp_status, 7 zero
+ *                   bytes, u64 run ns, then the result or error text
  *   S->C NEED       module SHA-256[32]: send it (once per hash)
  *   C->S MODULE     module SHA-256[32], then the module file as a pp_zip
  *                   payload (always compressed)

@@ -152,8 +152,9 @@ PP_API int pp_set_ncpus(pp_server *s, int ncpus);
 PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len,
                          const pp_submit_opts *opts);
 
-/* Waits for the job; returns its result bytes (valid until pp_job_free(); the
- * library keeps a NUL byte after them, so text results are C strings) and
+/* Waits for the job; returns its result bytes (valid until pp_job_free();
+ * aligned for any type, as malloc's; the library keeps a NUL byte after them,
+ * so text results are C strings) and
  * stores their length in *len (if len is not NULL).  NULL when the job did
  * not end PP_DONE: see pp_job_wait() and pp_job_error(). */
 PP_API const void *pp_job_result(pp_job *j, size_t *len);

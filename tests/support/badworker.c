@@ -78,16 +78,16 @@ int main(int argc, char **argv)
             }
             if (len == 4 && memcmp(arg, "exit", 4) == 0)
                 exit(0);
-            uint8_t res[9 + 64];
+            uint8_t res[PP_RESULT_HDR + 64] = {0};
             size_t n = len < 64 ? len : 64;
             res[0] = PP_DONE;
-            pp_store64(res + 1, 1000);
-            memcpy(res + 9, arg, n);
+            pp_store64(res + 8, 1000);
+            memcpy(res + PP_RESULT_HDR, arg, n);
             uint64_t id = f.hdr.id;
             if (len == 7 && memcmp(arg, "wrongid", 7) == 0)
                 id += 1000;
             atomic_store(&st->seq, 0);
-            frame(wfd, PP_T_RESULT, id, res, (uint32_t)(9 + n));
+            frame(wfd, PP_T_RESULT, id, res, (uint32_t)(PP_RESULT_HDR + n));
         }
         if (rc < 0)
             return 3;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "pp_common.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
+#include "pp_wire.h"
 
 #define MAX_FRAME (1u << 20)
 #define WAIT 30.0 /* seconds for anything to happen (sanitizer builds are slow) */
@@ -35,7 +37,8 @@ typedef struct tjob {
     int done;           /* on_done calls */
     int requeued;       /* on_requeue calls */
     int status;
-    char *data;         /* the result, malloc'd by the pool */
+    char *data;         /* the result, inside block */
+    void *block;        /* malloc'd by the pool, ours */
     size_t dlen;
     int nul_ok;         /* data[dlen] == 0 */
     uint64_t run_ns;
@@ -53,18 +56,19 @@ typedef struct ctx {
     int flushes;
 } ctx;
 
-static void on_done(pp_pool *p, pp_pool_job *j, int status, void *data, size_t len,
-                    uint64_t run_ns, void *ud)
+static void on_done(pp_pool *p, pp_pool_job *j, int status, void *block, const char *data,
+                    size_t len, uint64_t run_ns, void *ud)
 {
     ctx *c = ud;
     tjob *t = (tjob *)j;
     if (p != c->pool && c->pool)
         c->order_bad++;
-    if (t->data) /* done twice: keep the first, count it */
-        free(t->data);
+    if (t->block) /* done twice: keep the last, count it */
+        free(t->block);
     t->done++;
     t->status = status;
-    t->data = data;
+    t->block = block;
+    t->data = (char *)data;
     t->dlen = len;
     t->nul_ok = data && ((char *)data)[len] == 0;
     t->run_ns = run_ns;
@@ -120,7 +124,8 @@ static void job_text(tjob *t, int idx, uint32_t task, double timeout)
 static void job_free(tjob *t)
 {
     free(t->arg);
-    free(t->data);
+    free(t->block);
+    t->block = NULL;
     t->arg = NULL;
     t->data = NULL;
 }
@@ -876,8 +881,8 @@ static void test_worker_exits(void)
 }
 
 /* Frame limits: an argument of max_frame bytes is accepted (its echo is
- * too large to return: PP_FAILED); a result of max_frame - 9 bytes fits
- * exactly, one byte more does not. */
+ * too large to return: PP_FAILED); a result of max_frame - PP_RESULT_HDR
+ * bytes fits exactly, one byte more does not. */
 static void test_frame_limits(void)
 {
     ctx c;
@@ -894,7 +899,7 @@ static void test_frame_limits(void)
     memset(big, 'q', MAX_FRAME);
     job_init(&jobs[0], 0, echo, big, MAX_FRAME, 0);
     free(big);
-    long sizes[2] = {(long)MAX_FRAME - 9, (long)MAX_FRAME - 8};
+    long sizes[2] = {(long)MAX_FRAME - PP_RESULT_HDR, (long)MAX_FRAME - PP_RESULT_HDR + 1};
     for (int i = 0; i < 2; i++) {
         pp_buf b;
         pp_buf_init(&b, 64);
@@ -911,6 +916,7 @@ static void test_frame_limits(void)
     for (long i = 0; same && i < sizes[0]; i++)
         same = (unsigned char)jobs[1].data[i] == (unsigned char)(i * 7 + 3);
     CU_ASSERT(same);
+    CU_ASSERT_EQUAL((uintptr_t)jobs[1].data % 16, 0); /* results stay aligned */
     CU_ASSERT_EQUAL(jobs[2].status, PP_FAILED);
     CU_ASSERT(jobs[2].data && strstr(jobs[2].data, "exceeds"));
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
