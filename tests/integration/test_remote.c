@@ -1661,19 +1661,28 @@ static void test_d2_bad_streams(void)
 
 /* ==== node failures (F) ============================================== */
 
+/* Two `-w 2` nodes sharing a secret, and a client of both with the nodes
+ * up (fatal otherwise). */
+static pp_server *two_nodes(const client_cfg *cfg, srv_harness **a, srv_harness **b)
+{
+    *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*a);
+    *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = *a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*b);
+    srv_harness *hs[] = {*a, *b};
+    pp_server *s = client_new(cfg, hs, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, *a, 10) && wait_up(s, *b, 10));
+    return s;
+}
+
 static void test_f1_kill9_mid_batch(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    srv_harness *hs[] = {a, b};
+    srv_harness *a, *b;
+    pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64], nb[64];
     node_name(a, na, sizeof na);
     node_name(b, nb, sizeof nb);
-    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
@@ -1715,18 +1724,11 @@ static void test_f1_kill9_mid_batch(void)
 
 static void test_f2_frozen_node(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    srv_harness *hs[] = {a, b};
+    srv_harness *a, *b;
+    pp_server *s = two_nodes(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2}, &a, &b);
     char na[64], nb[64];
     node_name(a, na, sizeof na);
     node_name(b, nb, sizeof nb);
-    pp_server *s =
-        client_new(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2}, hs, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
@@ -1877,17 +1879,11 @@ static void test_f4_poison_job(void)
 
 static void test_f5_all_down_then_back(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    srv_harness *hs[] = {a, b};
+    srv_harness *a, *b;
+    pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64];
     node_name(a, na, sizeof na);
     int port = a->port;
-    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
     srv_kill9(a);
     srv_kill9(b);
     enum { N = 10 };
@@ -2134,17 +2130,11 @@ static void test_g2_many_clients(void)
 
 static void test_sigterm_redispatch(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    srv_harness *hs[] = {a, b};
+    srv_harness *a, *b;
+    pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64], nb[64];
     node_name(a, na, sizeof na);
     node_name(b, nb, sizeof nb);
-    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, hs, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
     track_reset();
     enum { N = 24 };
     pp_job *jobs[N];
