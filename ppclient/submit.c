@@ -143,7 +143,7 @@ PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len
         return NULL;
     }
 
-    pp_job *j = malloc(sizeof *j + len + 1);
+    pp_job *j = pp_malloc_big(sizeof *j + len + 1);
     if (!j) {
         pp_set_error("pp_submit: out of memory for an argument of %zu bytes", len);
         return NULL;

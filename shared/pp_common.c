@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,21 @@ void pp_seterr(char *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, PP_ERR_LEN, fmt, ap);
     va_end(ap);
+}
+
+void *pp_malloc_big(size_t n)
+{
+    void *p = malloc(n);
+    enum { HUGE = 2u << 20 };
+    if (p && n >= 2 * HUGE) {
+        /* Only whole 2 MiB pages inside the block: the hint never covers
+         * memory that is not ours. */
+        uintptr_t lo = ((uintptr_t)p + HUGE - 1) & ~(uintptr_t)(HUGE - 1);
+        uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE - 1);
+        if (hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    }
+    return p;
 }
 
 double pp_now(void)

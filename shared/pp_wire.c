@@ -121,7 +121,7 @@ static void reader_promote(pp_wire_reader *r)
     if (pp_wire_decode_hdr(r->buf + r->start, r->max_len, r->max_type, &h, NULL) != 0 ||
         h.len <= PP_WIRE_BIG)
         return;
-    uint8_t *body = malloc((size_t)h.len + 1);
+    uint8_t *body = pp_malloc_big((size_t)h.len + 1);
     if (!body)
         return;
     r->big = body;
