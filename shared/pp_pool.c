@@ -926,7 +926,15 @@ static void rebalance(pp_pool *p)
             continue;
         double start;
         pp_pool_job *run = running_job(w, &start);
-        if (!run || (run == w->head && !run->next))
+        if (!run) {
+            /* Jobs wait but none has started yet (a busy machine may keep
+             * the worker off the CPU): look again, or a long first job
+             * would go unnoticed with nothing else to wake the loop. */
+            if (w->head->next && (next < 0 || now + limit < next))
+                next = now + limit;
+            continue;
+        }
+        if (run == w->head && !run->next)
             continue; /* nothing waits on this worker */
         if (now - start <= limit) {
             if (next < 0 || start + limit < next)

@@ -294,25 +294,33 @@ static void test_wait_from_callback_refused(void)
     pp_server_free(nested_server);
 }
 
-static atomic_int free_cb_calls;
+static atomic_int free_cb_calls, second_submitted;
 
 static void free_in_cb(pp_job *j, void *arg)
 {
     (void)j;
     atomic_fetch_add(&free_cb_calls, 1);
-    if (arg)
+    if (arg) {
+        /* The test submits its second job after the first: free the server
+         * only once it has (bounded wait). */
+        double end = now_s() + 10;
+        while (!atomic_load(&second_submitted) && now_s() < end)
+            sleep_s(0.001);
         pp_server_free(arg);
+    }
 }
 
 static void test_free_from_callback(void)
 {
     atomic_store(&free_cb_calls, 0);
+    atomic_store(&second_submitted, 0);
     pp_server *s = server(1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     pp_submit_opts first = {.callback = free_in_cb, .callback_arg = s};
     pp_submit_opts later = {.callback = free_in_cb, .callback_arg = NULL};
     pp_job *a = pp_submit(s, t_echo, "a", 1, &first);
     pp_job *b = pp_submitf(s, t_sleep, &later, "l", 2000L);
+    atomic_store(&second_submitted, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     /* The server is freed by the first callback; b ends cancelled, its
