@@ -70,6 +70,7 @@ struct session {
     server *srv;
     session *next, *prev;
     pp_conn *conn;
+    int fd;                   /* its socket (the conn owns it) */
     char peer[64];            /* "ip:port" */
     char addr[64];            /* "ip" */
     int state;

@@ -5,6 +5,7 @@
  * logged reason; nothing a socket sends can affect another session. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "pp.h"
 #include "pp_module.h"
@@ -342,6 +343,7 @@ session *session_new(server *srv, int fd, const char *peer)
     if (!s)
         return NULL;
     s->srv = srv;
+    s->fd = fd;
     snprintf(s->peer, sizeof s->peer, "%s", peer);
     snprintf(s->addr, sizeof s->addr, "%s", peer);
     char *colon = strrchr(s->addr, ':');
@@ -536,6 +538,10 @@ void session_tick(session *s, double now)
         if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || out > outcap) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: the client does not read its results "
                                            "(%zu bytes waiting); closing", s->peer, out);
+            /* Abortive close: the results already in the kernel for it are
+             * dropped now instead of held while it (maybe never) reads. */
+            struct linger lg = {.l_onoff = 1, .l_linger = 0};
+            (void)setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
             session_free(s);
             return;
         }

@@ -2027,6 +2027,80 @@ static void test_g1_raw_flood(void)
     CU_ASSERT(served(h));
 }
 
+/* F6: a client that sends jobs and then reads none of their results.  The
+ * node holds at most --max-output-mib of results for it, then cuts it off
+ * (well before --dead-after would close a silent client); another client is
+ * served meanwhile, and the node's descriptors and memory come back. */
+static void test_f6_client_not_reading(void)
+{
+    srv_harness *h = start_server(&(srv_opts){
+        .args = ARGS("-w", "2", "--max-output-mib", "1", "--heartbeat", "0.2", "--dead-after",
+                     "30", "--log-level", "info")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    /* The task module, shipped by hand. */
+    size_t mlen = 0;
+    char *mod = srv_slurp(getenv("PP_TEST_TASKS"), &mlen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mod);
+    uint8_t hash[PP_SHA256_LEN];
+    pp_sha256(mod, mlen, hash);
+    void *zip = NULL;
+    size_t zlen = 0;
+    CU_ASSERT_EQUAL_FATAL(pp_zip_deflate(mod, mlen, 6, &zip, &zlen), 0);
+    free(mod);
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    int small = 4096; /* a slow reader's window */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    CU_ASSERT_EQUAL(send_module(fd, hash, zip, zlen), 0);
+    free(zip);
+    /* 40 echoes of 256 KiB of random bytes (zlib cannot shrink them): 10 MiB
+     * of results against a 1 MiB cap plus the sockets' buffers. */
+    enum { N = 40, ARG = 256 * 1024 };
+    uint8_t *arg = malloc(ARG);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(arg);
+    for (size_t i = 0; i < ARG; i += PP_NONCE_LEN)
+        pp_auth_nonce(arg + i);
+    pp_buf b;
+    job_payload(&b, hash, "t_echo", arg, ARG);
+    free(arg);
+    /* The node stops reading this socket once results pile up; a send
+     * that cannot finish gives up after SO_SNDTIMEO (3 s). */
+    int sent = 0;
+    for (int i = 0; i < N; i++) {
+        if (send_frame(fd, PP_T_RJOB, 0, (uint64_t)i + 1, b.data, b.len) != 0)
+            break;
+        sent++;
+    }
+    pp_buf_reset(&b);
+    printf("\n    %d jobs of 256 KiB sent ", sent);
+    CU_ASSERT(sent >= 8);
+    const char *const cut[] = {"does not read its results", NULL};
+    double t0 = now_s(), end = t0 + 15, cut_at = -1;
+    int others_ok = 0;
+    while (now_s() < end && cut_at < 0) {
+        if (!others_ok)
+            others_ok = served_within(h, 10); /* another client, meanwhile */
+        if (srv_log_count(h, cut) > 0)
+            cut_at = now_s() - t0;
+        else
+            sleep_s(0.1);
+    }
+    printf("cut off after %.1f s ", cut_at);
+    CU_ASSERT(others_ok);
+    CU_ASSERT(cut_at >= 0);
+    /* The cut-off is abortive: what the node had handed to its kernel for
+     * this client is dropped, not trickled out through the small window
+     * (that would take minutes). */
+    CU_ASSERT(wait_closed(fd, 5) >= 0);
+    raw_close(fd);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    long hwm = srv_status_kb(h->pid, "VmHWM");
+    CU_ASSERT(hwm > 0 && hwm < 200 * 1024);
+    CU_ASSERT(served(h));
+}
+
 enum { G2_THREADS = 32, G2_JOBS = 100 };
 
 typedef struct g2_client {
@@ -2252,6 +2326,7 @@ int pp_register_suites(void)
         {"F2 kill -STOP a node, then -CONT", test_f2_frozen_node},
         {"F4 poison job ends PP_LOST", test_f4_poison_job},
         {"F5 all nodes down, one restarted", test_f5_all_down_then_back},
+        {"F6 a client that stops reading results is cut off", test_f6_client_not_reading},
         {"SIGTERM: jobs re-run elsewhere, exit 0", test_sigterm_redispatch},
         {NULL, NULL}};
     static const pp_test load[] = {
