@@ -37,6 +37,7 @@ typedef struct pp_node {
     int state;                   /* (mu) pp_node_state */
     uint64_t jobs;               /* (mu) */
     uint64_t busy_ns;            /* (mu) */
+    uint64_t connects;           /* (mu) connection attempts */
 } pp_node;
 
 typedef struct pp_task_ref {

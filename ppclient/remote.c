@@ -486,6 +486,9 @@ static void r_connected(pp_loop *loop, pp_io *io, unsigned ev)
 static void r_connect(remote *r)
 {
     pp_server *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    r->node->connects++;
+    pthread_mutex_unlock(&s->mu);
     char err[PP_ERR_LEN];
     int fd = pp_net_connect(r->host, r->port, err);
     if (fd < 0) {

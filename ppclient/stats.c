@@ -25,7 +25,8 @@ PP_API int pp_get_active_nodes(pp_server *s, pp_node_info *out, int max)
     for (int i = 0; i < s->nnodes && i < max; i++) {
         pp_node *n = s->nodes[i];
         out[i] = (pp_node_info){.name = n->name, .ncpus = n->ncpus, .state = n->state,
-                                .jobs = n->jobs, .busy_seconds = (double)n->busy_ns * 1e-9};
+                                .jobs = n->jobs, .busy_seconds = (double)n->busy_ns * 1e-9,
+                                .connects = n->connects};
     }
     int n = s->nnodes;
     pthread_mutex_unlock(&s->mu);

@@ -109,6 +109,9 @@ typedef struct pp_node_info {
                                        while it has no worker */
     uint64_t jobs;                  /* jobs finished there */
     double busy_seconds;            /* task run time summed over those jobs */
+    uint64_t connects;              /* connection attempts to it so far (0 for
+                                       "local"): steady growth means it keeps
+                                       failing; retries back off to every 2 s */
 } pp_node_info;
 
 typedef struct pp_stats {

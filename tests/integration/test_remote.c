@@ -18,6 +18,7 @@
 #include <pp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +94,7 @@ static srv_harness *start_server(const srv_opts *o)
 
 static void node_name(const srv_harness *h, char *out, size_t n)
 {
-    snprintf(out, n, "127.0.0.1:%d", h->port);
+    snprintf(out, n, "%.40s:%d", h->host[0] ? h->host : "127.0.0.1", h->port);
 }
 
 static void client_register(pp_server *s)
@@ -1785,6 +1786,116 @@ static void test_f2_frozen_node(void)
     CU_ASSERT(served(b));
 }
 
+/* Runs a shell command line; its exit status (a message when not 0). */
+static int shell(const char *fmt, ...) PP_PRINTF(1, 2);
+static int shell(const char *fmt, ...)
+{
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    int rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+    if (rc != 0)
+        fprintf(stderr, "\n    `%s` failed (%d)\n", cmd, rc);
+    return rc;
+}
+
+/* F3 (runs only inside a private network namespace: PP_TEST_NETNS=1, as
+ * tests/integration/netns_run.sh arranges).  Node A lives in a namespace of
+ * its own, reached over a veth pair; its link is cut mid-batch and later
+ * restored.  As F2: the heartbeat gives up on A, its jobs run on B, nothing
+ * runs twice; meanwhile the client retries with backoff (no storm), and
+ * once the link is back A rejoins and runs jobs again. */
+static void test_f3_partition(void)
+{
+    srv_harness *a = start_server(&(srv_opts){
+        .own_netns = 1, .addr = "0.0.0.0",
+        .args = ARGS("-w", "2", "--heartbeat", "0.2", "--dead-after", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *b = start_server(&(srv_opts){.share_secret = a, .args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL_FATAL(shell("ip link add ppf3c type veth peer name ppf3s && "
+                                "ip link set ppf3s netns %d && "
+                                "ip addr add 10.199.0.1/24 dev ppf3c && ip link set ppf3c up && "
+                                "nsenter -t %d -n sh -c 'ip addr add 10.199.0.2/24 dev ppf3s && "
+                                "ip link set ppf3s up && ip link set lo up'",
+                                (int)a->pid, (int)a->pid),
+                          0);
+    snprintf(a->host, sizeof a->host, "10.199.0.2");
+    int fds0 = warm_fds(a);
+    srv_harness *both[] = {a, b};
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2},
+                              both, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    char na[64];
+    node_name(a, na, sizeof na);
+    track_reset();
+    enum { N = 40 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        pp_submit_opts o = track_opts(i);
+        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    CU_ASSERT(wait_total(4, 20) >= 4);
+    pp_node_info before = {0};
+    CU_ASSERT_EQUAL_FATAL(node_info(s, na, &before), 0);
+    double cut_at = now_s();
+    CU_ASSERT_EQUAL_FATAL(shell("ip link set ppf3c down"), 0);
+    CU_ASSERT(wait_total(N, 15) == N);
+    printf("\n    all jobs done %.2f s after the cut ", now_s() - cut_at);
+    double end = now_s() + 3;
+    int st;
+    while ((st = node_state(s, na)) == PP_NODE_UP && now_s() < end)
+        sleep_s(0.02);
+    CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
+    int late_on_a = 0;
+    for (int i = 0; i < N; i++)
+        if (strcmp(pp_job_node(jobs[i]), na) == 0 && trk.when[i] > cut_at + 0.5)
+            late_on_a++;
+    CU_ASSERT_EQUAL(late_on_a, 0);
+    /* Keep it cut for 4 s in all: the client keeps trying, with backoff. */
+    while (now_s() < cut_at + 4)
+        sleep_s(0.05);
+    pp_node_info during = {0};
+    CU_ASSERT_EQUAL(node_info(s, na, &during), 0);
+    uint64_t tries = during.connects - before.connects;
+    printf("%llu connection attempts in 4 s ", (unsigned long long)tries);
+    CU_ASSERT(tries >= 1 && tries <= 12);
+    /* Healed: it rejoins and runs jobs again. */
+    double healed_at = now_s();
+    CU_ASSERT_EQUAL_FATAL(shell("ip link set ppf3c up"), 0);
+    CU_ASSERT(wait_up(s, a, 10));
+    printf("back up %.2f s after the heal ", now_s() - healed_at);
+    int done = 0, once = 0;
+    for (int i = 0; i < N; i++) {
+        done += pp_job_status(jobs[i]) == PP_DONE;
+        once += atomic_load(&trk.calls[i]) == 1;
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(done, N);
+    CU_ASSERT_EQUAL(once, N);
+    CU_ASSERT_EQUAL(atomic_load(&trk.total), N);
+    pp_job *more[8];
+    int on_a = 0;
+    for (int i = 0; i < 8; i++)
+        more[i] = pp_submitf(s, t_sleep, NULL, "l", 50L);
+    CU_ASSERT_EQUAL(wait_jobs(more, 8, 20), 8);
+    for (int i = 0; i < 8; i++) {
+        on_a += pp_job_status(more[i]) == PP_DONE && strcmp(pp_job_node(more[i]), na) == 0;
+        pp_job_free(more[i]);
+    }
+    CU_ASSERT(on_a > 0);
+    client_free(s);
+    CU_ASSERT_EQUAL(settle_fds(a, fds0), fds0);
+    CU_ASSERT(served(a));
+    CU_ASSERT(served(b));
+    shell("ip link del ppf3c");
+}
+
 static int read_pid_file(const char *path)
 {
     FILE *fp = fopen(path, "r");
@@ -2334,6 +2445,13 @@ int pp_register_suites(void)
         {"G1 a raw client floods JOB frames: reading pauses", test_g1_raw_flood},
         {"G2 32 clients x 100 jobs, fair shares", test_g2_many_clients},
         {NULL, NULL}};
+    static const pp_test partition[] = {
+        {"F3 a node partitioned, then healed", test_f3_partition},
+        {NULL, NULL}};
+    /* F3 changes links: only inside the private network namespace that
+     * tests/integration/netns_run.sh sets up. */
+    if (getenv("PP_TEST_NETNS"))
+        return add_suite("partition", partition);
     if (add_suite("results", results) || add_suite("authentication", auth) ||
         add_suite("connections", conns) || add_suite("frames and streams", frames) ||
         add_suite("node failures", faults) || add_suite("load", load))

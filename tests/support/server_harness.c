@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,7 +114,7 @@ static void free_env(char **env)
 
 /* fork + exec with stdout and stderr into err_path; only async-signal-safe
  * calls in the child (the test process has threads). */
-static pid_t spawn(char *const argv[], char *const envp[], const char *err_path)
+static pid_t spawn(char *const argv[], char *const envp[], const char *err_path, int own_netns)
 {
     int efd = open(err_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (efd < 0) {
@@ -142,6 +143,11 @@ static pid_t spawn(char *const argv[], char *const envp[], const char *err_path)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        if (own_netns && unshare(CLONE_NEWNET) != 0) {
+            static const char msg[] = "harness: unshare(CLONE_NEWNET) failed\n";
+            (void)!write(2, msg, sizeof msg - 1);
+            _exit(126);
+        }
         execve(argv[0], argv, envp);
         _exit(127);
     }
@@ -200,7 +206,7 @@ int srv_run_once(const char *const *argv, const char *env_secret, double limit,
         av[0] = (char *)exe;
         for (size_t i = 1; i < n; i++)
             av[i] = (char *)argv[i];
-        pid_t pid = spawn(av, env, errp);
+        pid_t pid = spawn(av, env, errp, 0);
         if (pid > 0 && !reap_within(pid, limit, &status)) {
             fprintf(stderr, "harness: ppserver did not exit within %g s; killed\n", limit);
             reap_hard(pid, &status);
@@ -293,7 +299,7 @@ int srv_start(srv_harness *h, const srv_opts *opts)
     size_t n = 0;
     av[n++] = exe;
     av[n++] = "-i";
-    av[n++] = "127.0.0.1";
+    av[n++] = opts->addr ? opts->addr : "127.0.0.1";
     av[n++] = "-p";
     av[n++] = portstr;
     av[n++] = "--port-file";
@@ -314,7 +320,7 @@ int srv_start(srv_harness *h, const srv_opts *opts)
     char **env = make_env(h->dir, opts->env_secret);
     if (!env)
         return -1;
-    pid_t pid = spawn((char *const *)av, env, h->err_file);
+    pid_t pid = spawn((char *const *)av, env, h->err_file, opts->own_netns);
     free_env(env);
     if (pid < 0)
         return -1;

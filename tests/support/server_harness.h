@@ -19,6 +19,7 @@
 typedef struct srv_harness {
     pid_t pid;               /* 0 when not running */
     int port;
+    char host[64];           /* the address clients use; "" = 127.0.0.1 */
     int status;              /* waitpid() status once reaped */
     char dir[256];           /* private directory */
     char secret_file[320];
@@ -37,6 +38,9 @@ typedef struct srv_opts {
     double start_timeout;    /* seconds to wait for the port file; 0 = 20 */
     const struct srv_harness *share_secret; /* use this server's secret */
     const char *env_secret;  /* PP_SECRET in ppserver's environment, or NULL */
+    const char *addr;        /* -i ADDR; NULL = 127.0.0.1 */
+    int own_netns;           /* start it in a new network namespace of its own
+                                (needs CAP_SYS_ADMIN; only its loopback, down) */
 } srv_opts;
 
 /* The ppserver executable ($PP_SERVER), or NULL. */
