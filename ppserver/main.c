@@ -139,42 +139,6 @@ static void cfg_defaults(srv_cfg *c)
 }
 
 /* Reads the secret file, refusing one that group or others may read. */
-static char *read_secret_file(const char *path, char *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        pp_seterr(err, "cannot open the secret file %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        pp_seterr(err, "the secret file %s is not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if (st.st_mode & 077) {
-        pp_seterr(err, "the secret file %s is readable by others (mode %03o); "
-                       "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
-        close(fd);
-        return NULL;
-    }
-    char buf[4097];
-    ssize_t n = read(fd, buf, sizeof buf);
-    close(fd);
-    if (n < 0 || n == (ssize_t)sizeof buf) {
-        pp_seterr(err, "cannot read the secret file %s (or it exceeds 4 KiB)", path);
-        return NULL;
-    }
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = 0;
-    char *s = strdup(buf);
-    pp_auth_wipe(buf, sizeof buf);
-    if (!s)
-        pp_seterr(err, "out of memory");
-    return s;
-}
-
 static int gen_secret(const char *path)
 {
     char hex[65];
@@ -342,7 +306,7 @@ int main(int argc, char **argv)
     /* The secret. */
     char *secret = NULL;
     if (cfg.secret_file) {
-        secret = read_secret_file(cfg.secret_file, err);
+        secret = pp_conf_read_secret(cfg.secret_file, err);
         if (!secret) {
             fprintf(stderr, "ppserver: %s\n", err);
             rc = EX_CONFIG;

@@ -4,11 +4,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "pp_auth.h"
 #include "pp_common.h"
 
 const pp_conf_opt *pp_conf_find(const pp_conf_opt *t, const char *name)
@@ -148,4 +152,46 @@ void pp_conf_free(const pp_conf_opt *t, void *base)
             *f = NULL;
         }
     }
+}
+
+char *pp_conf_read_secret(const char *path, char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        pp_seterr(err, "cannot open the secret file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pp_seterr(err, "the secret file %s is not a regular file", path);
+        close(fd);
+        return NULL;
+    }
+    if (st.st_mode & 077) {
+        pp_seterr(err, "the secret file %s is readable by others (mode %03o); "
+                       "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
+        close(fd);
+        return NULL;
+    }
+    char buf[4097];
+    ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    if (n < 0 || n == (ssize_t)sizeof buf) {
+        pp_seterr(err, "cannot read the secret file %s (or it exceeds 4 KiB)", path);
+        return NULL;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (memchr(buf, 0, (size_t)n)) {
+        /* It would end the secret early: another secret than the file's. */
+        pp_seterr(err, "the secret file %s contains a NUL byte", path);
+        pp_auth_wipe(buf, sizeof buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    char *s = strdup(buf);
+    pp_auth_wipe(buf, sizeof buf);
+    if (!s)
+        pp_seterr(err, "out of memory");
+    return s;
 }

@@ -31,6 +31,11 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err);
 /* Reads a configuration file.  0, or -1 with "FILE:LINE: reason" in err. */
 int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *err);
 
+/* Reads a secret file: a regular file that neither group nor others may
+ * read, at most 4 KiB, trailing newlines dropped.  The secret (malloc'd; the
+ * caller wipes and frees it), or NULL with the reason in err. */
+char *pp_conf_read_secret(const char *path, char *err);
+
 /* Prints the table as --help lines. */
 void pp_conf_help(const pp_conf_opt *table, FILE *fp);
 

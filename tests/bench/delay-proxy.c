@@ -276,7 +276,7 @@ int main(int argc, char **argv)
     long listen_port = 0, to_port = -1, max_s = 3600;
     double delay_ms = 2;
     const char *port_file = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -302,7 +302,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "delay-proxy: bad option %s (try --help)\n", a);
             return 2;
         }
-        i++;
     }
     if (to_port < 0) {
         fprintf(stderr, "delay-proxy: --to PORT is required\n");

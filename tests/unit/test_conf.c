@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_conf.c -- pp_conf over a small table: setting values of each kind
  * with their ranges, configuration files and their errors, lookup, --help
- * output and freeing.  Files go to a private temporary directory. */
+ * output and freeing; secret files.  Files go to a private temporary directory. */
 #include <ftw.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -328,6 +328,69 @@ static void test_load_missing(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "No such file"));
 }
 
+/* ---- pp_conf_read_secret ---- */
+
+/* Writes n bytes to tmpdir/name with `mode`; the path in `path`. */
+static void write_bytes(const char *name, const void *data, size_t n, mode_t mode, char *path,
+                        size_t pathlen)
+{
+    snprintf(path, pathlen, "%s/%s", tmpdir, name);
+    FILE *fp = fopen(path, "wb");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    CU_ASSERT_EQUAL(fwrite(data, 1, n, fp), n);
+    CU_ASSERT_EQUAL(fclose(fp), 0);
+    CU_ASSERT_EQUAL(chmod(path, mode), 0);
+}
+
+/* The secret of a file, or NULL with err[] checked to contain `why`. */
+static char *secret_of(const char *name, const void *data, size_t n, mode_t mode,
+                       const char *why)
+{
+    char path[256], err[PP_ERR_LEN] = "";
+    write_bytes(name, data, n, mode, path, sizeof path);
+    char *s = pp_conf_read_secret(path, err);
+    if (!why && !s)
+        fprintf(stderr, "\n    %s: %s\n", name, err);
+    if (why) {
+        CU_ASSERT_PTR_NULL(s);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, why));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, path));
+    }
+    return s;
+}
+
+static void test_secret(void)
+{
+    char *s = secret_of("s1", "0123456789abcdef\n", 17, 0600, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, "0123456789abcdef");
+    free(s);
+    s = secret_of("s2", "with spaces kept \r\n\n", 20, 0400, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, "with spaces kept ");
+    free(s);
+    s = secret_of("s3", "", 0, 0600, NULL); /* empty: the caller judges length */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_STRING_EQUAL(s, "");
+    free(s);
+    CU_ASSERT_PTR_NULL(secret_of("s4", "0123456789abcdef\n", 17, 0640, "readable by others"));
+    CU_ASSERT_PTR_NULL(secret_of("s5", "0123456789abcdef\n", 17, 0604, "readable by others"));
+    /* A NUL would end the secret early: refused, not truncated. */
+    CU_ASSERT_PTR_NULL(secret_of("s6", "aame\n\0nme\n", 11, 0600, "NUL"));
+    char big[5000];
+    memset(big, 's', sizeof big);
+    CU_ASSERT_PTR_NULL(secret_of("s7", big, sizeof big, 0600, "exceeds 4 KiB"));
+    s = secret_of("s8", big, 4096, 0600, NULL); /* exactly 4 KiB fits */
+    CU_ASSERT(s && strlen(s) == 4096);
+    free(s);
+    char path[256], err[PP_ERR_LEN] = "";
+    snprintf(path, sizeof path, "%s/no-such-secret", tmpdir);
+    CU_ASSERT_PTR_NULL(pp_conf_read_secret(path, err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "cannot open"));
+    CU_ASSERT_PTR_NULL(pp_conf_read_secret(tmpdir, err));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+}
+
 /* ---- pp_conf_help, pp_conf_free ---- */
 
 static void test_help(void)
@@ -409,6 +472,7 @@ int pp_register_suites(void)
         {"errors are FILE:LINE: reason", test_load_errors},
         {"a long comment line that fits", test_load_long_ok},
         {"a missing file", test_load_missing},
+        {"secret files: trimmed, mode, NUL, size", test_secret},
         {NULL, NULL},
     };
     if (pp_add_suite("pp_conf set", NULL, NULL, set) != 0 ||
