@@ -55,7 +55,7 @@ typedef struct fetch {
 
 /* Fetches url; fills f.  Returns 0 when an HTTP response arrived. */
 static int do_fetch(const char *url, double timeout, long max_bytes, const char *ua,
-                    long max_redirs, fetch *f)
+                    long max_redirs, const char *cacert, fetch *f)
 {
     memset(f, 0, sizeof *f);
     f->b.max = (size_t)max_bytes;
@@ -78,6 +78,8 @@ static int do_fetch(const char *url, double timeout, long max_bytes, const char 
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &f->b);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    if (cacert && *cacert) /* else the system's certificate authorities */
+        curl_easy_setopt(c, CURLOPT_CAINFO, cacert);
     CURLcode rc = curl_easy_perform(c);
     char *eff = NULL, *ct = NULL;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &f->status);
@@ -219,14 +221,15 @@ static long parse_links(const char *html, size_t len, const char *page_url, FILE
  * after writing the decoding error to out. */
 static int fetch_arg(const void *arg, size_t len, pp_buf *out, fetch *f, const char **ua)
 {
-    const char *url;
+    const char *url, *cacert;
     double timeout;
     long max_bytes, max_redirs;
-    if (pp_unpack(arg, len, "sdlsl", &url, &timeout, &max_bytes, ua, &max_redirs) != 0) {
+    if (pp_unpack(arg, len, "sdlsls", &url, &timeout, &max_bytes, ua, &max_redirs, &cacert) !=
+        0) {
         pp_buf_printf(out, "%s", pp_last_error());
         return -1;
     }
-    do_fetch(url, timeout, max_bytes, *ua, max_redirs, f);
+    do_fetch(url, timeout, max_bytes, *ua, max_redirs, cacert, f);
     return 0;
 }
 

@@ -30,6 +30,7 @@ typedef struct options {
     double timeout;
     long max_size;
     const char *ua;
+    const char *cacert;  /* "" = the system's certificate authorities */
     int json;
 } options;
 
@@ -314,8 +315,9 @@ static int submit(crawl *c, int kind, const char *url, int depth, host *h)
     a->c = c;
     a->p = p;
     pp_submit_opts o = {.callback = job_finished, .callback_arg = a};
-    p->job = pp_submitf(c->s, kind == K_FETCH ? pp_crawl_fetch : pp_crawl_robots, &o, "sdlsl",
-                        url, c->opt.timeout, c->opt.max_size, c->opt.ua, (long)MAX_REDIRECTS);
+    p->job = pp_submitf(c->s, kind == K_FETCH ? pp_crawl_fetch : pp_crawl_robots, &o, "sdlsls",
+                        url, c->opt.timeout, c->opt.max_size, c->opt.ua, (long)MAX_REDIRECTS,
+                        c->opt.cacert);
     if (!p->job) {
         fprintf(stderr, "pp-crawl: %s\n", pp_last_error());
         free(p->url);
@@ -515,7 +517,8 @@ static void usage(FILE *fp)
     fprintf(fp,
             "usage: pp-crawl [--servers host:port,...] [--secret-file F] [--ncpus N]\n"
             "                [--depth D] [--max-pages N] [--all-hosts] [--timeout S]\n"
-            "                [--max-size BYTES] [--user-agent UA] [--json] URL...\n"
+            "                [--max-size BYTES] [--user-agent UA] [--cacert FILE] [--json]\n"
+            "                URL...\n"
             "\n"
             "Crawls the web from the given URLs, breadth-first, one pp job per page, on\n"
             "the local cores and on the given ppservers.  Prints one line per fetched\n"
@@ -531,6 +534,8 @@ static void usage(FILE *fp)
             "  --timeout S         per-fetch timeout in seconds (default 10)\n"
             "  --max-size BYTES    pages larger than this are not read (default 5242880)\n"
             "  --user-agent UA     User-Agent header and robots.txt name (default pp-crawl/%s)\n"
+            "  --cacert FILE       trust the certificate authorities in FILE (PEM) for HTTPS\n"
+            "                      instead of the system's; the path must exist on every node\n"
             "  --json              write a JSON report to standard output instead of lines\n"
             "  -h, --help          this text\n",
             pp_version());
@@ -552,10 +557,11 @@ int main(int argc, char **argv)
 {
     demo_opts d;
     demo_opts_init(&d);
+    char *cacert_abs = NULL; /* owned: --cacert made absolute */
     char ua_default[64];
     snprintf(ua_default, sizeof ua_default, "pp-crawl/%s", pp_version());
     options opt = {.depth = 2, .max_pages = 100, .timeout = 10, .max_size = 5 << 20,
-                   .ua = ua_default};
+                   .ua = ua_default, .cacert = ""};
     static const struct option lopts[] = {
         {"servers", required_argument, NULL, 'S'},
         {"secret-file", required_argument, NULL, 'F'},
@@ -566,6 +572,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 'T'},
         {"max-size", required_argument, NULL, 'Z'},
         {"user-agent", required_argument, NULL, 'U'},
+        {"cacert", required_argument, NULL, 'C'},
         {"json", no_argument, NULL, 'J'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -592,6 +599,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "pp-crawl: --timeout: \"%s\" is not in (0, 3600] seconds\n",
                         optarg);
                 demo_opts_free(&d);
+                free(cacert_abs);
                 return 2;
             }
             break;
@@ -602,6 +610,19 @@ int main(int argc, char **argv)
         case 'U':
             opt.ua = optarg;
             break;
+        case 'C': {
+            /* Absolute, as the fetches may run in another directory. */
+            char *abs = realpath(optarg, NULL);
+            if (!abs) {
+                fprintf(stderr, "pp-crawl: --cacert %s: %s\n", optarg, strerror(errno));
+                demo_opts_free(&d);
+                return 2;
+            }
+            free(cacert_abs);
+            cacert_abs = abs;
+            opt.cacert = abs;
+            break;
+        }
         case 'J':
             opt.json = 1;
             break;
@@ -610,6 +631,7 @@ int main(int argc, char **argv)
                 if (ch == '?')
                     fprintf(stderr, "pp-crawl: try --help\n");
                 demo_opts_free(&d);
+                free(cacert_abs);
                 return 2;
             }
         }
@@ -617,6 +639,7 @@ int main(int argc, char **argv)
     if (optind >= argc) {
         fprintf(stderr, "pp-crawl: give at least one URL (try --help)\n");
         demo_opts_free(&d);
+        free(cacert_abs);
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -719,6 +742,7 @@ done:
         free(it);
     }
     demo_opts_free(&d);
+    free(cacert_abs);
     curl_global_cleanup();
     return rc;
 }

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -77,7 +78,7 @@ PAGES = {
 class Site:
     """A threaded HTTP server recording every request and peak concurrency."""
 
-    def __init__(self, addr, port=0, slow=0.0):
+    def __init__(self, addr, port=0, slow=0.0, tls=None):
         self.requests = []
         self.lock = threading.Lock()
         self.active = 0
@@ -129,6 +130,10 @@ class Site:
 
         self.httpd = http.server.ThreadingHTTPServer((addr, port), Handler)
         self.httpd.daemon_threads = True
+        if tls:  # (certificate file, key file): HTTPS
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -374,6 +379,49 @@ def test_crawl_bad_input(cluster):
         assert len(err.strip().splitlines()) <= 2, (args, err)
 
 
+def self_signed(tmp):
+    """A certificate for 127.0.0.1 and its key, made with the openssl tool."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    rc, _, err = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                      "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                      "-keyout", key, "-out", cert])
+    assert rc == 0, err
+    return cert, key
+
+
+def test_crawl_https():
+    tmp = tempfile.mkdtemp(prefix="pp-https-")
+    site = None
+    try:
+        cert, key = self_signed(tmp)
+        site = Site("127.0.0.1", tls=(cert, key))
+        base = f"https://127.0.0.1:{site.port}"
+        report, _ = crawl_json(["--ncpus", "1", "--depth", "1", "--max-size", str(1 << 20),
+                                "--cacert", cert, base + "/index.html"])
+        pages = {p["url"]: p for p in report["pages"]}
+        assert pages[base + "/index.html"]["status"] == 200, pages
+        assert pages[base + "/index.html"]["links"] == 9, pages[base + "/index.html"]
+        assert pages[base + "/p1.html"]["status"] == 200, pages
+        assert pages[base + "/redir"]["final_url"] == base + "/p3.html", pages[base + "/redir"]
+        with site.lock:
+            assert "/robots.txt" in site.requests and "/p1.html" in site.requests
+        # Without --cacert the self-signed certificate is refused: verification
+        # stays on.
+        with site.lock:
+            site.requests.clear()
+        report, _ = crawl_json(["--ncpus", "1", "--depth", "0", base + "/index.html"])
+        page = report["pages"][0]
+        assert page["status"] == 0 and "certificate" in page["error"].lower(), page
+        with site.lock:
+            assert not site.requests, site.requests  # no request got through
+        rc, _, err = run([CRAWL, "--cacert", os.path.join(tmp, "missing.pem"), base + "/"])
+        assert rc == 2 and "--cacert" in err, (rc, err)
+    finally:
+        if site:
+            site.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     site = Site("127.0.0.1")
     site2 = Site("127.0.0.2", site.port)
@@ -390,6 +438,7 @@ def main():
         ("pp-crawl --all-hosts", lambda: test_crawl_all_hosts(site, site2)),
         ("pp-crawl robots.txt groups", lambda: test_crawl_robots_agent(site)),
         ("pp-crawl per-host limit", lambda: test_crawl_per_host_limit(slow)),
+        ("pp-crawl over HTTPS (--cacert; verification on)", test_crawl_https),
         ("pp-crawl bad input", lambda: test_crawl_bad_input(cluster)),
     ]
     passed = failed = 0
