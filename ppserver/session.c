@@ -519,6 +519,15 @@ void session_tick(session *s, double now)
     server *srv = s->srv;
     if (s->state != S_READY)
         return;
+    size_t out = pp_conn_outbytes(s->conn);
+    size_t outcap = (size_t)(srv->cfg->max_output_mib * 1048576.0);
+    size_t held = s->nqueued + s->nparked;
+    /* Its results pile up (we may have stopped reading it for that): it is
+     * judged by them below, and its silence then says nothing. */
+    int output_bound =
+        out > outcap / 2 || (s->paused && held < (size_t)srv->cfg->max_queue / 2 && out > 0);
+    if (output_bound)
+        s->last_rx = now;
     if (now - s->last_rx > srv->cfg->dead_after) {
         pp_log(&srv->log, PP_LOG_WARN, "%s: no frame for %.1f s; closing", s->peer,
                now - s->last_rx);
@@ -532,9 +541,7 @@ void session_tick(session *s, double now)
         session_free(s);
         return;
     }
-    size_t out = pp_conn_outbytes(s->conn);
-    size_t outcap = (size_t)(srv->cfg->max_output_mib * 1048576.0);
-    if (out > outcap / 2 && out >= s->out_mark) {
+    if (output_bound && out >= s->out_mark) {
         if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || out > outcap) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: the client does not read its results "
                                            "(%zu bytes waiting); closing", s->peer, out);

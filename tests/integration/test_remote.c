@@ -2139,14 +2139,15 @@ static void test_g1_raw_flood(void)
 }
 
 /* F6: a client that sends jobs and then reads none of their results.  The
- * node holds at most --max-output-mib of results for it, then cuts it off
- * (well before --dead-after would close a silent client); another client is
+ * node cuts it off once more than --max-output-mib of results wait for it,
+ * or when half of that has waited --dead-after seconds (the node has then
+ * stopped reading it, so its silence alone is no reason); another client is
  * served meanwhile, and the node's descriptors and memory come back. */
 static void test_f6_client_not_reading(void)
 {
     srv_harness *h = start_server(&(srv_opts){
         .args = ARGS("-w", "2", "--max-output-mib", "1", "--heartbeat", "0.2", "--dead-after",
-                     "30", "--log-level", "info")});
+                     "3", "--log-level", "info")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     /* The task module, shipped by hand. */
