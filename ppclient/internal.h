@@ -61,6 +61,9 @@ struct pp_job {
     pp_node *node;               /* where it ran */
     uint64_t run_ns;             /* task run time, for the node's statistics */
     int attempts;                /* (sched) node failures while it ran there */
+    int end_status;              /* (sched) how it ended, until publish() makes it
+                                    the status: readers of a final status may
+                                    then read the result */
     struct pp_job *next;         /* in the incoming, ready, done or callback list */
     size_t len;
     unsigned char arg[];         /* the argument bytes, copied at submit */

@@ -39,7 +39,7 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
     j->result_len = len;
     j->node = node;
     j->run_ns = run_ns;
-    atomic_store_explicit(&j->status, status, memory_order_relaxed);
+    j->end_status = status;
     job_list_push(&s->done, j);
 }
 
@@ -55,7 +55,7 @@ static void publish(pp_server *s)
     pthread_mutex_lock(&s->mu);
     pp_job *j;
     while ((j = job_list_pop(&done))) {
-        int st = atomic_load_explicit(&j->status, memory_order_relaxed);
+        int st = j->end_status;
         atomic_store_explicit(&j->status, st, memory_order_release);
         if (st == PP_DONE)
             s->ndone++;
