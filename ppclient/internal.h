@@ -5,7 +5,8 @@
  * the event loop, the worker pool and every fd; one callback thread (started
  * on the first job that has a callback) runs callbacks.  `mu` guards what
  * the three share, marked (mu) below; fields marked (sched) belong to the
- * scheduler thread alone. */
+ * scheduler thread alone.  Short-lived detached threads look up node host
+ * names (remote.c); they touch only their own request, never the server. */
 #ifndef PP_INTERNAL_H
 #define PP_INTERNAL_H
 

@@ -8,11 +8,18 @@
  *
  * Every dispatch has its own id (slot | sequence << SLOT_BITS): a result is
  * taken only from the connection and slot it was sent to, so a late
- * duplicate from a connection already given up never reaches the caller. */
+ * duplicate from a connection already given up never reaches the caller.
+ *
+ * A node named by a host name is looked up on a short-lived thread: a slow
+ * DNS server must not stall the scheduler (local jobs, other nodes,
+ * heartbeats).  Numeric addresses need no lookup and connect at once. */
 #include <errno.h>
+#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +46,20 @@ typedef struct slot {
     uint64_t id;
 } slot;
 
+/* A name lookup on a detached thread of its own.  The thread and the remote
+ * hold a reference each and the last one frees it: pp_server_free() never
+ * waits for a slow lookup, it drops the remote's reference, and the thread,
+ * when done, touches only this struct (never the server). */
+typedef struct lookup {
+    atomic_int refs;
+    atomic_int done;              /* res and err are final (release) */
+    int efd;                      /* written once by the thread when done */
+    int port;
+    struct addrinfo *res;         /* the addresses, or NULL with err; owned until taken */
+    char err[PP_ERR_LEN];
+    char host[256];
+} lookup;
+
 typedef struct remote {
     pp_server *s;
     pp_node *node;
@@ -47,6 +68,10 @@ typedef struct remote {
     int state;
     int fd;                       /* while connecting */
     pp_io cio;
+    lookup *lk;                   /* while looking the host up (state R_CONNECTING) */
+    pp_io lio;                    /* watches lk->efd */
+    struct addrinfo *addrs;       /* while connecting: the host's addresses (owned) */
+    const struct addrinfo *untried; /* those of addrs not tried yet */
     pp_conn *conn;
     pp_timer timer;               /* connect or handshake deadline, reconnect */
     pp_timer hb;                  /* heartbeat */
@@ -72,6 +97,8 @@ typedef struct remote {
 
 static void r_connect(remote *r);
 static void r_lost(remote *r, const char *why, int count_attempt, double retry);
+static void r_connect_next(remote *r);
+static void lookup_drop(remote *r);
 
 static void set_state(remote *r, int state, int node_state)
 {
@@ -113,7 +140,13 @@ static void r_timer(pp_loop *loop, pp_timer *t)
         r_connect(r);
         break;
     case R_CONNECTING:
-        r_lost(r, "connection timed out", 0, 0);
+        if (r->untried) { /* a host with several addresses: try the next one */
+            pp_log(&r->s->log, PP_LOG_DEBUG, "%s: connection timed out; trying the next address",
+                   r->node->name);
+            r_connect_next(r);
+        } else {
+            r_lost(r, "connection timed out", 0, 0);
+        }
         break;
     default:
         r_lost(r, "no handshake from the node in time", 0, 0);
@@ -158,6 +191,12 @@ static void r_lost(remote *r, const char *why, int count_attempt, double retry)
         pp_loop_del(s->loop, &r->cio);
         close(r->fd);
         r->fd = -1;
+    }
+    lookup_drop(r);
+    if (r->addrs) {
+        freeaddrinfo(r->addrs);
+        r->addrs = NULL;
+        r->untried = NULL;
     }
     int requeued = 0, lost = 0;
     for (uint32_t i = 0; r->slots && i < MAX_SLOTS; i++) {
@@ -456,11 +495,22 @@ static void r_connected(pp_loop *loop, pp_io *io, unsigned ev)
     remote *r = io->data;
     pp_server *s = r->s;
     int e = pp_net_connect_result(r->fd);
+    if (e != 0 && r->untried) { /* a host with several addresses: try the next one */
+        pp_log(&s->log, PP_LOG_DEBUG, "%s: %s; trying the next address", r->node->name,
+               strerror(e));
+        r_connect_next(r);
+        return;
+    }
     if (e != 0) {
         r_lost(r, strerror(e), 0, 0);
         return;
     }
     pp_loop_del(s->loop, &r->cio);
+    if (r->addrs) {
+        freeaddrinfo(r->addrs);
+        r->addrs = NULL;
+        r->untried = NULL;
+    }
     pp_conn_cbs cbs = {.on_frame = r_frame, .on_close = r_closed};
     r->conn = pp_conn_new(s->loop, r->fd, r->fd, PP_WIRE_PREAUTH_MAX, PP_T_NET_MAX, NULL,
                           &cbs, r);
@@ -483,14 +533,26 @@ static void r_connected(pp_loop *loop, pp_io *io, unsigned ev)
     pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
 }
 
-static void r_connect(remote *r)
+static void set_connecting(remote *r)
+{
+    if (r->node->state != PP_NODE_AUTH_FAILED)
+        set_state(r, R_CONNECTING, PP_NODE_CONNECTING);
+    else
+        r->state = R_CONNECTING;
+}
+
+/* Starts a non-blocking connect to the next untried address of r->addrs,
+ * closing the attempt before it, if any. */
+static void r_connect_next(remote *r)
 {
     pp_server *s = r->s;
-    pthread_mutex_lock(&s->mu);
-    r->node->connects++;
-    pthread_mutex_unlock(&s->mu);
+    if (r->fd >= 0) {
+        pp_loop_del(s->loop, &r->cio);
+        close(r->fd);
+        r->fd = -1;
+    }
     char err[PP_ERR_LEN];
-    int fd = pp_net_connect(r->host, r->port, err);
+    int fd = pp_net_connect_ai(r->untried, &r->untried, r->host, r->port, err);
     if (fd < 0) {
         r_lost(r, err, 0, 0);
         return;
@@ -501,11 +563,144 @@ static void r_connect(remote *r)
         r_lost(r, "cannot watch the socket", 0, 0);
         return;
     }
-    if (r->node->state != PP_NODE_AUTH_FAILED)
-        set_state(r, R_CONNECTING, PP_NODE_CONNECTING);
-    else
-        r->state = R_CONNECTING;
+    set_connecting(r);
     pp_timer_start(s->loop, &r->timer, pp_now() + CONNECT_TIMEOUT);
+}
+
+/* ---- name lookup ---- */
+
+static void lookup_unref(lookup *lk)
+{
+    if (atomic_fetch_sub_explicit(&lk->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (lk->res)
+        freeaddrinfo(lk->res);
+    close(lk->efd);
+    free(lk);
+}
+
+/* Stops waiting for r's lookup: one still running finishes alone and frees
+ * itself. */
+static void lookup_drop(remote *r)
+{
+    if (!r->lk)
+        return;
+    pp_loop_del(r->s->loop, &r->lio); /* before the fd can be closed */
+    lookup_unref(r->lk);
+    r->lk = NULL;
+}
+
+static void *lookup_main(void *arg)
+{
+    lookup *lk = arg;
+    pp_net_resolve(lk->host, lk->port, 0, &lk->res, lk->err);
+    atomic_store_explicit(&lk->done, 1, memory_order_release);
+    uint64_t one = 1;
+    while (write(lk->efd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+    lookup_unref(lk);
+    return NULL;
+}
+
+/* The lookup ended (scheduler thread): connect, or count a failed attempt. */
+static void lookup_ready(pp_loop *loop, pp_io *io, unsigned ev)
+{
+    (void)loop;
+    (void)ev;
+    remote *r = io->data;
+    lookup *lk = r->lk;
+    /* Done is set before the eventfd is written; an event left from a lookup
+     * dropped earlier in this turn finds none, or one not done. */
+    if (!lk || !atomic_load_explicit(&lk->done, memory_order_acquire))
+        return;
+    char err[PP_ERR_LEN];
+    memcpy(err, lk->err, sizeof err);
+    struct addrinfo *res = lk->res;
+    lk->res = NULL; /* ours now: the thread is past touching it */
+    lookup_drop(r);
+    if (!res) {
+        r_lost(r, err, 0, 0);
+        return;
+    }
+    r->addrs = res;
+    r->untried = res;
+    r_connect_next(r);
+}
+
+/* Starts looking r->host up on a detached thread; lookup_ready() follows.
+ * Returns 0, or -1 with the reason in err. */
+static int lookup_start(remote *r, char *err)
+{
+    pp_server *s = r->s;
+    lookup *lk = calloc(1, sizeof *lk);
+    if (!lk) {
+        pp_seterr(err, "cannot resolve %s: out of memory", r->host);
+        return -1;
+    }
+    snprintf(lk->host, sizeof lk->host, "%s", r->host);
+    lk->port = r->port;
+    atomic_init(&lk->refs, 2);
+    atomic_init(&lk->done, 0);
+    lk->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    r->lio = (pp_io){.fd = lk->efd, .fn = lookup_ready, .data = r};
+    if (lk->efd < 0 || pp_loop_add(s->loop, &r->lio, PP_EV_READ) != 0) {
+        pp_seterr(err, "cannot resolve %s: %s", r->host, strerror(errno));
+        if (lk->efd >= 0)
+            close(lk->efd);
+        free(lk);
+        return -1;
+    }
+    /* Detached: nobody waits for a lookup.  All signals blocked: they stay
+     * with the application's threads. */
+    pthread_attr_t attr;
+    pthread_t th;
+    sigset_t all, old;
+    sigfillset(&all);
+    int e = pthread_attr_init(&attr);
+    if (e == 0) {
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        e = pthread_create(&th, &attr, lookup_main, lk);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
+    if (e != 0) {
+        pp_seterr(err, "cannot resolve %s: cannot start a thread: %s", r->host, strerror(e));
+        pp_loop_del(s->loop, &r->lio);
+        close(lk->efd);
+        free(lk);
+        return -1;
+    }
+    r->lk = lk;
+    return 0;
+}
+
+static void r_connect(remote *r)
+{
+    pp_server *s = r->s;
+    pthread_mutex_lock(&s->mu);
+    r->node->connects++;
+    pthread_mutex_unlock(&s->mu);
+    char err[PP_ERR_LEN];
+    struct addrinfo *res;
+    int rc = pp_net_resolve(r->host, r->port, 1, &res, err);
+    if (rc == EAI_NONAME) {
+        /* A name: looked up on a thread, with no deadline of ours (the
+         * resolver bounds its own time), and one lookup per node at most. */
+        if (lookup_start(r, err) != 0) {
+            r_lost(r, err, 0, 0);
+            return;
+        }
+        set_connecting(r);
+        return;
+    }
+    if (rc != 0) {
+        r_lost(r, err, 0, 0);
+        return;
+    }
+    r->addrs = res;
+    r->untried = res;
+    r_connect_next(r);
 }
 
 /* ---- dispatch ---- */
@@ -682,6 +877,9 @@ void pp_remote_stop(pp_server *s)
             pp_loop_del(s->loop, &r->cio);
             close(r->fd);
         }
+        lookup_drop(r); /* a lookup still running frees itself when done */
+        if (r->addrs)
+            freeaddrinfo(r->addrs);
         free(r->slots);
         free(r->freelist);
         free(r);

@@ -95,19 +95,28 @@ int pp_net_accept(int lfd, char *peer, size_t peerlen)
     return fd;
 }
 
-int pp_net_connect(const char *host, int port, char *err)
+int pp_net_resolve(const char *host, int port, int numeric_only, struct addrinfo **res,
+                   char *err)
 {
     char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    int rc = getaddrinfo(host, portstr, &hints, &res);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = numeric_only ? AI_NUMERICHOST : 0};
+    *res = NULL;
+    int rc = getaddrinfo(host, portstr, &hints, res);
     if (rc != 0) {
+        *res = NULL;
         pp_seterr(err, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
+        return rc;
     }
+    return 0;
+}
+
+int pp_net_connect_ai(const struct addrinfo *ai, const struct addrinfo **rest, const char *host,
+                      int port, char *err)
+{
     int fd = -1, last = 0;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    for (; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     ai->ai_protocol);
         if (fd < 0) {
@@ -120,12 +129,24 @@ int pp_net_connect(const char *host, int port, char *err)
         close(fd);
         fd = -1;
     }
-    freeaddrinfo(res);
+    if (rest)
+        *rest = ai ? ai->ai_next : NULL;
     if (fd < 0) {
-        pp_seterr(err, "cannot connect to %s:%d: %s", host, port, strerror(last));
+        pp_seterr(err, "cannot connect to %s:%d: %s", host, port,
+                  strerror(last ? last : EADDRNOTAVAIL));
         return -1;
     }
     tune(fd);
+    return fd;
+}
+
+int pp_net_connect(const char *host, int port, char *err)
+{
+    struct addrinfo *res;
+    if (pp_net_resolve(host, port, 0, &res, err) != 0)
+        return -1;
+    int fd = pp_net_connect_ai(res, NULL, host, port, err);
+    freeaddrinfo(res);
     return fd;
 }
 

@@ -19,8 +19,26 @@ int pp_net_accept(int lfd, char *peer, size_t peerlen);
 
 /* Starts a non-blocking connect to host:port (the first address that takes
  * it).  Returns the fd (connected or in progress: wait for writability and
- * call pp_net_connect_result()), or -1. */
+ * call pp_net_connect_result()), or -1.  Resolves host first, which for a
+ * name may wait on DNS for seconds: an event loop uses the two calls below. */
 int pp_net_connect(const char *host, int port, char *err);
+
+struct addrinfo;
+
+/* Resolves host:port into the addresses to connect to.  A name may wait on
+ * DNS for seconds; with `numeric_only`, nothing is looked up and a name fails
+ * with EAI_NONAME.  Returns 0 with the list in *res (the caller frees it with
+ * freeaddrinfo()), or the getaddrinfo() error with "cannot resolve HOST:
+ * reason" in err and *res NULL. */
+int pp_net_resolve(const char *host, int port, int numeric_only, struct addrinfo **res,
+                   char *err);
+
+/* Starts a non-blocking connect, as pp_net_connect() does, to the first
+ * address of the list `ai` that takes it (host and port only name it in
+ * errors).  *rest (when rest is not NULL) gets the addresses after that one,
+ * to try if it fails later; NULL when none is left.  Returns the fd, or -1. */
+int pp_net_connect_ai(const struct addrinfo *ai, const struct addrinfo **rest, const char *host,
+                      int port, char *err);
 
 /* After writability: 0 when connected, else the errno of the failure. */
 int pp_net_connect_result(int fd);

@@ -3,7 +3,8 @@
  * against raw clients: remote results and statistics, spreading, module
  * shipping, the handshake and its attacks (reliability.md rows A1..A7),
  * slow and hostile connections (B), bad frames (C), bad compressed input
- * (D), node failures (F), load (G) and SIGTERM.
+ * (D), node failures (F), load (G) and SIGTERM; nodes given by name, whose
+ * lookup never stalls the scheduler.
  *
  * Every test starts its own servers (tests/support/server_harness.c), waits
  * only with deadlines, and ends by checking that the server still runs a
@@ -12,7 +13,10 @@
 #include <CUnit/CUnit.h>
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pp.h>
@@ -198,8 +202,13 @@ static void check_server_exit(srv_harness *h)
     }
 }
 
+static void slow_hold(int on);
+static char *capture_end(void);
+
 static void test_teardown(void)
 {
+    slow_hold(0);
+    free(capture_end());
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (clients[i])
             client_free(clients[i]);
@@ -838,6 +847,311 @@ static void test_no_wait_behind_long_job(void)
     pp_job_free(slow);
     client_free(s);
     CU_ASSERT(served(h));
+}
+
+/* ==== nodes given by name ============================================== */
+
+/* getaddrinfo() as libpp sees it.  This executable's definition comes
+ * first (libpp calls it through the PLT), which makes a slow lookup without
+ * any network: a lookup of SLOW_NAME waits while the test holds it (10 s at
+ * most), then resolves as 127.0.0.1.  Everything else, and every numeric
+ * lookup, goes straight to the C library. */
+#define SLOW_NAME "slow-lookup.pp-test"
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int hold;                /* lookups of SLOW_NAME wait while set */
+    int waiting;             /* lookups waiting now */
+    int running;             /* lookups of SLOW_NAME not yet returned */
+    int calls;               /* lookups of SLOW_NAME so far */
+} slow = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+__attribute__((visibility("default"))) int getaddrinfo(const char *restrict node,
+                                                       const char *restrict service,
+                                                       const struct addrinfo *restrict hints,
+                                                       struct addrinfo **restrict res)
+{
+    gai_fn real = (gai_fn)dlsym(RTLD_NEXT, "getaddrinfo");
+    if (!real)
+        return EAI_SYSTEM;
+    if (!node || strcmp(node, SLOW_NAME) != 0 || (hints && (hints->ai_flags & AI_NUMERICHOST)))
+        return real(node, service, hints, res);
+    pthread_mutex_lock(&slow.mu);
+    slow.calls++;
+    slow.running++;
+    slow.waiting++;
+    struct timespec end;
+    clock_gettime(CLOCK_REALTIME, &end);
+    end.tv_sec += 10;
+    while (slow.hold && pthread_cond_timedwait(&slow.cv, &slow.mu, &end) != ETIMEDOUT) {
+    }
+    slow.waiting--;
+    pthread_mutex_unlock(&slow.mu);
+    int rc = real("127.0.0.1", service, hints, res);
+    pthread_mutex_lock(&slow.mu);
+    slow.running--;
+    pthread_mutex_unlock(&slow.mu);
+    return rc;
+}
+
+static void slow_hold(int on)
+{
+    pthread_mutex_lock(&slow.mu);
+    slow.hold = on;
+    pthread_cond_broadcast(&slow.cv);
+    pthread_mutex_unlock(&slow.mu);
+}
+
+/* Reads one of slow's counters. */
+static int slow_get(const int *field)
+{
+    pthread_mutex_lock(&slow.mu);
+    int v = *field;
+    pthread_mutex_unlock(&slow.mu);
+    return v;
+}
+
+/* Waits (bounded) until *field == want; 1 when it is. */
+static int slow_wait(const int *field, int want, double limit)
+{
+    double end = now_s() + limit;
+    while (slow_get(field) != want && now_s() < end)
+        sleep_s(0.005);
+    return slow_get(field) == want;
+}
+
+/* libpp logs to stderr: a test may read it back from a file. */
+static int saved_stderr = -1;
+static char capture_path[300];
+
+static int capture_start(void)
+{
+    snprintf(capture_path, sizeof capture_path, "%s/stderr-XXXXXX", tmpdir);
+    int fd = mkstemp(capture_path);
+    if (fd < 0)
+        return -1;
+    fflush(stderr);
+    saved_stderr = dup(2);
+    if (saved_stderr < 0 || dup2(fd, 2) < 0) {
+        close(fd);
+        unlink(capture_path);
+        if (saved_stderr >= 0)
+            close(saved_stderr);
+        saved_stderr = -1;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Puts stderr back; returns what was written meanwhile (malloc'd, also
+ * copied to the real stderr), or NULL when nothing was captured. */
+static char *capture_end(void)
+{
+    if (saved_stderr < 0)
+        return NULL;
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    char *text = NULL;
+    FILE *fp = fopen(capture_path, "r");
+    if (fp) {
+        text = malloc(65537);
+        if (text)
+            text[fread(text, 1, 65536, fp)] = 0;
+        fclose(fp);
+    }
+    unlink(capture_path);
+    if (text)
+        fputs(text, stderr);
+    return text;
+}
+
+/* A client of the named nodes with a secret of its own (no server checks
+ * it: these nodes never get that far). */
+static pp_server *client_of_names(int ncpus, const char *const *names, const char *secret)
+{
+    pp_config cfg = {.ncpus = ncpus,
+                     .ppservers = names,
+                     .secret = secret ? secret : "not-a-real-secret-0123456789abcdef",
+                     .log_level = "warn",
+                     .heartbeat = 0.2,
+                     .node_timeout = 1.0};
+    pp_server *s = pp_server_new(&cfg);
+    if (!s)
+        fprintf(stderr, "pp_server_new: %s\n", pp_last_error());
+    else
+        client_register(s);
+    return s;
+}
+
+static void test_node_by_name(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char name[64];
+    snprintf(name, sizeof name, "localhost:%d", h->port);
+    pp_server *s = client_of_names(0, ARGS(name), h->secret);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(wait_state(s, name, PP_NODE_UP, 10));
+    enum { N = 50 };
+    pp_job *jobs[N];
+    submit_squares(s, jobs, N, -20);
+    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 30), N);
+    CU_ASSERT_EQUAL(squares_right(jobs, N, -20, name), N);
+    for (int i = 0; i < N; i++)
+        pp_job_free(jobs[i]);
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && ni.ncpus == 2);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+static void test_slow_lookup(void)
+{
+    /* Node a by address (heartbeats every 0.2 s, dead after 1 s silent),
+     * node h by a name whose lookup is held. */
+    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    char byaddr[64], byname[64];
+    node_name(a, byaddr, sizeof byaddr);
+    snprintf(byname, sizeof byname, SLOW_NAME ":%d", h->port);
+    slow_hold(1);
+    int calls = slow_get(&slow.calls);
+    double t0 = now_s();
+    pp_server *s = client_of_names(1, ARGS(byaddr, byname), h->secret);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    double took = now_s() - t0;
+    printf("\n    pp_server_new took %.3f s with the lookup held ", took);
+    CU_ASSERT_FATAL(took < 5.0); /* a blocking lookup holds it 10 s */
+    CU_ASSERT_FATAL(slow_wait(&slow.waiting, 1, 5));
+    CU_ASSERT_FATAL(wait_state(s, byaddr, PP_NODE_UP, 10));
+    CU_ASSERT_EQUAL(node_state(s, byname), PP_NODE_CONNECTING);
+
+    /* The lookup stays held for 1.5 s: jobs finish locally and on the other
+     * node meanwhile, and that node's heartbeats keep it up. */
+    double held_since = now_s();
+    enum { N = 40 };
+    pp_job *jobs[N];
+    int rounds = 0, slowest_ms = 0;
+    while (now_s() - held_since < 1.5 && rounds < 100) {
+        double r0 = now_s();
+        submit_squares(s, jobs, N, rounds);
+        CU_ASSERT_EQUAL(wait_jobs(jobs, N, 5), N);
+        CU_ASSERT_EQUAL(squares_right(jobs, N, rounds, NULL), N);
+        for (int i = 0; i < N; i++)
+            pp_job_free(jobs[i]);
+        int ms = (int)((now_s() - r0) * 1000);
+        slowest_ms = ms > slowest_ms ? ms : slowest_ms;
+        rounds++;
+        sleep_s(0.05);
+    }
+    printf("\n    %d rounds of %d jobs while the lookup was held, slowest %d ms ", rounds, N,
+           slowest_ms);
+    CU_ASSERT(slowest_ms < 1000);
+    CU_ASSERT_EQUAL(slow_get(&slow.waiting), 1);
+    CU_ASSERT_EQUAL(slow_get(&slow.calls), calls + 1); /* one lookup per node at a time */
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, byaddr, &ni) == 0 && ni.state == PP_NODE_UP && ni.connects == 1);
+    CU_ASSERT(node_info(s, byname, &ni) == 0 && ni.state == PP_NODE_CONNECTING &&
+              ni.connects == 1);
+
+    /* Released: the name resolves and that node comes up and runs the jobs
+     * once the others are gone. */
+    slow_hold(0);
+    CU_ASSERT_FATAL(wait_state(s, byname, PP_NODE_UP, 10));
+    CU_ASSERT(node_info(s, byname, &ni) == 0 && ni.connects == 1 && ni.ncpus == 2);
+    CU_ASSERT_EQUAL(pp_set_ncpus(s, 0), 0);
+    int st = srv_stop(a, 10);
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CU_ASSERT(wait_state(s, byaddr, PP_NODE_DOWN, 10));
+    pp_job *more[N];
+    submit_squares(s, more, N, 1000);
+    CU_ASSERT_EQUAL(wait_jobs(more, N, 30), N);
+    CU_ASSERT_EQUAL(squares_right(more, N, 1000, byname), N);
+    for (int i = 0; i < N; i++)
+        pp_job_free(more[i]);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+static void test_unresolvable_name(void)
+{
+    const char *bad = "no-such-host.invalid:1";
+    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    pp_server *s = client_of_names(1, ARGS(bad), NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    /* The resolver bounds its own time: 30 s covers its defaults. */
+    CU_ASSERT(wait_state(s, bad, PP_NODE_DOWN, 30));
+    enum { N = 40 };
+    pp_job *jobs[N];
+    double t0 = now_s();
+    for (int round = 0; round < 5; round++) {
+        double r0 = now_s();
+        submit_squares(s, jobs, N, round);
+        CU_ASSERT_EQUAL(wait_jobs(jobs, N, 5), N);
+        CU_ASSERT_EQUAL(squares_right(jobs, N, round, "local"), N);
+        CU_ASSERT(now_s() - r0 < 1.0);
+        for (int i = 0; i < N; i++)
+            pp_job_free(jobs[i]);
+        sleep_s(0.1);
+    }
+    printf("\n    5 rounds of %d local jobs in %.2f s beside the unresolvable node ", N,
+           now_s() - t0);
+    int st = node_state(s, bad);
+    CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING); /* retried with backoff */
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, bad, &ni) == 0 && ni.connects >= 1 && ni.connects < 20);
+    client_free(s);
+    char *log = capture_end();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    CU_ASSERT_PTR_NOT_NULL(strstr(log, "no-such-host.invalid:1: cannot reach the node: "
+                                      "cannot resolve no-such-host.invalid: "));
+    free(log);
+}
+
+/* Open descriptors of this process. */
+static int own_fds(void)
+{
+    return fd_count(getpid());
+}
+
+static void test_free_during_lookup(void)
+{
+    /* pp_server_free() does not wait for a lookup; the lookup, released
+     * after the server is gone, finishes alone: it touches no freed memory
+     * (ASan) and leaves no descriptor and no allocation behind
+     * (LeakSanitizer at exit). */
+    const char *name = SLOW_NAME ":1";
+    int base = own_fds();
+    double slowest = 0;
+    for (int round = 0; round < 10; round++) {
+        slow_hold(1);
+        pp_server *s = client_of_names(0, ARGS(name), NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        CU_ASSERT_FATAL(slow_wait(&slow.waiting, 1, 5));
+        double t0 = now_s();
+        client_free(s);
+        double took = now_s() - t0;
+        slowest = took > slowest ? took : slowest;
+        CU_ASSERT_FATAL(took < 2.0); /* a blocked scheduler: stop here, not 10 times */
+        if (round == 0)
+            sleep_s(0.2); /* the server stays gone a while before the lookup ends */
+        slow_hold(0);
+        CU_ASSERT(slow_wait(&slow.running, 0, 5));
+    }
+    printf("\n    pp_server_free() took at most %.3f s with a lookup held ", slowest);
+    /* The lookup thread closes its eventfd just after getaddrinfo() returns. */
+    double end = now_s() + 5;
+    while (own_fds() != base && now_s() < end)
+        sleep_s(0.01);
+    CU_ASSERT_EQUAL(own_fds(), base);
 }
 
 /* ==== authentication (A) ============================================ */
@@ -2413,6 +2727,14 @@ int pp_register_suites(void)
         {"a module is shipped once", test_module_shipped_once},
         {"no job waits behind a long one beside an idle worker", test_no_wait_behind_long_job},
         {NULL, NULL}};
+    static const pp_test names[] = {
+        {"N1 node name localhost:PORT: the node comes up and runs jobs", test_node_by_name},
+        {"N2 node name looked up slowly: jobs and heartbeats go on", test_slow_lookup},
+        {"N3 node name unresolvable: down, reason logged, local jobs run",
+         test_unresolvable_name},
+        {"N4 node name lookup pending at pp_server_free(): returns at once, no leak",
+         test_free_during_lookup},
+        {NULL, NULL}};
     static const pp_test auth[] = {
         {"A1 wrong secret", test_a1_wrong_secret},
         {"A2 fake server gets no job", test_a2_fake_server},
@@ -2453,7 +2775,8 @@ int pp_register_suites(void)
      * tests/integration/netns_run.sh sets up. */
     if (getenv("PP_TEST_NETNS"))
         return add_suite("partition", partition);
-    if (add_suite("results", results) || add_suite("authentication", auth) ||
+    if (add_suite("results", results) || add_suite("node names", names) ||
+        add_suite("authentication", auth) ||
         add_suite("connections", conns) || add_suite("frames and streams", frames) ||
         add_suite("node failures", faults) || add_suite("load", load))
         return -1;
