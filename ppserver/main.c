@@ -70,6 +70,12 @@ static const pp_conf_opt options[] = {
      "jobs queued per client before its socket is no longer read (default 8192)"},
     {"max-output-mib", 0, PP_CONF_DOUBLE, O(max_output_mib), 1, 65536, "MIB",
      "results waiting for a client that does not read them, at most (default 256)"},
+    {"max-auth-failures", 0, PP_CONF_INT, O(max_auth_failures), 0, 1000000, "N",
+     "wrong secrets from one address within --auth-lockout before it is refused "
+     "(default 20; 0 = never)"},
+    {"auth-lockout", 0, PP_CONF_DOUBLE, O(auth_lockout), 1, 86400, "SECONDS",
+     "how long such an address is refused, and the window failures count in "
+     "(default 60)"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -136,9 +142,11 @@ static void cfg_defaults(srv_cfg *c)
     c->auth_delay = 0.2;
     c->max_queue = 8192;
     c->max_output_mib = 256;
+    c->max_auth_failures = 20;
+    c->auth_lockout = 60;
 }
 
-/* Reads the secret file, refusing one that group or others may read. */
+/* --gen-secret: a fresh secret into a new file of mode 0600. */
 static int gen_secret(const char *path)
 {
     char hex[65];

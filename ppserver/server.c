@@ -118,14 +118,66 @@ static void tick(pp_loop *loop, pp_timer *t)
     pp_timer_start(loop, t, now + srv->cfg->heartbeat);
 }
 
-/* How many open connections come from this address. */
-static int per_address(server *srv, const char *peer)
+/* The entry for addr, or NULL; with `add`, a new one in a free slot or in
+ * place of the entry last touched longest ago. */
+static auth_fail *auth_fail_entry(server *srv, const char *addr, int add, double now)
 {
-    char addr[64];
-    snprintf(addr, sizeof addr, "%s", peer);
+    auth_fail *victim = NULL;
+    for (int i = 0; i < AUTH_FAIL_SLOTS; i++) {
+        auth_fail *f = &srv->fails[i];
+        if (f->addr[0] && strcmp(f->addr, addr) == 0)
+            return f;
+        if (add && (!victim || (victim->addr[0] &&
+                                (!f->addr[0] || PP_MAX(f->since, f->until) <
+                                                    PP_MAX(victim->since, victim->until)))))
+            victim = f;
+    }
+    if (victim) {
+        memset(victim, 0, sizeof *victim);
+        snprintf(victim->addr, sizeof victim->addr, "%s", addr);
+        victim->since = now;
+    }
+    return victim;
+}
+
+int server_auth_failed(server *srv, const char *addr, double now)
+{
+    auth_fail *f = auth_fail_entry(srv, addr, 1, now);
+    double window = srv->cfg->auth_lockout;
+    if (now - f->since > window) {
+        f->count = 0;
+        f->since = now;
+    }
+    f->count++;
+    int max = srv->cfg->max_auth_failures;
+    if (max > 0 && f->count >= max && f->until <= now) {
+        f->until = now + window;
+        pp_log(&srv->log, PP_LOG_WARN,
+               "%s: %d wrong secrets within %.0f s; refusing connections from it for %.0f s",
+               addr, f->count, window, window);
+    }
+    return f->count;
+}
+
+/* 1 while addr is refused for its wrong secrets. */
+static int auth_locked(server *srv, const char *addr, double now)
+{
+    auth_fail *f = auth_fail_entry(srv, addr, 0, now);
+    return f && f->until > now;
+}
+
+/* "ip" of an "ip:port". */
+static void addr_of(const char *peer, char addr[64])
+{
+    snprintf(addr, 64, "%s", peer);
     char *colon = strrchr(addr, ':');
     if (colon)
         *colon = 0;
+}
+
+/* How many open connections come from this address. */
+static int per_address(server *srv, const char *addr)
+{
     int n = 0;
     for (session *s = srv->sessions; s; s = s->next)
         n += strcmp(s->addr, addr) == 0;
@@ -161,12 +213,20 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
                 pp_log(&srv->log, PP_LOG_WARN, "accept: %s", strerror(errno));
             return;
         }
+        char addr[64];
+        addr_of(peer, addr);
         const char *full = NULL;
+        if (auth_locked(srv, addr, pp_now())) {
+            /* Announced once when it began: closed without a word. */
+            pp_log(&srv->log, PP_LOG_DEBUG, "%s: refused: too many wrong secrets", peer);
+            close(fd);
+            continue;
+        }
         if (srv->stopping)
             full = "shutting down";
         else if (srv->nsessions >= srv->cfg->max_connections)
             full = "too many connections";
-        else if (per_address(srv, peer) >= srv->cfg->max_per_address)
+        else if (per_address(srv, addr) >= srv->cfg->max_per_address)
             full = "too many connections from this address";
         else if (srv->nunauth >= srv->cfg->max_unauth)
             drop_oldest_unauth(srv); /* idle handshakes cannot lock real clients out */

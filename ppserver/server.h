@@ -40,6 +40,8 @@ typedef struct srv_cfg {
     double auth_delay;
     int max_queue;            /* jobs queued per client before reading pauses */
     double max_output_mib;    /* results waiting for a client before it is cut off */
+    int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
+    double auth_lockout;      /* seconds */
 } srv_cfg;
 
 typedef struct session session;
@@ -65,6 +67,17 @@ typedef struct module {
 } module;
 
 enum { S_HELLO, S_AUTH, S_READY, S_CLOSING };
+
+/* Wrong secrets from one address: counted in a window, and an address with
+ * too many is refused until `until`.  A bounded table (AUTH_FAIL_SLOTS): a
+ * flood of addresses evicts the oldest entries, never grows memory. */
+enum { AUTH_FAIL_SLOTS = 256 };
+typedef struct auth_fail {
+    char addr[64];            /* "" = free */
+    int count;                /* failures since `since` */
+    double since;             /* start of the counting window */
+    double until;             /* refused until then (0 = not refused) */
+} auth_fail;
 
 struct session {
     server *srv;
@@ -113,6 +126,7 @@ struct server {
     int (*reload_workers)(server *srv); /* the new count, or -1 */
     int stopping;
     uint64_t jobs_done;
+    auth_fail fails[AUTH_FAIL_SLOTS];
 };
 
 /* server.c */
@@ -126,6 +140,9 @@ void server_destroy(server *srv);
 int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN]);
 /* A module arrived: run the jobs every session parked for it. */
 void server_module_ready(server *srv, int idx);
+/* Counts a wrong secret from addr; the failures from it in the current
+ * window (and, past the limit, the address is refused for a while). */
+int server_auth_failed(server *srv, const char *addr, double now);
 
 /* session.c */
 session *session_new(server *srv, int fd, const char *peer);

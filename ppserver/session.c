@@ -116,7 +116,10 @@ static int on_proof(session *s, const pp_frame *f)
     if (f->hdr.len != PP_MAC_LEN ||
         pp_auth_verify(&srv->key, PP_ROLE_CLIENT, s->ver, s->nc, s->ns, s->transcript,
                        f->payload) != 0) {
-        pp_log(&srv->log, PP_LOG_WARN, "%s: authentication failed (wrong secret?)", s->peer);
+        int n = server_auth_failed(srv, s->addr, pp_now());
+        pp_log(&srv->log, PP_LOG_WARN,
+               "%s: authentication failed (wrong secret?); %d from this address within %.0f s",
+               s->peer, n, srv->cfg->auth_lockout);
         /* A fixed delay, then one generic refusal: no oracle, no storm. */
         s->state = S_CLOSING;
         srv->nunauth--;

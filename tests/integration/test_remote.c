@@ -351,7 +351,9 @@ static int settle_fds(srv_harness *h, int base)
 
 /* ---- raw TCP clients ---- */
 
-static int raw_connect(int port)
+/* A TCP connection to 127.0.0.1:port from `src` (an address of
+ * 127.0.0.0/8; NULL = the kernel's choice, 127.0.0.1). */
+static int raw_connect_from(const char *src, int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -359,6 +361,14 @@ static int raw_connect(int port)
     struct timeval tv = {3, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (src) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        if (inet_pton(AF_INET, src, &me.sin_addr) != 1 ||
+            bind(fd, (struct sockaddr *)&me, sizeof me) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
@@ -367,6 +377,11 @@ static int raw_connect(int port)
     }
     track_fd(fd);
     return fd;
+}
+
+static int raw_connect(int port)
+{
+    return raw_connect_from(NULL, port);
 }
 
 static int send_all(int fd, const void *p, size_t n)
@@ -571,12 +586,12 @@ static int raw_challenge(int fd, hs_state *x)
     return ok ? 0 : -1;
 }
 
-/* A full client handshake with `secret`: returns the authenticated socket
- * (the server's ACCEPT checked), or -1. */
-static int raw_auth(int port, const char *secret, hs_state *x)
+/* A full client handshake with `secret` from `src` (NULL: 127.0.0.1):
+ * returns the authenticated socket (the server's ACCEPT checked), or -1. */
+static int raw_auth_from(const char *src, int port, const char *secret, hs_state *x)
 {
     memset(x, 0, sizeof *x);
-    int fd = raw_connect(port);
+    int fd = raw_connect_from(src, port);
     if (fd < 0)
         return -1;
     pp_auth_key k;
@@ -603,6 +618,11 @@ fail:
     fprintf(stderr, "raw handshake with port %d failed\n", port);
     raw_close(fd);
     return -1;
+}
+
+static int raw_auth(int port, const char *secret, hs_state *x)
+{
+    return raw_auth_from(NULL, port, secret, x);
 }
 
 /* A JOB payload: module hash, symbol, timeout, argument. */
@@ -1188,6 +1208,63 @@ static void test_a1_wrong_secret(void)
     CU_ASSERT(srv_log_count(h, ARGS("127.0.0.1:", "authentication failed")) >= 1);
     CU_ASSERT_EQUAL(srv_log_count(h, ARGS("client authenticated")), 0);
     CU_ASSERT(served(h));
+}
+
+/* One handshake with a wrong secret from 127.0.0.1: 1 when the node
+ * refused it with the authentication error and closed. */
+static int wrong_secret_once(int port)
+{
+    hs_state x;
+    memset(&x, 0, sizeof x);
+    int fd = raw_connect(port);
+    pp_auth_key k;
+    const char *wrong = "not-the-secret-0123456789";
+    if (fd < 0 || raw_hello(fd, &x, PP_PROTO_MIN, PP_PROTO_MAX, NULL) != 0 ||
+        raw_challenge(fd, &x) != 0 || pp_auth_derive(wrong, strlen(wrong), &k) != 0) {
+        raw_close(fd);
+        return 0;
+    }
+    pp_auth_proof(&k, PP_ROLE_CLIENT, x.ver, x.nc, x.ns, x.transcript, x.proof);
+    int ok = send_frame(fd, PP_T_PROOF, 0, 0, x.proof, PP_MAC_LEN) == 0;
+    refusal rf = expect_close(fd, 5);
+    raw_close(fd);
+    return ok && rf.closed && rf.got_error && rf.code == PP_E_AUTH;
+}
+
+/* Repeated wrong secrets from one address: counted, and past
+ * --max-auth-failures within --auth-lockout that address is refused at
+ * once for --auth-lockout seconds; other addresses are served meanwhile,
+ * and the address is served again afterwards. */
+static void test_a1_lockout(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS(
+        "-w", "1", "--max-auth-failures", "3", "--auth-lockout", "3", "--auth-delay", "0")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT(wrong_secret_once(h->port));
+    double locked_at = now_s();
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("3 from this address within 3 s")), 1);
+    CU_ASSERT_EQUAL(srv_log_count(h, ARGS("127.0.0.1: 3 wrong secrets within 3 s; refusing")),
+                    1);
+    /* 127.0.0.1 now: closed at once, no CHALLENGE. */
+    int fd = raw_connect(h->port);
+    CU_ASSERT_FATAL(fd >= 0);
+    hs_state x;
+    (void)raw_hello(fd, &x, PP_PROTO_MIN, PP_PROTO_MAX, NULL); /* may meet the close */
+    refusal rf = expect_close(fd, 2);
+    CU_ASSERT(rf.closed && rf.other == 0 && !rf.got_error);
+    raw_close(fd);
+    /* Another address is served meanwhile. */
+    fd = raw_auth_from("127.0.0.2", h->port, h->secret, &x);
+    CU_ASSERT(fd >= 0);
+    raw_close(fd);
+    /* After the lockout 127.0.0.1 is served again (libpp's client). */
+    CU_ASSERT(now_s() - locked_at < 3);
+    while (now_s() < locked_at + 3.2)
+        sleep_s(0.05);
+    CU_ASSERT(served(h));
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
 }
 
 static void *fake_main(void *arg)
@@ -2737,6 +2814,7 @@ int pp_register_suites(void)
         {NULL, NULL}};
     static const pp_test auth[] = {
         {"A1 wrong secret", test_a1_wrong_secret},
+        {"A1 repeated wrong secrets: the address is refused for a while", test_a1_lockout},
         {"A2 fake server gets no job", test_a2_fake_server},
         {"A3 replayed and reflected proofs", test_a3_replay_reflection},
         {"A4 version mismatch names both ranges", test_a4_version_mismatch},
