@@ -130,6 +130,7 @@ struct pp_server {
     pp_auth_key key;             /* from the secret */
     double heartbeat, node_timeout;
     int max_attempts;
+    int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
     uint8_t (*task_hash)[PP_SHA256_LEN]; /* (sched) SHA-256 of each task's module */
     uint8_t *task_hash_state;    /* (sched) 0 unknown, 1 known, 2 unreadable */
     uint32_t ntask_hash;         /* (sched) */

@@ -34,6 +34,7 @@ int pp_local_start(pp_server *s, char *err)
         .workers = s->ncpus_want,
         .max_frame = PP_MAX_FRAME,
         .log = &s->log,
+        .job_memory_mib = (unsigned)s->job_memory_mib,
     };
     pp_pool_cbs cbs = {.on_done = local_done, .on_requeue = local_requeue};
     s->pool = pp_pool_new(s->loop, &o, &cbs, s, err);

@@ -69,6 +69,11 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
         pp_set_error("pp_server_new: heartbeat, node_timeout and max_attempts must be >= 0");
         return NULL;
     }
+    if (cfg->job_memory_mib != 0 && (cfg->job_memory_mib < 64 || cfg->job_memory_mib > 1 << 24)) {
+        pp_set_error("pp_server_new: job_memory_mib must be 0 (no limit) or 64..16777216, not %d",
+                     cfg->job_memory_mib);
+        return NULL;
+    }
     int nremote = 0;
     for (const char *const *p = cfg->ppservers; p && *p; p++)
         nremote++;
@@ -130,6 +135,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     s->heartbeat = cfg->heartbeat > 0 ? cfg->heartbeat : 1.0;
     s->node_timeout = cfg->node_timeout > 0 ? cfg->node_timeout : 5.0;
     s->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
+    s->job_memory_mib = cfg->job_memory_mib;
     if (nremote && pp_auth_derive(secret, strlen(secret), &s->key) != 0) {
         pp_set_error("pp_server_new: cannot derive the authentication key (OpenSSL)");
         goto fail;

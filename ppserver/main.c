@@ -70,6 +70,9 @@ static const pp_conf_opt options[] = {
      "jobs queued per client before its socket is no longer read (default 8192)"},
     {"max-output-mib", 0, PP_CONF_DOUBLE, O(max_output_mib), 1, 65536, "MIB",
      "results waiting for a client that does not read them, at most (default 256)"},
+    {"job-memory-mib", 0, PP_CONF_INT, O(job_memory_mib), 0, 1 << 24, "MIB",
+     "virtual memory of each worker, its task included (RLIMIT_AS; default 0 = "
+     "no limit; at least 64)"},
     {"max-auth-failures", 0, PP_CONF_INT, O(max_auth_failures), 0, 1000000, "N",
      "wrong secrets from one address within --auth-lockout before it is refused "
      "(default 20; 0 = never)"},
@@ -303,6 +306,12 @@ int main(int argc, char **argv)
     if (pp_log_parse_level(cfg.log_level) < 0) {
         fprintf(stderr, "ppserver: unknown log level \"%s\" (error, warn, info, debug)\n",
                 cfg.log_level);
+        rc = EX_USAGE;
+        goto out;
+    }
+    if (cfg.job_memory_mib != 0 && cfg.job_memory_mib < 64) {
+        fprintf(stderr, "ppserver: --job-memory-mib %d is too small: 0 (no limit) or at "
+                        "least 64 (a worker needs some for itself)\n", cfg.job_memory_mib);
         rc = EX_USAGE;
         goto out;
     }

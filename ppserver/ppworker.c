@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -259,26 +260,28 @@ static void *flusher(void *arg)
 static void usage(void)
 {
     puts("usage: ppworker --req FIFO --resp FIFO --state FILE --parent PID\n"
-         "                [--max-frame BYTES]\n"
+         "                [--max-frame BYTES] [--max-memory-mib MIB]\n"
          "\n"
          "The pp worker process.  The worker pools of libpp and ppserver start it\n"
          "with a pair of named pipes; it runs the jobs it reads from --req (tasks\n"
          "loaded from their task modules) and writes the results to --resp; the\n"
          "--state file, shared with the pool, says which job is running.  It\n"
-         "exits at the end of its input or when its parent dies.");
+         "exits at the end of its input or when its parent dies.  --max-memory-mib\n"
+         "caps its virtual memory (RLIMIT_AS), tasks included.");
 }
 
 int main(int argc, char **argv)
 {
     const char *req = NULL, *resp = NULL, *state = NULL;
     long parent = 0;
-    unsigned long max_frame = 1u << 30;
+    unsigned long max_frame = 1u << 30, max_memory_mib = 0;
     static const struct option opts[] = {
         {"req", required_argument, NULL, 'r'},
         {"resp", required_argument, NULL, 'w'},
         {"state", required_argument, NULL, 's'},
         {"parent", required_argument, NULL, 'p'},
         {"max-frame", required_argument, NULL, 'm'},
+        {"max-memory-mib", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -291,6 +294,7 @@ int main(int argc, char **argv)
         case 's': state = optarg; break;
         case 'p': parent = strtol(optarg, NULL, 10); break;
         case 'm': max_frame = strtoul(optarg, NULL, 10); break;
+        case 'M': max_memory_mib = strtoul(optarg, NULL, 10); break;
         case 'h': usage(); return 0;
         case 'V': printf("ppworker %s\n", pp_version()); return 0;
         default: usage(); return 2;
@@ -308,6 +312,16 @@ int main(int argc, char **argv)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)parent)
         return 1;
+    if (max_memory_mib) {
+        /* Before any task module is loaded: the cap covers them too. */
+        struct rlimit rl = {.rlim_cur = (rlim_t)max_memory_mib << 20,
+                            .rlim_max = (rlim_t)max_memory_mib << 20};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) {
+            fprintf(stderr, "ppworker: cannot limit memory to %lu MiB: %s\n", max_memory_mib,
+                    strerror(errno));
+            return 1;
+        }
+    }
     signal(SIGPIPE, SIG_IGN);
 
     worker w = {0};

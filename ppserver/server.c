@@ -300,7 +300,8 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
         return -1;
     }
     pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
-                       .max_frame = srv->max_frame, .log = &srv->log};
+                       .max_frame = srv->max_frame, .log = &srv->log,
+                       .job_memory_mib = (unsigned)cfg->job_memory_mib};
     pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
     srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
     free(worker);

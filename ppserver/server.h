@@ -40,6 +40,7 @@ typedef struct srv_cfg {
     double auth_delay;
     int max_queue;            /* jobs queued per client before reading pauses */
     double max_output_mib;    /* results waiting for a client before it is cut off */
+    int job_memory_mib;       /* each worker's virtual memory; 0 = no limit */
     int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
     double auth_lockout;      /* seconds */
 } srv_cfg;

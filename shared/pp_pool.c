@@ -64,6 +64,7 @@ struct pp_pool {
     char *worker_path;
     char *tmpdir;
     uint32_t max_frame;
+    unsigned job_memory_mib;      /* 0 = no limit */
     const pp_log *log;
     char **envp;
     worker *workers;
@@ -390,11 +391,13 @@ static int spawn_worker(pp_pool *p, char *err)
     (void)fcntl(wfd, F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for large arguments */
     (void)fcntl(rfd, F_SETPIPE_SZ, 1 << 20);
 
-    char parent[24], maxf[24];
+    char parent[24], maxf[24], mem[24];
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     snprintf(maxf, sizeof maxf, "%u", p->max_frame);
+    snprintf(mem, sizeof mem, "%u", p->job_memory_mib);
     char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--state", state,
-                    "--parent", parent, "--max-frame", maxf, NULL};
+                    "--parent", parent, "--max-frame", maxf,
+                    p->job_memory_mib ? "--max-memory-mib" : NULL, mem, NULL};
 
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t fa;
@@ -627,6 +630,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->cbs = *cbs;
     p->ud = ud;
     p->max_frame = opts->max_frame;
+    p->job_memory_mib = opts->job_memory_mib;
     p->log = opts->log;
     p->depth = 1;
     p->respawn.fn = respawn_timer;

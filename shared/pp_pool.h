@@ -78,6 +78,7 @@ typedef struct pp_pool_opts {
     uint32_t max_frame;           /* largest argument or result */
     const pp_log *log;            /* may be NULL */
     const char *tmpdir;           /* where the FIFO directories go; NULL = $TMPDIR or /tmp */
+    unsigned job_memory_mib;      /* each worker's virtual memory (RLIMIT_AS); 0 = no limit */
 } pp_pool_opts;
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err

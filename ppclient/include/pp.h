@@ -92,6 +92,10 @@ typedef struct pp_config {
     double heartbeat;               /* seconds between PINGs to nodes; 0 = 1 */
     double node_timeout;            /* a node silent this long is dead; 0 = 5 */
     int max_attempts;               /* node failures a job survives; 0 = 3 */
+    int job_memory_mib;             /* virtual memory of each local worker, its
+                                       task included (RLIMIT_AS): a task that
+                                       allocates more sees malloc() fail;
+                                       0 = no limit, else at least 64 */
 } pp_config;
 
 typedef struct pp_submit_opts {

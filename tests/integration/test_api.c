@@ -221,6 +221,40 @@ static void test_no_wait_behind_long_job(void)
     pp_server_free(s);
 }
 
+/* pp_config.job_memory_mib caps each worker's memory: a task allocating
+ * past it sees malloc() fail (and says so); smaller ones run; the worker
+ * stays.  Not under AddressSanitizer, whose shadow memory alone exceeds any
+ * such cap. */
+static void test_job_memory_limit(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    printf("(skipped under AddressSanitizer) ");
+#else
+    pp_server *s = pp_server_new(&(pp_config){.ncpus = 1, .job_memory_mib = 256});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *big = pp_submitf(s, t_alloc, NULL, "l", 1024L);
+    pp_job *small = pp_submitf(s, t_alloc, NULL, "l", 32L);
+    CU_ASSERT_EQUAL(pp_job_wait(big), PP_FAILED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(big), "cannot allocate 1024 MiB"));
+    CU_ASSERT_EQUAL(pp_job_wait(small), PP_DONE);
+    long pages = 0;
+    CU_ASSERT(pp_job_unpack(small, "l", &pages) == 0 && pages == 32 * 256);
+    pp_job_free(big);
+    pp_job_free(small);
+    pp_server_free(s);
+    /* Without the cap the same allocation succeeds: the cap made the
+     * difference. */
+    s = pp_server_new(&(pp_config){.ncpus = 1});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    big = pp_submitf(s, t_alloc, NULL, "l", 1024L);
+    CU_ASSERT_EQUAL(pp_job_wait(big), PP_DONE);
+    pp_job_free(big);
+    pp_server_free(s);
+#endif
+    CU_ASSERT_PTR_NULL(pp_server_new(&(pp_config){.ncpus = 1, .job_memory_mib = 10}));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "job_memory_mib"));
+}
+
 /* ---- callbacks and groups ---- */
 
 typedef struct cb_state {
@@ -795,6 +829,7 @@ int pp_register_suites(void)
         {"64 MiB argument and result", test_large_64mib},
         {"100,000 tiny jobs", test_100k_tiny},
         {"no job waits behind a long one", test_no_wait_behind_long_job},
+        {"job_memory_mib caps a worker's memory", test_job_memory_limit},
         {NULL, NULL}};
     static const pp_test callbacks[] = {
         {"callbacks exactly once, any status", test_callbacks_once},

@@ -140,6 +140,23 @@ int t_pid(const void *arg, size_t len, pp_buf *out)
     return pp_pack(out, "l", (long)getpid()) == 0 ? 0 : 1;
 }
 
+int t_alloc(const void *arg, size_t len, pp_buf *out)
+{
+    long mib;
+    if (pp_unpack(arg, len, "l", &mib) != 0 || mib < 0)
+        return 1;
+    size_t n = (size_t)mib << 20;
+    unsigned char *p = malloc(n ? n : 1);
+    if (!p)
+        return pp_buf_printf(out, "t_alloc: cannot allocate %ld MiB", mib), 1;
+    memset(p, 1, n); /* touched: really there */
+    long sum = 0;
+    for (size_t i = 0; i < n; i += 4096)
+        sum += p[i];
+    free(p);
+    return pp_pack(out, "l", sum) == 0 ? 0 : 1;
+}
+
 int t_pattern(const void *arg, size_t len, pp_buf *out)
 {
     long n;

@@ -16,6 +16,7 @@ int t_fork_spin(const void *arg, size_t len, pp_buf *out);     /* 2 children, pi
 int t_getenv(const void *arg, size_t len, pp_buf *out);        /* value of variable arg */
 int t_pid_file_sleep(const void *arg, size_t len, pp_buf *out);/* pid to file arg, sleeps 30 s */
 int t_pid(const void *arg, size_t len, pp_buf *out);           /* -> "l" pid */
+int t_alloc(const void *arg, size_t len, pp_buf *out);         /* "l" MiB allocated and touched */
 int t_pattern(const void *arg, size_t len, pp_buf *out);       /* "l" n -> n pattern bytes */
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
