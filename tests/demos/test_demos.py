@@ -217,6 +217,20 @@ def test_fib_local():
     assert "Job execution statistics" in out and "Time elapsed" in out
 
 
+def test_fib_big(cluster):
+    if hasattr(sys, "set_int_max_str_digits"):
+        sys.set_int_max_str_digits(0)  # fib(30000) has 6,270 digits
+    ns = [0, 1, 2, 92, 93, 100, 1000, 30000, 12345]
+    rc, out, err = run([FIB, "--ncpus", "2", "--big"] + [str(n) for n in ns])
+    assert rc == 0, err
+    check_fib(out, ns, {"local"})
+    rc, out, err = run([FIB, "--ncpus", "0", "--big"] + cluster.args() + [str(n) for n in ns])
+    assert rc == 0, err
+    check_fib(out, ns, set(cluster.addrs))
+    rc, _, err = run([FIB, "--big", "1000001"])
+    assert rc == 2 and "--big takes 0 <= N <= 1000000" in err, err
+
+
 def test_fib_two_servers(cluster):
     ns = list(range(0, 93, 4))
     rc, out, err = run([FIB, "--ncpus", "0"] + cluster.args() + [str(n) for n in ns])
@@ -228,7 +242,7 @@ def test_fib_two_servers(cluster):
 
 def test_fib_bad_input(cluster):
     for args, code, text in [
-        (["93"], 2, "out of range"),
+        (["93"], 2, "--big for any precision"),
         (["--", "-1"], 2, "out of range"),
         (["x"], 2, "not a number"),
         (["--bogus", "5"], 2, "try --help"),
@@ -431,6 +445,7 @@ def main():
         ("pp-fib on the local pool", lambda: test_fib_local()),
         ("pp-fib across two ppservers", lambda: test_fib_two_servers(cluster)),
         ("pp-fib bad input", lambda: test_fib_bad_input(cluster)),
+        ("pp-fib --big against Python's integers", lambda: test_fib_big(cluster)),
         ("pp-crawl finds exactly the site (local)", lambda: test_crawl_local(site)),
         ("pp-crawl: same pages on two ppservers", lambda: test_crawl_same_on_two_servers(site, cluster)),
         ("pp-crawl STATUS URL lines", lambda: test_crawl_lines(site)),
