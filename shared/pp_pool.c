@@ -395,6 +395,7 @@ static int spawn_worker(pp_pool *p, char *err)
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     snprintf(maxf, sizeof maxf, "%u", p->max_frame);
     snprintf(mem, sizeof mem, "%u", p->job_memory_mib);
+    /* With no memory cap, the NULL in its place ends argv there. */
     char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--state", state,
                     "--parent", parent, "--max-frame", maxf,
                     p->job_memory_mib ? "--max-memory-mib" : NULL, mem, NULL};
