@@ -9,17 +9,26 @@
 
 #include "fib_tasks.h"
 
-int pp_fib(const void *arg, size_t len, pp_buf *out)
+/* The argument n, checked against 0..max; -1 with the reason in out. */
+static long fib_arg(const void *arg, size_t len, long max, pp_buf *out)
 {
     long n;
     if (pp_unpack(arg, len, "l", &n) != 0) {
         pp_buf_printf(out, "%s", pp_last_error());
-        return 1;
+        return -1;
     }
-    if (n < 0 || n > PP_FIB_MAX) {
-        pp_buf_printf(out, "fib(%ld) is out of range 0..%d", n, PP_FIB_MAX);
-        return 1;
+    if (n < 0 || n > max) {
+        pp_buf_printf(out, "fib(%ld) is out of range 0..%ld", n, max);
+        return -1;
     }
+    return n;
+}
+
+int pp_fib(const void *arg, size_t len, pp_buf *out)
+{
+    long n = fib_arg(arg, len, PP_FIB_MAX, out);
+    if (n < 0)
+        return 1;
     unsigned long long a = 0, b = 1;
     for (long i = 0; i < n; i++) {
         unsigned long long t = a + b;
@@ -33,15 +42,9 @@ enum { BASE = 1000000000 };
 
 int pp_fib_big(const void *arg, size_t len, pp_buf *out)
 {
-    long n;
-    if (pp_unpack(arg, len, "l", &n) != 0) {
-        pp_buf_printf(out, "%s", pp_last_error());
+    long n = fib_arg(arg, len, PP_FIB_BIG_MAX, out);
+    if (n < 0)
         return 1;
-    }
-    if (n < 0 || n > PP_FIB_BIG_MAX) {
-        pp_buf_printf(out, "fib(%ld) is out of range 0..%d", n, PP_FIB_BIG_MAX);
-        return 1;
-    }
     /* fib(n) < 2^(0.7 n): at most 0.7 n / 29.9 base-10^9 digits, plus one. */
     size_t cap = (size_t)n / 42 + 2;
     uint32_t *a = calloc(cap, sizeof *a), *b = calloc(cap, sizeof *b);
