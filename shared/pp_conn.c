@@ -386,7 +386,7 @@ static void do_read(pp_conn *c)
         pp_wire_reader_commit(&c->rd, (size_t)r);
         budget -= PP_MIN(budget, (size_t)r);
         pp_frame f;
-        int rc;
+        int rc = 0;
         while (!c->closed && (rc = pp_wire_reader_next(&c->rd, &f)) == 1) {
             if (c->cbs.on_frame(c, &f, c->data) != 0)
                 return;

@@ -223,12 +223,12 @@ static void test_no_wait_behind_long_job(void)
 
 /* pp_config.job_memory_mib caps each worker's memory: a task allocating
  * past it sees malloc() fail (and says so); smaller ones run; the worker
- * stays.  Not under AddressSanitizer, whose shadow memory alone exceeds any
- * such cap. */
+ * stays.  Not under Address- or ThreadSanitizer, whose shadow memory alone
+ * exceeds any such cap. */
 static void test_job_memory_limit(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    printf("(skipped under AddressSanitizer) ");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    printf("(skipped under a sanitizer) ");
 #else
     pp_server *s = pp_server_new(&(pp_config){.ncpus = 1, .job_memory_mib = 256});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);

@@ -812,8 +812,8 @@ static void test_spread_over_nodes(void)
 
 /* ppserver --job-memory-mib caps each worker's memory: a job allocating
  * past it fails with the task's own message, smaller ones run; a cap below
- * 64 MiB is refused at start.  The cap itself is not tried under
- * AddressSanitizer, whose shadow memory alone exceeds it. */
+ * 64 MiB is refused at start.  The cap itself is not tried under Address- or
+ * ThreadSanitizer, whose shadow memory alone exceeds it. */
 static void test_job_memory_limit(void)
 {
     char *err = NULL;
@@ -823,8 +823,8 @@ static void test_job_memory_limit(void)
     CU_ASSERT(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 64);
     CU_ASSERT(err && strstr(err, "--job-memory-mib 10 is too small"));
     free(err);
-#if defined(__SANITIZE_ADDRESS__)
-    printf("(the cap: skipped under AddressSanitizer) ");
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    printf("(the cap: skipped under a sanitizer) ");
 #else
     srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--job-memory-mib", "256")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
