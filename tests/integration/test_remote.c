@@ -842,6 +842,22 @@ static void test_job_memory_limit(void)
 #endif
 }
 
+/* The shipped conf/ppserver.conf loads as it is (every key known, every
+ * value in range) and the node it configures serves a client. */
+static void test_shipped_config(void)
+{
+    const char *src = getenv("PP_SOURCE_DIR");
+    if (!src) {
+        printf("(PP_SOURCE_DIR not set: skipped) ");
+        return;
+    }
+    char conf[1024];
+    snprintf(conf, sizeof conf, "%s/conf/ppserver.conf", src);
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-c", conf, "-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT(served(h));
+}
+
 static void test_module_shipped_once(void)
 {
     srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
@@ -2834,6 +2850,7 @@ int pp_register_suites(void)
         {"remote results and node statistics", test_remote_results},
         {"jobs spread over two nodes and the local pool", test_spread_over_nodes},
         {"a module is shipped once", test_module_shipped_once},
+        {"the shipped conf/ppserver.conf loads", test_shipped_config},
         {"--job-memory-mib caps a worker's memory", test_job_memory_limit},
         {"no job waits behind a long one beside an idle worker", test_no_wait_behind_long_job},
         {NULL, NULL}};
