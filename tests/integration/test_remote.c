@@ -696,6 +696,16 @@ static pp_submit_opts track_opts(int i)
 }
 
 /* Submits n t_square jobs into jobs[]. */
+/* n jobs sleeping `ms` each, their callbacks tracked (track_reset() first). */
+static void submit_tracked_sleeps(pp_server *s, pp_job **jobs, int n, long ms)
+{
+    for (int i = 0; i < n; i++) {
+        pp_submit_opts o = track_opts(i);
+        jobs[i] = pp_submitf(s, t_sleep, &o, "l", ms);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+}
+
 static void submit_squares(pp_server *s, pp_job **jobs, int n, long base)
 {
     for (int i = 0; i < n; i++)
@@ -2126,11 +2136,7 @@ static void test_f1_kill9_mid_batch(void)
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
-    for (int i = 0; i < N; i++) {
-        pp_submit_opts o = track_opts(i);
-        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
-    }
+    submit_tracked_sleeps(s, jobs, N, 100);
     CU_ASSERT(wait_total(4, 20) >= 4);
     double killed_at = now_s();
     srv_kill9(a);
@@ -2172,11 +2178,7 @@ static void test_f2_frozen_node(void)
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
-    for (int i = 0; i < N; i++) {
-        pp_submit_opts o = track_opts(i);
-        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
-    }
+    submit_tracked_sleeps(s, jobs, N, 100);
     CU_ASSERT(wait_total(4, 20) >= 4);
     double frozen_at = now_s();
     CU_ASSERT_EQUAL(srv_freeze(a), 0);
@@ -2274,11 +2276,7 @@ static void test_f3_partition(void)
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
-    for (int i = 0; i < N; i++) {
-        pp_submit_opts o = track_opts(i);
-        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 100L);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
-    }
+    submit_tracked_sleeps(s, jobs, N, 100);
     CU_ASSERT(wait_total(4, 20) >= 4);
     pp_node_info before = {0};
     CU_ASSERT_EQUAL_FATAL(node_info(s, na, &before), 0);
@@ -2763,11 +2761,7 @@ static void test_sigterm_redispatch(void)
     track_reset();
     enum { N = 24 };
     pp_job *jobs[N];
-    for (int i = 0; i < N; i++) {
-        pp_submit_opts o = track_opts(i);
-        jobs[i] = pp_submitf(s, t_sleep, &o, "l", 200L);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
-    }
+    submit_tracked_sleeps(s, jobs, N, 200);
     CU_ASSERT(wait_total(2, 20) >= 2);
     double term_at = now_s();
     CU_ASSERT_EQUAL(kill(a->pid, SIGTERM), 0);
