@@ -259,26 +259,21 @@ static void *flusher(void *arg)
 
 static void usage(void)
 {
-    puts("usage: ppworker --req FIFO --resp FIFO --state FILE --parent PID\n"
-         "                [--max-frame BYTES] [--max-memory-mib MIB]\n"
+    puts("usage: ppworker --parent PID [--max-frame BYTES] [--max-memory-mib MIB]\n"
          "\n"
          "The pp worker process.  The worker pools of libpp and ppserver start it\n"
-         "with a pair of named pipes; it runs the jobs it reads from --req (tasks\n"
-         "loaded from their task modules) and writes the results to --resp; the\n"
-         "--state file, shared with the pool, says which job is running.  It\n"
-         "exits at the end of its input or when its parent dies.  --max-memory-mib\n"
-         "caps its virtual memory (RLIMIT_AS), tasks included.");
+         "with its request FIFO on fd 3, its response FIFO on fd 4 and the state\n"
+         "page it shares with the pool (which job is running) on fd 5; it runs\n"
+         "the jobs it reads (tasks loaded from their task modules) and writes the\n"
+         "results.  It exits at the end of its input or when its parent dies.\n"
+         "--max-memory-mib caps its virtual memory (RLIMIT_AS), tasks included.");
 }
 
 int main(int argc, char **argv)
 {
-    const char *req = NULL, *resp = NULL, *state = NULL;
     long parent = 0;
     unsigned long max_frame = 1u << 30, max_memory_mib = 0;
     static const struct option opts[] = {
-        {"req", required_argument, NULL, 'r'},
-        {"resp", required_argument, NULL, 'w'},
-        {"state", required_argument, NULL, 's'},
         {"parent", required_argument, NULL, 'p'},
         {"max-frame", required_argument, NULL, 'm'},
         {"max-memory-mib", required_argument, NULL, 'M'},
@@ -289,9 +284,6 @@ int main(int argc, char **argv)
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'r': req = optarg; break;
-        case 'w': resp = optarg; break;
-        case 's': state = optarg; break;
         case 'p': parent = strtol(optarg, NULL, 10); break;
         case 'm': max_frame = strtoul(optarg, NULL, 10); break;
         case 'M': max_memory_mib = strtoul(optarg, NULL, 10); break;
@@ -300,7 +292,7 @@ int main(int argc, char **argv)
         default: usage(); return 2;
         }
     }
-    if (!req || !resp || !state || parent <= 0 || max_frame < 64 || max_frame > UINT32_MAX - 64) {
+    if (parent <= 0 || max_frame < 64 || max_frame > UINT32_MAX - 64) {
         usage();
         return 2;
     }
@@ -326,19 +318,15 @@ int main(int argc, char **argv)
 
     worker w = {0};
     w.max_frame = (uint32_t)max_frame;
-    w.rfd = open(req, O_RDONLY | O_CLOEXEC);
-    if (w.rfd < 0)
-        die("cannot open the request FIFO", req);
-    w.wfd = open(resp, O_WRONLY | O_CLOEXEC);
-    if (w.wfd < 0)
-        die("cannot open the response FIFO", resp);
-    int sfd = open(state, O_RDWR | O_CLOEXEC);
-    if (sfd < 0)
-        die("cannot open the state file", state);
-    w.st = mmap(NULL, sizeof *w.st, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
-    close(sfd);
+    w.rfd = PP_WORKER_FD_REQ;
+    w.wfd = PP_WORKER_FD_RESP;
+    /* Not for the task's children. */
+    if (fcntl(w.rfd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(w.wfd, F_SETFD, FD_CLOEXEC) != 0)
+        die("no request and response FIFOs on fds 3 and 4", "not started by a pool?");
+    w.st = mmap(NULL, sizeof *w.st, PROT_READ | PROT_WRITE, MAP_SHARED, PP_WORKER_FD_STATE, 0);
     if (w.st == MAP_FAILED)
-        die("cannot map the state file", strerror(errno));
+        die("cannot map the state page on fd 5", strerror(errno));
+    close(PP_WORKER_FD_STATE);
     pp_wire_reader_init(&w.rd, w.max_frame + 64, PP_T_MAX);
     pp_buf_init(&w.out, SIZE_MAX / 2);
     pthread_mutex_init(&w.mu, NULL);

@@ -2,6 +2,7 @@
 /* pp_pool.c -- named-pipe worker pool. */
 #include "pp_pool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -40,7 +41,6 @@ typedef struct worker {
     pp_io pidio;
     pp_conn *conn;
     int state;
-    char dir[PATH_MAX];       /* FIFO directory until the worker has connected */
     pp_pool_job *head, *tail; /* in flight, in the order the worker runs them */
     int inflight;
     pp_worker_state *st;      /* shared with the worker (mmap) */
@@ -134,21 +134,6 @@ static void free_env(char **env)
 }
 
 /* ---- worker lifecycle ---- */
-
-static void remove_fifos(worker *w)
-{
-    if (!w->dir[0])
-        return;
-    char path[PATH_MAX + 8];
-    snprintf(path, sizeof path, "%s/req", w->dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/resp", w->dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/state", w->dir);
-    unlink(path);
-    rmdir(w->dir);
-    w->dir[0] = 0;
-}
 
 /* The job the worker is running now and its start (pp_now() seconds), or
  * NULL when it runs none we hold. */
@@ -254,7 +239,6 @@ static int on_hello(worker *w, const pp_frame *f)
         snprintf(w->note, sizeof w->note, "worker %d sent a bad hello", (int)w->pid);
         return -1;
     }
-    remove_fifos(w); /* both ends are open: the names are no longer needed */
     pp_timer_stop(p->loop, &w->timer);
     w->state = W_READY;
     p->nready++;
@@ -340,9 +324,130 @@ static void free_worker(pp_loop *loop, void *data)
     free(w);
 }
 
+/* The worker's channel: a request and a response FIFO made in a private
+ * 0700 directory, and the shared state page (a memfd).  Both ends of both
+ * FIFOs are opened here, then the names are removed at once: the worker
+ * inherits its ends (fds 3, 4, 5), so no name outlives this call, whenever
+ * the program is killed afterwards.  Only a kill landing inside these few
+ * calls can leave the directory, which the next pool of this user removes
+ * (sweep_stale).  fds: our read end, our write end, then the worker's
+ * request, response and state fds. */
+static int make_channel(pp_pool *p, int fds[5], char *err)
+{
+    char dir[PATH_MAX], req[PATH_MAX + 8], resp[PATH_MAX + 8];
+    int rc = -1;
+    for (int i = 0; i < 5; i++)
+        fds[i] = -1;
+    if (snprintf(dir, sizeof dir, "%s/pp-%d-XXXXXX", p->tmpdir, (int)getpid()) >=
+        (int)sizeof dir) {
+        pp_seterr(err, "the FIFO directory path in %s is too long", p->tmpdir);
+        return -1;
+    }
+    if (!mkdtemp(dir)) { /* mode 0700 */
+        pp_seterr(err, "cannot create a FIFO directory in %s: %s", p->tmpdir, strerror(errno));
+        return -1;
+    }
+    snprintf(req, sizeof req, "%s/req", dir);
+    snprintf(resp, sizeof resp, "%s/resp", dir);
+    if (mkfifo(req, 0600) != 0 || mkfifo(resp, 0600) != 0) {
+        pp_seterr(err, "mkfifo in %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    /* Readers first, so that no open() blocks.  We hold the request FIFO
+     * read-write: writing to it never raises SIGPIPE in the program. */
+    fds[2] = open(req, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    fds[0] = open(resp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    fds[1] = open(req, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    fds[3] = open(resp, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
+        pp_seterr(err, "cannot open the FIFOs in %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    unlink(req);
+    unlink(resp);
+    rmdir(dir);
+    if (rc != 0)
+        return -1;
+    /* The worker's ends block; ours do not. */
+    if (fcntl(fds[2], F_SETFL, 0) != 0 || fcntl(fds[3], F_SETFL, 0) != 0) {
+        pp_seterr(err, "cannot set up the FIFOs: %s", strerror(errno));
+        return -1;
+    }
+    (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for large arguments */
+    (void)fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
+    fds[4] = memfd_create("pp-worker-state", MFD_CLOEXEC);
+    if (fds[4] < 0 || ftruncate(fds[4], sizeof(pp_worker_state)) != 0) {
+        pp_seterr(err, "cannot create the worker's state page: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static void close_fds(int *fds, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (fds[i] >= 0)
+            close(fds[i]);
+        fds[i] = -1;
+    }
+}
+
+/* Whether `name` is a FIFO directory name: "pp-PID-XXXXXX"; its pid. */
+static int fifo_dir_pid(const char *name)
+{
+    int pid = 0, end = 0;
+    if (sscanf(name, "pp-%d-%*6[A-Za-z0-9]%n", &pid, &end) != 1 || end == 0 || name[end] ||
+        strlen(name) < 11 || pid <= 0)
+        return -1;
+    return pid;
+}
+
+/* Removes FIFO directories that processes of this user left in tmpdir when
+ * they were killed while starting a worker: only directories owned by us,
+ * of mode 0700, whose process is gone, and in them only the names a pool
+ * makes.  Nothing is followed through a symbolic link. */
+static void sweep_stale(const char *tmpdir, const pp_log *log)
+{
+    int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    int swept = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        int pid = fifo_dir_pid(e->d_name);
+        if (pid < 0 || pid == (int)getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+            continue; /* not ours to judge, or its process lives */
+        int fd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0777) == 0700) {
+            static const char *const names[] = {"req", "resp", "state"};
+            for (size_t i = 0; i < PP_ARRAY_LEN(names); i++) {
+                struct stat fst;
+                if (fstatat(fd, names[i], &fst, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    (S_ISFIFO(fst.st_mode) || S_ISREG(fst.st_mode)))
+                    unlinkat(fd, names[i], 0);
+            }
+            swept += unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0;
+        }
+        close(fd);
+    }
+    closedir(d);
+    if (swept)
+        pp_log(log, PP_LOG_INFO, "removed %d FIFO director%s left in %s by processes that "
+                                 "were killed", swept, swept == 1 ? "y" : "ies", tmpdir);
+}
+
 static int spawn_worker(pp_pool *p, char *err)
 {
-    int rfd = -1, wfd = -1, rc = -1;
+    int fds[5] = {-1, -1, -1, -1, -1}, rc = -1;
     worker *w = calloc(1, sizeof *w);
     if (!w) {
         pp_seterr(err, "out of memory");
@@ -352,52 +457,33 @@ static int spawn_worker(pp_pool *p, char *err)
     w->pidfd = -1;
     w->timer.fn = worker_timer;
     w->timer.data = w;
-    snprintf(w->dir, sizeof w->dir, "%s/pp-%d-XXXXXX", p->tmpdir, (int)getpid());
-    if (!mkdtemp(w->dir)) { /* mode 0700 */
-        pp_seterr(err, "cannot create a FIFO directory in %s: %s", p->tmpdir, strerror(errno));
-        w->dir[0] = 0;
+    if (make_channel(p, fds, err) != 0)
         goto out;
-    }
-    char req[PATH_MAX + 8], resp[PATH_MAX + 8], state[PATH_MAX + 8];
-    snprintf(req, sizeof req, "%s/req", w->dir);
-    snprintf(resp, sizeof resp, "%s/resp", w->dir);
-    snprintf(state, sizeof state, "%s/state", w->dir);
-    if (mkfifo(req, 0600) != 0 || mkfifo(resp, 0600) != 0) {
-        pp_seterr(err, "mkfifo in %s: %s", w->dir, strerror(errno));
-        goto out;
-    }
-    int sfd = open(state, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (sfd < 0 || ftruncate(sfd, sizeof *w->st) != 0) {
-        pp_seterr(err, "cannot create %s: %s", state, strerror(errno));
-        if (sfd >= 0)
-            close(sfd);
-        goto out;
-    }
-    void *map = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
-    close(sfd);
+    void *map = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, fds[4], 0);
     if (map == MAP_FAILED) {
-        pp_seterr(err, "cannot map %s: %s", state, strerror(errno));
+        pp_seterr(err, "cannot map the worker's state page: %s", strerror(errno));
         goto out;
     }
     w->st = map;
-    /* Our read end of resp exists before the worker opens it, and we hold
-     * req read-write, so neither side's open() ever blocks. */
-    rfd = open(resp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    wfd = open(req, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (rfd < 0 || wfd < 0) {
-        pp_seterr(err, "cannot open the FIFOs in %s: %s", w->dir, strerror(errno));
-        goto out;
+    /* The worker's fds go to 3, 4, 5; none of ours may sit there first. */
+    for (int i = 2; i < 5; i++) {
+        if (fds[i] < 6) {
+            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 6);
+            if (moved < 0) {
+                pp_seterr(err, "cannot set up the worker's fds: %s", strerror(errno));
+                goto out;
+            }
+            close(fds[i]);
+            fds[i] = moved;
+        }
     }
-    (void)fcntl(wfd, F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for large arguments */
-    (void)fcntl(rfd, F_SETPIPE_SZ, 1 << 20);
 
     char parent[24], maxf[24], mem[24];
     snprintf(parent, sizeof parent, "%d", (int)getpid());
     snprintf(maxf, sizeof maxf, "%u", p->max_frame);
     snprintf(mem, sizeof mem, "%u", p->job_memory_mib);
     /* With no memory cap, the NULL in its place ends argv there. */
-    char *argv[] = {p->worker_path, "--req", req, "--resp", resp, "--state", state,
-                    "--parent", parent, "--max-frame", maxf,
+    char *argv[] = {p->worker_path, "--parent", parent, "--max-frame", maxf,
                     p->job_memory_mib ? "--max-memory-mib" : NULL, mem, NULL};
 
     posix_spawnattr_t attr;
@@ -415,13 +501,17 @@ static int spawn_worker(pp_pool *p, char *err)
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fds[2], PP_WORKER_FD_REQ);
+    posix_spawn_file_actions_adddup2(&fa, fds[3], PP_WORKER_FD_RESP);
+    posix_spawn_file_actions_adddup2(&fa, fds[4], PP_WORKER_FD_STATE);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3); /* the application's fds stay home */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 6); /* the application's fds stay home */
 #endif
     pid_t pid;
     int e = posix_spawn(&pid, p->worker_path, &fa, &attr, argv, p->envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+    close_fds(fds + 2, 3); /* the worker's now */
     if (e != 0) {
         pp_seterr(err, "cannot start worker %s: %s", p->worker_path, strerror(e));
         goto out;
@@ -436,7 +526,7 @@ static int spawn_worker(pp_pool *p, char *err)
         }
     }
     pp_conn_cbs cbs = {.on_frame = worker_frame, .on_close = worker_close};
-    w->conn = pp_conn_new(p->loop, rfd, wfd, p->max_frame + 64, PP_T_MAX, NULL, &cbs, w);
+    w->conn = pp_conn_new(p->loop, fds[0], fds[1], p->max_frame + 64, PP_T_MAX, NULL, &cbs, w);
     if (!w->conn) {
         pp_seterr(err, "out of memory");
         kill(-pid, SIGKILL);
@@ -449,7 +539,7 @@ static int spawn_worker(pp_pool *p, char *err)
         }
         goto out;
     }
-    rfd = wfd = -1;
+    fds[0] = fds[1] = -1;
     w->state = W_STARTING;
     pp_timer_start(p->loop, &w->timer, pp_now() + START_DEADLINE);
     w->next = p->workers;
@@ -458,13 +548,9 @@ static int spawn_worker(pp_pool *p, char *err)
     rc = 0;
 out:
     if (rc != 0) {
-        if (rfd >= 0)
-            close(rfd);
-        if (wfd >= 0)
-            close(wfd);
+        close_fds(fds, 5);
         if (w->st)
             munmap(w->st, sizeof *w->st);
-        remove_fifos(w);
         free(w);
     }
     return rc;
@@ -509,7 +595,6 @@ static void worker_lost(worker *w, int why)
     pp_timer_stop(p->loop, &w->timer);
     pp_conn_free(w->conn); /* drops queued bytes that point into job arguments */
     w->conn = NULL;
-    remove_fifos(w);
     if (prev == W_READY)
         p->nready--;
     if (prev == W_READY || prev == W_STARTING)
@@ -652,6 +737,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
         pp_seterr(err, "cannot run worker %s: %s", p->worker_path, strerror(errno));
         goto fail;
     }
+    sweep_stale(p->tmpdir, p->log);
     p->target = opts->workers;
     /* The first worker starts synchronously enough to report a bad binary. */
     for (int i = 0; i < p->target; i++) {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* pp_pool.h -- the named-pipe worker pool: `ppworker` processes, each with a
- * request and a response FIFO made in a private 0700 directory, fed jobs by
- * the owner's loop.  libpp (local jobs) and ppserver (remote jobs) use it.
+ * request and a response FIFO (made in a private 0700 directory whose names
+ * are removed before the worker starts), fed jobs by the owner's loop.  libpp (local jobs) and ppserver (remote jobs) use it.
  *
  * Each worker runs in its own process group with a scrubbed environment.
  * Several jobs may be in flight on a worker (pipelining; the depth adapts to
@@ -39,6 +39,12 @@ typedef struct pp_worker_state {
      * the results it still batches, when its current job runs long. */
     _Atomic uint32_t flush_req;
 } pp_worker_state;
+
+/* A worker inherits its request FIFO (read end), its response FIFO (write
+ * end) and its state page (a memfd, mapped shared) on these fds. */
+#define PP_WORKER_FD_REQ 3
+#define PP_WORKER_FD_RESP 4
+#define PP_WORKER_FD_STATE 5
 
 #define PP_POOL_REVOKE (1ull << 63)
 #define PP_POOL_REVOKED 255          /* result status: not run, taken back */

@@ -36,26 +36,14 @@ static void frame(int fd, uint8_t type, uint64_t id, const void *payload, uint32
 
 int main(int argc, char **argv)
 {
-    const char *req = NULL, *resp = NULL, *state = NULL;
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], "--state") == 0)
-            state = argv[i + 1];
-        if (strcmp(argv[i], "--req") == 0)
-            req = argv[i + 1];
-        if (strcmp(argv[i], "--resp") == 0)
-            resp = argv[i + 1];
-    }
-    if (!req || !resp || !state)
-        return 2;
-    int sfd = open(state, O_RDWR);
-    pp_worker_state *st = sfd < 0 ? MAP_FAILED
-                                  : mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                         sfd, 0);
+    (void)argc;
+    (void)argv;
+    /* As ppworker: request FIFO on fd 3, response FIFO on 4, state on 5. */
+    pp_worker_state *st = mmap(NULL, sizeof *st, PROT_READ | PROT_WRITE, MAP_SHARED,
+                               PP_WORKER_FD_STATE, 0);
     if (st == MAP_FAILED)
         return 2;
-    int rfd = open(req, O_RDONLY), wfd = open(resp, O_WRONLY);
-    if (rfd < 0 || wfd < 0)
-        return 2;
+    int rfd = PP_WORKER_FD_REQ, wfd = PP_WORKER_FD_RESP;
     uint8_t hello[8];
     pp_store32(hello, (uint32_t)getpid());
     pp_store32(hello + 4, PP_WIRE_VERSION);

@@ -7,12 +7,14 @@
  * bounded in turns and in time. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cunit_main.h"
@@ -793,11 +795,11 @@ static void test_free_in_flight(void)
     CU_ASSERT_EQUAL(c.ndone, 0);
     CU_ASSERT_EQUAL(pp_pool_inflight(c.pool), (size_t)accepted);
     /* One busy worker retiring (it keeps its job), and three more workers,
-     * still starting: their FIFO directories exist. */
+     * still starting: their FIFOs have no names any more, even now. */
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 4), 0);
-    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 3);
+    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
     CU_ASSERT_EQUAL(count_children(NULL), 5);
 
     double t0 = pp_now();
@@ -815,6 +817,116 @@ static void test_free_in_flight(void)
     for (int i = 0; i < N && i <= accepted; i++)
         job_free(&jobs[i]);
     teardown(&c);
+}
+
+/* A pid no process has now: a child that has exited and been reaped. */
+static int dead_pid(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    if (pid < 0 || waitpid(pid, NULL, 0) != pid)
+        return -1;
+    return (int)pid;
+}
+
+/* Plants what a killed program could leave, and what must never be touched:
+ * a directory like a pool's with its FIFOs and state file. */
+static int plant(const char *tmp, const char *name, mode_t mode, int extra)
+{
+    char path[512], f[600];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    if (mkdir(path, 0700) != 0 || chmod(path, mode) != 0)
+        return -1;
+    snprintf(f, sizeof f, "%s/req", path);
+    int rc = mkfifo(f, 0600);
+    snprintf(f, sizeof f, "%s/resp", path);
+    rc |= mkfifo(f, 0600);
+    snprintf(f, sizeof f, "%s/state", path);
+    int fd = open(f, O_CREAT | O_WRONLY, 0600);
+    rc |= fd < 0;
+    if (fd >= 0)
+        close(fd);
+    if (extra) { /* something a pool never makes */
+        snprintf(f, sizeof f, "%s/keep.txt", path);
+        fd = open(f, O_CREAT | O_WRONLY, 0600);
+        rc |= fd < 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    return rc;
+}
+
+static int exists(const char *tmp, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", tmp, name);
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* A program killed while starting a worker may leave its FIFO directory;
+ * the next pool sweeps it -- only directories of this user, of mode 0700,
+ * named like a pool's, whose process is gone, holding only what a pool
+ * makes -- and follows no symbolic link. */
+static void test_sweep_stale(void)
+{
+    const char *worker = env_path("PP_WORKER");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(worker);
+    char tmp[] = "/tmp/pptest-sweep-XXXXXX", other[] = "/tmp/pptest-victim-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(tmp));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(other));
+    int dead = dead_pid(), live = (int)getppid();
+    CU_ASSERT_FATAL(dead > 0);
+    char stale[64], stale2[64], alive[64], wide[64], extra[64], link[64], file[64], odd[64];
+    snprintf(stale, sizeof stale, "pp-%d-aB3xYz", dead);
+    snprintf(stale2, sizeof stale2, "pp-%d-Qw9eRt", dead);
+    snprintf(alive, sizeof alive, "pp-%d-aB3xYz", live);
+    snprintf(wide, sizeof wide, "pp-%d-wide00", dead);
+    snprintf(extra, sizeof extra, "pp-%d-extra0", dead);
+    snprintf(link, sizeof link, "pp-%d-link00", dead);
+    snprintf(file, sizeof file, "pp-%d-file00", dead);
+    snprintf(odd, sizeof odd, "pp-%d-toolong7", dead);
+    CU_ASSERT_EQUAL(plant(tmp, stale, 0700, 0), 0);
+    CU_ASSERT_EQUAL(plant(tmp, stale2, 0700, 0), 0);
+    CU_ASSERT_EQUAL(plant(tmp, alive, 0700, 0), 0);
+    CU_ASSERT_EQUAL(plant(tmp, wide, 0755, 0), 0);
+    CU_ASSERT_EQUAL(plant(tmp, extra, 0700, 1), 0);
+    CU_ASSERT_EQUAL(plant(tmp, odd, 0700, 0), 0);
+    /* A link to another directory whose contents look like a pool's. */
+    CU_ASSERT_EQUAL(plant(other, "target", 0700, 0), 0);
+    char target[512], lpath[512], fpath[512];
+    snprintf(target, sizeof target, "%s/target", other);
+    snprintf(lpath, sizeof lpath, "%s/%s", tmp, link);
+    CU_ASSERT_EQUAL(symlink(target, lpath), 0);
+    snprintf(fpath, sizeof fpath, "%s/%s", tmp, file);
+    int fd = open(fpath, O_CREAT | O_WRONLY, 0600);
+    CU_ASSERT(fd >= 0);
+    close(fd);
+
+    pp_loop *loop = pp_loop_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(loop);
+    pp_pool_opts o = {.worker_path = worker, .workers = 0, .max_frame = MAX_FRAME,
+                      .tmpdir = tmp};
+    pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
+    char err[PP_ERR_LEN] = "";
+    pp_pool *p = pp_pool_new(loop, &o, &cbs, NULL, err);
+    CU_ASSERT_PTR_NOT_NULL(p);
+    pp_pool_free(p);
+    pp_loop_free(loop);
+
+    CU_ASSERT(!exists(tmp, stale));
+    CU_ASSERT(!exists(tmp, stale2));
+    CU_ASSERT(exists(tmp, alive));  /* its process lives */
+    CU_ASSERT(exists(tmp, wide));   /* not a pool's mode */
+    CU_ASSERT(exists(tmp, extra));  /* holds something a pool never makes */
+    CU_ASSERT(exists(tmp, odd));    /* not a pool's name */
+    CU_ASSERT(exists(tmp, link));   /* a link is never followed... */
+    CU_ASSERT(exists(other, "target/req") && exists(other, "target/resp") &&
+              exists(other, "target/state")); /* ...nor what it points to emptied */
+    CU_ASSERT(exists(tmp, file));
+    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    nftw(other, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* A FIFO directory that cannot be made: pp_pool_new says where. */
@@ -942,6 +1054,7 @@ int pp_register_suites(void)
         {"a missing task symbol or module is PP_ELOAD", test_eload},
         {"argument and result size limits", test_frame_limits},
         {"pp_pool_free with jobs in flight", test_free_in_flight},
+        {"FIFO directories of killed programs are swept, safely", test_sweep_stale},
         {NULL, NULL},
     };
     return pp_add_suite("pp_pool", NULL, NULL, tests);
