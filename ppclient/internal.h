@@ -52,6 +52,7 @@ struct pp_job {
     pp_server *s;
     _Atomic int status;          /* published with release under mu */
     _Atomic int refs;            /* the caller's handle + the library's */
+    _Atomic int handle_freed;    /* pp_job_free() was called (a second call is refused) */
     uint32_t task;               /* index in s->tasks */
     pp_group *group;             /* NULL = no named group */
     pp_callback cb;
@@ -131,6 +132,9 @@ struct pp_server {
     double heartbeat, node_timeout;
     int max_attempts;
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
+    char **worker_env;           /* more variables local workers get, or NULL */
+    double no_node_timeout;      /* 0 = jobs wait for ever for a worker or node */
+    pp_timer idle_timer;         /* (sched) wakes the loop when that time is up */
     uint8_t (*task_hash)[PP_SHA256_LEN]; /* (sched) SHA-256 of each task's module */
     uint8_t *task_hash_state;    /* (sched) 0 unknown, 1 known, 2 unreadable */
     uint32_t ntask_hash;         /* (sched) */
@@ -199,6 +203,9 @@ PP_HIDDEN void *pp_sched_main(void *arg);
  * `mem` (malloc'd, now the job's) holds `data`, len bytes + NUL. */
 PP_HIDDEN void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem,
                                const char *data, size_t len, pp_node *node, uint64_t run_ns);
+/* pp_sched_finish() with an error text formatted here (no result). */
+PP_HIDDEN void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
+    PP_PRINTF(4, 5);
 /* Wakes the scheduler; call with mu held. */
 PP_HIDDEN void pp_sched_wake_locked(pp_server *s);
 /* The callback thread. */
@@ -213,6 +220,10 @@ PP_HIDDEN void pp_remote_stop(pp_server *s);
 PP_HIDDEN void pp_remote_dispatch(pp_server *s);
 /* Whether some node is up. */
 PP_HIDDEN int pp_remote_any_up(const pp_server *s);
+/* Whether there are nodes and every one refused our secret. */
+PP_HIDDEN int pp_remote_all_auth_failed(const pp_server *s);
+/* "host:port: state (why); ..." for every node not up, into buf. */
+PP_HIDDEN void pp_remote_describe(const pp_server *s, char *buf, size_t len);
 
 /* local.c: the local worker pool */
 PP_HIDDEN int pp_local_start(pp_server *s, char *err);

@@ -35,6 +35,7 @@ int pp_local_start(pp_server *s, char *err)
         .max_frame = PP_MAX_FRAME,
         .log = &s->log,
         .job_memory_mib = (unsigned)s->job_memory_mib,
+        .env = (const char *const *)s->worker_env,
     };
     pp_pool_cbs cbs = {.on_done = local_done, .on_requeue = local_requeue};
     s->pool = pp_pool_new(s->loop, &o, &cbs, s, err);

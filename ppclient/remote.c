@@ -206,13 +206,8 @@ static void r_lost(remote *r, const char *why, int count_attempt, double retry)
         r->slots[i].job = NULL;
         r->freelist[r->nfree++] = i;
         if (count_attempt && ++j->attempts >= s->max_attempts) {
-            char msg[PP_ERR_LEN + 128];
-            int n = snprintf(msg, sizeof msg, "lost: the nodes running it failed %d times "
-                                              "(last %s: %s)", j->attempts, r->node->name, why);
-            char *text = malloc((size_t)n + 1);
-            if (text)
-                memcpy(text, msg, (size_t)n + 1);
-            pp_sched_finish(s, j, PP_LOST, text, text, text ? (size_t)n : 0, NULL, 0);
+            pp_sched_fail(s, j, PP_LOST, "lost: the nodes running it failed %d times "
+                                         "(last %s: %s)", j->attempts, r->node->name, why);
             lost++;
         } else {
             job_list_push_front(&s->ready, j);
@@ -742,11 +737,7 @@ static int r_send(remote *r, pp_job *j)
     pp_server *s = r->s;
     const uint8_t *hash = task_hash(s, j->task);
     if (!hash) {
-        static const char msg[] = "cannot read the task module to send it to a node";
-        char *text = malloc(sizeof msg);
-        if (text)
-            memcpy(text, msg, sizeof msg);
-        pp_sched_finish(s, j, PP_ELOAD, text, text, text ? sizeof msg - 1 : 0, NULL, 0);
+        pp_sched_fail(s, j, PP_ELOAD, "cannot read the task module to send it to a node");
         return 0;
     }
     if (!r->slots) {
@@ -824,6 +815,34 @@ int pp_remote_any_up(const pp_server *s)
         if (s->remotes[k]->state == R_UP)
             return 1;
     return 0;
+}
+
+int pp_remote_all_auth_failed(const pp_server *s)
+{
+    int n = 0;
+    for (int k = 0; k < s->nremotes && s->remotes; k++, n++)
+        if (s->remotes[k]->node->state != PP_NODE_AUTH_FAILED)
+            return 0;
+    return n > 0;
+}
+
+void pp_remote_describe(const pp_server *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; k < s->nremotes && s->remotes && used + 1 < len; k++) {
+        const remote *r = s->remotes[k];
+        if (r->state == R_UP)
+            continue;
+        const char *st = r->node->state == PP_NODE_AUTH_FAILED ? "authentication failed"
+                         : r->state == R_WAIT                   ? "down"
+                                                                : "connecting";
+        int n = snprintf(buf + used, len - used, "%s%s %s%s%s%s", used ? "; " : "",
+                         r->node->name, st, r->why[0] ? " (" : "", r->why, r->why[0] ? ")" : "");
+        if (n < 0)
+            break;
+        used += PP_MIN((size_t)n, len - used - 1);
+    }
 }
 
 int pp_remote_start(pp_server *s, char *err)

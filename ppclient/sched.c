@@ -3,6 +3,8 @@
  * worker and node with free capacity; publishing finished jobs to waiting
  * threads and to the callback thread. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,6 +43,22 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
     j->run_ns = run_ns;
     j->end_status = status;
     job_list_push(&s->done, j);
+}
+
+void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : PP_MIN((size_t)n, sizeof msg - 1);
+    char *text = malloc(len + 1);
+    if (text) {
+        memcpy(text, msg, len);
+        text[len] = 0;
+    }
+    pp_sched_finish(s, j, status, text, text, text ? len : 0, NULL, 0);
 }
 
 /* Makes finished jobs visible: statuses, counters, node statistics, group
@@ -109,6 +127,53 @@ static void take_incoming(pp_server *s)
         pp_local_resize(s, resize);
 }
 
+/* Ends every queued job PP_LOST: nothing can run them (no_node_timeout). */
+static void lose_waiting(pp_server *s, const char *why)
+{
+    char nodes[768];
+    pp_remote_describe(s, nodes, sizeof nodes);
+    pp_log(&s->log, PP_LOG_ERROR, "%zu job(s) lost: %s%s%s", s->ready.n, why,
+           nodes[0] ? ": " : "", nodes);
+    pp_job *j;
+    while ((j = job_list_pop(&s->ready)))
+        pp_sched_fail(s, j, PP_LOST, "lost: %s%s%s", why, nodes[0] ? ": " : "", nodes);
+}
+
+/* Jobs with nowhere to run: logged once (nodes get a few seconds to come
+ * up first); with no_node_timeout, they end PP_LOST after that long, or at
+ * once when every node refused our secret (that lasts until it changes). */
+static void check_idle(pp_server *s)
+{
+    int local = s->pool && pp_pool_target(s->pool) > 0;
+    if (local || pp_remote_any_up(s) || !s->ready.n) {
+        s->idle_warned = 0;
+        s->idle_since = 0;
+        pp_timer_stop(s->loop, &s->idle_timer);
+        return;
+    }
+    double now = pp_now();
+    if (!s->idle_since)
+        s->idle_since = now;
+    if (!s->idle_warned && (s->nremotes == 0 || now - s->idle_since > 3.0)) {
+        s->idle_warned = 1;
+        pp_log(&s->log, PP_LOG_WARN, "%zu job(s) wait: no local worker and no remote "
+                                     "node is available to run them", s->ready.n);
+    }
+    if (s->no_node_timeout <= 0)
+        return;
+    if (pp_remote_all_auth_failed(s)) {
+        lose_waiting(s, "no local worker, and every node refused our secret (is it the "
+                        "same on both sides?)");
+    } else if (now - s->idle_since >= s->no_node_timeout) {
+        char why[128];
+        snprintf(why, sizeof why, "no local worker and no node was up to run it for %g s",
+                 s->no_node_timeout);
+        lose_waiting(s, why);
+    } else if (!pp_timer_armed(&s->idle_timer)) {
+        pp_timer_start(s->loop, &s->idle_timer, s->idle_since + s->no_node_timeout);
+    }
+}
+
 static void before_sleep(pp_loop *loop, void *data)
 {
     (void)loop;
@@ -116,23 +181,15 @@ static void before_sleep(pp_loop *loop, void *data)
     take_incoming(s);
     pp_local_dispatch(s);
     pp_remote_dispatch(s);
-    /* Jobs with nowhere to run are logged once; nodes get a few seconds to
-     * come up first. */
-    int local = s->pool && pp_pool_target(s->pool) > 0;
-    if (local || pp_remote_any_up(s) || !s->ready.n) {
-        s->idle_warned = 0;
-        s->idle_since = 0;
-    } else if (!s->idle_warned) {
-        double now = pp_now();
-        if (!s->idle_since)
-            s->idle_since = now;
-        if (s->nremotes == 0 || now - s->idle_since > 3.0) {
-            s->idle_warned = 1;
-            pp_log(&s->log, PP_LOG_WARN, "%zu job(s) wait: no local worker and no remote "
-                                         "node is available to run them", s->ready.n);
-        }
-    }
+    check_idle(s);
     publish(s);
+}
+
+/* Only wakes the loop: before_sleep() then looks at the waiting jobs. */
+static void idle_timer_fired(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    (void)t;
 }
 
 /* Ends every job the scheduler still holds with PP_CANCELLED. */
@@ -142,13 +199,8 @@ static void cancel_all(pp_server *s)
     job_list_splice(&s->ready, &s->incoming);
     pthread_mutex_unlock(&s->mu);
     pp_job *j;
-    while ((j = job_list_pop(&s->ready))) {
-        static const char msg[] = "cancelled: the server was freed before the job ran";
-        char *copy = malloc(sizeof msg);
-        if (copy)
-            memcpy(copy, msg, sizeof msg);
-        pp_sched_finish(s, j, PP_CANCELLED, copy, copy, copy ? sizeof msg - 1 : 0, NULL, 0);
-    }
+    while ((j = job_list_pop(&s->ready)))
+        pp_sched_fail(s, j, PP_CANCELLED, "cancelled: the server was freed before the job ran");
     publish(s);
 }
 
@@ -158,6 +210,7 @@ void *pp_sched_main(void *arg)
     char err[PP_ERR_LEN] = "";
     int ok = 1;
     s->efd_io = (pp_io){.fd = s->efd, .fn = efd_ready, .data = s};
+    s->idle_timer = (pp_timer){.fn = idle_timer_fired, .data = s};
     if (pp_loop_add(s->loop, &s->efd_io, PP_EV_READ) != 0 ||
         pp_loop_hook(s->loop, before_sleep, s) != 0) {
         snprintf(err, sizeof err, "cannot set up the event loop: %s", strerror(errno));
@@ -200,6 +253,7 @@ void *pp_sched_main(void *arg)
     }
     /* Jobs on workers and nodes come back to the queue, then all is
      * cancelled. */
+    pp_timer_stop(s->loop, &s->idle_timer);
     pp_remote_stop(s);
     pp_local_stop(s);
     publish(s); /* results that arrived in the last turn still count */

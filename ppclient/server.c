@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* server.c -- pp_server_new/free, the local pool size, teardown. */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -8,6 +9,7 @@
 
 #include "internal.h"
 #include "pp_common.h"
+#include "pp_conf.h"
 #include "pp_net.h"
 
 static pp_node *node_new(const char *name, int ncpus)
@@ -48,11 +50,91 @@ static void server_destroy(pp_server *s)
     if (s->efd >= 0)
         close(s->efd);
     free(s->worker_path);
+    for (char **e = s->worker_env; e && *e; e++)
+        free(*e);
+    free(s->worker_env);
     pp_auth_wipe(&s->key, sizeof s->key);
     pthread_cond_destroy(&s->cb_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
     free(s);
+}
+
+static void free_secret(char *secret)
+{
+    if (secret) {
+        pp_auth_wipe(secret, strlen(secret));
+        free(secret);
+    }
+}
+
+/* The shared secret: pp_config.secret, pp_config.secret_file, $PP_SECRET,
+ * then $PP_SECRET_FILE, taken as ppserver takes it (pp_auth_secret): files
+ * checked as --secret-file, trailing newlines dropped.  0 with *out
+ * malloc'd, or -1 with the reason in err. */
+static int load_secret(const pp_config *cfg, char **out, char *err)
+{
+    const char *given = cfg->secret, *file = cfg->secret_file, *from = "pp_config.secret";
+    if (!given && !file) {
+        given = getenv("PP_SECRET");
+        file = getenv("PP_SECRET_FILE");
+        from = "PP_SECRET";
+        if (given && !*given)
+            given = NULL;
+        if (file && !*file)
+            file = NULL;
+    }
+    char *secret = given ? strdup(given) : file ? pp_conf_read_secret(file, err) : NULL;
+    if (!given && !file) {
+        pp_seterr(err, "remote nodes need the shared secret: pp_config.secret or "
+                       "secret_file, or PP_SECRET or PP_SECRET_FILE");
+        return -1;
+    }
+    if (!secret) {
+        if (given)
+            pp_seterr(err, "out of memory");
+        return -1;
+    }
+    size_t len;
+    char why[PP_ERR_LEN];
+    if (pp_auth_secret(secret, &len, why) != 0) {
+        pp_seterr(err, "%s: %s", file && !given ? file : from, why);
+        free_secret(secret);
+        return -1;
+    }
+    secret[len] = 0;
+    *out = secret;
+    return 0;
+}
+
+/* A copy of a NULL-terminated list of environment variable names (NULL
+ * stays NULL).  0, or -1 with the reason in err. */
+static int copy_names(const char *const *names, char ***out, char *err)
+{
+    *out = NULL;
+    if (!names)
+        return 0;
+    size_t n = 0;
+    while (names[n])
+        n++;
+    char **copy = calloc(n + 1, sizeof *copy);
+    if (!copy) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
+    *out = copy;
+    for (size_t i = 0; i < n; i++) {
+        char why[PP_ERR_LEN];
+        if (pp_pool_env_name_ok(names[i], why) != 0) {
+            pp_seterr(err, "worker_env: %s", why);
+            return -1;
+        }
+        if (!(copy[i] = strdup(names[i]))) {
+            pp_seterr(err, "out of memory");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 PP_API pp_server *pp_server_new(const pp_config *cfg)
@@ -77,10 +159,18 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     int nremote = 0;
     for (const char *const *p = cfg->ppservers; p && *p; p++)
         nremote++;
-    const char *secret = cfg->secret ? cfg->secret : getenv("PP_SECRET");
-    if (nremote && (!secret || strlen(secret) < PP_SECRET_MIN)) {
-        pp_set_error("pp_server_new: remote nodes need the shared secret (at least %d bytes) "
-                     "in pp_config.secret or PP_SECRET", PP_SECRET_MIN);
+    if (cfg->no_node_timeout < 0 || isnan(cfg->no_node_timeout)) {
+        pp_set_error("pp_server_new: no_node_timeout must be >= 0 seconds");
+        return NULL;
+    }
+    if (cfg->secret && cfg->secret_file) {
+        pp_set_error("pp_server_new: give pp_config.secret or pp_config.secret_file, not both");
+        return NULL;
+    }
+    char err[PP_ERR_LEN];
+    char *secret = NULL;
+    if (nremote && load_secret(cfg, &secret, err) != 0) {
+        pp_set_error("pp_server_new: %s", err);
         return NULL;
     }
     const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
@@ -93,6 +183,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     pp_server *s = calloc(1, sizeof *s);
     if (!s) {
         pp_set_error("pp_server_new: out of memory");
+        free_secret(secret);
         return NULL;
     }
     s->efd = -1;
@@ -103,7 +194,6 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     pthread_cond_init(&s->cb_cv, NULL);
     s->ncpus_want = cfg->ncpus == PP_AUTODETECT ? pp_ncpus_available() : cfg->ncpus;
 
-    char err[PP_ERR_LEN];
     s->worker_path = pp_local_find_worker(cfg->worker_path, err);
     if (!s->worker_path && s->ncpus_want > 0) {
         pp_set_error("pp_server_new: %s", err);
@@ -136,9 +226,19 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     s->node_timeout = cfg->node_timeout > 0 ? cfg->node_timeout : 5.0;
     s->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
     s->job_memory_mib = cfg->job_memory_mib;
-    if (nremote && pp_auth_derive(secret, strlen(secret), &s->key) != 0) {
-        pp_set_error("pp_server_new: cannot derive the authentication key (OpenSSL)");
+    s->no_node_timeout = cfg->no_node_timeout;
+    if (copy_names(cfg->worker_env, &s->worker_env, err) != 0) {
+        pp_set_error("pp_server_new: %s", err);
         goto fail;
+    }
+    if (secret) {
+        int rc = pp_auth_derive(secret, strlen(secret), &s->key);
+        free_secret(secret);
+        secret = NULL;
+        if (rc != 0) {
+            pp_set_error("pp_server_new: cannot derive the authentication key (OpenSSL)");
+            goto fail;
+        }
     }
     s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     s->loop = pp_loop_new();
@@ -164,6 +264,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     }
     return s;
 fail:
+    free_secret(secret);
     server_destroy(s);
     return NULL;
 }

@@ -209,6 +209,19 @@ PP_API int pp_job_status(const pp_job *j)
     return atomic_load_explicit(&((pp_job *)j)->status, memory_order_acquire);
 }
 
+/* Sets ts to `left` seconds from now on the condition variables' clock. */
+static void deadline_ts(struct timespec *ts, double left)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    double t = (double)ts->tv_sec + ts->tv_nsec * 1e-9 + left;
+    ts->tv_sec = (time_t)t;
+    ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 /* Waits until the job is final or the deadline (pp_now() time; < 0 = none). */
 static int job_wait_until(pp_job *j, double deadline)
 {
@@ -237,10 +250,7 @@ static int job_wait_until(pp_job *j, double deadline)
         if (left <= 0)
             break;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        double t = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + left;
-        ts.tv_sec = (time_t)t;
-        ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+        deadline_ts(&ts, left);
         pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
     }
     s->waiters--;
@@ -304,27 +314,70 @@ PP_API const char *pp_job_node(const pp_job *j)
 
 PP_API void pp_job_free(pp_job *j)
 {
-    if (j)
-        pp_job_unref(j);
+    if (!j)
+        return;
+    if (atomic_exchange_explicit(&j->handle_freed, 1, memory_order_acq_rel)) {
+        /* The library still holds the job (else this is a use after free
+         * nothing can catch): refuse, loudly, instead of freeing it under
+         * the library's feet. */
+        pp_set_error("pp_job_free: the job was already freed (free each handle once)");
+        pp_log(&j->s->log, PP_LOG_ERROR, "pp_job_free: the job was already freed; the "
+                                         "second call is ignored (free each handle once)");
+        return;
+    }
+    pp_job_unref(j);
 }
 
-PP_API int pp_wait(pp_server *s, const char *group)
+/* pp_wait() and pp_wait_for(): until the group drained or the deadline
+ * (pp_now() time; < 0 = none).  0, 1 (time ran out) or -1. */
+static int wait_group(pp_server *s, const char *group, double deadline, const char *who)
 {
     if (!s) {
-        pp_set_error("pp_wait: NULL server");
+        pp_set_error("%s: NULL server", who);
         return -1;
     }
     pthread_mutex_lock(&s->mu);
     if (s->cb_started && pthread_equal(pthread_self(), s->cb_thread)) {
         pthread_mutex_unlock(&s->mu);
-        pp_set_error("pp_wait: called from a callback, it would wait for itself");
+        pp_set_error("%s: called from a callback, it would wait for itself", who);
         return -1;
     }
     pp_group *g = group ? group_get_locked(s, group, 0) : NULL;
+    int rc = 0;
     s->waiters++;
-    while (group ? (g && g->outstanding > 0) : s->outstanding > 0)
-        pthread_cond_wait(&s->done_cv, &s->mu);
+    size_t left;
+    while ((left = group ? (g ? g->outstanding : 0) : s->outstanding) > 0) {
+        if (deadline < 0) {
+            pthread_cond_wait(&s->done_cv, &s->mu);
+            continue;
+        }
+        double rest = deadline - pp_now();
+        if (rest <= 0) {
+            rc = 1;
+            break;
+        }
+        struct timespec ts;
+        deadline_ts(&ts, rest);
+        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+    }
     s->waiters--;
     pthread_mutex_unlock(&s->mu);
-    return 0;
+    if (rc == 1)
+        pp_set_error("%s: %zu job(s)%s%s%s still pending", who, left, group ? " of group \"" : "",
+                     group ? group : "", group ? "\"" : "");
+    return rc;
+}
+
+PP_API int pp_wait(pp_server *s, const char *group)
+{
+    return wait_group(s, group, -1, "pp_wait");
+}
+
+PP_API int pp_wait_for(pp_server *s, const char *group, double seconds)
+{
+    if (seconds < 0 || isnan(seconds)) {
+        pp_set_error("pp_wait_for: seconds must be >= 0");
+        return -1;
+    }
+    return wait_group(s, group, pp_now() + seconds, "pp_wait_for");
 }

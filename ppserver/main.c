@@ -79,6 +79,9 @@ static const pp_conf_opt options[] = {
     {"auth-lockout", 0, PP_CONF_DOUBLE, O(auth_lockout), 1, 86400, "SECONDS",
      "how long such an address is refused, and the window failures count in "
      "(default 60)"},
+    {"worker-env", 0, PP_CONF_STR, O(worker_env), 0, 0, "NAME[,NAME...]",
+     "pass these environment variables to the workers too (repeatable; e.g. "
+     "LD_PRELOAD for task modules built with -fsanitize=address)"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -273,7 +276,7 @@ int main(int argc, char **argv)
         free(cfg.secret_file);
         cfg.secret_file = NULL;
     }
-    int secret_on_cmdline = 0;
+    int secret_on_cmdline = 0, env_from_argv = 0;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
@@ -283,7 +286,18 @@ int main(int argc, char **argv)
                 o = p;
         if (!o || o->offset == O(config))
             continue;
-        if (pp_conf_set(o, &cfg, o->kind == PP_CONF_BOOL ? "yes" : optarg, err) != 0) {
+        char *joined = NULL;
+        if (o->offset == O(worker_env) && env_from_argv && cfg.worker_env) {
+            /* Repeated: the lists add up. */
+            size_t len = strlen(cfg.worker_env) + strlen(optarg) + 2;
+            if ((joined = malloc(len)))
+                snprintf(joined, len, "%s,%s", cfg.worker_env, optarg);
+        }
+        env_from_argv |= o->offset == O(worker_env);
+        int set = pp_conf_set(o, &cfg, joined ? joined : o->kind == PP_CONF_BOOL ? "yes" : optarg,
+                              err);
+        free(joined);
+        if (set != 0) {
             fprintf(stderr, "ppserver: %s\n", err);
             rc = EX_USAGE;
             goto out;
@@ -332,6 +346,7 @@ int main(int argc, char **argv)
     } else if (cfg.secret) {
         secret = strdup(cfg.secret);
     }
+    size_t secret_len = 0;
     if (!secret || !*secret) {
         fprintf(stderr, "ppserver: no secret: give --secret-file FILE (create one with "
                         "--gen-secret FILE), set PP_SECRET, or -s SECRET\n");
@@ -339,14 +354,14 @@ int main(int argc, char **argv)
         rc = EX_CONFIG;
         goto out;
     }
-    if (strlen(secret) < PP_SECRET_MIN) {
-        fprintf(stderr, "ppserver: the secret is too short (%zu bytes; at least %d): "
-                        "create one with --gen-secret FILE\n", strlen(secret), PP_SECRET_MIN);
+    if (pp_auth_secret(secret, &secret_len, err) != 0) {
+        fprintf(stderr, "ppserver: %s\n", err);
         pp_auth_wipe(secret, strlen(secret));
         free(secret);
         rc = EX_CONFIG;
         goto out;
     }
+    secret[secret_len] = 0; /* as every side takes it: no trailing newline */
     if (secret_on_cmdline)
         fprintf(stderr, "ppserver: warning: a secret given with -s is visible to every "
                         "local user in the process list; prefer --secret-file\n");

@@ -35,6 +35,17 @@ static void pool_requeue(pp_pool *p, pp_pool_job *pj, void *ud)
     session_job_requeue(JOB_OF(pj));
 }
 
+static int orphaned(pp_pool_job *pj, void *arg)
+{
+    (void)arg;
+    return JOB_OF(pj)->sess == NULL;
+}
+
+void server_stop_orphans(server *srv)
+{
+    pp_pool_cancel_if(srv->pool, orphaned, NULL);
+}
+
 int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN])
 {
     for (int i = 0; i < srv->nmodules; i++)
@@ -244,6 +255,39 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
     }
 }
 
+/* --worker-env's comma-separated names as a NULL-terminated array in one
+ * allocation (the caller frees *out), or NULL for none.  0, or -1 with the
+ * reason in err. */
+static int split_names(const char *list, char ***out, char *err)
+{
+    *out = NULL;
+    if (!list || !*list)
+        return 0;
+    size_t n = 1, len = strlen(list);
+    for (const char *c = list; *c; c++)
+        n += *c == ',';
+    /* One allocation: the pointers, then a copy of the list cut at commas. */
+    char **names = calloc(1, (n + 1) * sizeof *names + len + 1);
+    if (!names) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
+    char *copy = (char *)(names + n + 1), *save = NULL;
+    memcpy(copy, list, len + 1);
+    size_t k = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        char why[PP_ERR_LEN];
+        if (pp_pool_env_name_ok(t, why) != 0) {
+            pp_seterr(err, "--worker-env: %s", why);
+            free(names);
+            return -1;
+        }
+        names[k++] = t;
+    }
+    *out = names;
+    return 0;
+}
+
 int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
                 char *err)
 {
@@ -299,12 +343,19 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
         pp_seterr(err, "cannot find the ppworker executable beside ppserver; set PP_WORKER");
         return -1;
     }
+    char **pass = NULL;
+    if (split_names(cfg->worker_env, &pass, err) != 0) {
+        free(worker);
+        return -1;
+    }
     pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
                        .max_frame = srv->max_frame, .log = &srv->log,
-                       .job_memory_mib = (unsigned)cfg->job_memory_mib};
+                       .job_memory_mib = (unsigned)cfg->job_memory_mib,
+                       .env = (const char *const *)pass};
     pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
     srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
     free(worker);
+    free(pass);
     if (!srv->pool)
         return -1;
     srv->tick.fn = tick;
@@ -325,9 +376,9 @@ void server_set_workers(server *srv, int n)
 
 int server_run(server *srv)
 {
-    pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d workers",
-           srv->cfg->interface ? srv->cfg->interface : "*", srv->port,
-           pp_pool_target(srv->pool));
+    int nw = pp_pool_target(srv->pool);
+    pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d worker%s",
+           srv->cfg->interface ? srv->cfg->interface : "*", srv->port, nw, nw == 1 ? "" : "s");
     while (!*srv->stop) {
         if (pp_loop_run_once(srv->loop, -1) < 0) {
             pp_log(&srv->log, PP_LOG_ERROR, "event loop: %s", strerror(errno));

@@ -43,6 +43,7 @@ typedef struct srv_cfg {
     int job_memory_mib;       /* each worker's virtual memory; 0 = no limit */
     int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
     double auth_lockout;      /* seconds */
+    char *worker_env;         /* comma-separated variable names the workers get too */
 } srv_cfg;
 
 typedef struct session session;
@@ -139,6 +140,9 @@ void server_set_workers(server *srv, int n);
 void server_destroy(server *srv);
 /* Finds or adds a module by hash; its index, or -1 out of memory. */
 int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+/* Stops the jobs of clients that are gone: queued ones are dropped, a
+ * running one has its worker killed and replaced. */
+void server_stop_orphans(server *srv);
 /* A module arrived: run the jobs every session parked for it. */
 void server_module_ready(server *srv, int idx);
 /* Counts a wrong secret from addr; the failures from it in the current

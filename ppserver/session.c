@@ -404,9 +404,16 @@ void session_free(session *s)
         n = j->next;
         free_job(j);
     }
-    /* Jobs on workers run to their end; their results are dropped. */
+    /* Its jobs on workers are stopped: nobody waits for them any more, and
+     * another client's jobs must not wait behind them. */
+    size_t running = s->nrunning;
     for (sjob *j = s->running; j; j = j->rnext)
         j->sess = NULL;
+    if (running && srv->pool && !srv->stopping) { /* at shutdown the pool goes anyway */
+        pp_log(&srv->log, PP_LOG_INFO, "%s: client gone: stopping its %zu job(s) on workers",
+               s->peer, running);
+        server_stop_orphans(srv);
+    }
     free(s->needed);
     free(s);
 }

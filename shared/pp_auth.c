@@ -24,6 +24,24 @@
 #define LABEL_SERVER "pp server proof"
 #define FILE_CHUNK (64u * 1024u)
 
+int pp_auth_secret(const char *secret, size_t *len, char *err)
+{
+    size_t n = secret ? strlen(secret) : 0;
+    while (n > 0 && (secret[n - 1] == '\n' || secret[n - 1] == '\r'))
+        n--;
+    *len = n;
+    if (n == 0) {
+        pp_seterr(err, "no secret");
+        return -1;
+    }
+    if (n < PP_SECRET_MIN) {
+        pp_seterr(err, "the secret is too short (%zu bytes; at least %d): create one with "
+                       "ppserver --gen-secret FILE", n, PP_SECRET_MIN);
+        return -1;
+    }
+    return 0;
+}
+
 int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out)
 {
     static const char info[] = HKDF_INFO;

@@ -26,6 +26,13 @@ typedef struct pp_auth_key {
     uint8_t k[32];
 } pp_auth_key;
 
+/* The secret's bytes as both sides use them, wherever it came from (a file,
+ * PP_SECRET, pp_config.secret, -s): trailing newlines ("\n", "\r\n") are
+ * not part of it, so a secret read from a --gen-secret file with its newline
+ * still works.  Stores the length in *len.  0, or -1 with the reason in err
+ * (PP_ERR_LEN bytes): no secret, or shorter than PP_SECRET_MIN bytes. */
+int pp_auth_secret(const char *secret, size_t *len, char *err);
+
 /* K_auth from the secret.  0, or -1 (OpenSSL failure). */
 int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out);
 

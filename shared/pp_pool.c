@@ -31,7 +31,7 @@
 #define LONG_JOB 0.002        /* a job running this long (or 20x the average) is long */
 
 enum { W_STARTING, W_READY, W_RETIRING, W_DEAD };
-enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE };
+enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE, KILL_CANCEL };
 
 typedef struct worker {
     pp_pool *pool;
@@ -97,23 +97,35 @@ static const char *const env_keep[] = {
     "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
 };
 
-static char **make_env(void)
+/* The workers' environment: the variables of env_keep, and those the owner
+ * names in `extra` (NULL-terminated, or NULL), from our own environment. */
+static char **make_env(const char *const *extra)
 {
-    char **env = calloc(PP_ARRAY_LEN(env_keep) + 1, sizeof *env);
+    size_t nextra = 0;
+    while (extra && extra[nextra])
+        nextra++;
+    char **env = calloc(PP_ARRAY_LEN(env_keep) + nextra + 1, sizeof *env);
     if (!env)
         return NULL;
     size_t n = 0;
-    for (size_t i = 0; i < PP_ARRAY_LEN(env_keep); i++) {
-        const char *v = getenv(env_keep[i]);
-        if (!v && strcmp(env_keep[i], "PATH") == 0)
+    for (size_t i = 0; i < PP_ARRAY_LEN(env_keep) + nextra; i++) {
+        const char *name = i < PP_ARRAY_LEN(env_keep) ? env_keep[i]
+                                                      : extra[i - PP_ARRAY_LEN(env_keep)];
+        int dup = 0;
+        for (size_t k = 0; k < i && !dup; k++)
+            dup = strcmp(name, k < PP_ARRAY_LEN(env_keep)
+                                   ? env_keep[k]
+                                   : extra[k - PP_ARRAY_LEN(env_keep)]) == 0;
+        const char *v = dup ? NULL : getenv(name);
+        if (!v && !dup && strcmp(name, "PATH") == 0)
             v = "/usr/local/bin:/usr/bin:/bin";
         if (!v)
             continue;
-        size_t len = strlen(env_keep[i]) + strlen(v) + 2;
+        size_t len = strlen(name) + strlen(v) + 2;
         env[n] = malloc(len);
         if (!env[n])
             goto fail;
-        snprintf(env[n], len, "%s=%s", env_keep[i], v);
+        snprintf(env[n], len, "%s=%s", name, v);
         n++;
     }
     return env;
@@ -122,6 +134,22 @@ fail:
         free(env[i]);
     free(env);
     return NULL;
+}
+
+int pp_pool_env_name_ok(const char *name, char *err)
+{
+    if (!name[0] || strlen(name) > 255 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                      "abcdefghijklmnopqrstuvwxyz"
+                                                      "0123456789_") != strlen(name)) {
+        pp_seterr(err, "\"%.64s\" is not an environment variable name", name);
+        return -1;
+    }
+    if (strncmp(name, "PP_SECRET", 9) == 0) {
+        pp_seterr(err, "%s is never passed to workers: job code must not see the secret",
+                  name);
+        return -1;
+    }
+    return 0;
 }
 
 static void free_env(char **env)
@@ -608,7 +636,7 @@ static void worker_lost(worker *w, int why)
     /* Which job is to blame: the one that timed out, else the one running
      * (the shared page says which).  Retiring or freeing blames nobody. */
     pp_pool_job *culprit = NULL;
-    if (why == KILL_TIMEOUT)
+    if (why == KILL_TIMEOUT || why == KILL_CANCEL)
         culprit = w->timed_out;
     else if (why != KILL_FREE && why != KILL_RETIRE)
         culprit = running_job(w, NULL);
@@ -630,6 +658,9 @@ static void worker_lost(worker *w, int why)
     const char *reason = (why == KILL_TIMEOUT || why == KILL_PROTOCOL) ? w->note : desc;
     if (why == KILL_PROTOCOL)
         pp_log(p->log, PP_LOG_WARN, "%s; worker replaced", w->note);
+    else if (why == KILL_CANCEL)
+        pp_log(p->log, PP_LOG_INFO, "worker %d killed: its job was cancelled; worker replaced",
+               (int)w->pid);
     else if (culprit && why != KILL_TIMEOUT)
         pp_log(p->log, PP_LOG_INFO, "%s while running a job; worker replaced", desc);
 
@@ -645,7 +676,7 @@ static void worker_lost(worker *w, int why)
         }
         list = n;
     }
-    int blameless = why == KILL_FREE || why == KILL_RETIRE;
+    int blameless = why == KILL_FREE || why == KILL_RETIRE || why == KILL_CANCEL;
     while (rev) {
         pp_pool_job *n = rev->next;
         rev->next = NULL;
@@ -657,7 +688,10 @@ static void worker_lost(worker *w, int why)
     }
     if (culprit) {
         culprit->next = NULL;
-        end_job(p, culprit, why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED, reason, "");
+        if (why == KILL_CANCEL)
+            end_job(p, culprit, PP_CANCELLED, "cancelled while it ran; its worker was killed", "");
+        else
+            end_job(p, culprit, why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED, reason, "");
     }
     if (pp_loop_defer(p->loop, free_worker, w) != 0)
         free_worker(p->loop, w); /* nothing else points at it any more */
@@ -728,7 +762,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
         tmp = "/tmp";
     p->tmpdir = strdup(tmp);
     p->worker_path = strdup(opts->worker_path);
-    p->envp = make_env();
+    p->envp = make_env(opts->env);
     if (!p->tmpdir || !p->worker_path || !p->envp) {
         pp_seterr(err, "out of memory");
         goto fail;
@@ -998,6 +1032,27 @@ static void take_back(worker *w)
     }
     if (!w->head)
         pp_timer_stop(p->loop, &w->timer);
+}
+
+void pp_pool_cancel_if(pp_pool *p, int (*match)(pp_pool_job *j, void *arg), void *arg)
+{
+    for (worker *w = p->workers, *next; w; w = next) {
+        next = w->next; /* w may be replaced below; new workers join at the head */
+        int any = 0;
+        for (pp_pool_job *j = w->head; j && !any; j = j->next)
+            any = match(j, arg);
+        if (!any || (w->state != W_READY && w->state != W_RETIRING) || !w->st)
+            continue;
+        /* Jobs not started yet come back to their owners; then the running
+         * one, if it is to go, takes its worker with it. */
+        take_back(w);
+        pp_loop_break(p->loop); /* the owner re-sends the others this turn */
+        pp_pool_job *run = running_job(w, NULL);
+        if (run && match(run, arg)) {
+            w->timed_out = run;
+            worker_lost(w, KILL_CANCEL);
+        }
+    }
 }
 
 /* A job turned out long (it ran past long_job()): the results the worker

@@ -85,7 +85,14 @@ typedef struct pp_pool_opts {
     const pp_log *log;            /* may be NULL */
     const char *tmpdir;           /* where the FIFO directories go; NULL = $TMPDIR or /tmp */
     unsigned job_memory_mib;      /* each worker's virtual memory (RLIMIT_AS); 0 = no limit */
+    const char *const *env;       /* NULL-terminated names of variables the workers get
+                                     besides PATH, LD_LIBRARY_PATH, HOME, TMPDIR, TZ,
+                                     LANG, LC_ALL and the sanitizers' options; or NULL */
 } pp_pool_opts;
+
+/* Whether `name` may be passed to workers (pp_pool_opts.env): a variable
+ * name, and none that carries the secret.  0, or -1 with the reason in err. */
+int pp_pool_env_name_ok(const char *name, char *err);
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err
  * (PP_ERR_LEN bytes): the worker cannot be started, no memory, ... */
@@ -125,6 +132,14 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j);
  * worker is idle (they come back through on_requeue, and the loop is told
  * not to sleep so that the owner sends them again at once). */
 void pp_pool_flush(pp_pool *p);
+
+/* Cancels the jobs for which match() says 1: those not started yet come
+ * back through on_requeue (with every other job queued on the same worker,
+ * which the owner sends again), a running one ends PP_CANCELLED through
+ * on_done with its worker killed (process group and all) and replaced, and
+ * one that has already run ends as it ended when its result arrives.  So a
+ * cancelled job reaches the owner once, now or later, as usual. */
+void pp_pool_cancel_if(pp_pool *p, int (*match)(pp_pool_job *j, void *arg), void *arg);
 
 /* Jobs in flight on workers now. */
 size_t pp_pool_inflight(const pp_pool *p);

@@ -9,7 +9,8 @@
  * comment says otherwise.  Callbacks run on a library thread.
  * Errors: functions returning a pointer return NULL on failure, functions
  * returning int return -1; pp_last_error() then gives the calling thread's
- * message.  Job outcomes are pp_status values, never -1.
+ * message, which begins with the failing function's name ("pp_submit: ..."):
+ * print it as it is.  Job outcomes are pp_status values, never -1.
  */
 #ifndef PP_H
 #define PP_H
@@ -96,6 +97,24 @@ typedef struct pp_config {
                                        task included (RLIMIT_AS): a task that
                                        allocates more sees malloc() fail;
                                        0 = no limit, else at least 64 */
+    const char *secret_file;        /* read the secret from this file, checked as
+                                       ppserver --secret-file checks it (a regular
+                                       file neither group nor others may read, at
+                                       most 4 KiB, trailing newlines dropped);
+                                       used when `secret` is NULL; NULL:
+                                       $PP_SECRET, then $PP_SECRET_FILE */
+    double no_node_timeout;         /* seconds a job may wait while no local worker
+                                       and no node is up to run it; then it ends
+                                       PP_LOST saying why.  0 = wait for ever.
+                                       Jobs waiting only for nodes that refused
+                                       our secret end PP_LOST at once, whatever
+                                       this says: that lasts until the secret
+                                       changes. */
+    const char *const *worker_env;  /* NULL-terminated names of environment
+                                       variables local workers also get (they
+                                       see only PATH, HOME, TMPDIR, ... else),
+                                       e.g. {"LD_PRELOAD", NULL} for a task
+                                       module built with -fsanitize=address */
 } pp_config;
 
 typedef struct pp_submit_opts {
@@ -183,14 +202,41 @@ PP_API const char *pp_job_error(const pp_job *j);
 /* The node that ran the job ("local", "host:port"), or "" if none did yet. */
 PP_API const char *pp_job_node(const pp_job *j);
 
-/* Releases the caller's handle.  A pending job still runs (and its callback
- * still fires); its result is then discarded.  NULL is a no-op. */
+/* Releases the caller's handle: call it once per job returned by a submit
+ * function, from any thread, callbacks included (the job stays valid until
+ * the callback returns).  A pending job still runs (and its callback still
+ * fires); its result is then discarded.  Freeing a handle twice is a bug:
+ * while the library still holds the job (it is pending, or its callback
+ * has not returned) the second call is refused with a message on stderr
+ * and changes nothing; later it is a use after free.  NULL is a no-op. */
 PP_API void pp_job_free(pp_job *j);
 
 /* Waits until every job of `group` (NULL = every job) has finished and its
  * callback returned.  Returns 0, or -1 if s is NULL or it is called from a
  * callback. */
 PP_API int pp_wait(pp_server *s, const char *group);
+
+/* pp_wait() for at most `seconds` (>= 0).  Returns 0 when every job of the
+ * group has finished, 1 when time ran out first (pp_last_error() says how
+ * many are left), -1 on a bad argument or from a callback. */
+PP_API int pp_wait_for(pp_server *s, const char *group, double seconds);
+
+/* ---- templates (Parallel Python's pp.Template) -------------------------- */
+
+typedef struct pp_template pp_template;
+
+/* A task with its submit options, to submit many times: the task is
+ * resolved once, and `opts` (NULL = defaults; the group name is copied) is
+ * used for every job.  NULL on failure (pp_last_error()).  Free it with
+ * pp_template_free() before the server. */
+PP_API pp_template *pp_template_new(pp_server *s, pp_task task, const pp_submit_opts *opts);
+
+/* pp_submit() and pp_submitf() through the template. */
+PP_API pp_job *pp_template_submit(pp_template *t, const void *arg, size_t len);
+PP_API pp_job *pp_template_submitf(pp_template *t, const char *fmt, ...);
+
+/* NULL is a no-op.  Jobs submitted through it are not affected. */
+PP_API void pp_template_free(pp_template *t);
 
 /* ---- nodes and statistics ---------------------------------------------- */
 
@@ -211,7 +257,8 @@ PP_API void pp_print_stats(pp_server *s, FILE *fp);
 PP_API const char *pp_strerror(int status);
 
 /* The calling thread's message for its last failed call (thread-local;
- * valid until that thread's next failing call). */
+ * valid until that thread's next failing call).  It begins with the name of
+ * the function that failed, e.g. "pp_server_new: no secret ...". */
 PP_API const char *pp_last_error(void);
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
