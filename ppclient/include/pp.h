@@ -274,33 +274,374 @@ PP_API int pp_buf_append(pp_buf *b, const void *data, size_t n);
 PP_API int pp_buf_printf(pp_buf *b, const char *fmt, ...) PP_API_PRINTF(2, 3);
 
 /* ---- typed values -------------------------------------------------------
- * A tuple of typed values encoded with its type tags, described by a format
- * string of letters:
+ * A tuple of typed values, encoded with their type tags, as a task's
+ * argument or result.  Two ways to give the values:
+ *
+ *  - The v-forms, pp_packv(), pp_submitv(), pp_unpackv(), pp_job_unpackv()
+ *    (C11, C only; below): the C type of each argument picks its letter at
+ *    compile time, so there is no format string to get wrong, and a type
+ *    they cannot take (int *, float *, ...) does not compile.  Prefer them.
+ *  - The format functions, pp_pack(), pp_unpack(), pp_submitf(),
+ *    pp_job_unpack() (C and C++): a string of letters says what the
+ *    arguments passed through `...` are.
+ *
+ * Letters:
  *   'l'  long     (pack: long;          unpack: long *)
  *   'd'  double   (pack: double;        unpack: double *)
  *   's'  string   (pack: const char *;  unpack: const char ** pointing into
  *                  the encoded bytes, NUL-terminated)
- *   'b'  bytes    (pack: const void *, size_t; unpack: const void **, size_t *)
- * Unpacking checks every tag and length: a mismatch is an error, never a
- * misread.  Pass longs as `long` (write 40L, not 40) through the `...`. */
+ *   'b'  bytes    (pack: const void *, size_t; unpack: const void **,
+ *                  size_t *, pointing into the encoded bytes)
+ *   'n'  nil      (no argument, either side)
+ *   'L'  array of long    (pack: const long *, size_t count;
+ *                  unpack: long **, size_t *: a copy malloc'd for the
+ *                  caller, who free()s it; NULL when the count is 0)
+ *   'D'  array of double  (pack: const double *, size_t count;
+ *                  unpack: double **, size_t *, the same way)
+ * Any unpack pointer may be NULL: that value is checked but not stored.
+ *
+ * What is checked: unpacking checks every tag, count, length and
+ * terminator against the data before it stores anything; bytes that do
+ * not hold the values asked for are an error with a message.  On failure
+ * nothing is stored, except that the array outputs are set to NULL and 0:
+ * everything allocated is freed, nothing is left to free.
+ *
+ * What the format functions cannot check: the C types of the arguments
+ * passed through `...`.  Nothing (not -Wall -Wextra) warns when they do not
+ * match the letters, and the result is garbage or memory overwritten: an
+ * int where 'l' wants a long (-1 arrives as 4294967295: write -1L), an int
+ * where 'd' wants a double (2 arrives as 0.0: write 2.0), a size_t for 'l',
+ * an int * where 'l' wants a long * (8 bytes written into 4).  The v-forms
+ * convert or refuse each of these at compile time. */
 
-/* Appends the values to b.  Returns 0, or -1 on a bad format or limit. */
+/* Appends the values to b.  Returns 0, or -1 on a bad format, a NULL
+ * string or array, or when the buffer's limit is reached (pp_last_error()
+ * says which); b is then left as it was. */
 PP_API int pp_pack(pp_buf *b, const char *fmt, ...);
 PP_API int pp_vpack(pp_buf *b, const char *fmt, va_list ap);
 
 /* Decodes `len` bytes at `data` into the pointers.  Returns 0, or -1 when
- * the bytes do not hold exactly `fmt` (pp_last_error() says where). */
+ * the bytes do not hold exactly `fmt` (pp_last_error() says where; see
+ * above for what is stored then). */
 PP_API int pp_unpack(const void *data, size_t len, const char *fmt, ...);
 PP_API int pp_vunpack(const void *data, size_t len, const char *fmt, va_list ap);
 
-/* pp_submit() with the argument given as packed values. */
+/* pp_submit() with the argument given as packed values.  NULL when the
+ * values cannot be packed (pp_pack()'s message) or the job cannot be
+ * submitted. */
 PP_API pp_job *pp_submitf(pp_server *s, pp_task task, const pp_submit_opts *opts,
                           const char *fmt, ...);
 
 /* Waits for the job and unpacks its result.  Returns 0, or -1 when the job
  * did not end PP_DONE or its result does not match `fmt` (pp_last_error()
- * says which).  Strings and bytes point into the job's result. */
+ * says which; the array outputs are then NULL and 0 either way).  Strings
+ * and bytes point into the job's result (valid until pp_job_free()). */
 PP_API int pp_job_unpack(pp_job *j, const char *fmt, ...);
+
+/* What `len` bytes at `data` hold: writes the letter of each value, in
+ * order, and a NUL into out (outlen bytes), e.g. "lns", so that a task can
+ * branch on what it got.  Returns the number of values, or -1 when the
+ * data is malformed or out is too small for the letters and the NUL
+ * (pp_last_error() says which; out is then "" if outlen > 0). */
+PP_API int pp_unpack_format(const void *data, size_t len, char *out, size_t outlen);
+
+/* A value to pack.  In C, the v-macros, PP_VALUE() and the helpers below
+ * build them; C++ fills them by hand.  Pointers are read during the call
+ * only. */
+typedef struct pp_value {
+    char type;                  /* a letter above, or 'u': an unsigned
+                                   integer, packed as 'l' if it is at most
+                                   LONG_MAX, else the pack fails saying so */
+    size_t n;                   /* 'b': bytes; 'L', 'D': elements */
+    union {
+        long l;                 /* 'l' */
+        unsigned long long u;   /* 'u' */
+        double d;               /* 'd' */
+        const char *s;          /* 's': NUL-terminated, not NULL */
+        const void *b;          /* 'b': n bytes (NULL if n is 0) */
+        const long *L;          /* 'L': n elements */
+        const double *D;        /* 'D': n elements */
+    } as;
+} pp_value;
+
+/* Where an unpacked value goes: the letter expected and typed pointers, as
+ * the format functions take them (NULL: checked, not stored). */
+typedef struct pp_out {
+    char type;                  /* a letter above */
+    size_t *n;                  /* 'b': length; 'L', 'D': count; or NULL */
+    union {
+        long *l;                /* 'l' */
+        double *d;              /* 'd' */
+        const char **s;         /* 's': points into the data */
+        const void **b;         /* 'b': points into the data */
+        long **L;               /* 'L': malloc'd, the caller free()s it */
+        double **D;             /* 'D': malloc'd, the caller free()s it */
+    } to;                       /* unused for 'n' */
+} pp_out;
+
+/* The most values one v-macro call takes; more is a compile error (pass an
+ * array to the *_values functions instead). */
+#define PP_VALUES_MAX 16
+
+/* pp_pack() of the n values at v (v may be NULL when n is 0).  Every value
+ * is checked before anything is appended.  Returns 0, or -1 on a NULL
+ * string or array, an unsigned value above LONG_MAX, an unknown type or the
+ * buffer's limit (pp_last_error() says which value); b is then left as it
+ * was. */
+PP_API int pp_pack_values(pp_buf *b, const pp_value *v, size_t n);
+
+/* pp_submit() with the n values at v packed as its argument.  Returns the
+ * job (pp_job_free()), or NULL with pp_last_error(), as pp_submitf(). */
+PP_API pp_job *pp_submit_values(pp_server *s, pp_task task, const pp_submit_opts *opts,
+                                const pp_value *v, size_t n);
+
+/* pp_unpack() into the n outputs at o.  Returns 0, or -1 when the data do
+ * not hold exactly those values (pp_last_error() says where; nothing is
+ * stored then but NULL and 0 into the array outputs). */
+PP_API int pp_unpack_values(const void *data, size_t len, const pp_out *o, size_t n);
+
+/* Waits for the job and unpacks its result into the n outputs at o.
+ * Returns 0, or -1 when the job did not end PP_DONE or its result does not
+ * hold those values (the array outputs are then NULL and 0 either way).
+ * Strings and bytes point into the job's result. */
+PP_API int pp_job_unpack_values(pp_job *j, const pp_out *o, size_t n);
+
+#ifndef __cplusplus
+/* ---- the type-checked v-forms (C11 _Generic; C++ uses the format functions)
+ *
+ *   pp_packv(b, ...)                 pp_pack_values() of the arguments
+ *   pp_submitv(s, task, opts, ...)   pp_submit_values() of the arguments
+ *   pp_unpackv(data, len, ...)       pp_unpack_values() into the arguments
+ *   pp_job_unpackv(j, ...)           pp_job_unpack_values() into them
+ *
+ * Each takes 1 to PP_VALUES_MAX values (more does not compile) and returns
+ * what its function returns; each argument is evaluated once.  They are
+ * macros: an argument with a comma outside parentheses (a compound literal
+ * with two fields) needs parentheses of its own.
+ *
+ *   pp_job *j = pp_submitv(s, sum_task, NULL, -1, 2, pp_longs(xs, n), "x");
+ *   long sum; double *avg; size_t navg;
+ *   if (pp_job_unpackv(j, &sum, pp_out_doubles(&avg, &navg)) == 0) ... free(avg);
+ *
+ * Values (PP_VALUE):
+ *   _Bool, char, signed/unsigned char, short, unsigned short, int, long,
+ *   unsigned int where it fits in long (LP64), long long where it is as
+ *   wide as long (LP64), enums                                 -> 'l'
+ *   unsigned long, unsigned long long (size_t)                 -> 'l', checked
+ *       when packed: above LONG_MAX the pack or submit fails with a message
+ *   float, double                                              -> 'd'
+ *   char *, const char * (string literals, char arrays)        -> 's'
+ *   pp_double(x) -> 'd' (x any number), pp_bytes(p, n) -> 'b',
+ *   pp_longs(p, n) -> 'L', pp_doubles(p, n) -> 'D', PP_NIL -> 'n', or any
+ *   pp_value.
+ * Anything else (long double, a NULL constant, a pointer that is not a
+ * string) does not compile.
+ *
+ * Outputs (PP_OUT):
+ *   long * -> 'l', double * -> 'd', const char ** -> 's',
+ *   pp_out_bytes(&p, &n) -> 'b', pp_out_longs(&p, &n) -> 'L',
+ *   pp_out_doubles(&p, &n) -> 'D', PP_OUT_NIL -> 'n', or any pp_out.
+ * Any other pointer (int *, float *, unsigned long *, char **) does not
+ * compile: "'_Generic' selector of type 'int *' is not compatible with any
+ * association".
+ *
+ * The helpers are static inline functions of this header (no symbol), the
+ * macros PP_V_* are their plumbing, not API. */
+#include <limits.h>
+
+/* Value constructors, as _Generic picks them. */
+static inline pp_value pp_value_of_long(long pp_x)
+{
+    pp_value pp_v = {.type = 'l', .n = 0, .as.l = pp_x};
+    return pp_v;
+}
+static inline pp_value pp_value_of_unsigned(unsigned long long pp_x)
+{
+    pp_value pp_v = {.type = 'u', .n = 0, .as.u = pp_x};
+    return pp_v;
+}
+/* 'd': any number sent as a double (pp_double(2) is 2.0; a plain 2 is a
+ * long, which a task unpacking a double refuses). */
+static inline pp_value pp_double(double pp_x)
+{
+    pp_value pp_v = {.type = 'd', .n = 0, .as.d = pp_x};
+    return pp_v;
+}
+static inline pp_value pp_value_of_string(const char *pp_x)
+{
+    pp_value pp_v = {.type = 's', .n = 0, .as.s = pp_x};
+    return pp_v;
+}
+static inline pp_value pp_value_of_value(pp_value pp_x)
+{
+    return pp_x;
+}
+
+/* 'b': n bytes at p (p may be NULL when n is 0). */
+static inline pp_value pp_bytes(const void *pp_p, size_t pp_n)
+{
+    pp_value pp_v = {.type = 'b', .n = pp_n, .as.b = pp_p};
+    return pp_v;
+}
+/* 'L': the n longs at p (p may be NULL when n is 0). */
+static inline pp_value pp_longs(const long *pp_p, size_t pp_n)
+{
+    pp_value pp_v = {.type = 'L', .n = pp_n, .as.L = pp_p};
+    return pp_v;
+}
+/* 'D': the n doubles at p (p may be NULL when n is 0). */
+static inline pp_value pp_doubles(const double *pp_p, size_t pp_n)
+{
+    pp_value pp_v = {.type = 'D', .n = pp_n, .as.D = pp_p};
+    return pp_v;
+}
+/* 'n': nil. */
+#define PP_NIL ((pp_value){.type = 'n', .n = 0, .as.l = 0})
+
+/* Output constructors, as _Generic picks them. */
+static inline pp_out pp_out_of_long(long *pp_p)
+{
+    pp_out pp_o = {.type = 'l', .n = NULL, .to.l = pp_p};
+    return pp_o;
+}
+static inline pp_out pp_out_of_double(double *pp_p)
+{
+    pp_out pp_o = {.type = 'd', .n = NULL, .to.d = pp_p};
+    return pp_o;
+}
+static inline pp_out pp_out_of_string(const char **pp_p)
+{
+    pp_out pp_o = {.type = 's', .n = NULL, .to.s = pp_p};
+    return pp_o;
+}
+static inline pp_out pp_out_of_out(pp_out pp_x)
+{
+    return pp_x;
+}
+
+/* 'b': *p points into the data, *n is the length (either may be NULL). */
+static inline pp_out pp_out_bytes(const void **pp_p, size_t *pp_n)
+{
+    pp_out pp_o = {.type = 'b', .n = pp_n, .to.b = pp_p};
+    return pp_o;
+}
+/* 'L': *p a malloc'd copy (free() it; NULL when *n is 0), *n the count. */
+static inline pp_out pp_out_longs(long **pp_p, size_t *pp_n)
+{
+    pp_out pp_o = {.type = 'L', .n = pp_n, .to.L = pp_p};
+    return pp_o;
+}
+/* 'D': *p a malloc'd copy (free() it; NULL when *n is 0), *n the count. */
+static inline pp_out pp_out_doubles(double **pp_p, size_t *pp_n)
+{
+    pp_out pp_o = {.type = 'D', .n = pp_n, .to.D = pp_p};
+    return pp_o;
+}
+/* 'n': nil expected here. */
+#define PP_OUT_NIL ((pp_out){.type = 'n', .n = NULL, .to.l = NULL})
+
+#if UINT_MAX <= LONG_MAX
+#define PP_V_UINT pp_value_of_long
+#else
+#define PP_V_UINT pp_value_of_unsigned
+#endif
+#if LLONG_MAX == LONG_MAX && LLONG_MIN == LONG_MIN
+#define PP_V_LLONG long long : pp_value_of_long,
+#else
+#define PP_V_LLONG
+#endif
+
+/* The pp_value of x, its letter chosen by its type (the table above). */
+#define PP_VALUE(x)                                                          \
+    _Generic((x),                                                            \
+        _Bool: pp_value_of_long,                                             \
+        char: pp_value_of_long,                                              \
+        signed char: pp_value_of_long,                                       \
+        unsigned char: pp_value_of_long,                                     \
+        short: pp_value_of_long,                                             \
+        unsigned short: pp_value_of_long,                                    \
+        int: pp_value_of_long,                                               \
+        unsigned int: PP_V_UINT,                                             \
+        long: pp_value_of_long,                                              \
+        unsigned long: pp_value_of_unsigned,                                 \
+        PP_V_LLONG                                                           \
+        unsigned long long: pp_value_of_unsigned,                            \
+        float: pp_double,                                                    \
+        double: pp_double,                                                   \
+        char *: pp_value_of_string,                                          \
+        const char *: pp_value_of_string,                                    \
+        pp_value: pp_value_of_value)(x)
+
+/* The pp_out of the pointer p, its letter chosen by its type. */
+#define PP_OUT(p)                                                            \
+    _Generic((p),                                                            \
+        long *: pp_out_of_long,                                              \
+        double *: pp_out_of_double,                                          \
+        const char **: pp_out_of_string,                                     \
+        pp_out: pp_out_of_out)(p)
+
+#define pp_packv(b, ...)                                                      \
+    pp_pack_values((b), (const pp_value[]){PP_V_LIST(PP_VALUE, __VA_ARGS__)}, \
+                   (size_t)PP_V_COUNT(__VA_ARGS__))
+#define pp_submitv(s, task, opts, ...)                                       \
+    pp_submit_values((s), (task), (opts),                                    \
+                     (const pp_value[]){PP_V_LIST(PP_VALUE, __VA_ARGS__)},   \
+                     (size_t)PP_V_COUNT(__VA_ARGS__))
+#define pp_unpackv(data, len, ...)                                                    \
+    pp_unpack_values((data), (len), (const pp_out[]){PP_V_LIST(PP_OUT, __VA_ARGS__)}, \
+                     (size_t)PP_V_COUNT(__VA_ARGS__))
+#define pp_job_unpackv(j, ...)                                                  \
+    pp_job_unpack_values((j), (const pp_out[]){PP_V_LIST(PP_OUT, __VA_ARGS__)}, \
+                         (size_t)PP_V_COUNT(__VA_ARGS__))
+
+/* Plumbing: f(a) for each argument, and their count.  PP_V_PICK takes the
+ * 65th of its arguments: after 1..16 arguments a number, after 17..64
+ * PP_V_X, which selects PP_V_MAP_PP_V_X and its static assertion (65 or
+ * more make PP_V_MAP_<n> see the wrong number of arguments: an error too). */
+#define PP_V_CAT(a, b) PP_V_CAT2(a, b)
+#define PP_V_CAT2(a, b) a##b
+#define PP_V_APPLY(m, args) m args
+#define PP_V_PICK(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, \
+                  a17, a18, a19, a20, a21, a22, a23, a24, a25, a26, a27, a28, a29, a30,  \
+                  a31, a32, a33, a34, a35, a36, a37, a38, a39, a40, a41, a42, a43, a44,  \
+                  a45, a46, a47, a48, a49, a50, a51, a52, a53, a54, a55, a56, a57, a58,  \
+                  a59, a60, a61, a62, a63, a64, n, ...)                                  \
+    n
+#define PP_V_X8 PP_V_X, PP_V_X, PP_V_X, PP_V_X, PP_V_X, PP_V_X, PP_V_X, PP_V_X
+#define PP_V_Z8 0, 0, 0, 0, 0, 0, 0, 0
+#define PP_V_SEL(...)                                                                      \
+    PP_V_APPLY(PP_V_PICK, (__VA_ARGS__, PP_V_X8, PP_V_X8, PP_V_X8, PP_V_X8, PP_V_X8,       \
+                           PP_V_X8, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, \
+                           PP_V_X))
+#define PP_V_COUNT(...)                                                              \
+    PP_V_APPLY(PP_V_PICK, (__VA_ARGS__, PP_V_Z8, PP_V_Z8, PP_V_Z8, PP_V_Z8, PP_V_Z8, \
+                           PP_V_Z8, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0))
+#define PP_V_LIST(f, ...) PP_V_CAT(PP_V_MAP_, PP_V_SEL(__VA_ARGS__))(f, __VA_ARGS__)
+#define PP_V_TOO_MANY                                                                 \
+    (void)sizeof(struct {                                                             \
+        _Static_assert(0, "pp_packv/pp_submitv/pp_unpackv/pp_job_unpackv: more than " \
+                          "PP_VALUES_MAX (16) values; pass an array to the *_values " \
+                          "function instead");                                        \
+        int pp_unused;                                                                \
+    })
+#define PP_V_MAP_PP_V_X(f, a, ...) (PP_V_TOO_MANY, f(a))
+#define PP_V_MAP_1(f, a) f(a)
+#define PP_V_MAP_2(f, a, ...) f(a), PP_V_MAP_1(f, __VA_ARGS__)
+#define PP_V_MAP_3(f, a, ...) f(a), PP_V_MAP_2(f, __VA_ARGS__)
+#define PP_V_MAP_4(f, a, ...) f(a), PP_V_MAP_3(f, __VA_ARGS__)
+#define PP_V_MAP_5(f, a, ...) f(a), PP_V_MAP_4(f, __VA_ARGS__)
+#define PP_V_MAP_6(f, a, ...) f(a), PP_V_MAP_5(f, __VA_ARGS__)
+#define PP_V_MAP_7(f, a, ...) f(a), PP_V_MAP_6(f, __VA_ARGS__)
+#define PP_V_MAP_8(f, a, ...) f(a), PP_V_MAP_7(f, __VA_ARGS__)
+#define PP_V_MAP_9(f, a, ...) f(a), PP_V_MAP_8(f, __VA_ARGS__)
+#define PP_V_MAP_10(f, a, ...) f(a), PP_V_MAP_9(f, __VA_ARGS__)
+#define PP_V_MAP_11(f, a, ...) f(a), PP_V_MAP_10(f, __VA_ARGS__)
+#define PP_V_MAP_12(f, a, ...) f(a), PP_V_MAP_11(f, __VA_ARGS__)
+#define PP_V_MAP_13(f, a, ...) f(a), PP_V_MAP_12(f, __VA_ARGS__)
+#define PP_V_MAP_14(f, a, ...) f(a), PP_V_MAP_13(f, __VA_ARGS__)
+#define PP_V_MAP_15(f, a, ...) f(a), PP_V_MAP_14(f, __VA_ARGS__)
+#define PP_V_MAP_16(f, a, ...) f(a), PP_V_MAP_15(f, __VA_ARGS__)
+#endif /* !__cplusplus */
 
 #ifdef __cplusplus
 }

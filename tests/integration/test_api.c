@@ -821,6 +821,145 @@ static void test_misbehaving_worker(void)
     CU_ASSERT_EQUAL(count_children("pptest_badwork"), 0);
 }
 
+/* ---- templates (pp.Template) ---- */
+
+static void tpl_count_cb(pp_job *j, void *arg)
+{
+    (void)j;
+    atomic_fetch_add((atomic_int *)arg, 1);
+}
+
+static void test_template_options(void)
+{
+    pp_server *s = server(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    static atomic_int calls;
+    atomic_store(&calls, 0);
+    char group[32] = "tpl-group";
+    pp_submit_opts o = {.group = group, .callback = tpl_count_cb, .callback_arg = &calls,
+                        .timeout = 0.5};
+    pp_template *sleeper = pp_template_new(s, t_sleep, &o);
+    pp_template *spinner = pp_template_new(s, t_spin, &o);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sleeper);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spinner);
+    /* Both the options and the group name were copied. */
+    memset(group, 'X', sizeof group - 1);
+    o = (pp_submit_opts){0};
+    enum { N = 6 };
+    pp_job *jobs[N], *spin, *outsider;
+    for (int i = 0; i < N; i++) {
+        jobs[i] = pp_template_submitf(sleeper, "l", 20L);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    spin = pp_template_submit(spinner, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spin);
+    /* Not in the template's group: pp_wait(group) does not wait for it. */
+    outsider = pp_submitf(s, t_sleep, NULL, "l", 4000L);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(outsider);
+    /* Jobs already submitted outlive their templates. */
+    pp_template_free(sleeper);
+    pp_template_free(spinner);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(pp_wait(s, "tpl-group"), 0);
+    CU_ASSERT(now_s() - t0 < 3.5);
+    CU_ASSERT_EQUAL(atomic_load(&calls), N + 1); /* the callback, once per job */
+    for (int i = 0; i < N; i++) {
+        long pid = 0;
+        CU_ASSERT_EQUAL(pp_job_unpack(jobs[i], "l", &pid), 0);
+        CU_ASSERT(pid > 0);
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(pp_job_status(spin), PP_TIMEOUT); /* the template's timeout */
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(spin), "timed out"));
+    CU_ASSERT_EQUAL(pp_job_status(outsider), PP_PENDING);
+    pp_job_free(spin);
+    pp_job_free(outsider);
+    pp_server_free(s);
+    CU_ASSERT_EQUAL(atomic_load(&calls), N + 1); /* the outsider had none */
+}
+
+static void test_template_submitf(void)
+{
+    pp_server *s = server(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_template *sq = pp_template_new(s, t_square, NULL); /* NULL = default options */
+    pp_template *echo = pp_template_new(s, t_echo, &(pp_submit_opts){0});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(sq);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(echo);
+    enum { N = 200 };
+    pp_job *jobs[N];
+    for (long i = 0; i < N; i++) {
+        jobs[i] = pp_template_submitf(sq, "l", i - 100);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
+    }
+    pp_job *e = pp_template_submit(echo, "hello", 5);
+    pp_job *empty = pp_template_submit(echo, NULL, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(empty);
+    int right = 0;
+    for (long i = 0; i < N; i++) {
+        long v = -1;
+        if (pp_job_unpack(jobs[i], "l", &v) == 0 && v == (i - 100) * (i - 100))
+            right++;
+        pp_job_free(jobs[i]);
+    }
+    CU_ASSERT_EQUAL(right, N);
+    size_t len = 99;
+    CU_ASSERT_STRING_EQUAL(pp_job_result(e, &len), "hello");
+    CU_ASSERT_EQUAL(len, 5);
+    CU_ASSERT_PTR_NOT_NULL(pp_job_result(empty, &len));
+    CU_ASSERT_EQUAL(len, 0);
+    /* Packing errors are pp_pack's; argument errors are pp_submit's. */
+    CU_ASSERT_PTR_NULL(pp_template_submitf(sq, "q", 1L));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "format"));
+    CU_ASSERT_PTR_NULL(pp_template_submitf(sq, NULL));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "NULL"));
+    CU_ASSERT_PTR_NULL(pp_template_submit(echo, NULL, 5));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "NULL"));
+    pp_stats st;
+    CU_ASSERT_EQUAL(pp_get_stats(s, &st), 0);
+    CU_ASSERT_EQUAL(st.submitted, N + 2);
+    pp_job_free(e);
+    pp_job_free(empty);
+    pp_template_free(sq);
+    pp_template_free(echo);
+    pp_server_free(s);
+}
+
+static void test_template_bad_arguments(void)
+{
+    pp_server *s = server(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NULL(pp_template_new(NULL, t_echo, NULL));
+    CU_ASSERT_EQUAL(strncmp(pp_last_error(), "pp_template_new: ", 17), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "server"));
+    CU_ASSERT_PTR_NULL(pp_template_new(s, NULL, NULL));
+    CU_ASSERT_EQUAL(strncmp(pp_last_error(), "pp_template_new: ", 17), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "task"));
+    /* What pp_submit() would refuse is refused at creation. */
+    CU_ASSERT_PTR_NULL(pp_template_new(s, program_task, NULL));
+    CU_ASSERT_EQUAL(strncmp(pp_last_error(), "pp_template_new: ", 17), 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "shared library"));
+    CU_ASSERT_PTR_NULL(pp_template_new(s, t_hidden_task_pointer(), NULL));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "exported"));
+    CU_ASSERT_PTR_NULL(pp_template_new(s, t_echo, &(pp_submit_opts){.timeout = -1}));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "timeout"));
+    char longname[1100];
+    memset(longname, 'g', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    CU_ASSERT_PTR_NULL(pp_template_new(s, t_echo, &(pp_submit_opts){.group = longname}));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "group"));
+    CU_ASSERT_PTR_NULL(pp_template_submit(NULL, "a", 1));
+    CU_ASSERT_EQUAL(strncmp(pp_last_error(), "pp_template_submit: ", 20), 0);
+    CU_ASSERT_PTR_NULL(pp_template_submitf(NULL, "l", 1L));
+    CU_ASSERT_EQUAL(strncmp(pp_last_error(), "pp_template_submitf: ", 21), 0);
+    pp_template_free(NULL);
+    pp_stats st;
+    CU_ASSERT_EQUAL(pp_get_stats(s, &st), 0);
+    CU_ASSERT_EQUAL(st.submitted, 0);
+    pp_server_free(s);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test results[] = {
@@ -861,6 +1000,13 @@ int pp_register_suites(void)
         pp_add_suite("faults", suite_init, suite_clean, faults) ||
         pp_add_suite("pool", suite_init, suite_clean, pool) ||
         pp_add_suite("bad input", suite_init, suite_clean, bad))
+        return -1;
+    static const pp_test templates[] = {
+        {"jobs get the template's group, callback, timeout", test_template_options},
+        {"pp_template_submit and pp_template_submitf", test_template_submitf},
+        {"NULL and invalid arguments", test_template_bad_arguments},
+        {NULL, NULL}};
+    if (pp_add_suite("templates", suite_init, suite_clean, templates))
         return -1;
     return 0;
 }

@@ -179,3 +179,35 @@ pp_task t_hidden_task_pointer(void)
 {
     return hidden_task;
 }
+
+/* For test_typed: an 'L' array then nil or a long k ("Ln" or "Ll", told
+ * apart with pp_unpack_format) -> "l" the sum of the array plus k, "D" each
+ * element halved, "s" the letters it got.  Uses the v-forms, so that the
+ * worker must export pp_unpack_format, pp_unpack_values, pp_pack_values. */
+int t_typed_sum(const void *arg, size_t len, pp_buf *out);
+int t_typed_sum(const void *arg, size_t len, pp_buf *out)
+{
+    char got[8];
+    if (pp_unpack_format(arg, len, got, sizeof got) < 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    long *xs, k = 0;
+    size_t n;
+    int rc = strcmp(got, "Ln") == 0 ? pp_unpackv(arg, len, pp_out_longs(&xs, &n), PP_OUT_NIL)
+                                    : pp_unpackv(arg, len, pp_out_longs(&xs, &n), &k);
+    if (rc != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    double *halves = malloc(n ? n * sizeof *halves : 1);
+    if (!halves) {
+        free(xs);
+        return pp_buf_printf(out, "out of memory"), 1;
+    }
+    long sum = k;
+    for (size_t i = 0; i < n; i++) {
+        sum += xs[i];
+        halves[i] = xs[i] / 2.0;
+    }
+    rc = pp_packv(out, sum, pp_doubles(halves, n), got);
+    free(xs);
+    free(halves);
+    return rc == 0 ? 0 : 1;
+}
