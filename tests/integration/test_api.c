@@ -763,6 +763,98 @@ static void test_secret_not_in_worker_env(void)
     unsetenv("PP_TEST_PRIVATE");
 }
 
+/* pp_config.worker_env passes named variables to the workers (e.g.
+ * LD_PRELOAD for a task module built with ASan); the secret never. */
+static void test_worker_env(void)
+{
+    setenv("PP_TEST_PASSED", "passed-on", 1);
+    setenv("PP_TEST_PRIVATE", "private", 1);
+    setenv("PP_SECRET", "do-not-leak-this-secret", 1);
+    pp_server *s = pp_server_new(&(pp_config){
+        .ncpus = 1, .worker_env = (const char *[]){"PP_TEST_PASSED", "PATH", NULL}});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *a = pp_submit(s, t_getenv, "PP_TEST_PASSED", 14, NULL);
+    pp_job *b = pp_submit(s, t_getenv, "PP_TEST_PRIVATE", 15, NULL);
+    pp_job *c = pp_submit(s, t_getenv, "PP_SECRET", 9, NULL);
+    CU_ASSERT_STRING_EQUAL(pp_job_result(a, NULL), "passed-on");
+    CU_ASSERT_STRING_EQUAL(pp_job_result(b, NULL), "(unset)");
+    CU_ASSERT_STRING_EQUAL(pp_job_result(c, NULL), "(unset)");
+    pp_job_free(a);
+    pp_job_free(b);
+    pp_job_free(c);
+    pp_server_free(s);
+    /* The secret cannot be asked for; nor can a name that is no name. */
+    CU_ASSERT_PTR_NULL(pp_server_new(&(pp_config){
+        .ncpus = 1, .worker_env = (const char *[]){"PP_SECRET", NULL}}));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "never passed to workers"));
+    CU_ASSERT_PTR_NULL(pp_server_new(&(pp_config){
+        .ncpus = 1, .worker_env = (const char *[]){"A=B", NULL}}));
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "not an environment variable name"));
+    unsetenv("PP_TEST_PASSED");
+    unsetenv("PP_TEST_PRIVATE");
+    unsetenv("PP_SECRET");
+}
+
+typedef struct twice {
+    pthread_mutex_t mu;
+    int calls, status_seen;
+} twice;
+
+static void free_twice_cb(pp_job *j, void *arg)
+{
+    twice *t = arg;
+    pp_job_free(j);
+    pp_job_free(j); /* the bug: refused, the job still valid */
+    pthread_mutex_lock(&t->mu);
+    t->calls++;
+    t->status_seen = pp_job_status(j);
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* A handle freed twice in its callback: the second call is refused (a
+ * message, nothing freed), so the library's own reference stays good --
+ * under ASan this was a use after free in the callback thread. */
+static void test_free_twice_in_callback(void)
+{
+    pp_server *s = server(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    twice t = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    pp_submit_opts o = {.callback = free_twice_cb, .callback_arg = &t};
+    for (long i = 0; i < 20; i++)
+        CU_ASSERT_PTR_NOT_NULL(pp_submitf(s, t_square, &o, "l", i));
+    CU_ASSERT_EQUAL(pp_wait(s, NULL), 0);
+    CU_ASSERT_EQUAL(t.calls, 20);
+    CU_ASSERT_EQUAL(t.status_seen, PP_DONE);
+    /* Outside a callback too, while the job is pending. */
+    pp_job *j = pp_submitf(s, t_sleep, NULL, "l", 200L);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    pp_job_free(j);
+    pp_job_free(j);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "pp_job_free: the job was already freed"));
+    CU_ASSERT_EQUAL(pp_wait(s, NULL), 0);
+    pp_server_free(s);
+}
+
+/* pp_wait_for: gives up after its time with a message, returns 0 once the
+ * group is done; -1 from a callback and on bad arguments. */
+static void test_wait_for(void)
+{
+    pp_server *s = server(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *j = pp_submitf(s, t_sleep, &(pp_submit_opts){.group = "slow"}, "l", 400L);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(pp_wait_for(s, "slow", 0.05), 1);
+    CU_ASSERT(now_s() - t0 < 0.3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "1 job(s) of group \"slow\" still pending"));
+    CU_ASSERT_EQUAL(pp_wait_for(s, "no such group", 0), 0);
+    CU_ASSERT_EQUAL(pp_wait_for(s, "slow", 10), 0);
+    CU_ASSERT_EQUAL(pp_job_status(j), PP_DONE);
+    CU_ASSERT_EQUAL(pp_wait_for(s, NULL, -1), -1);
+    CU_ASSERT_EQUAL(pp_wait_for(NULL, NULL, 1), -1);
+    pp_job_free(j);
+    pp_server_free(s);
+}
+
 static void test_module_load_failure(void)
 {
     /* A copy of the task module, loaded here and then deleted: workers
@@ -991,6 +1083,9 @@ int pp_register_suites(void)
         {"clean shutdown", test_clean_shutdown},
         {"freeing pending job handles", test_free_pending_job_handle},
         {"secret not in the workers' environment", test_secret_not_in_worker_env},
+        {"worker_env passes named variables", test_worker_env},
+        {"a handle freed twice, in a callback and outside", test_free_twice_in_callback},
+        {"pp_wait_for", test_wait_for},
         {NULL, NULL}};
     static const pp_test bad[] = {
         {"NULL and invalid arguments", test_bad_arguments},
