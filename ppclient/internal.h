@@ -1,18 +1,33 @@
 /* SPDX-License-Identifier: MIT */
-/* internal.h -- libpp's private structures: the server, jobs, groups, nodes.
+/* internal.h -- libpp's private structures: the server, jobs, groups, nodes,
+ * and who owns what.
+ *
+ * Where each concern lives:
+ *   server.c    pp_server_new/free, the local pool's size
+ *   submit.c    pp_submit, jobs, waits, groups
+ *   tasks.c     the task registry: task -> module file, symbol, SHA-256
+ *   sched.c     the scheduler thread and its policy: which job runs next
+ *               and where, re-queueing, publishing finished jobs
+ *   backend.h   what a backend is: the interface sched.c drives
+ *   local.c     the local backend (the worker pool)
+ *   remote.c    the remote backend: one per ppserver node (handshake,
+ *               jobs in flight, failover)
+ *   connect.c   reaching a node: name lookup, addresses, connect, backoff
+ *   callback.c  the callback thread
+ *   stats.c, typed.c, template.c: statistics, typed values, templates.
  *
  * Threads: API calls run on the caller's threads; one scheduler thread owns
- * the event loop, the worker pool and every fd; one callback thread (started
- * on the first job that has a callback) runs callbacks.  `mu` guards what
- * the three share, marked (mu) below; fields marked (sched) belong to the
- * scheduler thread alone.  Short-lived detached threads look up node host
- * names (remote.c); they touch only their own request, never the server. */
+ * the event loop, the backends and every fd; one callback thread (started on
+ * the first job that has a callback) runs callbacks.  `mu` guards what the
+ * three share, marked (mu) below; fields marked (sched) belong to the
+ * scheduler thread alone. */
 #ifndef PP_INTERNAL_H
 #define PP_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "pp.h"
 #include "pp_auth.h"
@@ -26,26 +41,34 @@
 /* Largest argument or result, in bytes. */
 #define PP_MAX_FRAME (1u << 30)
 
+typedef struct pp_backend pp_backend;
+
 typedef struct pp_group {
     struct pp_group *next;
     size_t outstanding;          /* (mu) jobs not yet finished + called back */
     char name[];
 } pp_group;
 
+/* A node as the statistics see it ("local" or a ppserver). */
 typedef struct pp_node {
     char *name;                  /* "local" or "host:port" */
     int ncpus;                   /* (mu) */
-    int state;                   /* (mu) pp_node_state */
+    int state;                   /* (mu) pp_node_state, set by its backend */
     uint64_t jobs;               /* (mu) */
     uint64_t busy_ns;            /* (mu) */
     uint64_t connects;           /* (mu) connection attempts */
 } pp_node;
 
-typedef struct pp_task_ref {
+/* A task as the registry knows it (tasks.c).  Immutable once registered,
+ * except pool_id, which only the scheduler thread touches. */
+typedef struct pp_task_entry {
     pp_task fn;
     char *module;                /* absolute path of the task module */
     char *symbol;
-} pp_task_ref;
+    uint8_t hash[PP_SHA256_LEN]; /* of the module file, for nodes */
+    char *hash_err;              /* why it could not be hashed, or NULL */
+    int64_t pool_id;             /* (sched) the local pool's id; -1 unknown */
+} pp_task_entry;
 
 struct pp_job {
     pp_pool_job pj;              /* (sched) what the worker pool sees */
@@ -53,7 +76,7 @@ struct pp_job {
     _Atomic int status;          /* published with release under mu */
     _Atomic int refs;            /* the caller's handle + the library's */
     _Atomic int handle_freed;    /* pp_job_free() was called (a second call is refused) */
-    uint32_t task;               /* index in s->tasks */
+    pp_task_entry *task;
     pp_group *group;             /* NULL = no named group */
     pp_callback cb;
     void *cb_arg;
@@ -90,7 +113,7 @@ struct pp_server {
     int ncpus_want;              /* (mu) local workers wanted */
     int ncpus_dirty;             /* (mu) ncpus_want changed */
 
-    pp_task_ref *tasks;          /* (mu) tasks seen by pp_submit(), by index */
+    pp_task_entry **tasks;       /* (mu) the registry; entries never move */
     uint32_t ntasks, captasks;
     pp_group *groups;            /* (mu) named groups */
     size_t outstanding;          /* (mu) every job not yet finished + called back */
@@ -107,13 +130,13 @@ struct pp_server {
     char start_err[PP_ERR_LEN];  /* why it failed */
     pp_loop *loop;               /* (sched) */
     pp_io efd_io;                /* (sched) */
-    pp_pool *pool;               /* (sched) NULL when no worker could be found */
-    int64_t *pool_ids;           /* (sched) task index -> pool task id, -1 unknown */
-    uint32_t npool_ids;          /* (sched) */
-    job_list ready;              /* (sched) queued, waiting for a worker or node */
+    pp_backend **backends;       /* (sched) in dispatch order: local first */
+    int nbackends;
+    job_list ready;              /* (sched) queued, waiting for a backend */
     job_list done;               /* (sched) finished, to publish in the next hook */
     int idle_warned;             /* (sched) "no worker, no node" logged once */
     double idle_since;           /* (sched) since when that holds, 0 = not */
+    pp_timer idle_timer;         /* (sched) wakes the loop when no_node_timeout is up */
     int quit;                    /* (sched) leave the loop */
 
     /* callback thread */
@@ -121,28 +144,25 @@ struct pp_server {
     int cb_started;              /* (mu) */
     int cb_stop;                 /* (mu) */
     job_list callbacks;          /* (mu) finished jobs whose callbacks are due */
+    /* pp_server_free() asked for from a callback: run by the callback
+     * thread once that callback returned (server.c sets it). */
+    void (*teardown)(pp_server *s);
 
-    char *worker_path;
+    char *worker_path;           /* NULL when none was found (ncpus 0) */
     pp_log log;
 
-    /* remote nodes (nodes[1..nremotes]) */
-    struct remote **remotes;     /* (sched) */
-    int nremotes;
+    /* configuration */
+    char **worker_env;           /* more variables local workers get, or NULL */
     pp_auth_key key;             /* from the secret */
+    int have_key;
     double heartbeat, node_timeout;
     int max_attempts;
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
-    char **worker_env;           /* more variables local workers get, or NULL */
     double no_node_timeout;      /* 0 = jobs wait for ever for a worker or node */
-    pp_timer idle_timer;         /* (sched) wakes the loop when that time is up */
-    uint8_t (*task_hash)[PP_SHA256_LEN]; /* (sched) SHA-256 of each task's module */
-    uint8_t *task_hash_state;    /* (sched) 0 unknown, 1 known, 2 unreadable */
-    uint32_t ntask_hash;         /* (sched) */
 };
 
-/* pp_set_error() comes from shared/pp_lasterr.h. */
+/* ---- job lists ---- */
 
-/* job lists */
 static inline void job_list_push(job_list *l, pp_job *j)
 {
     j->next = NULL;
@@ -191,47 +211,52 @@ static inline void job_list_splice(job_list *dst, job_list *src)
     src->n = 0;
 }
 
-/* server.c: teardown requested from a callback, run by the callback thread. */
-PP_HIDDEN void pp_server_teardown_from_callback(pp_server *s);
+/* Drops a reference; the last one frees the job and its result. */
+static inline void pp_job_unref(pp_job *j)
+{
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1) {
+        free(j->result_mem);
+        free(j);
+    }
+}
 
-/* submit.c */
-PP_HIDDEN void pp_job_unref(pp_job *j);
+/* ---- tasks.c: the task registry ---- */
 
-/* sched.c: the scheduler thread's side */
-PP_HIDDEN void *pp_sched_main(void *arg);
-/* Records a finished job (scheduler thread); published in the next turn.
- * `mem` (malloc'd, now the job's) holds `data`, len bytes + NUL. */
-PP_HIDDEN void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem,
-                               const char *data, size_t len, pp_node *node, uint64_t run_ns);
-/* pp_sched_finish() with an error text formatted here (no result). */
-PP_HIDDEN void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
-    PP_PRINTF(4, 5);
+/* The registry's entry for `task`, registering it on first use (resolved
+ * with dladdr: it must be an exported function of a shared library; hashed
+ * when the server has nodes).  Any thread; takes mu.  NULL with
+ * pp_last_error() set, the message beginning with `who`. */
+PP_HIDDEN pp_task_entry *pp_tasks_get(pp_server *s, pp_task task, const char *who);
+/* Frees the registry (teardown). */
+PP_HIDDEN void pp_tasks_free(pp_server *s);
+
+/* ---- submit.c ---- */
+
+/* pp_submit() of a task already registered. */
+PP_HIDDEN pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg,
+                                  size_t len, const pp_submit_opts *opts, const char *who);
+
+/* ---- sched.c: the scheduler thread ---- */
+
 /* Wakes the scheduler; call with mu held. */
 PP_HIDDEN void pp_sched_wake_locked(pp_server *s);
-/* The callback thread. */
-PP_HIDDEN void *pp_callback_main(void *arg);
-/* Drains the callback queue on the calling thread (teardown); mu held. */
-PP_HIDDEN void pp_run_callbacks_locked(pp_server *s);
 
-/* remote.c: ppserver nodes */
-PP_HIDDEN int pp_remote_start(pp_server *s, char *err);
-PP_HIDDEN void pp_remote_stop(pp_server *s);
-/* Sends queued jobs to nodes with free capacity. */
-PP_HIDDEN void pp_remote_dispatch(pp_server *s);
-/* Whether some node is up. */
-PP_HIDDEN int pp_remote_any_up(const pp_server *s);
-/* Whether there are nodes and every one refused our secret. */
-PP_HIDDEN int pp_remote_all_auth_failed(const pp_server *s);
-/* "host:port: state (why); ..." for every node not up, into buf. */
-PP_HIDDEN void pp_remote_describe(const pp_server *s, char *buf, size_t len);
+/* ---- callback.c: the callback thread ---- */
 
-/* local.c: the local worker pool */
-PP_HIDDEN int pp_local_start(pp_server *s, char *err);
-PP_HIDDEN void pp_local_stop(pp_server *s);
-PP_HIDDEN void pp_local_resize(pp_server *s, int n);
-/* Sends queued jobs to free local workers. */
-PP_HIDDEN void pp_local_dispatch(pp_server *s);
-/* Finds ppworker: cfg, $PP_WORKER, then beside libpp.  Malloc'd or NULL. */
-PP_HIDDEN char *pp_local_find_worker(const char *configured, char *err);
+/* Hands a finished job with a callback to the callback thread (started on
+ * first use); mu held. */
+PP_HIDDEN void pp_callback_queue_locked(pp_server *s, pp_job *j);
+/* Stops the callback thread after the callbacks queued have run; from the
+ * callback thread itself, runs them here.  mu not held. */
+PP_HIDDEN void pp_callback_stop(pp_server *s, int on_cb_thread);
+/* Whether the calling thread is the callback thread; mu held. */
+PP_HIDDEN int pp_callback_thread_locked(const pp_server *s);
+
+/* ---- typed.c ---- */
+
+/* Packs `fmt` and submits through `task`; messages begin with `who`. */
+PP_HIDDEN pp_job *pp_vsubmitf_entry(pp_server *s, pp_task_entry *task,
+                                    const pp_submit_opts *opts, const char *who,
+                                    const char *fmt, va_list ap);
 
 #endif

@@ -1,34 +1,113 @@
 /* SPDX-License-Identifier: MIT */
-/* local.c -- the local backend: libpp's named-pipe worker pool, and finding
- * the ppworker executable. */
-#include <dlfcn.h>
-#include <limits.h>
+/* local.c -- the local backend: libpp's named-pipe worker pool (pp_pool.h)
+ * behind the backend interface. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 
-#define JOB_OF(pj) ((pp_job *)((char *)(pj) - offsetof(pp_job, pj)))
+typedef struct local {
+    pp_backend b;                 /* the scheduler's handle (first) */
+    pp_pool *pool;
+} local;
+
+static local *of(pp_backend *b)
+{
+    return (local *)b;
+}
 
 static void local_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                        size_t len, uint64_t run_ns, void *ud)
 {
     (void)p;
-    pp_server *s = ud;
-    pp_sched_finish(s, JOB_OF(pj), status, block, data, len, s->nodes[0], run_ns);
+    local *l = ud;
+    pp_sched_finish(l->b.s, PP_CONTAINER_OF(pj, pp_job, pj), status, block, data, len,
+                    l->b.node, run_ns);
 }
 
 static void local_requeue(pp_pool *p, pp_pool_job *pj, void *ud)
 {
     (void)p;
-    pp_server *s = ud;
-    job_list_push_front(&s->ready, JOB_OF(pj));
+    local *l = ud;
+    pp_sched_requeue(l->b.s, PP_CONTAINER_OF(pj, pp_job, pj));
 }
 
-int pp_local_start(pp_server *s, char *err)
+static int l_room(pp_backend *b)
 {
+    return pp_pool_has_room(of(b)->pool);
+}
+
+static int l_dispatch(pp_backend *b, pp_job *j)
+{
+    local *l = of(b);
+    /* The pool's own id for the task: registered once, by this thread. */
+    pp_task_entry *t = j->task;
+    if (t->pool_id < 0) {
+        uint32_t id;
+        if (pp_pool_task(l->pool, t->module, t->symbol, &id) != 0)
+            return -1; /* out of memory: try again next turn */
+        t->pool_id = id;
+    }
+    j->pj.task = (uint32_t)t->pool_id;
+    return pp_pool_submit(l->pool, &j->pj);
+}
+
+static void l_flush(pp_backend *b)
+{
+    pp_pool_flush(of(b)->pool);
+}
+
+static int is_job(pp_pool_job *pj, void *arg)
+{
+    return pj == arg;
+}
+
+static void l_cancel(pp_backend *b, pp_job *j)
+{
+    pp_pool_cancel_if(of(b)->pool, is_job, &j->pj);
+}
+
+static void l_resize(pp_backend *b, int n)
+{
+    pp_pool_resize(of(b)->pool, n);
+}
+
+static pp_backend_state l_state(pp_backend *b)
+{
+    return pp_pool_target(of(b)->pool) > 0 ? PP_BACKEND_UP : PP_BACKEND_WAITING;
+}
+
+static void l_describe(pp_backend *b, char *buf, size_t len)
+{
+    snprintf(buf, len, "local: %d worker(s)", pp_pool_target(of(b)->pool));
+}
+
+static void l_free(pp_backend *b)
+{
+    local *l = of(b);
+    pp_pool_free(l->pool); /* jobs on workers come back through local_requeue */
+    free(l);
+}
+
+static const pp_backend_ops local_ops = {
+    .free = l_free,
+    .room = l_room,
+    .dispatch = l_dispatch,
+    .flush = l_flush,
+    .cancel = l_cancel,
+    .resize = l_resize,
+    .state = l_state,
+    .describe = l_describe,
+};
+
+pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err)
+{
+    local *l = calloc(1, sizeof *l);
+    if (!l) {
+        pp_seterr(err, "out of memory");
+        return NULL;
+    }
+    l->b = (pp_backend){.ops = &local_ops, .s = s, .node = node};
     pp_pool_opts o = {
         .worker_path = s->worker_path,
         .workers = s->ncpus_want,
@@ -38,127 +117,20 @@ int pp_local_start(pp_server *s, char *err)
         .env = (const char *const *)s->worker_env,
     };
     pp_pool_cbs cbs = {.on_done = local_done, .on_requeue = local_requeue};
-    s->pool = pp_pool_new(s->loop, &o, &cbs, s, err);
-    return s->pool ? 0 : -1;
-}
-
-void pp_local_stop(pp_server *s)
-{
-    pp_pool_free(s->pool);
-    s->pool = NULL;
-    free(s->pool_ids);
-    s->pool_ids = NULL;
-    s->npool_ids = 0;
-}
-
-void pp_local_resize(pp_server *s, int n)
-{
-    if (s->pool)
-        pp_pool_resize(s->pool, n);
-}
-
-/* The pool's id for task index i (registering it), or -1 out of memory. */
-static int64_t pool_task_id(pp_server *s, uint32_t i)
-{
-    if (i >= s->npool_ids) {
-        uint32_t n = PP_MAX(i + 1, s->npool_ids * 2);
-        int64_t *ids = realloc(s->pool_ids, n * sizeof *ids);
-        if (!ids)
-            return -1;
-        for (uint32_t k = s->npool_ids; k < n; k++)
-            ids[k] = -1;
-        s->pool_ids = ids;
-        s->npool_ids = n;
-    }
-    if (s->pool_ids[i] < 0) {
-        uint32_t id;
-        pthread_mutex_lock(&s->mu); /* API threads may be growing the table */
-        int rc = pp_pool_task(s->pool, s->tasks[i].module, s->tasks[i].symbol, &id);
-        pthread_mutex_unlock(&s->mu);
-        if (rc == 0)
-            s->pool_ids[i] = id;
-    }
-    return s->pool_ids[i];
-}
-
-void pp_local_dispatch(pp_server *s)
-{
-    if (!s->pool)
-        return;
-    while (s->ready.head && pp_pool_has_room(s->pool)) {
-        pp_job *j = s->ready.head;
-        int64_t id = pool_task_id(s, j->task);
-        if (id < 0)
-            break; /* out of memory: try again next turn */
-        j->pj.task = (uint32_t)id;
-        if (pp_pool_submit(s->pool, &j->pj) != 0)
-            break;
-        job_list_pop(&s->ready);
-    }
-    pp_pool_flush(s->pool);
-}
-
-/* ---- finding ppworker ---- */
-
-static char *try_path(const char *path)
-{
-    if (access(path, X_OK) != 0)
+    l->pool = pp_pool_new(s->loop, &o, &cbs, l, err);
+    if (!l->pool) {
+        free(l);
         return NULL;
-    char *real = realpath(path, NULL);
-    return real;
+    }
+    return &l->b;
 }
 
-char *pp_local_find_worker(const char *configured, char *err)
+int pp_local_started(pp_backend *b, char *err)
 {
-    if (configured && *configured) {
-        char *p = try_path(configured);
-        if (!p)
-            pp_seterr(err, "the configured worker %s is not an executable file", configured);
-        return p;
+    pp_pool *p = of(b)->pool;
+    if (pp_pool_failures(p) > 0) {
+        pp_seterr(err, "%s", pp_pool_last_failure(p));
+        return -1;
     }
-    const char *env = getenv("PP_WORKER");
-    if (env && *env) {
-        char *p = try_path(env);
-        if (!p)
-            pp_seterr(err, "PP_WORKER=%s is not an executable file", env);
-        return p;
-    }
-    /* Beside libpp: build/lib -> build/bin; PREFIX/lib[/arch] -> PREFIX/bin or
-     * PREFIX/libexec/pp; a static libpp: beside the program. */
-    Dl_info info;
-    void *self;
-    pp_server *(*fn)(const pp_config *) = pp_server_new;
-    memcpy(&self, &fn, sizeof self);
-    char dir[PATH_MAX] = "";
-    if (dladdr(self, &info) && info.dli_fname) {
-        char *real = realpath(info.dli_fname, NULL);
-        if (real) {
-            char *slash = strrchr(real, '/');
-            if (slash) {
-                *slash = 0;
-                snprintf(dir, sizeof dir, "%s", real);
-            }
-            free(real);
-        }
-    }
-    const char *rel[] = {"/../bin/ppworker", "/../libexec/pp/ppworker",
-                         "/../../bin/ppworker", "/../../libexec/pp/ppworker", "/ppworker",
-                         "/../ppserver/ppworker"};
-    if (dir[0]) {
-        for (size_t i = 0; i < PP_ARRAY_LEN(rel); i++) {
-            char path[PATH_MAX + 64];
-            snprintf(path, sizeof path, "%s%s", dir, rel[i]);
-            char *p = try_path(path);
-            if (p)
-                return p;
-        }
-    }
-#ifdef PP_INSTALL_WORKER
-    char *p = try_path(PP_INSTALL_WORKER);
-    if (p)
-        return p;
-#endif
-    pp_seterr(err, "cannot find the ppworker executable near %s; set PP_WORKER to its path",
-              dir[0] ? dir : "libpp");
-    return NULL;
+    return pp_pool_ready(p) >= pp_pool_target(p);
 }

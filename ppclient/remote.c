@@ -1,84 +1,70 @@
 /* SPDX-License-Identifier: MIT */
-/* remote.c -- remote nodes: one TCP connection per ppserver, the mutual
- * handshake (the client proves first and believes the node only after the
- * node's proof), modules shipped on demand, many jobs in flight (the node's
- * CPUs times a depth that grows as jobs get shorter), heartbeats, and
- * failover: a node that dies, freezes or says BYE has its jobs queued again
- * (a failure counts against the job's attempts) and is retried with backoff.
+/* remote.c -- the remote backend: one per ppserver node.  The mutual
+ * handshake (pp_handshake.h: the client proves first and believes the node
+ * only after the node's proof), modules shipped on demand, many jobs in
+ * flight (the node's CPUs times a depth that grows as jobs get shorter and
+ * the round trip longer), heartbeats, and failover: a node that dies,
+ * freezes or says BYE has its jobs queued again (a failure counts against
+ * the job's attempts) and is retried with backoff.  Reaching the node
+ * (lookup, addresses, connect) is connect.c's.
  *
  * Every dispatch has its own id (slot | sequence << SLOT_BITS): a result is
  * taken only from the connection and slot it was sent to, so a late
  * duplicate from a connection already given up never reaches the caller.
  *
- * A node named by a host name is looked up on a short-lived thread: a slow
- * DNS server must not stall the scheduler (local jobs, other nodes,
- * heartbeats).  Numeric addresses need no lookup and connect at once. */
+ * Errors: a frame handler returns 0 to go on, or -1 with a `failure` filled
+ * in; r_frame() alone then ends the connection (r_lost). */
 #include <errno.h>
-#include <netdb.h>
-#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
+#include "connect.h"
 #include "pp_conn.h"
+#include "pp_handshake.h"
 #include "pp_net.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 #include "pp_zip.h"
 
 #define SLOT_BITS 12
 #define MAX_SLOTS (1u << SLOT_BITS)
-#define CONNECT_TIMEOUT 5.0
 #define HANDSHAKE_TIMEOUT 10.0
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 2.0
 #define AUTH_RETRY 30.0           /* a refused secret is not retried in a storm */
-#define PIPELINE_NS 2000000.0     /* keep about this much work queued per node CPU */
-#define MODULE_MAX (256u << 20)
+#define PREFETCH 2                /* jobs in flight beyond the CPUs' depth */
 
-enum { R_WAIT, R_CONNECTING, R_HELLO, R_PROOF, R_UP };
+/* A node's connection, one state at a time. */
+typedef enum node_state {
+    N_DOWN,       /* not connected; the next attempt when `timer` fires (backoff) */
+    N_REFUSED,    /* it refused our secret, could not prove its own, or speaks no
+                     version of ours: the next attempt after AUTH_RETRY */
+    N_CONNECTING, /* the connector looks the name up and connects */
+    N_HELLO,      /* HELLO sent; waiting for CHALLENGE (HANDSHAKE_TIMEOUT) */
+    N_PROOF,      /* PROOF sent; waiting for ACCEPT */
+    N_UP,         /* authenticated: jobs flow */
+} node_state;
+
+static const char *const state_names[] = {"down", "refused", "connecting", "hello",
+                                          "proof", "up"};
 
 typedef struct slot {
     pp_job *job;
     uint64_t id;
 } slot;
 
-/* A name lookup on a detached thread of its own.  The thread and the remote
- * hold a reference each and the last one frees it: pp_server_free() never
- * waits for a slow lookup, it drops the remote's reference, and the thread,
- * when done, touches only this struct (never the server). */
-typedef struct lookup {
-    atomic_int refs;
-    atomic_int done;              /* res and err are final (release) */
-    int efd;                      /* written once by the thread when done */
-    int port;
-    struct addrinfo *res;         /* the addresses, or NULL with err; owned until taken */
-    char err[PP_ERR_LEN];
-    char host[256];
-} lookup;
-
 typedef struct remote {
-    pp_server *s;
-    pp_node *node;
-    char host[256];
-    int port;
-    int state;
-    int fd;                       /* while connecting */
-    pp_io cio;
-    lookup *lk;                   /* while looking the host up (state R_CONNECTING) */
-    pp_io lio;                    /* watches lk->efd */
-    struct addrinfo *addrs;       /* while connecting: the host's addresses (owned) */
-    const struct addrinfo *untried; /* those of addrs not tried yet */
+    pp_backend b;                 /* the scheduler's handle (first) */
+    node_state state;
+    pp_connector cx;
     pp_conn *conn;
-    pp_timer timer;               /* connect or handshake deadline, reconnect */
+    pp_hs hs;
+    pp_timer timer;               /* handshake deadline, or the next attempt */
     pp_timer hb;                  /* heartbeat */
-    uint8_t nc[PP_NONCE_LEN], ns[PP_NONCE_LEN];
-    uint8_t hello[2 + PP_NONCE_LEN];
-    uint8_t ver;
-    uint8_t transcript[PP_SHA256_LEN];
     double backoff;
     double last_rx;
     int ncpus;
@@ -91,42 +77,105 @@ typedef struct remote {
     uint32_t nfree;
     int inflight;
     uint64_t seq;
-    int last_state_logged;
+    int quiet;                    /* "cannot reach" was logged for this streak */
+    int refused_before;           /* the refusal was logged for this streak */
     char why[PP_ERR_LEN];         /* why the last connection ended */
 } remote;
 
-static void r_connect(remote *r);
-static void r_lost(remote *r, const char *why, int count_attempt, double retry);
-static void r_connect_next(remote *r);
-static void lookup_drop(remote *r);
+/* How a frame handler failed. */
+typedef struct failure {
+    char why[PP_ERR_LEN + 64];
+    int node_failed;              /* counts against the jobs' attempts */
+    int refused;                  /* N_REFUSED: retry only after AUTH_RETRY */
+    int no_version;               /* no common version: retry after AUTH_RETRY too */
+} failure;
 
-static void set_state(remote *r, int state, int node_state)
+static int fail(failure *f, int node_failed, int refused, const char *fmt, ...) PP_PRINTF(4, 5);
+static int fail(failure *f, int node_failed, int refused, const char *fmt, ...)
 {
-    r->state = state;
-    pp_server *s = r->s;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->why, sizeof f->why, fmt, ap);
+    va_end(ap);
+    f->node_failed = node_failed;
+    f->refused = refused;
+    return -1;
+}
+
+static remote *of(pp_backend *b)
+{
+    return (remote *)b;
+}
+
+static void r_connect(remote *r);
+
+/* The one place the state changes; the node's public state follows it. */
+static void set_state(remote *r, node_state st)
+{
+    static const int public_state[] = {
+        [N_DOWN] = PP_NODE_DOWN,          [N_REFUSED] = PP_NODE_AUTH_FAILED,
+        [N_CONNECTING] = PP_NODE_CONNECTING, [N_HELLO] = PP_NODE_CONNECTING,
+        [N_PROOF] = PP_NODE_CONNECTING,   [N_UP] = PP_NODE_UP,
+    };
+    pp_server *s = r->b.s;
+    r->state = st;
     pthread_mutex_lock(&s->mu);
-    r->node->state = node_state;
-    if (node_state == PP_NODE_UP)
-        r->node->ncpus = r->ncpus;
+    r->b.node->state = public_state[st];
+    if (st == N_UP)
+        r->b.node->ncpus = r->ncpus;
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Jobs in flight at once: the node's CPUs times a depth that keeps each CPU
- * busy across a round trip (1 + RTT / run time) and, for tiny jobs, amortises
- * the per-job cost (as the local pool does); capped by the slot table. */
-static int capacity(const remote *r)
+/* ---- losing the connection ---- */
+
+/* Ends the connection.  Jobs in flight go back to the queue; when the node
+ * failed (not a BYE) that counts as an attempt, and a job out of attempts
+ * ends PP_LOST.  A refusal (or, `slow`, another version) waits AUTH_RETRY
+ * before the next attempt. */
+static void r_lost(remote *r, const char *why, int node_failed, int refused, int slow)
 {
-    if (r->state != R_UP || r->ncpus <= 0)
-        return 0;
-    double run = r->avg_ns * 1e-9, d = 1.0;
-    if (run > 0) {
-        d = PIPELINE_NS * 1e-9 / run;
-        if (1.0 + r->rtt / run > d)
-            d = 1.0 + r->rtt / run;
+    pp_server *s = r->b.s;
+    int was_up = r->state == N_UP;
+    snprintf(r->why, sizeof r->why, "%s", why);
+    pp_timer_stop(s->loop, &r->hb);
+    pp_connector_stop(&r->cx);
+    if (r->conn) {
+        pp_conn_free(r->conn); /* also drops queued bytes pointing into jobs */
+        r->conn = NULL;
     }
-    int depth = d < 1 ? 1 : d > 64 ? 64 : (int)(d + 0.5);
-    long cap = (long)r->ncpus * depth + 2; /* + a small prefetch */
-    return cap > (long)MAX_SLOTS ? (int)MAX_SLOTS : (int)cap;
+    pp_hs_wipe(&r->hs);
+    int requeued = 0, lost = 0;
+    for (uint32_t i = 0; r->slots && i < MAX_SLOTS; i++) {
+        pp_job *j = r->slots[i].job;
+        if (!j)
+            continue;
+        r->slots[i].job = NULL;
+        r->freelist[r->nfree++] = i;
+        if (node_failed && ++j->attempts >= s->max_attempts) {
+            pp_sched_fail(s, j, PP_LOST, "lost: the nodes running it failed %d times "
+                                         "(last %s: %s)", j->attempts, r->b.node->name, why);
+            lost++;
+        } else {
+            pp_sched_requeue(s, j);
+            requeued++;
+        }
+    }
+    r->inflight = 0;
+    if (was_up) {
+        pp_log(&s->log, PP_LOG_WARN, "%s: node down: %s (%d job(s) re-queued, %d lost)",
+               r->b.node->name, why, requeued, lost);
+    } else if (!refused && !r->quiet) {
+        pp_log(&s->log, PP_LOG_WARN, "%s: cannot reach the node: %s; retrying",
+               r->b.node->name, why);
+        r->quiet = 1;
+    }
+    r->refused_before |= refused;
+    set_state(r, refused ? N_REFUSED : N_DOWN);
+    double delay = refused || slow ? AUTH_RETRY : r->backoff;
+    r->backoff = r->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : r->backoff * 2;
+    pp_timer_start(s->loop, &r->timer, pp_now() + delay);
+    if (requeued)
+        pp_sched_poke(s); /* other backends may take them now */
 }
 
 /* ---- timers ---- */
@@ -135,226 +184,130 @@ static void r_timer(pp_loop *loop, pp_timer *t)
 {
     (void)loop;
     remote *r = t->data;
-    switch (r->state) {
-    case R_WAIT:
+    if (r->state == N_DOWN || r->state == N_REFUSED)
         r_connect(r);
-        break;
-    case R_CONNECTING:
-        if (r->untried) { /* a host with several addresses: try the next one */
-            pp_log(&r->s->log, PP_LOG_DEBUG, "%s: connection timed out; trying the next address",
-                   r->node->name);
-            r_connect_next(r);
-        } else {
-            r_lost(r, "connection timed out", 0, 0);
-        }
-        break;
-    default:
-        r_lost(r, "no handshake from the node in time", 0, 0);
-        break;
-    }
+    else
+        r_lost(r, "no handshake from the node in time", 0, 0, 0);
 }
 
 static void r_heartbeat(pp_loop *loop, pp_timer *t)
 {
     remote *r = t->data;
-    pp_server *s = r->s;
-    if (r->state != R_UP)
+    pp_server *s = r->b.s;
+    if (r->state != N_UP)
         return;
     double now = pp_now();
     if (now - r->last_rx > s->node_timeout) {
         char why[96];
         snprintf(why, sizeof why, "no frame from the node for %.1f s", now - r->last_rx);
-        r_lost(r, why, 1, 0);
+        r_lost(r, why, 1, 0, 0);
         return;
     }
-    pp_conn_send(r->conn, PP_T_PING, 0, (uint64_t)(now * 1e6), NULL, 0);
+    pp_conn_send(r->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
     pp_conn_flush(r->conn);
     pp_timer_start(loop, t, now + s->heartbeat);
 }
 
-/* ---- connection loss ---- */
+/* ---- the handshake ---- */
 
-/* Ends the connection.  Jobs in flight go back to the queue; when the node
- * failed (not a BYE) that counts as an attempt, and a job out of attempts
- * ends PP_LOST.  `retry` > 0 sets the reconnect delay. */
-static void r_lost(remote *r, const char *why, int count_attempt, double retry)
+static int on_challenge(remote *r, const pp_frame *f, failure *fl)
 {
-    pp_server *s = r->s;
-    int was_up = r->state == R_UP;
-    snprintf(r->why, sizeof r->why, "%s", why);
-    pp_timer_stop(s->loop, &r->hb);
-    if (r->conn) {
-        pp_conn_free(r->conn); /* also drops queued bytes pointing into jobs */
-        r->conn = NULL;
-    }
-    if (r->fd >= 0) {
-        pp_loop_del(s->loop, &r->cio);
-        close(r->fd);
-        r->fd = -1;
-    }
-    lookup_drop(r);
-    if (r->addrs) {
-        freeaddrinfo(r->addrs);
-        r->addrs = NULL;
-        r->untried = NULL;
-    }
-    int requeued = 0, lost = 0;
-    for (uint32_t i = 0; r->slots && i < MAX_SLOTS; i++) {
-        pp_job *j = r->slots[i].job;
-        if (!j)
-            continue;
-        r->slots[i].job = NULL;
-        r->freelist[r->nfree++] = i;
-        if (count_attempt && ++j->attempts >= s->max_attempts) {
-            pp_sched_fail(s, j, PP_LOST, "lost: the nodes running it failed %d times "
-                                         "(last %s: %s)", j->attempts, r->node->name, why);
-            lost++;
-        } else {
-            job_list_push_front(&s->ready, j);
-            requeued++;
-        }
-    }
-    r->inflight = 0;
-    if (was_up)
-        pp_log(&s->log, PP_LOG_WARN, "%s: node down: %s (%d job(s) re-queued, %d lost)",
-               r->node->name, why, requeued, lost);
-    else if (r->node->state != PP_NODE_AUTH_FAILED && r->last_state_logged != 1)
-        pp_log(&s->log, PP_LOG_WARN, "%s: cannot reach the node: %s; retrying", r->node->name,
-               why);
-    if (!was_up && r->node->state != PP_NODE_AUTH_FAILED)
-        r->last_state_logged = 1;
-    if (r->node->state != PP_NODE_AUTH_FAILED)
-        set_state(r, R_WAIT, PP_NODE_DOWN);
-    else
-        r->state = R_WAIT;
-    double delay = retry > 0 ? retry : r->backoff;
-    r->backoff = r->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : r->backoff * 2;
-    pp_timer_start(s->loop, &r->timer, pp_now() + delay);
-}
-
-/* ---- frames ---- */
-
-static int on_challenge(remote *r, const pp_frame *f)
-{
-    pp_server *s = r->s;
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    uint8_t ver = pp_rd_u8(&rd);
-    const uint8_t *ns = pp_rd_bytes(&rd, PP_NONCE_LEN);
-    uint32_t max_frame = pp_rd_u32(&rd);
-    uint32_t ncpus = pp_rd_u32(&rd);
     r->rtt = pp_now() - r->hello_sent; /* the first sample: the handshake's */
-    if (rd.bad || rd.left || ver < PP_PROTO_MIN || ver > PP_PROTO_MAX || ncpus > 65536) {
-        r_lost(r, "malformed CHALLENGE from the node", 0, 0);
-        return -1;
-    }
-    r->ver = ver;
-    memcpy(r->ns, ns, PP_NONCE_LEN);
-    r->max_frame = max_frame;
-    r->ncpus = (int)ncpus;
     uint8_t mac[PP_MAC_LEN];
-    if (pp_auth_transcript(r->hello, sizeof r->hello, f->payload, f->hdr.len, r->transcript) ||
-        pp_auth_proof(&s->key, PP_ROLE_CLIENT, ver, r->nc, r->ns, r->transcript, mac)) {
-        r_lost(r, "cannot compute the proof (OpenSSL)", 0, 0);
-        return -1;
-    }
-    pp_conn_send(r->conn, PP_T_PROOF, 0, 0, mac, sizeof mac);
+    if (pp_hs_client_challenge(&r->hs, f, mac) != PP_HS_OK)
+        return fail(fl, 0, 0, "%s", r->hs.err);
+    r->max_frame = r->hs.chal.max_frame;
+    r->ncpus = (int)r->hs.chal.ncpus;
+    if (pp_conn_send(r->conn, PP_T_PROOF, 0, 0, mac, sizeof mac) != 0)
+        return fail(fl, 0, 0, "cannot send the proof");
     pp_conn_flush(r->conn);
-    r->state = R_PROOF;
+    r->state = N_PROOF;
     return 0;
 }
 
-static int on_accept_frame(remote *r, const pp_frame *f)
+static int on_accept(remote *r, const pp_frame *f, failure *fl)
 {
-    pp_server *s = r->s;
-    if (f->hdr.len != PP_MAC_LEN || pp_auth_verify(&s->key, PP_ROLE_SERVER, r->ver, r->nc,
-                                                   r->ns, r->transcript, f->payload) != 0) {
+    pp_server *s = r->b.s;
+    if (pp_hs_client_accept(&r->hs, f) != PP_HS_OK) {
         /* A node that cannot prove the secret gets no job. */
-        pp_log(&s->log, PP_LOG_WARN, "%s: the node failed to prove the shared secret; "
-                                      "no job is sent to it", r->node->name);
-        set_state(r, R_WAIT, PP_NODE_AUTH_FAILED);
-        r_lost(r, "the node failed to prove the secret", 0, AUTH_RETRY);
-        return -1;
+        pp_log(&s->log, PP_LOG_WARN, "%s: the node failed to prove the shared secret; no job "
+                                     "is sent to it", r->b.node->name);
+        return fail(fl, 0, 1, "the node failed to prove the secret");
     }
+    pp_hs_wipe(&r->hs);
     pp_timer_stop(s->loop, &r->timer);
-    pp_conn_set_limit(r->conn, (r->max_frame ? r->max_frame : PP_MAX_FRAME) + 1024);
+    /* The node's limit, checked: what it announces cannot make us accept
+     * more than our own, nor wrap around. */
+    uint32_t limit = r->max_frame && r->max_frame <= PP_MAX_FRAME ? r->max_frame : PP_MAX_FRAME;
+    pp_conn_set_limit(r->conn, limit + 1024);
     r->backoff = BACKOFF_MIN;
     r->last_rx = pp_now();
-    r->last_state_logged = 0;
-    set_state(r, R_UP, PP_NODE_UP);
+    r->quiet = 0;
+    r->refused_before = 0;
+    set_state(r, N_UP);
     pp_timer_start(s->loop, &r->hb, pp_now() + s->heartbeat);
-    pp_log(&s->log, PP_LOG_INFO, "%s: node up with %d CPUs", r->node->name, r->ncpus);
+    pp_log(&s->log, PP_LOG_INFO, "%s: node up with %d CPUs", r->b.node->name, r->ncpus);
     return 0;
 }
 
-static int on_error_frame(remote *r, const pp_frame *f)
+static int on_error_frame(remote *r, const pp_frame *f, failure *fl)
 {
-    pp_server *s = r->s;
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    uint16_t code = pp_rd_u16(&rd);
-    char msg[512];
-    pp_rd_str16(&rd, msg, sizeof msg);
-    if (rd.bad)
-        snprintf(msg, sizeof msg, "(malformed error frame)");
-    if (code == PP_E_AUTH) {
-        if (r->node->state != PP_NODE_AUTH_FAILED)
+    pp_server *s = r->b.s;
+    pp_msg_error e;
+    if (pp_proto_error_decode(f, &e) != 0)
+        return fail(fl, r->state == N_UP, 0, "the node sent a malformed error frame");
+    if (e.code == PP_E_AUTH) {
+        if (!r->refused_before)
             pp_log(&s->log, PP_LOG_WARN, "%s: authentication failed: the node refused our "
-                                          "secret (is it the same on both sides?)",
-                   r->node->name);
-        set_state(r, R_WAIT, PP_NODE_AUTH_FAILED);
-        r_lost(r, "authentication failed", 0, AUTH_RETRY);
-        return -1;
+                                         "secret (is it the same on both sides?)",
+                   r->b.node->name);
+        return fail(fl, 0, 1, "authentication failed");
     }
-    char why[600];
-    snprintf(why, sizeof why, "the node said: %s", msg);
-    if (code == PP_E_VERSION)
-        pp_log(&s->log, PP_LOG_ERROR, "%s: %s", r->node->name, why);
-    r_lost(r, why, r->state == R_UP, code == PP_E_VERSION ? AUTH_RETRY : 0);
-    return -1;
+    if (e.code == PP_E_VERSION) {
+        pp_log(&s->log, PP_LOG_ERROR, "%s: the node said: %s", r->b.node->name, e.msg);
+        fl->no_version = 1;
+        return fail(fl, 0, 0, "the node said: %s", e.msg);
+    }
+    return fail(fl, r->state == N_UP, 0, "the node said: %s", e.msg);
 }
 
-static int on_result(remote *r, const pp_frame *f)
+/* ---- jobs ---- */
+
+static int on_result(remote *r, const pp_frame *f, failure *fl)
 {
-    pp_server *s = r->s;
+    pp_server *s = r->b.s;
     uint32_t i = (uint32_t)(f->hdr.id & (MAX_SLOTS - 1));
-    if (!r->slots || !r->slots[i].job || r->slots[i].id != f->hdr.id) {
-        r_lost(r, "the node sent a result for no job it held", 1, 0);
-        return -1;
-    }
+    if (!r->slots || !r->slots[i].job || r->slots[i].id != f->hdr.id)
+        return fail(fl, 1, 0, "the node sent a result for no job it held");
     uint8_t *block;
     size_t blen = f->hdr.len;
     if (f->hdr.flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
         void *out = NULL;
-        if (pp_zip_inflate(f->payload, f->hdr.len, r->max_frame + 1024u, &out, &blen, err)) {
-            char why[PP_ERR_LEN + 32];
-            snprintf(why, sizeof why, "bad compressed result: %s", err);
-            r_lost(r, why, 1, 0);
-            return -1;
-        }
+        if (pp_zip_inflate(f->payload, f->hdr.len, (size_t)r->max_frame + 1024u, &out, &blen,
+                           err))
+            return fail(fl, 1, 0, "bad compressed result: %s", err);
         block = out;
     } else {
         block = pp_conn_take(r->conn, f);
     }
-    if (!block) {
-        r_lost(r, "out of memory for a result", 0, 0);
-        return -1;
-    }
-    int status = blen >= PP_RESULT_HDR ? block[0] : -1;
-    uint64_t run_ns = blen >= PP_RESULT_HDR ? pp_load64(block + 8) : 0;
-    if (blen < PP_RESULT_HDR || (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD &&
-                   status != PP_CRASHED && status != PP_TIMEOUT)) {
+    if (!block)
+        return fail(fl, 0, 0, "out of memory for a result");
+    pp_msg_result m;
+    if (pp_proto_result_decode(block, blen,
+                               1u << PP_DONE | 1u << PP_FAILED | 1u << PP_ELOAD |
+                                   1u << PP_CRASHED | 1u << PP_TIMEOUT,
+                               &m) != 0) {
         free(block);
-        r_lost(r, "the node sent a malformed result", 1, 0);
-        return -1;
+        return fail(fl, 1, 0, "the node sent a malformed result");
     }
-    size_t len = blen - PP_RESULT_HDR; /* it stays where it came, aligned */
     pp_job *j = r->slots[i].job;
     r->slots[i].job = NULL;
     r->freelist[r->nfree++] = i;
     r->inflight--;
-    r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)run_ns : (double)run_ns;
-    pp_sched_finish(s, j, status, block, (const char *)block + PP_RESULT_HDR, len, r->node,
-                    run_ns);
+    r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)m.run_ns : (double)m.run_ns;
+    /* The data stays where it came, aligned: PP_RESULT_HDR bytes in. */
+    pp_sched_finish(s, j, m.status, block, (const char *)m.data, m.len, r->b.node, m.run_ns);
     return 0;
 }
 
@@ -368,8 +321,8 @@ static void *read_module(const char *path, size_t *len, char *err)
     }
     struct stat st;
     void *buf = NULL;
-    if (fstat(fileno(fp), &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > MODULE_MAX) {
-        pp_seterr(err, "task module %s is not a file of at most %u bytes", path, MODULE_MAX);
+    if (fstat(fileno(fp), &st) != 0 || st.st_size < 0 || (uint64_t)st.st_size > PP_MODULE_MAX) {
+        pp_seterr(err, "task module %s is not a file of at most %u bytes", path, PP_MODULE_MAX);
         goto out;
     }
     buf = malloc((size_t)st.st_size + 1);
@@ -385,37 +338,70 @@ out:
     return buf;
 }
 
-static int on_need(remote *r, const pp_frame *f)
+/* The node asks for a module it has not got: ours, if the hash is one of
+ * our tasks' (else its jobs for that hash fail there). */
+static int on_need(remote *r, const pp_frame *f, failure *fl)
 {
-    pp_server *s = r->s;
-    if (f->hdr.len != PP_SHA256_LEN)
+    pp_server *s = r->b.s;
+    const uint8_t *hash;
+    if (pp_proto_need_decode(f, &hash) != 0)
+        return fail(fl, 1, 0, "the node sent a malformed NEED");
+    const char *path = NULL;
+    pthread_mutex_lock(&s->mu);
+    for (uint32_t t = 0; t < s->ntasks && !path; t++)
+        if (!s->tasks[t]->hash_err && !memcmp(s->tasks[t]->hash, hash, PP_SHA256_LEN))
+            path = s->tasks[t]->module; /* entries never change */
+    pthread_mutex_unlock(&s->mu);
+    if (!path)
         return 0;
-    for (uint32_t t = 0; t < s->ntask_hash; t++) {
-        if (s->task_hash_state[t] != 1 || memcmp(s->task_hash[t], f->payload, PP_SHA256_LEN))
-            continue;
-        pthread_mutex_lock(&s->mu);
-        char *path = strdup(s->tasks[t].module);
-        pthread_mutex_unlock(&s->mu);
-        char err[PP_ERR_LEN];
-        size_t len = 0;
-        void *data = path ? read_module(path, &len, err) : NULL;
-        void *zip = NULL;
-        size_t ziplen = 0;
-        if (data && pp_zip_deflate(data, len, 6, &zip, &ziplen) == 0) {
-            pp_conn_send_ref(r->conn, PP_T_MODULE, 0, 0, f->payload, PP_SHA256_LEN, zip,
-                             ziplen, free, zip);
-            pp_log(&s->log, PP_LOG_INFO, "%s: sent module %s (%zu bytes, %zu compressed)",
-                   r->node->name, path, len, ziplen);
-        } else {
-            pp_log(&s->log, PP_LOG_ERROR, "%s: cannot send module %s: %s", r->node->name,
-                   path ? path : "?", data ? "compression failed" : err);
-            free(zip);
-        }
-        free(data);
-        free(path);
+    char err[PP_ERR_LEN];
+    size_t len = 0, ziplen = 0;
+    void *zip = NULL, *data = read_module(path, &len, err);
+    if (data && pp_zip_deflate(data, len, 6, &zip, &ziplen) == 0 &&
+        pp_conn_send_ref(r->conn, PP_T_MODULE, 0, 0, hash, PP_SHA256_LEN, zip, ziplen, free,
+                         zip) == 0) {
+        pp_log(&s->log, PP_LOG_INFO, "%s: sent module %s (%zu bytes, %zu compressed)",
+               r->b.node->name, path, len, ziplen);
+    } else {
+        pp_log(&s->log, PP_LOG_ERROR, "%s: cannot send module %s: %s", r->b.node->name, path,
+               data ? "compression failed" : err);
+        free(zip);
+    }
+    free(data);
+    return 0;
+}
+
+/* A frame in state N_UP. */
+static int on_up_frame(remote *r, const pp_frame *f, failure *fl)
+{
+    switch (f->hdr.type) {
+    case PP_T_RRESULT:
+        return on_result(r, f, fl);
+    case PP_T_NEED:
+        return on_need(r, f, fl);
+    case PP_T_PING:
+        pp_conn_send(r->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
+        return 0;
+    case PP_T_PONG: {
+        double sample = r->last_rx - pp_proto_token_time(f->hdr.id);
+        if (sample >= 0 && sample < 60)
+            r->rtt = 0.7 * r->rtt + 0.3 * sample;
         return 0;
     }
-    return 0; /* not ours (any more): the node's jobs for it fail there */
+    case PP_T_NCPUS: {
+        uint32_t n;
+        if (pp_proto_ncpus_decode(f, &n) != 0)
+            return fail(fl, 1, 0, "the node sent a malformed NCPUS");
+        r->ncpus = (int)n;
+        set_state(r, N_UP);
+        return 0;
+    }
+    case PP_T_BYE:
+        return fail(fl, 0, 0, "the node is shutting down");
+    }
+    char name[16];
+    return fail(fl, 1, 0, "unexpected frame %s from the node",
+                pp_proto_type_name(f->hdr.type, name));
 }
 
 static int r_frame(pp_conn *c, const pp_frame *f, void *data)
@@ -423,321 +409,95 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
     (void)c;
     remote *r = data;
     r->last_rx = pp_now();
-    uint8_t t = f->hdr.type;
-    if (t == PP_T_ERROR)
-        return on_error_frame(r, f);
-    if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (r->state != R_UP || t != PP_T_RRESULT)) {
-        r_lost(r, "compressed frame where none is allowed", r->state == R_UP, 0);
-        return -1;
-    }
-    switch (r->state) {
-    case R_HELLO:
-        if (t == PP_T_CHALLENGE)
-            return on_challenge(r, f);
-        break;
-    case R_PROOF:
-        if (t == PP_T_ACCEPT)
-            return on_accept_frame(r, f);
-        break;
-    case R_UP:
-        switch (t) {
-        case PP_T_RRESULT:
-            return on_result(r, f);
-        case PP_T_NEED:
-            return on_need(r, f);
-        case PP_T_PING:
-            pp_conn_send(r->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
-            return 0;
-        case PP_T_PONG: {
-            double sample = r->last_rx - (double)f->hdr.id * 1e-6;
-            if (sample >= 0 && sample < 60)
-                r->rtt = 0.7 * r->rtt + 0.3 * sample;
-            return 0;
-        }
-        case PP_T_NCPUS:
-            if (f->hdr.len == 4) {
-                r->ncpus = (int)pp_load32(f->payload);
-                set_state(r, R_UP, PP_NODE_UP);
-            }
-            return 0;
-        case PP_T_BYE:
-            r_lost(r, "the node is shutting down", 0, 0);
-            return -1;
-        }
-        break;
-    }
-    char why[64];
-    snprintf(why, sizeof why, "unexpected frame type %u from the node", t);
-    r_lost(r, why, r->state == R_UP, 0);
-    return -1;
+    failure fl = {.why = ""};
+    int rc;
+    char name[16];
+    if (f->hdr.type == PP_T_ERROR)
+        rc = on_error_frame(r, f, &fl);
+    else if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (r->state != N_UP || f->hdr.type != PP_T_RRESULT))
+        rc = fail(&fl, r->state == N_UP, 0, "compressed frame where none is allowed");
+    else if (r->state == N_HELLO && f->hdr.type == PP_T_CHALLENGE)
+        rc = on_challenge(r, f, &fl);
+    else if (r->state == N_PROOF && f->hdr.type == PP_T_ACCEPT)
+        rc = on_accept(r, f, &fl);
+    else if (r->state == N_UP)
+        rc = on_up_frame(r, f, &fl);
+    else
+        rc = fail(&fl, 0, 0, "unexpected frame %s from the node in state %s",
+                  pp_proto_type_name(f->hdr.type, name), state_names[r->state]);
+    if (rc != 0)
+        r_lost(r, fl.why, fl.node_failed, fl.refused, fl.no_version);
+    return rc;
 }
 
 static void r_closed(pp_conn *c, const char *why, void *data)
 {
-    (void)c;
     remote *r = data;
     r->conn = NULL;
     pp_conn_free(c);
-    r_lost(r, why, 1, 0);
+    r_lost(r, why, 1, 0, 0);
 }
 
 /* ---- connecting ---- */
 
-static void r_connected(pp_loop *loop, pp_io *io, unsigned ev)
+static void r_connected(pp_connector *cx, int fd, const char *why)
 {
-    (void)loop;
-    (void)ev;
-    remote *r = io->data;
-    pp_server *s = r->s;
-    int e = pp_net_connect_result(r->fd);
-    if (e != 0 && r->untried) { /* a host with several addresses: try the next one */
-        pp_log(&s->log, PP_LOG_DEBUG, "%s: %s; trying the next address", r->node->name,
-               strerror(e));
-        r_connect_next(r);
+    remote *r = cx->data;
+    pp_server *s = r->b.s;
+    if (fd < 0) {
+        r_lost(r, why, 0, 0, 0);
         return;
-    }
-    if (e != 0) {
-        r_lost(r, strerror(e), 0, 0);
-        return;
-    }
-    pp_loop_del(s->loop, &r->cio);
-    if (r->addrs) {
-        freeaddrinfo(r->addrs);
-        r->addrs = NULL;
-        r->untried = NULL;
     }
     pp_conn_cbs cbs = {.on_frame = r_frame, .on_close = r_closed};
-    r->conn = pp_conn_new(s->loop, r->fd, r->fd, PP_WIRE_PREAUTH_MAX, PP_T_NET_MAX, NULL,
-                          &cbs, r);
+    r->conn = pp_conn_new(s->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, r);
     if (!r->conn) {
-        r_lost(r, "out of memory", 0, 0);
+        close(fd);
+        r_lost(r, "out of memory", 0, 0, 0);
         return;
     }
-    r->fd = -1; /* the conn owns it */
-    r->hello[0] = PP_PROTO_MIN;
-    r->hello[1] = PP_PROTO_MAX;
-    if (pp_auth_nonce(r->nc) != 0) {
-        r_lost(r, "cannot draw a nonce (OpenSSL)", 0, 0);
+    uint8_t hello[PP_HELLO_LEN];
+    if (pp_hs_client_hello(&r->hs, &s->key, hello) != PP_HS_OK ||
+        pp_conn_send(r->conn, PP_T_HELLO, 0, 0, hello, sizeof hello) != 0) {
+        r_lost(r, r->hs.err[0] ? r->hs.err : "cannot send HELLO", 0, 0, 0);
         return;
     }
-    memcpy(r->hello + 2, r->nc, PP_NONCE_LEN);
-    pp_conn_send(r->conn, PP_T_HELLO, 0, 0, r->hello, sizeof r->hello);
     pp_conn_flush(r->conn);
     r->hello_sent = pp_now();
-    r->state = R_HELLO;
+    r->state = N_HELLO;
     pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
-}
-
-static void set_connecting(remote *r)
-{
-    if (r->node->state != PP_NODE_AUTH_FAILED)
-        set_state(r, R_CONNECTING, PP_NODE_CONNECTING);
-    else
-        r->state = R_CONNECTING;
-}
-
-/* Starts a non-blocking connect to the next untried address of r->addrs,
- * closing the attempt before it, if any. */
-static void r_connect_next(remote *r)
-{
-    pp_server *s = r->s;
-    if (r->fd >= 0) {
-        pp_loop_del(s->loop, &r->cio);
-        close(r->fd);
-        r->fd = -1;
-    }
-    char err[PP_ERR_LEN];
-    int fd = pp_net_connect_ai(r->untried, &r->untried, r->host, r->port, err);
-    if (fd < 0) {
-        r_lost(r, err, 0, 0);
-        return;
-    }
-    r->fd = fd;
-    r->cio = (pp_io){.fd = fd, .fn = r_connected, .data = r};
-    if (pp_loop_add(s->loop, &r->cio, PP_EV_WRITE) != 0) {
-        r_lost(r, "cannot watch the socket", 0, 0);
-        return;
-    }
-    set_connecting(r);
-    pp_timer_start(s->loop, &r->timer, pp_now() + CONNECT_TIMEOUT);
-}
-
-/* ---- name lookup ---- */
-
-static void lookup_unref(lookup *lk)
-{
-    if (atomic_fetch_sub_explicit(&lk->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    if (lk->res)
-        freeaddrinfo(lk->res);
-    close(lk->efd);
-    free(lk);
-}
-
-/* Stops waiting for r's lookup: one still running finishes alone and frees
- * itself. */
-static void lookup_drop(remote *r)
-{
-    if (!r->lk)
-        return;
-    pp_loop_del(r->s->loop, &r->lio); /* before the fd can be closed */
-    lookup_unref(r->lk);
-    r->lk = NULL;
-}
-
-static void *lookup_main(void *arg)
-{
-    lookup *lk = arg;
-    pp_net_resolve(lk->host, lk->port, 0, &lk->res, lk->err);
-    atomic_store_explicit(&lk->done, 1, memory_order_release);
-    uint64_t one = 1;
-    while (write(lk->efd, &one, sizeof one) < 0 && errno == EINTR) {
-    }
-    lookup_unref(lk);
-    return NULL;
-}
-
-/* The lookup ended (scheduler thread): connect, or count a failed attempt. */
-static void lookup_ready(pp_loop *loop, pp_io *io, unsigned ev)
-{
-    (void)loop;
-    (void)ev;
-    remote *r = io->data;
-    lookup *lk = r->lk;
-    /* Done is set before the eventfd is written; an event left from a lookup
-     * dropped earlier in this turn finds none, or one not done. */
-    if (!lk || !atomic_load_explicit(&lk->done, memory_order_acquire))
-        return;
-    char err[PP_ERR_LEN];
-    memcpy(err, lk->err, sizeof err);
-    struct addrinfo *res = lk->res;
-    lk->res = NULL; /* ours now: the thread is past touching it */
-    lookup_drop(r);
-    if (!res) {
-        r_lost(r, err, 0, 0);
-        return;
-    }
-    r->addrs = res;
-    r->untried = res;
-    r_connect_next(r);
-}
-
-/* Starts looking r->host up on a detached thread; lookup_ready() follows.
- * Returns 0, or -1 with the reason in err. */
-static int lookup_start(remote *r, char *err)
-{
-    pp_server *s = r->s;
-    lookup *lk = calloc(1, sizeof *lk);
-    if (!lk) {
-        pp_seterr(err, "cannot resolve %s: out of memory", r->host);
-        return -1;
-    }
-    snprintf(lk->host, sizeof lk->host, "%s", r->host);
-    lk->port = r->port;
-    atomic_init(&lk->refs, 2);
-    atomic_init(&lk->done, 0);
-    lk->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    r->lio = (pp_io){.fd = lk->efd, .fn = lookup_ready, .data = r};
-    if (lk->efd < 0 || pp_loop_add(s->loop, &r->lio, PP_EV_READ) != 0) {
-        pp_seterr(err, "cannot resolve %s: %s", r->host, strerror(errno));
-        if (lk->efd >= 0)
-            close(lk->efd);
-        free(lk);
-        return -1;
-    }
-    /* Detached: nobody waits for a lookup.  All signals blocked: they stay
-     * with the application's threads. */
-    pthread_attr_t attr;
-    pthread_t th;
-    sigset_t all, old;
-    sigfillset(&all);
-    int e = pthread_attr_init(&attr);
-    if (e == 0) {
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        e = pthread_create(&th, &attr, lookup_main, lk);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
-    }
-    if (e != 0) {
-        pp_seterr(err, "cannot resolve %s: cannot start a thread: %s", r->host, strerror(e));
-        pp_loop_del(s->loop, &r->lio);
-        close(lk->efd);
-        free(lk);
-        return -1;
-    }
-    r->lk = lk;
-    return 0;
 }
 
 static void r_connect(remote *r)
 {
-    pp_server *s = r->s;
+    pp_server *s = r->b.s;
     pthread_mutex_lock(&s->mu);
-    r->node->connects++;
+    r->b.node->connects++;
     pthread_mutex_unlock(&s->mu);
-    char err[PP_ERR_LEN];
-    struct addrinfo *res;
-    int rc = pp_net_resolve(r->host, r->port, 1, &res, err);
-    if (rc == EAI_NONAME) {
-        /* A name: looked up on a thread, with no deadline of ours (the
-         * resolver bounds its own time), and one lookup per node at most. */
-        if (lookup_start(r, err) != 0) {
-            r_lost(r, err, 0, 0);
-            return;
-        }
-        set_connecting(r);
-        return;
-    }
-    if (rc != 0) {
-        r_lost(r, err, 0, 0);
-        return;
-    }
-    r->addrs = res;
-    r->untried = res;
-    r_connect_next(r);
+    set_state(r, N_CONNECTING);
+    pp_connector_start(&r->cx);
 }
 
-/* ---- dispatch ---- */
+/* ---- the backend ---- */
 
-/* The SHA-256 of task t's module, computed once; NULL if unreadable. */
-static const uint8_t *task_hash(pp_server *s, uint32_t t)
+static int r_room(pp_backend *b)
 {
-    if (t >= s->ntask_hash) {
-        uint32_t n = PP_MAX(t + 1, s->ntask_hash * 2);
-        uint8_t(*h)[PP_SHA256_LEN] = realloc(s->task_hash, n * sizeof *h);
-        if (!h)
-            return NULL;
-        s->task_hash = h;
-        uint8_t *st = realloc(s->task_hash_state, n);
-        if (!st)
-            return NULL;
-        memset(st + s->ntask_hash, 0, n - s->ntask_hash);
-        s->task_hash_state = st;
-        s->ntask_hash = n;
-    }
-    if (s->task_hash_state[t] == 0) {
-        pthread_mutex_lock(&s->mu);
-        char *path = strdup(s->tasks[t].module);
-        pthread_mutex_unlock(&s->mu);
-        char err[PP_ERR_LEN];
-        if (path && pp_sha256_file(path, s->task_hash[t], err) == 0) {
-            s->task_hash_state[t] = 1;
-        } else {
-            s->task_hash_state[t] = 2;
-            pp_log(&s->log, PP_LOG_ERROR, "cannot hash task module: %s", path ? err : "no memory");
-        }
-        free(path);
-    }
-    return s->task_hash_state[t] == 1 ? s->task_hash[t] : NULL;
+    remote *r = of(b);
+    if (r->state != N_UP || r->ncpus <= 0)
+        return 0;
+    long cap = (long)r->ncpus * pp_pipeline_depth(PP_PIPELINE_NODE_S, r->avg_ns * 1e-9, r->rtt) +
+               PREFETCH;
+    if (cap > (long)MAX_SLOTS)
+        cap = MAX_SLOTS;
+    return cap > r->inflight ? (int)(cap - r->inflight) : 0;
 }
 
-static int r_send(remote *r, pp_job *j)
+static int r_dispatch(pp_backend *b, pp_job *j)
 {
-    pp_server *s = r->s;
-    const uint8_t *hash = task_hash(s, j->task);
-    if (!hash) {
-        pp_sched_fail(s, j, PP_ELOAD, "cannot read the task module to send it to a node");
+    remote *r = of(b);
+    pp_server *s = b->s;
+    if (j->task->hash_err) {
+        pp_sched_fail(s, j, PP_ELOAD, "cannot read the task module to send it to a node: %s",
+                      j->task->hash_err);
         return 0;
     }
     if (!r->slots) {
@@ -756,22 +516,10 @@ static int r_send(remote *r, pp_job *j)
     }
     if (!r->nfree)
         return -1;
-    uint8_t head[PP_SHA256_LEN + 2 + 256 + 4];
-    pthread_mutex_lock(&s->mu);
-    const char *sym = s->tasks[j->task].symbol;
-    size_t slen = strlen(sym);
-    if (slen > 255)
-        slen = 255;
-    memcpy(head + PP_SHA256_LEN + 2, sym, slen);
-    pthread_mutex_unlock(&s->mu);
-    memcpy(head, hash, PP_SHA256_LEN);
-    pp_store16(head + PP_SHA256_LEN, (uint16_t)slen);
-    double ms = j->pj.timeout * 1000.0;
-    pp_store32(head + PP_SHA256_LEN + 2 + slen,
-               ms <= 0 ? 0 : ms >= 4e9 ? 0xFFFFFFFFu : (uint32_t)(ms < 1 ? 1 : ms));
+    uint8_t head[PP_RJOB_HEAD_MAX];
+    size_t hlen = pp_proto_rjob_head(head, j->task->hash, j->task->symbol, j->pj.timeout);
     uint32_t i = r->freelist[r->nfree - 1];
     uint64_t id = (++r->seq << SLOT_BITS) | i;
-    size_t hlen = PP_SHA256_LEN + 2 + slen + 4;
     void *zip;
     size_t ziplen;
     int zr = pp_zip_maybe(head, hlen, j->arg, j->len, &zip, &ziplen);
@@ -791,123 +539,74 @@ static int r_send(remote *r, pp_job *j)
     return 0;
 }
 
-void pp_remote_dispatch(pp_server *s)
+static void r_flush(pp_backend *b)
 {
-    for (int k = 0; k < s->nremotes && s->remotes; k++) {
-        remote *r = s->remotes[k];
-        int cap = capacity(r);
-        while (s->ready.head && r->inflight < cap) {
-            pp_job *j = job_list_pop(&s->ready);
-            if (r_send(r, j) != 0) {
-                job_list_push_front(&s->ready, j);
-                break;
-            }
-        }
-        /* One write for everything this turn queued: jobs, modules, PONGs. */
-        if (r->conn && pp_conn_outbytes(r->conn))
-            pp_conn_flush(r->conn);
-    }
+    remote *r = of(b);
+    /* One write for everything this turn queued: jobs, modules, PONGs. */
+    if (r->conn && pp_conn_outbytes(r->conn))
+        pp_conn_flush(r->conn);
 }
 
-int pp_remote_any_up(const pp_server *s)
+static pp_backend_state r_state(pp_backend *b)
 {
-    for (int k = 0; k < s->nremotes && s->remotes; k++)
-        if (s->remotes[k]->state == R_UP)
-            return 1;
-    return 0;
+    remote *r = of(b);
+    return r->state == N_UP        ? PP_BACKEND_UP
+           : r->state == N_REFUSED ? PP_BACKEND_REFUSED
+                                   : PP_BACKEND_WAITING;
 }
 
-int pp_remote_all_auth_failed(const pp_server *s)
+static void r_describe(pp_backend *b, char *buf, size_t len)
 {
-    int n = 0;
-    for (int k = 0; k < s->nremotes && s->remotes; k++, n++)
-        if (s->remotes[k]->node->state != PP_NODE_AUTH_FAILED)
-            return 0;
-    return n > 0;
+    remote *r = of(b);
+    const char *st = r->state == N_REFUSED ? "authentication failed" : state_names[r->state];
+    snprintf(buf, len, "%s %s%s%s%s", b->node->name, st, r->why[0] ? " (" : "", r->why,
+             r->why[0] ? ")" : "");
 }
 
-void pp_remote_describe(const pp_server *s, char *buf, size_t len)
+static void r_free(pp_backend *b)
 {
-    size_t used = 0;
-    buf[0] = 0;
-    for (int k = 0; k < s->nremotes && s->remotes && used + 1 < len; k++) {
-        const remote *r = s->remotes[k];
-        if (r->state == R_UP)
-            continue;
-        const char *st = r->node->state == PP_NODE_AUTH_FAILED ? "authentication failed"
-                         : r->state == R_WAIT                   ? "down"
-                                                                : "connecting";
-        int n = snprintf(buf + used, len - used, "%s%s %s%s%s%s", used ? "; " : "",
-                         r->node->name, st, r->why[0] ? " (" : "", r->why, r->why[0] ? ")" : "");
-        if (n < 0)
-            break;
-        used += PP_MIN((size_t)n, len - used - 1);
-    }
+    remote *r = of(b);
+    pp_server *s = b->s;
+    /* Jobs in flight go back to the queue. */
+    for (uint32_t i = 0; r->slots && i < MAX_SLOTS; i++)
+        if (r->slots[i].job)
+            pp_sched_requeue(s, r->slots[i].job);
+    pp_timer_stop(s->loop, &r->timer);
+    pp_timer_stop(s->loop, &r->hb);
+    pp_connector_stop(&r->cx); /* a lookup still running frees itself when done */
+    if (r->conn)
+        pp_conn_free(r->conn);
+    pp_hs_wipe(&r->hs);
+    free(r->slots);
+    free(r->freelist);
+    free(r);
 }
 
-int pp_remote_start(pp_server *s, char *err)
+static const pp_backend_ops remote_ops = {
+    .free = r_free,
+    .room = r_room,
+    .dispatch = r_dispatch,
+    .flush = r_flush,
+    .state = r_state,
+    .describe = r_describe,
+};
+
+pp_backend *pp_remote_new(pp_server *s, pp_node *node, char *err)
 {
-    if (s->nremotes == 0)
-        return 0;
-    s->remotes = calloc((size_t)s->nremotes, sizeof *s->remotes);
-    if (!s->remotes) {
+    char host[256];
+    int port;
+    if (pp_net_parse_hostport(node->name, PP_DEFAULT_PORT, host, sizeof host, &port, err) != 0)
+        return NULL;
+    remote *r = calloc(1, sizeof *r);
+    if (!r) {
         pp_seterr(err, "out of memory");
-        return -1;
+        return NULL;
     }
-    for (int k = 0; k < s->nremotes; k++) {
-        remote *r = calloc(1, sizeof *r);
-        if (!r) {
-            pp_seterr(err, "out of memory");
-            return -1;
-        }
-        s->remotes[k] = r;
-        r->s = s;
-        r->node = s->nodes[k + 1];
-        r->fd = -1;
-        r->backoff = BACKOFF_MIN;
-        r->timer = (pp_timer){.fn = r_timer, .data = r};
-        r->hb = (pp_timer){.fn = r_heartbeat, .data = r};
-        if (pp_net_parse_hostport(r->node->name, PP_DEFAULT_PORT, r->host, sizeof r->host,
-                                  &r->port, err) != 0)
-            return -1;
-        r->state = R_WAIT;
-        r_connect(r);
-    }
-    return 0;
-}
-
-void pp_remote_stop(pp_server *s)
-{
-    for (int k = 0; k < s->nremotes && s->remotes; k++) {
-        remote *r = s->remotes[k];
-        if (!r)
-            continue;
-        /* Jobs in flight go back to the queue; the caller cancels them. */
-        if (r->slots) {
-            for (uint32_t i = 0; i < MAX_SLOTS; i++)
-                if (r->slots[i].job)
-                    job_list_push_front(&s->ready, r->slots[i].job);
-        }
-        pp_timer_stop(s->loop, &r->timer);
-        pp_timer_stop(s->loop, &r->hb);
-        if (r->conn)
-            pp_conn_free(r->conn);
-        if (r->fd >= 0) {
-            pp_loop_del(s->loop, &r->cio);
-            close(r->fd);
-        }
-        lookup_drop(r); /* a lookup still running frees itself when done */
-        if (r->addrs)
-            freeaddrinfo(r->addrs);
-        free(r->slots);
-        free(r->freelist);
-        free(r);
-    }
-    free(s->remotes);
-    s->remotes = NULL;
-    free(s->task_hash);
-    free(s->task_hash_state);
-    s->task_hash = NULL;
-    s->task_hash_state = NULL;
-    s->ntask_hash = 0;
+    r->b = (pp_backend){.ops = &remote_ops, .s = s, .node = node, .remote = 1};
+    r->backoff = BACKOFF_MIN;
+    r->timer = (pp_timer){.fn = r_timer, .data = r};
+    r->hb = (pp_timer){.fn = r_heartbeat, .data = r};
+    pp_connector_init(&r->cx, s->loop, &s->log, node->name, host, port, r_connected, r);
+    r_connect(r);
+    return &r->b;
 }

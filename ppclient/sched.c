@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* sched.c -- the scheduler thread: one queue of ready jobs feeding every
- * worker and node with free capacity; publishing finished jobs to waiting
- * threads and to the callback thread. */
+/* sched.c -- the scheduler: one queue of ready jobs and the policy that
+ * feeds them to the backends (local pool first, then the nodes, whichever
+ * has room), jobs coming back from backends, jobs nothing can run, and
+ * publishing finished jobs to waiting threads and to the callback thread.
+ * Everything here runs on the scheduler thread except pp_sched_wake_locked.
+ * Backends are driven through their ops only (backend.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 
 void pp_sched_wake_locked(pp_server *s)
 {
@@ -31,6 +34,8 @@ static void efd_ready(pp_loop *loop, pp_io *io, unsigned ev)
     while (read(s->efd, &v, sizeof v) < 0 && errno == EINTR) {
     }
 }
+
+/* ---- jobs coming back from backends ---- */
 
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
                      size_t len, pp_node *node, uint64_t run_ns)
@@ -61,6 +66,16 @@ void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
     pp_sched_finish(s, j, status, text, text, text ? len : 0, NULL, 0);
 }
 
+void pp_sched_requeue(pp_server *s, pp_job *j)
+{
+    job_list_push_front(&s->ready, j);
+}
+
+void pp_sched_poke(pp_server *s)
+{
+    pp_loop_break(s->loop);
+}
+
 /* Makes finished jobs visible: statuses, counters, node statistics, group
  * counts; queues callbacks.  One lock round per loop turn, not per job. */
 static void publish(pp_server *s)
@@ -69,7 +84,6 @@ static void publish(pp_server *s)
         return;
     job_list done = s->done;
     s->done = (job_list){0};
-    int queued_cb = 0;
     pthread_mutex_lock(&s->mu);
     pp_job *j;
     while ((j = job_list_pop(&done))) {
@@ -84,18 +98,7 @@ static void publish(pp_server *s)
             j->node->busy_ns += j->run_ns;
         }
         if (j->cb) {
-            if (!s->cb_started && !s->cb_stop) {
-                if (pthread_create(&s->cb_thread, NULL, pp_callback_main, s) == 0) {
-                    s->cb_started = 1;
-                } else {
-                    pp_log(&s->log, PP_LOG_ERROR, "cannot start the callback thread; "
-                                                  "callbacks run on the scheduler thread");
-                }
-            }
-            job_list_push(&s->callbacks, j);
-            queued_cb = 1;
-            if (!s->cb_started) /* no thread: run it here (still exactly once) */
-                pp_run_callbacks_locked(s);
+            pp_callback_queue_locked(s, j);
             continue;
         }
         if (j->group)
@@ -103,12 +106,12 @@ static void publish(pp_server *s)
         s->outstanding--;
         pp_job_unref(j);
     }
-    if (queued_cb)
-        pthread_cond_signal(&s->cb_cv);
     if (s->waiters)
         pthread_cond_broadcast(&s->done_cv);
     pthread_mutex_unlock(&s->mu);
 }
+
+/* ---- the policy ---- */
 
 /* Takes what API threads handed over: new jobs, a new pool size, stop. */
 static void take_incoming(pp_server *s)
@@ -123,15 +126,49 @@ static void take_incoming(pp_server *s)
         pp_loop_break(s->loop);
     }
     pthread_mutex_unlock(&s->mu);
-    if (resize >= 0)
-        pp_local_resize(s, resize);
+    for (int i = 0; resize >= 0 && i < s->nbackends; i++)
+        if (s->backends[i]->ops->resize)
+            s->backends[i]->ops->resize(s->backends[i], resize);
+}
+
+/* The next job to run: the head of the queue (submission order; jobs handed
+ * back go to the front). */
+static pp_job *next_job(pp_server *s)
+{
+    return job_list_pop(&s->ready);
+}
+
+/* Each backend in turn takes what it has room for. */
+static void dispatch(pp_server *s)
+{
+    for (int i = 0; i < s->nbackends; i++) {
+        pp_backend *b = s->backends[i];
+        while (s->ready.head && b->ops->room(b) > 0) {
+            pp_job *j = next_job(s);
+            if (b->ops->dispatch(b, j) != 0) {
+                pp_sched_requeue(s, j);
+                break;
+            }
+        }
+        b->ops->flush(b);
+    }
 }
 
 /* Ends every queued job PP_LOST: nothing can run them (no_node_timeout). */
 static void lose_waiting(pp_server *s, const char *why)
 {
-    char nodes[768];
-    pp_remote_describe(s, nodes, sizeof nodes);
+    char nodes[768] = "";
+    size_t used = 0;
+    for (int i = 0; i < s->nbackends && used + 1 < sizeof nodes; i++) {
+        pp_backend *b = s->backends[i];
+        if (!b->remote || b->ops->state(b) == PP_BACKEND_UP)
+            continue;
+        if (used)
+            used += (size_t)snprintf(nodes + used, sizeof nodes - used, "; ");
+        if (used + 1 < sizeof nodes)
+            b->ops->describe(b, nodes + used, sizeof nodes - used);
+        used = strlen(nodes);
+    }
     pp_log(&s->log, PP_LOG_ERROR, "%zu job(s) lost: %s%s%s", s->ready.n, why,
            nodes[0] ? ": " : "", nodes);
     pp_job *j;
@@ -144,8 +181,16 @@ static void lose_waiting(pp_server *s, const char *why)
  * once when every node refused our secret (that lasts until it changes). */
 static void check_idle(pp_server *s)
 {
-    int local = s->pool && pp_pool_target(s->pool) > 0;
-    if (local || pp_remote_any_up(s) || !s->ready.n) {
+    int up = 0, nodes = 0, refused = 0;
+    for (int i = 0; i < s->nbackends; i++) {
+        pp_backend_state st = s->backends[i]->ops->state(s->backends[i]);
+        up |= st == PP_BACKEND_UP;
+        if (s->backends[i]->remote) {
+            nodes++;
+            refused += st == PP_BACKEND_REFUSED;
+        }
+    }
+    if (up || !s->ready.n) {
         s->idle_warned = 0;
         s->idle_since = 0;
         pp_timer_stop(s->loop, &s->idle_timer);
@@ -154,14 +199,14 @@ static void check_idle(pp_server *s)
     double now = pp_now();
     if (!s->idle_since)
         s->idle_since = now;
-    if (!s->idle_warned && (s->nremotes == 0 || now - s->idle_since > 3.0)) {
+    if (!s->idle_warned && (nodes == 0 || now - s->idle_since > 3.0)) {
         s->idle_warned = 1;
         pp_log(&s->log, PP_LOG_WARN, "%zu job(s) wait: no local worker and no remote "
                                      "node is available to run them", s->ready.n);
     }
     if (s->no_node_timeout <= 0)
         return;
-    if (pp_remote_all_auth_failed(s)) {
+    if (nodes && refused == nodes) {
         lose_waiting(s, "no local worker, and every node refused our secret (is it the "
                         "same on both sides?)");
     } else if (now - s->idle_since >= s->no_node_timeout) {
@@ -179,8 +224,7 @@ static void before_sleep(pp_loop *loop, void *data)
     (void)loop;
     pp_server *s = data;
     take_incoming(s);
-    pp_local_dispatch(s);
-    pp_remote_dispatch(s);
+    dispatch(s);
     check_idle(s);
     publish(s);
 }
@@ -192,9 +236,51 @@ static void idle_timer_fired(pp_loop *loop, pp_timer *t)
     (void)t;
 }
 
-/* Ends every job the scheduler still holds with PP_CANCELLED. */
-static void cancel_all(pp_server *s)
+/* ---- the thread's life ---- */
+
+int pp_sched_init(pp_server *s, char *err)
 {
+    s->efd_io = (pp_io){.fd = s->efd, .fn = efd_ready, .data = s};
+    s->idle_timer = (pp_timer){.fn = idle_timer_fired, .data = s};
+    if (pp_loop_add(s->loop, &s->efd_io, PP_EV_READ) != 0 ||
+        pp_loop_hook(s->loop, before_sleep, s) != 0) {
+        pp_seterr(err, "cannot set up the event loop: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int pp_sched_add(pp_server *s, pp_backend *b)
+{
+    pp_backend **v = realloc(s->backends, ((size_t)s->nbackends + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    s->backends = v;
+    s->backends[s->nbackends++] = b;
+    return 0;
+}
+
+void pp_sched_run(pp_server *s)
+{
+    while (!s->quit) {
+        if (pp_loop_run_once(s->loop, -1) < 0) {
+            pp_log(&s->log, PP_LOG_ERROR, "event loop failed: %s", strerror(errno));
+            break;
+        }
+    }
+}
+
+void pp_sched_shutdown(pp_server *s)
+{
+    pp_timer_stop(s->loop, &s->idle_timer);
+    /* Jobs on workers and nodes come back to the queue... */
+    for (int i = s->nbackends - 1; i >= 0; i--)
+        s->backends[i]->ops->free(s->backends[i]);
+    free(s->backends);
+    s->backends = NULL;
+    s->nbackends = 0;
+    publish(s); /* results that arrived in the last turn still count */
+    /* ...then everything not finished is cancelled. */
     pthread_mutex_lock(&s->mu);
     job_list_splice(&s->ready, &s->incoming);
     pthread_mutex_unlock(&s->mu);
@@ -202,105 +288,4 @@ static void cancel_all(pp_server *s)
     while ((j = job_list_pop(&s->ready)))
         pp_sched_fail(s, j, PP_CANCELLED, "cancelled: the server was freed before the job ran");
     publish(s);
-}
-
-void *pp_sched_main(void *arg)
-{
-    pp_server *s = arg;
-    char err[PP_ERR_LEN] = "";
-    int ok = 1;
-    s->efd_io = (pp_io){.fd = s->efd, .fn = efd_ready, .data = s};
-    s->idle_timer = (pp_timer){.fn = idle_timer_fired, .data = s};
-    if (pp_loop_add(s->loop, &s->efd_io, PP_EV_READ) != 0 ||
-        pp_loop_hook(s->loop, before_sleep, s) != 0) {
-        snprintf(err, sizeof err, "cannot set up the event loop: %s", strerror(errno));
-        ok = 0;
-    }
-    if (ok && s->worker_path && pp_local_start(s, err) != 0)
-        ok = 0;
-    if (ok && pp_remote_start(s, err) != 0)
-        ok = 0;
-    /* A ppworker that cannot run (missing libraries, wrong architecture)
-     * fails pp_server_new() rather than leaving jobs waiting; and the first
-     * jobs find every worker up: wait (bounded) for their hellos. */
-    double give_up = pp_now() + 10.0;
-    while (ok && s->pool && pp_pool_ready(s->pool) < pp_pool_target(s->pool) &&
-           pp_now() < give_up) {
-        if (pp_pool_failures(s->pool) > 0) {
-            snprintf(err, sizeof err, "%s", pp_pool_last_failure(s->pool));
-            ok = 0;
-            break;
-        }
-        pp_loop_run_once(s->loop, 0.1);
-    }
-    if (!ok) {
-        pp_remote_stop(s);
-        pp_local_stop(s);
-    }
-    pthread_mutex_lock(&s->mu);
-    s->start_state = ok ? 1 : -1;
-    snprintf(s->start_err, sizeof s->start_err, "%s", err);
-    pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->mu);
-    if (!ok)
-        return NULL;
-
-    while (!s->quit) {
-        if (pp_loop_run_once(s->loop, -1) < 0) {
-            pp_log(&s->log, PP_LOG_ERROR, "event loop failed: %s", strerror(errno));
-            break;
-        }
-    }
-    /* Jobs on workers and nodes come back to the queue, then all is
-     * cancelled. */
-    pp_timer_stop(s->loop, &s->idle_timer);
-    pp_remote_stop(s);
-    pp_local_stop(s);
-    publish(s); /* results that arrived in the last turn still count */
-    cancel_all(s);
-    return NULL; /* deferred frees run in pp_loop_free() */
-}
-
-/* ---- callbacks ---- */
-
-static void run_one_callback(pp_server *s, pp_job *j)
-{
-    pthread_mutex_unlock(&s->mu);
-    j->cb(j, j->cb_arg);
-    pthread_mutex_lock(&s->mu);
-    if (j->group)
-        j->group->outstanding--;
-    s->outstanding--;
-    pp_job_unref(j);
-    if (s->waiters)
-        pthread_cond_broadcast(&s->done_cv);
-}
-
-void pp_run_callbacks_locked(pp_server *s)
-{
-    pp_job *j;
-    while ((j = job_list_pop(&s->callbacks)))
-        run_one_callback(s, j);
-}
-
-void *pp_callback_main(void *arg)
-{
-    pp_server *s = arg;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        while (!s->callbacks.head && !s->cb_stop && !s->free_requested)
-            pthread_cond_wait(&s->cb_cv, &s->mu);
-        if (s->free_requested) {
-            s->free_requested = 0;
-            pthread_mutex_unlock(&s->mu);
-            pp_server_teardown_from_callback(s);
-            return NULL;
-        }
-        pp_job *j = job_list_pop(&s->callbacks);
-        if (!j)
-            break; /* stopped and drained */
-        run_one_callback(s, j);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
 }

@@ -1,18 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* server.c -- pp_server_new/free, the local pool size, teardown. */
+/* server.c -- pp_server_new/free: the configuration checked and taken, the
+ * scheduler thread started with its backends (the local pool, one per
+ * node), teardown; and the local pool's size. */
 #include <errno.h>
 #include <math.h>
+#include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "backend.h"
 #include "pp_common.h"
 #include "pp_conf.h"
 #include "pp_net.h"
+#include "pp_spawn.h"
 
-static pp_node *node_new(const char *name, int ncpus)
+#define START_WAIT 10.0 /* seconds pp_server_new() waits for the local workers */
+
+static pp_node *node_new(const char *name, int ncpus, int state)
 {
     pp_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -23,7 +30,7 @@ static pp_node *node_new(const char *name, int ncpus)
         return NULL;
     }
     n->ncpus = ncpus;
-    n->state = PP_NODE_UP;
+    n->state = state;
     return n;
 }
 
@@ -35,18 +42,14 @@ static void server_destroy(pp_server *s)
         free(s->nodes[i]);
     }
     free(s->nodes);
-    for (uint32_t i = 0; i < s->ntasks; i++) {
-        free(s->tasks[i].module);
-        free(s->tasks[i].symbol);
-    }
-    free(s->tasks);
+    pp_tasks_free(s);
     while (s->groups) {
         pp_group *g = s->groups;
         s->groups = g->next;
         free(g);
     }
     if (s->loop)
-        pp_loop_free(s->loop);
+        pp_loop_free(s->loop); /* runs the deferred frees */
     if (s->efd >= 0)
         close(s->efd);
     free(s->worker_path);
@@ -125,7 +128,7 @@ static int copy_names(const char *const *names, char ***out, char *err)
     *out = copy;
     for (size_t i = 0; i < n; i++) {
         char why[PP_ERR_LEN];
-        if (pp_pool_env_name_ok(names[i], why) != 0) {
+        if (pp_spawn_env_name_ok(names[i], why) != 0) {
             pp_seterr(err, "worker_env: %s", why);
             return -1;
         }
@@ -137,135 +140,137 @@ static int copy_names(const char *const *names, char ***out, char *err)
     return 0;
 }
 
-PP_API pp_server *pp_server_new(const pp_config *cfg)
+/* The settings that need no resource, checked.  0, or -1 with
+ * pp_last_error() set. */
+static int check_config(const pp_config *cfg)
 {
-    pp_config defaults = {.ncpus = PP_AUTODETECT};
-    if (!cfg)
-        cfg = &defaults;
     if (cfg->ncpus < PP_AUTODETECT) {
-        pp_set_error("pp_server_new: ncpus must be >= 0 or PP_AUTODETECT, not %d",
-                     cfg->ncpus);
-        return NULL;
+        pp_set_error("pp_server_new: ncpus must be >= 0 or PP_AUTODETECT, not %d", cfg->ncpus);
+        return -1;
     }
     if (cfg->heartbeat < 0 || cfg->node_timeout < 0 || cfg->max_attempts < 0) {
         pp_set_error("pp_server_new: heartbeat, node_timeout and max_attempts must be >= 0");
-        return NULL;
+        return -1;
     }
     if (cfg->job_memory_mib != 0 && (cfg->job_memory_mib < 64 || cfg->job_memory_mib > 1 << 24)) {
         pp_set_error("pp_server_new: job_memory_mib must be 0 (no limit) or 64..16777216, not %d",
                      cfg->job_memory_mib);
-        return NULL;
+        return -1;
     }
-    int nremote = 0;
-    for (const char *const *p = cfg->ppservers; p && *p; p++)
-        nremote++;
     if (cfg->no_node_timeout < 0 || isnan(cfg->no_node_timeout)) {
         pp_set_error("pp_server_new: no_node_timeout must be >= 0 seconds");
-        return NULL;
+        return -1;
     }
     if (cfg->secret && cfg->secret_file) {
         pp_set_error("pp_server_new: give pp_config.secret or pp_config.secret_file, not both");
-        return NULL;
+        return -1;
     }
-    char err[PP_ERR_LEN];
-    char *secret = NULL;
-    if (nremote && load_secret(cfg, &secret, err) != 0) {
-        pp_set_error("pp_server_new: %s", err);
-        return NULL;
-    }
-    const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
-    int level = lvl ? pp_log_parse_level(lvl) : PP_LOG_WARN;
-    if (level < 0) {
-        pp_set_error("pp_server_new: unknown log level \"%s\" (error, warn, info, debug)", lvl);
-        return NULL;
-    }
+    return 0;
+}
 
-    pp_server *s = calloc(1, sizeof *s);
-    if (!s) {
-        pp_set_error("pp_server_new: out of memory");
-        free_secret(secret);
-        return NULL;
-    }
-    s->efd = -1;
-    s->log = (pp_log){.level = level, .fp = NULL, .who = "libpp"};
-    s->t0 = pp_now();
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->done_cv, NULL);
-    pthread_cond_init(&s->cb_cv, NULL);
-    s->ncpus_want = cfg->ncpus == PP_AUTODETECT ? pp_ncpus_available() : cfg->ncpus;
-
-    s->worker_path = pp_local_find_worker(cfg->worker_path, err);
-    if (!s->worker_path && s->ncpus_want > 0) {
-        pp_set_error("pp_server_new: %s", err);
-        goto fail;
-    }
-    s->nodes = calloc((size_t)nremote + 1, sizeof *s->nodes);
-    if (!s->nodes || !(s->nodes[0] = node_new("local", s->ncpus_want))) {
-        pp_set_error("pp_server_new: out of memory");
-        goto fail;
+/* The statistics' nodes: "local", then one per ppservers entry, named
+ * "host:port" ("[v6]:port").  0, or -1 with the reason in err. */
+static int make_nodes(pp_server *s, const char *const *servers, char *err)
+{
+    int n = 0;
+    while (servers && servers[n])
+        n++;
+    s->nodes = calloc((size_t)n + 1, sizeof *s->nodes);
+    if (!s->nodes || !(s->nodes[0] = node_new("local", s->ncpus_want,
+                                               s->ncpus_want > 0 ? PP_NODE_UP : PP_NODE_DOWN))) {
+        pp_seterr(err, "out of memory");
+        return -1;
     }
     s->nnodes = 1;
-    s->nodes[0]->state = s->ncpus_want > 0 ? PP_NODE_UP : PP_NODE_DOWN; /* no workers */
-    for (int i = 0; i < nremote; i++) {
+    for (int i = 0; i < n; i++) {
         char host[256], name[300];
         int port;
-        if (pp_net_parse_hostport(cfg->ppservers[i], PP_DEFAULT_PORT, host, sizeof host, &port,
-                                  err) != 0) {
-            pp_set_error("pp_server_new: %s", err);
-            goto fail;
-        }
+        if (pp_net_parse_hostport(servers[i], PP_DEFAULT_PORT, host, sizeof host, &port,
+                                  err) != 0)
+            return -1;
         snprintf(name, sizeof name, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-        if (!(s->nodes[s->nnodes] = node_new(name, 0))) {
-            pp_set_error("pp_server_new: out of memory");
-            goto fail;
+        if (!(s->nodes[s->nnodes] = node_new(name, 0, PP_NODE_CONNECTING))) {
+            pp_seterr(err, "out of memory");
+            return -1;
         }
-        s->nodes[s->nnodes++]->state = PP_NODE_CONNECTING;
+        s->nnodes++;
     }
-    s->nremotes = nremote;
+    return 0;
+}
+
+/* The rest of the configuration: defaults, copies, the key.  0, or -1 with
+ * the reason in err. */
+static int take_config(pp_server *s, const pp_config *cfg, char *err)
+{
+    s->ncpus_want = cfg->ncpus == PP_AUTODETECT ? pp_ncpus_available() : cfg->ncpus;
     s->heartbeat = cfg->heartbeat > 0 ? cfg->heartbeat : 1.0;
     s->node_timeout = cfg->node_timeout > 0 ? cfg->node_timeout : 5.0;
     s->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
     s->job_memory_mib = cfg->job_memory_mib;
     s->no_node_timeout = cfg->no_node_timeout;
-    if (copy_names(cfg->worker_env, &s->worker_env, err) != 0) {
-        pp_set_error("pp_server_new: %s", err);
-        goto fail;
-    }
-    if (secret) {
+    s->worker_path = pp_spawn_find_worker(cfg->worker_path, err);
+    if (!s->worker_path && s->ncpus_want > 0)
+        return -1;
+    if (make_nodes(s, cfg->ppservers, err) != 0 ||
+        copy_names(cfg->worker_env, &s->worker_env, err) != 0)
+        return -1;
+    if (s->nnodes > 1) {
+        char *secret = NULL;
+        if (load_secret(cfg, &secret, err) != 0)
+            return -1;
         int rc = pp_auth_derive(secret, strlen(secret), &s->key);
         free_secret(secret);
-        secret = NULL;
         if (rc != 0) {
-            pp_set_error("pp_server_new: cannot derive the authentication key (OpenSSL)");
-            goto fail;
+            pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
+            return -1;
         }
+        s->have_key = 1;
     }
-    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    s->loop = pp_loop_new();
-    if (s->efd < 0 || !s->loop) {
-        pp_set_error("pp_server_new: cannot create the event loop: %s", strerror(errno));
-        goto fail;
+    return 0;
+}
+
+/* On the scheduler thread: the backends, in dispatch order (the local pool
+ * first), and the local workers waited for (bounded), so that a ppworker
+ * that cannot run (missing libraries, wrong architecture) fails
+ * pp_server_new() rather than leaving jobs waiting.  0, or -1 with the
+ * reason in err. */
+static int start_backends(pp_server *s, char *err)
+{
+    pp_backend *local = NULL;
+    for (int i = s->worker_path ? 0 : 1; i < s->nnodes; i++) {
+        /* Local workers die with this thread (PR_SET_PDEATHSIG). */
+        pp_backend *b = i == 0 ? pp_local_new(s, s->nodes[0], err)
+                               : pp_remote_new(s, s->nodes[i], err);
+        if (!b)
+            return -1;
+        if (pp_sched_add(s, b) != 0) {
+            b->ops->free(b);
+            pp_seterr(err, "out of memory");
+            return -1;
+        }
+        if (i == 0)
+            local = b;
     }
-    int e = pthread_create(&s->thread, NULL, pp_sched_main, s);
-    if (e != 0) {
-        pp_set_error("pp_server_new: cannot start the scheduler thread: %s", strerror(e));
-        goto fail;
-    }
-    /* The scheduler thread starts the workers (they die with the thread that
-     * started them, PR_SET_PDEATHSIG) and says how that went. */
+    double give_up = pp_now() + START_WAIT;
+    int rc = 1;
+    while (local && (rc = pp_local_started(local, err)) == 0 && pp_now() < give_up)
+        pp_loop_run_once(s->loop, 0.1);
+    return rc < 0 ? -1 : 0;
+}
+
+static void *scheduler_thread(void *arg)
+{
+    pp_server *s = arg;
+    char err[PP_ERR_LEN] = "";
+    int ok = pp_sched_init(s, err) == 0 && start_backends(s, err) == 0;
     pthread_mutex_lock(&s->mu);
-    while (s->start_state == 0)
-        pthread_cond_wait(&s->done_cv, &s->mu);
+    s->start_state = ok ? 1 : -1;
+    snprintf(s->start_err, sizeof s->start_err, "%s", err);
+    pthread_cond_broadcast(&s->done_cv);
     pthread_mutex_unlock(&s->mu);
-    if (s->start_state < 0) {
-        pthread_join(s->thread, NULL);
-        pp_set_error("pp_server_new: %s", s->start_err);
-        goto fail;
-    }
-    return s;
-fail:
-    free_secret(secret);
-    server_destroy(s);
+    if (ok)
+        pp_sched_run(s);
+    pp_sched_shutdown(s); /* deferred frees run in pp_loop_free() */
     return NULL;
 }
 
@@ -279,19 +284,7 @@ static void server_teardown(pp_server *s, int on_cb_thread)
     pp_sched_wake_locked(s);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
-
-    pthread_mutex_lock(&s->mu);
-    s->cb_stop = 1;
-    pthread_cond_broadcast(&s->cb_cv);
-    int started = s->cb_started;
-    if (on_cb_thread)
-        pp_run_callbacks_locked(s);
-    pthread_mutex_unlock(&s->mu);
-    if (started && !on_cb_thread)
-        pthread_join(s->cb_thread, NULL);
-    else if (on_cb_thread)
-        pthread_detach(pthread_self());
-
+    pp_callback_stop(s, on_cb_thread);
     /* Threads still in pp_job_wait()/pp_wait() see final states and leave;
      * the mutex must outlive them. */
     pthread_mutex_lock(&s->mu);
@@ -305,25 +298,81 @@ static void server_teardown(pp_server *s, int on_cb_thread)
     server_destroy(s);
 }
 
+static void teardown_from_callback(pp_server *s)
+{
+    server_teardown(s, 1);
+}
+
+PP_API pp_server *pp_server_new(const pp_config *cfg)
+{
+    pp_config defaults = {.ncpus = PP_AUTODETECT};
+    if (!cfg)
+        cfg = &defaults;
+    if (check_config(cfg) != 0)
+        return NULL;
+    const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
+    int level = lvl ? pp_log_parse_level(lvl) : PP_LOG_WARN;
+    if (level < 0) {
+        pp_set_error("pp_server_new: unknown log level \"%s\" (error, warn, info, debug)", lvl);
+        return NULL;
+    }
+    pp_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        pp_set_error("pp_server_new: out of memory");
+        return NULL;
+    }
+    s->efd = -1;
+    s->log = (pp_log){.level = level, .fp = NULL, .who = "libpp"};
+    s->t0 = pp_now();
+    s->teardown = teardown_from_callback;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->done_cv, NULL);
+    pthread_cond_init(&s->cb_cv, NULL);
+    char err[PP_ERR_LEN] = "";
+    if (take_config(s, cfg, err) != 0) {
+        pp_set_error("pp_server_new: %s", err);
+        goto fail;
+    }
+    s->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->loop = pp_loop_new();
+    if (s->efd < 0 || !s->loop) {
+        pp_set_error("pp_server_new: cannot create the event loop: %s", strerror(errno));
+        goto fail;
+    }
+    int e = pthread_create(&s->thread, NULL, scheduler_thread, s);
+    if (e != 0) {
+        pp_set_error("pp_server_new: cannot start the scheduler thread: %s", strerror(e));
+        goto fail;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->start_state == 0)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->start_state < 0) {
+        pthread_join(s->thread, NULL);
+        pp_set_error("pp_server_new: %s", s->start_err);
+        goto fail;
+    }
+    return s;
+fail:
+    server_destroy(s);
+    return NULL;
+}
+
 PP_API void pp_server_free(pp_server *s)
 {
     if (!s)
         return;
     pthread_mutex_lock(&s->mu);
-    int from_cb = s->cb_started && pthread_equal(pthread_self(), s->cb_thread);
-    if (from_cb) {
-        /* Runs when the current callback returns (pp_callback_main). */
+    if (pp_callback_thread_locked(s)) {
+        /* Runs when the current callback returns (callback.c). */
         s->free_requested = 1;
+        pthread_cond_signal(&s->cb_cv);
         pthread_mutex_unlock(&s->mu);
         return;
     }
     pthread_mutex_unlock(&s->mu);
     server_teardown(s, 0);
-}
-
-void pp_server_teardown_from_callback(pp_server *s)
-{
-    server_teardown(s, 1);
 }
 
 PP_API int pp_get_ncpus(pp_server *s)

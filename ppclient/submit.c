@@ -1,93 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* submit.c -- pp_submit (task resolution with dladdr), jobs, groups, waits. */
-#include <dlfcn.h>
-#include <errno.h>
-#include <limits.h>
+/* submit.c -- pp_submit, jobs, groups, waits. */
 #include <math.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "internal.h"
 
-#include <sched.h>
-
 #define SPIN_SECONDS 0.0002
-
-/* ---- tasks ---- */
-
-/* Finds which shared library and symbol hold `task`.  Returns the index in
- * s->tasks (with mu held), or -1 with pp_last_error() set. */
-static int64_t task_index_locked(pp_server *s, pp_task task, const char *module,
-                                 const char *symbol)
-{
-    for (uint32_t i = 0; i < s->ntasks; i++)
-        if (s->tasks[i].fn == task)
-            return i;
-    if (!module)
-        return -2; /* not known yet: resolve outside the lock */
-    if (s->ntasks == s->captasks) {
-        uint32_t cap = s->captasks ? s->captasks * 2 : 8;
-        pp_task_ref *t = realloc(s->tasks, cap * sizeof *t);
-        if (!t)
-            return -1;
-        s->tasks = t;
-        s->captasks = cap;
-    }
-    char *m = strdup(module), *sym = strdup(symbol);
-    if (!m || !sym) {
-        free(m);
-        free(sym);
-        return -1;
-    }
-    s->tasks[s->ntasks] = (pp_task_ref){.fn = task, .module = m, .symbol = sym};
-    return s->ntasks++;
-}
-
-/* dladdr() the task: it must be an exported function of a shared library. */
-static int resolve_task(pp_task task, char *module, size_t mlen, char *symbol, size_t slen)
-{
-    void *addr;
-    memcpy(&addr, &task, sizeof addr);
-    Dl_info info;
-    if (!dladdr(addr, &info) || !info.dli_fname) {
-        pp_set_error("pp_submit: the task at %p is in no loaded object; tasks must be "
-                     "exported functions of a shared library (a task module)", addr);
-        return -1;
-    }
-    char *real = realpath(info.dli_fname, NULL);
-    char *exe = realpath("/proc/self/exe", NULL);
-    int in_program = !info.dli_fname[0] || (real && exe && strcmp(real, exe) == 0);
-    free(exe);
-    if (in_program) {
-        pp_set_error("pp_submit: the task %s is defined in the program itself; put it into "
-                     "a shared library (a task module, see pp_add_task_module) and link "
-                     "the program with it", info.dli_sname ? info.dli_sname : "(unnamed)");
-        free(real);
-        return -1;
-    }
-    if (!real) {
-        pp_set_error("pp_submit: cannot resolve the path of task module %s: %s",
-                     info.dli_fname, strerror(errno));
-        return -1;
-    }
-    if (!info.dli_sname || info.dli_saddr != addr) {
-        pp_set_error("pp_submit: the task at %p in %s is not an exported symbol; declare it "
-                     "without `static` and with default visibility", addr, real);
-        free(real);
-        return -1;
-    }
-    if (strlen(real) >= mlen || strlen(info.dli_sname) >= slen) {
-        pp_set_error("pp_submit: task module path or symbol name too long");
-        free(real);
-        return -1;
-    }
-    strcpy(module, real);
-    strcpy(symbol, info.dli_sname);
-    free(real);
-    return 0;
-}
 
 /* ---- groups ---- */
 
@@ -110,12 +31,68 @@ static pp_group *group_get_locked(pp_server *s, const char *name, int create)
 
 /* ---- jobs ---- */
 
-void pp_job_unref(pp_job *j)
+pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
+                        const pp_submit_opts *opts, const char *who)
 {
-    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1) {
-        free(j->result_mem);
-        free(j);
+    if (!arg && len) {
+        pp_set_error("%s: arg is NULL but len is %zu", who, len);
+        return NULL;
     }
+    if (len > PP_MAX_FRAME - 4) {
+        pp_set_error("%s: an argument of %zu bytes exceeds the limit of %u", who, len,
+                     PP_MAX_FRAME - 4);
+        return NULL;
+    }
+    if (opts && (opts->timeout < 0 || isnan(opts->timeout))) {
+        pp_set_error("%s: the timeout must be >= 0 seconds", who);
+        return NULL;
+    }
+    if (opts && opts->group && strlen(opts->group) > 1024) {
+        pp_set_error("%s: group names are limited to 1024 bytes", who);
+        return NULL;
+    }
+    pp_job *j = pp_malloc_big(sizeof *j + len + 1);
+    if (!j) {
+        pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
+        return NULL;
+    }
+    memset(j, 0, sizeof *j);
+    if (len)
+        memcpy(j->arg, arg, len);
+    j->arg[len] = 0;
+    j->len = len;
+    j->s = s;
+    j->task = task;
+    atomic_init(&j->status, PP_PENDING);
+    atomic_init(&j->refs, 2);
+    atomic_init(&j->handle_freed, 0);
+    j->pj.arg = j->arg;
+    j->pj.len = len;
+    if (opts) {
+        j->cb = opts->callback;
+        j->cb_arg = opts->callback_arg;
+        j->pj.timeout = opts->timeout;
+    }
+    pthread_mutex_lock(&s->mu);
+    const char *why = NULL;
+    if (s->stopping)
+        why = "the server is shutting down";
+    else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
+        why = "out of memory";
+    if (why) {
+        pthread_mutex_unlock(&s->mu);
+        pp_set_error("%s: %s", who, why);
+        free(j);
+        return NULL;
+    }
+    if (j->group)
+        j->group->outstanding++;
+    s->outstanding++;
+    s->submitted++;
+    job_list_push(&s->incoming, j);
+    pp_sched_wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return j;
 }
 
 PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len,
@@ -125,79 +102,8 @@ PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len
         pp_set_error("pp_submit: %s is NULL", !s ? "the server" : "the task");
         return NULL;
     }
-    if (!arg && len) {
-        pp_set_error("pp_submit: arg is NULL but len is %zu", len);
-        return NULL;
-    }
-    if (len > PP_MAX_FRAME - 4) {
-        pp_set_error("pp_submit: an argument of %zu bytes exceeds the limit of %u", len,
-                     PP_MAX_FRAME - 4);
-        return NULL;
-    }
-    if (opts && (opts->timeout < 0 || isnan(opts->timeout))) {
-        pp_set_error("pp_submit: the timeout must be >= 0 seconds");
-        return NULL;
-    }
-    if (opts && opts->group && strlen(opts->group) > 1024) {
-        pp_set_error("pp_submit: group names are limited to 1024 bytes");
-        return NULL;
-    }
-
-    pp_job *j = pp_malloc_big(sizeof *j + len + 1);
-    if (!j) {
-        pp_set_error("pp_submit: out of memory for an argument of %zu bytes", len);
-        return NULL;
-    }
-    memset(j, 0, sizeof *j);
-    if (len)
-        memcpy(j->arg, arg, len);
-    j->arg[len] = 0;
-    j->len = len;
-    j->s = s;
-    atomic_init(&j->status, PP_PENDING);
-    atomic_init(&j->refs, 2);
-    j->pj.arg = j->arg;
-    j->pj.len = len;
-    if (opts) {
-        j->cb = opts->callback;
-        j->cb_arg = opts->callback_arg;
-        j->pj.timeout = opts->timeout;
-    }
-
-    pthread_mutex_lock(&s->mu);
-    int64_t ti = task_index_locked(s, task, NULL, NULL);
-    if (ti == -2) {
-        pthread_mutex_unlock(&s->mu);
-        char module[PATH_MAX], symbol[1024];
-        if (resolve_task(task, module, sizeof module, symbol, sizeof symbol) != 0) {
-            free(j);
-            return NULL;
-        }
-        pthread_mutex_lock(&s->mu);
-        ti = task_index_locked(s, task, module, symbol);
-    }
-    const char *why = NULL;
-    if (ti < 0)
-        why = "out of memory";
-    else if (s->stopping)
-        why = "the server is shutting down";
-    else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
-        why = "out of memory";
-    if (why) {
-        pthread_mutex_unlock(&s->mu);
-        pp_set_error("pp_submit: %s", why);
-        free(j);
-        return NULL;
-    }
-    j->task = (uint32_t)ti;
-    if (j->group)
-        j->group->outstanding++;
-    s->outstanding++;
-    s->submitted++;
-    job_list_push(&s->incoming, j);
-    pp_sched_wake_locked(s);
-    pthread_mutex_unlock(&s->mu);
-    return j;
+    pp_task_entry *t = pp_tasks_get(s, task, "pp_submit");
+    return t ? pp_submit_entry(s, t, arg, len, opts, "pp_submit") : NULL;
 }
 
 PP_API int pp_job_status(const pp_job *j)
@@ -337,7 +243,7 @@ static int wait_group(pp_server *s, const char *group, double deadline, const ch
         return -1;
     }
     pthread_mutex_lock(&s->mu);
-    if (s->cb_started && pthread_equal(pthread_self(), s->cb_thread)) {
+    if (pp_callback_thread_locked(s)) {
         pthread_mutex_unlock(&s->mu);
         pp_set_error("%s: called from a callback, it would wait for itself", who);
         return -1;

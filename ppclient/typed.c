@@ -19,6 +19,18 @@ static pp_job *submit_packed(pp_server *s, pp_task task, const pp_submit_opts *o
     return j;
 }
 
+pp_job *pp_vsubmitf_entry(pp_server *s, pp_task_entry *task, const pp_submit_opts *opts,
+                          const char *who, const char *fmt, va_list ap)
+{
+    pp_buf b;
+    pp_buf_init(&b, PP_MAX_FRAME - 4);
+    pp_job *j = NULL;
+    if (pp_vpack(&b, fmt, ap) == 0)
+        j = pp_submit_entry(s, task, b.data ? b.data : (const void *)"", b.len, opts, who);
+    pp_buf_reset(&b);
+    return j;
+}
+
 PP_API pp_job *pp_submitf(pp_server *s, pp_task task, const pp_submit_opts *opts,
                           const char *fmt, ...)
 {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* server.c -- the node: listener and connection caps, the worker pool shared
- * fairly by every client (one job per client per round), heartbeats, the
- * module table, and shutdown (clients are told, so they re-dispatch). */
+ * fairly by every client (one job per client per round), heartbeats, and
+ * shutdown (clients are told, so they re-dispatch). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,17 +10,16 @@
 #include "pp.h"
 #include "pp_module.h"
 #include "pp_net.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
+#include "pp_spawn.h"
 #include "server.h"
-
-#define JOB_OF(pj) ((sjob *)((char *)(pj) - offsetof(sjob, pj)))
 
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)
 {
     (void)p;
     server *srv = ud;
-    sjob *j = JOB_OF(pj);
+    sjob *j = PP_CONTAINER_OF(pj, sjob, pj);
     srv->jobs_done++;
     if (status != PP_DONE && j->sess)
         pp_log(&srv->log, PP_LOG_INFO, "%s: job %llu ended %s: %s", j->sess->peer,
@@ -32,45 +31,7 @@ static void pool_requeue(pp_pool *p, pp_pool_job *pj, void *ud)
 {
     (void)p;
     (void)ud;
-    session_job_requeue(JOB_OF(pj));
-}
-
-static int orphaned(pp_pool_job *pj, void *arg)
-{
-    (void)arg;
-    return JOB_OF(pj)->sess == NULL;
-}
-
-void server_stop_orphans(server *srv)
-{
-    pp_pool_cancel_if(srv->pool, orphaned, NULL);
-}
-
-int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN])
-{
-    for (int i = 0; i < srv->nmodules; i++)
-        if (memcmp(srv->modules[i].hash, hash, PP_SHA256_LEN) == 0)
-            return i;
-    if (srv->nmodules == srv->capmodules) {
-        int cap = srv->capmodules ? srv->capmodules * 2 : 8;
-        module *m = realloc(srv->modules, (size_t)cap * sizeof *m);
-        if (!m)
-            return -1;
-        srv->modules = m;
-        srv->capmodules = cap;
-    }
-    module *m = &srv->modules[srv->nmodules];
-    memcpy(m->hash, hash, PP_SHA256_LEN);
-    pp_module_path(srv->cfg->cache_dir, hash, m->path, sizeof m->path);
-    /* Cached by an earlier run: verified when it was stored. */
-    m->present = access(m->path, R_OK) == 0;
-    return srv->nmodules++;
-}
-
-void server_module_ready(server *srv, int idx)
-{
-    for (session *s = srv->sessions; s; s = s->next)
-        session_unpark(s, idx);
+    session_job_requeue(PP_CONTAINER_OF(pj, sjob, pj));
 }
 
 /* Feeds free workers, one job per client in turn (fairness): the next round
@@ -129,54 +90,6 @@ static void tick(pp_loop *loop, pp_timer *t)
     pp_timer_start(loop, t, now + srv->cfg->heartbeat);
 }
 
-/* The entry for addr, or NULL; with `add`, a new one in a free slot or in
- * place of the entry last touched longest ago. */
-static auth_fail *auth_fail_entry(server *srv, const char *addr, int add, double now)
-{
-    auth_fail *victim = NULL;
-    for (int i = 0; i < AUTH_FAIL_SLOTS; i++) {
-        auth_fail *f = &srv->fails[i];
-        if (f->addr[0] && strcmp(f->addr, addr) == 0)
-            return f;
-        if (add && (!victim || (victim->addr[0] &&
-                                (!f->addr[0] || PP_MAX(f->since, f->until) <
-                                                    PP_MAX(victim->since, victim->until)))))
-            victim = f;
-    }
-    if (victim) {
-        memset(victim, 0, sizeof *victim);
-        snprintf(victim->addr, sizeof victim->addr, "%s", addr);
-        victim->since = now;
-    }
-    return victim;
-}
-
-int server_auth_failed(server *srv, const char *addr, double now)
-{
-    auth_fail *f = auth_fail_entry(srv, addr, 1, now);
-    double window = srv->cfg->auth_lockout;
-    if (now - f->since > window) {
-        f->count = 0;
-        f->since = now;
-    }
-    f->count++;
-    int max = srv->cfg->max_auth_failures;
-    if (max > 0 && f->count >= max && f->until <= now) {
-        f->until = now + window;
-        pp_log(&srv->log, PP_LOG_WARN,
-               "%s: %d wrong secrets within %.0f s; refusing connections from it for %.0f s",
-               addr, f->count, window, window);
-    }
-    return f->count;
-}
-
-/* 1 while addr is refused for its wrong secrets. */
-static int auth_locked(server *srv, const char *addr, double now)
-{
-    auth_fail *f = auth_fail_entry(srv, addr, 0, now);
-    return f && f->until > now;
-}
-
 /* "ip" of an "ip:port". */
 static void addr_of(const char *peer, char addr[64])
 {
@@ -227,7 +140,7 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
         char addr[64];
         addr_of(peer, addr);
         const char *full = NULL;
-        if (auth_locked(srv, addr, pp_now())) {
+        if (lockout_active(srv, addr, pp_now())) {
             /* Announced once when it began: closed without a word. */
             pp_log(&srv->log, PP_LOG_DEBUG, "%s: refused: too many wrong secrets", peer);
             close(fd);
@@ -277,7 +190,7 @@ static int split_names(const char *list, char ***out, char *err)
     size_t k = 0;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         char why[PP_ERR_LEN];
-        if (pp_pool_env_name_ok(t, why) != 0) {
+        if (pp_spawn_env_name_ok(t, why) != 0) {
             pp_seterr(err, "--worker-env: %s", why);
             free(names);
             return -1;
@@ -317,32 +230,9 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
         pp_seterr(err, "cannot watch the listening socket: %s", strerror(errno));
         return -1;
     }
-    char *worker = NULL;
-    const char *env = getenv("PP_WORKER");
-    if (env && *env)
-        worker = realpath(env, NULL);
-    if (!worker) {
-        /* ppworker is installed beside ppserver (bin/) or in libexec/pp. */
-        char self[PATH_MAX];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-        if (n > 0) {
-            self[n] = 0;
-            char *slash = strrchr(self, '/');
-            if (slash)
-                *slash = 0;
-            const char *rel[] = {"/ppworker", "/../libexec/pp/ppworker"};
-            for (size_t i = 0; i < 2 && !worker; i++) {
-                char path[PATH_MAX + 32];
-                snprintf(path, sizeof path, "%s%s", self, rel[i]);
-                if (access(path, X_OK) == 0)
-                    worker = realpath(path, NULL);
-            }
-        }
-    }
-    if (!worker) {
-        pp_seterr(err, "cannot find the ppworker executable beside ppserver; set PP_WORKER");
+    char *worker = pp_spawn_find_worker(NULL, err);
+    if (!worker)
         return -1;
-    }
     char **pass = NULL;
     if (split_names(cfg->worker_env, &pass, err) != 0) {
         free(worker);

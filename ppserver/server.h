@@ -1,6 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /* server.h -- ppserver's private structures: settings, the server, client
- * sessions and the jobs they send. */
+ * sessions and the jobs they send.
+ *
+ * Where each concern lives:
+ *   main.c     options and the configuration file, the secret, daemon mode,
+ *              signals, exit codes
+ *   server.c   the listener and its caps, the worker pool shared fairly by
+ *              the clients, heartbeats, shutdown
+ *   session.c  one client: the handshake (pp_handshake.h), its frames, its
+ *              jobs, modules it sends
+ *   modules.c  the module table: which modules the clients named, which are
+ *              in the cache
+ *   lockout.c  wrong secrets counted per address
+ * server.c uses session.c; session.c uses modules.c and lockout.c, never
+ * server.c. */
 #ifndef PPSERVER_SERVER_H
 #define PPSERVER_SERVER_H
 
@@ -10,6 +23,7 @@
 
 #include "pp_auth.h"
 #include "pp_conn.h"
+#include "pp_handshake.h"
 #include "pp_log.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
@@ -68,7 +82,13 @@ typedef struct module {
     int present;              /* in the cache */
 } module;
 
-enum { S_HELLO, S_AUTH, S_READY, S_CLOSING };
+/* A client connection, one state at a time. */
+typedef enum session_state {
+    S_HELLO,   /* connected; waiting for HELLO (handshake deadline running) */
+    S_AUTH,    /* CHALLENGE sent; waiting for PROOF */
+    S_READY,   /* authenticated: jobs in, results out */
+    S_CLOSING, /* refused or ending: reading stopped, the last frame goes out */
+} session_state;
 
 /* Wrong secrets from one address: counted in a window, and an address with
  * too many is refused until `until`.  A bounded table (AUTH_FAIL_SLOTS): a
@@ -88,11 +108,8 @@ struct session {
     int fd;                   /* its socket (the conn owns it) */
     char peer[64];            /* "ip:port" */
     char addr[64];            /* "ip" */
-    int state;
-    uint8_t nc[PP_NONCE_LEN], ns[PP_NONCE_LEN];
-    uint8_t ver;
-    uint8_t transcript[PP_SHA256_LEN];
-    uint8_t hello[2 + PP_NONCE_LEN];
+    session_state state;
+    pp_hs hs;                 /* the handshake, until S_READY */
     pp_timer timer;           /* handshake deadline, refusal delay, closing */
     double last_rx, last_job;
     sjob *qhead, *qtail;      /* ready to run */
@@ -138,20 +155,20 @@ int server_run(server *srv);
 /* Resizes the pool and announces the new CPU count to every client. */
 void server_set_workers(server *srv, int n);
 void server_destroy(server *srv);
-/* Finds or adds a module by hash; its index, or -1 out of memory. */
-int server_module(server *srv, const uint8_t hash[PP_SHA256_LEN]);
-/* Stops the jobs of clients that are gone: queued ones are dropped, a
- * running one has its worker killed and replaced. */
-void server_stop_orphans(server *srv);
-/* A module arrived: run the jobs every session parked for it. */
-void server_module_ready(server *srv, int idx);
-/* Counts a wrong secret from addr; the failures from it in the current
- * window (and, past the limit, the address is refused for a while). */
-int server_auth_failed(server *srv, const char *addr, double now);
+
+/* modules.c: finds or adds a module by hash; its index, or -1 out of memory. */
+int modules_get(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+
+/* lockout.c: counts a wrong secret from addr; the failures from it in the
+ * current window (past the limit, the address is refused for a while). */
+int lockout_count(server *srv, const char *addr, double now);
+/* 1 while addr is refused for its wrong secrets. */
+int lockout_active(server *srv, const char *addr, double now);
 
 /* session.c */
 session *session_new(server *srv, int fd, const char *peer);
-/* Frees the session; its running jobs finish and are dropped. */
+/* Frees the session; its queued jobs are dropped and its running ones
+ * stopped (their workers killed and replaced). */
 void session_free(session *s);
 /* Sends a job's result (or drops it when the session is gone); block (which
  * holds data) is freed once written. */
@@ -163,8 +180,6 @@ void session_job_requeue(sjob *j);
 sjob *session_next_job(session *s);
 /* Heartbeat duties: PING, liveness, idle and stuck-output checks. */
 void session_tick(session *s, double now);
-/* Parked jobs for module idx become runnable. */
-void session_unpark(session *s, int idx);
 /* Tells an authenticated client that the node stops, then closes. */
 void session_bye(session *s, const char *why);
 void session_announce_ncpus(session *s, int n);

@@ -1,20 +1,45 @@
 /* SPDX-License-Identifier: MIT */
-/* session.c -- one client connection: HELLO -> AUTH -> READY -> CLOSING.
- * The handshake of pp_auth.h, then jobs in, results out, modules on demand,
- * heartbeats.  Bytes that are not our protocol close the connection with a
- * logged reason; nothing a socket sends can affect another session. */
+/* session.c -- one client connection (states in server.h): the handshake of
+ * pp_handshake.h, then jobs in, results out, modules on demand, heartbeats.
+ * Bytes that are not our protocol close the connection with a logged
+ * reason; nothing a socket sends can affect another session.
+ *
+ * Errors: a frame handler returns 0 to go on, or -1 with a `refusal` filled
+ * in; sess_frame() alone then logs it and refuses the client. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "pp.h"
 #include "pp_module.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 #include "pp_zip.h"
 #include "server.h"
 
-#define MODULE_MAX (256u << 20)   /* largest task module accepted */
 #define CLOSE_GRACE 1.0           /* seconds to let an error frame reach the peer */
+
+static const char *const state_names[] = {"hello", "auth", "ready", "closing"};
+
+/* How a frame handler failed. */
+typedef struct refusal {
+    uint16_t code;                /* the ERROR sent; PP_E_AUTH: after the auth delay */
+    int level;                    /* of the log line */
+    char msg[PP_ERR_LEN + 64];    /* the log line and the ERROR's text */
+} refusal;
+
+static int refuse(refusal *r, uint16_t code, int level, const char *fmt, ...) PP_PRINTF(4, 5);
+static int refuse(refusal *r, uint16_t code, int level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->code = code;
+    r->level = level;
+    return -1;
+}
 
 static void sess_close_now(session *s, const char *why);
 
@@ -22,7 +47,7 @@ static void send_error(session *s, uint16_t code, const char *msg)
 {
     pp_buf b;
     pp_buf_init(&b, 1024);
-    if (pp_wire_error_payload(&b, code, msg) == 0)
+    if (pp_proto_error(&b, code, msg) == 0)
         pp_conn_send(s->conn, PP_T_ERROR, 0, 0, b.data, b.len);
     pp_buf_reset(&b);
     pp_conn_flush(s->conn);
@@ -42,18 +67,33 @@ static void closing_timer(pp_loop *loop, pp_timer *t)
     sess_close_now(s, NULL);
 }
 
-/* Sends ERROR, stops reading, and closes after a grace period (so that the
- * frame is not lost to a reset). */
-static void sess_refuse(session *s, uint16_t code, const char *msg)
+static void leave_handshake(session *s)
+{
+    if (s->state == S_HELLO || s->state == S_AUTH)
+        s->srv->nunauth--;
+    pp_hs_wipe(&s->hs);
+}
+
+/* Refuses the client as r says: ERROR (at once, or after the auth delay
+ * for a wrong secret), stop reading, close after a grace period (so that
+ * the frame is not lost to a reset). */
+static void sess_refuse(session *s, const refusal *r)
 {
     if (s->state == S_CLOSING)
         return;
-    if (s->state != S_READY)
-        s->srv->nunauth--;
+    server *srv = s->srv;
+    leave_handshake(s);
     s->state = S_CLOSING;
-    send_error(s, code, msg);
     s->timer.fn = closing_timer;
-    pp_timer_start(s->srv->loop, &s->timer, pp_now() + CLOSE_GRACE);
+    pp_conn_pause(s->conn, 1);
+    if (r->code == PP_E_AUTH) {
+        /* A fixed delay, then one generic refusal: no oracle, no storm. */
+        s->failed_auth = 1;
+        pp_timer_start(srv->loop, &s->timer, pp_now() + srv->cfg->auth_delay);
+        return;
+    }
+    send_error(s, r->code, r->msg);
+    pp_timer_start(srv->loop, &s->timer, pp_now() + CLOSE_GRACE);
 }
 
 static void sess_close_now(session *s, const char *why)
@@ -74,68 +114,36 @@ static void handshake_timeout(pp_loop *loop, pp_timer *t)
 
 /* ---- handshake ---- */
 
-static int on_hello(session *s, const pp_frame *f)
+static int on_hello(session *s, const pp_frame *f, refusal *r)
 {
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    uint8_t vmin = pp_rd_u8(&rd), vmax = pp_rd_u8(&rd);
-    const uint8_t *nc = pp_rd_bytes(&rd, PP_NONCE_LEN);
-    if (rd.bad || rd.left) {
-        pp_log(&s->srv->log, PP_LOG_WARN, "%s: malformed HELLO; closing", s->peer);
-        sess_refuse(s, PP_E_PROTOCOL, "malformed HELLO");
-        return -1;
-    }
-    if (vmax < PP_PROTO_MIN || vmin > PP_PROTO_MAX || vmin > vmax) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "no common protocol version: client speaks %u..%u, "
-                                  "server speaks %u..%u", vmin, vmax, PP_PROTO_MIN, PP_PROTO_MAX);
-        pp_log(&s->srv->log, PP_LOG_WARN, "%s: %s", s->peer, msg);
-        sess_refuse(s, PP_E_VERSION, msg);
-        return -1;
-    }
-    s->ver = vmax < PP_PROTO_MAX ? vmax : PP_PROTO_MAX;
-    memcpy(s->nc, nc, PP_NONCE_LEN);
-    memcpy(s->hello, f->payload, sizeof s->hello);
-    if (pp_auth_nonce(s->ns) != 0) {
-        sess_close_now(s, "cannot draw a nonce");
-        return -1;
-    }
-    uint8_t chal[1 + PP_NONCE_LEN + 8];
-    chal[0] = s->ver;
-    memcpy(chal + 1, s->ns, PP_NONCE_LEN);
-    pp_store32(chal + 1 + PP_NONCE_LEN, s->srv->max_frame);
-    pp_store32(chal + 5 + PP_NONCE_LEN, (uint32_t)pp_pool_target(s->srv->pool));
-    pp_auth_transcript(s->hello, sizeof s->hello, chal, sizeof chal, s->transcript);
+    server *srv = s->srv;
+    uint8_t chal[PP_CHALLENGE_LEN];
+    if (pp_hs_server_hello(&s->hs, &srv->key, f, srv->max_frame,
+                           (uint32_t)pp_pool_target(srv->pool), chal) != PP_HS_OK)
+        return refuse(r, s->hs.err_code ? s->hs.err_code : PP_E_PROTOCOL, PP_LOG_WARN, "%s",
+                      s->hs.err);
     pp_conn_send(s->conn, PP_T_CHALLENGE, 0, 0, chal, sizeof chal);
     s->state = S_AUTH;
     return 0;
 }
 
-static int on_proof(session *s, const pp_frame *f)
+static int on_proof(session *s, const pp_frame *f, refusal *r)
 {
     server *srv = s->srv;
-    if (f->hdr.len != PP_MAC_LEN ||
-        pp_auth_verify(&srv->key, PP_ROLE_CLIENT, s->ver, s->nc, s->ns, s->transcript,
-                       f->payload) != 0) {
-        int n = server_auth_failed(srv, s->addr, pp_now());
-        pp_log(&srv->log, PP_LOG_WARN,
-               "%s: authentication failed (wrong secret?); %d from this address within %.0f s",
-               s->peer, n, srv->cfg->auth_lockout);
-        /* A fixed delay, then one generic refusal: no oracle, no storm. */
-        s->state = S_CLOSING;
-        srv->nunauth--;
-        s->failed_auth = 1;
-        s->timer.fn = closing_timer;
-        pp_conn_pause(s->conn, 1);
-        pp_timer_start(srv->loop, &s->timer, pp_now() + srv->cfg->auth_delay);
-        return -1;
-    }
     uint8_t mac[PP_MAC_LEN];
-    pp_auth_proof(&srv->key, PP_ROLE_SERVER, s->ver, s->nc, s->ns, s->transcript, mac);
+    if (pp_hs_server_proof(&s->hs, f, mac) != PP_HS_OK) {
+        if (s->hs.err_code != PP_E_AUTH)
+            return refuse(r, PP_E_PROTOCOL, PP_LOG_ERROR, "%s", s->hs.err);
+        int n = lockout_count(srv, s->addr, pp_now());
+        return refuse(r, PP_E_AUTH, PP_LOG_WARN, "authentication failed (wrong secret?); %d "
+                                                 "from this address within %.0f s",
+                      n, srv->cfg->auth_lockout);
+    }
     pp_conn_send(s->conn, PP_T_ACCEPT, 0, 0, mac, sizeof mac);
     pp_timer_stop(srv->loop, &s->timer);
+    leave_handshake(s);
     s->timer.fn = closing_timer;
     s->state = S_READY;
-    srv->nunauth--;
     s->last_job = pp_now();
     /* Authenticated: full frames from now on. */
     pp_conn_set_limit(s->conn, srv->max_frame + 1024);
@@ -180,7 +188,23 @@ static void queue_job(session *s, sjob *j)
     s->nqueued++;
 }
 
-static int on_job(session *s, const pp_frame *f)
+/* Parks j until its module is here, asking the client for it once. */
+static void park_job(session *s, sjob *j, const uint8_t *hash)
+{
+    j->next = s->parked;
+    s->parked = j;
+    s->nparked++;
+    if (asked_for(s, j->module))
+        return;
+    int *n = realloc(s->needed, (size_t)(s->nneeded + 1) * sizeof *n);
+    if (n) {
+        s->needed = n;
+        s->needed[s->nneeded++] = j->module;
+    }
+    pp_conn_send(s->conn, PP_T_NEED, 0, 0, hash, PP_SHA256_LEN);
+}
+
+static int on_job(session *s, const pp_frame *f, refusal *r)
 {
     server *srv = s->srv;
     const uint8_t *payload = f->payload;
@@ -188,145 +212,150 @@ static int on_job(session *s, const pp_frame *f)
     void *unzipped = NULL;
     if (f->hdr.flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
-        if (pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err)) {
-            pp_log(&srv->log, PP_LOG_WARN, "%s: job %llu: %s; closing", s->peer,
-                   (unsigned long long)f->hdr.id, err);
-            sess_refuse(s, PP_E_LIMIT, err);
-            return -1;
-        }
+        if (pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err))
+            return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "job %llu: %s",
+                          (unsigned long long)f->hdr.id, err);
         payload = unzipped;
     }
-    pp_rd rd = pp_rd_make(payload, plen);
-    const uint8_t *hash = pp_rd_bytes(&rd, PP_SHA256_LEN);
-    char symbol[256];
-    pp_rd_str16(&rd, symbol, sizeof symbol);
-    uint32_t timeout_ms = pp_rd_u32(&rd);
-    if (rd.bad || !symbol[0]) {
+    pp_msg_rjob m;
+    if (pp_proto_rjob_decode(payload, plen, &m) != 0) {
         free(unzipped);
-        pp_log(&srv->log, PP_LOG_WARN, "%s: malformed JOB %llu; closing", s->peer,
-               (unsigned long long)f->hdr.id);
-        sess_refuse(s, PP_E_PROTOCOL, "malformed JOB frame");
-        return -1;
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed JOB frame %llu",
+                      (unsigned long long)f->hdr.id);
     }
-    int idx = server_module(srv, hash);
+    int idx = modules_get(srv, m.hash);
     sjob *j = calloc(1, sizeof *j);
     void *block = unzipped ? unzipped : j ? pp_conn_take(s->conn, f) : NULL;
     if (idx < 0 || !j || !block) {
         free(j);
         free(block);
-        pp_log(&srv->log, PP_LOG_ERROR, "%s: out of memory for job %llu", s->peer,
-               (unsigned long long)f->hdr.id);
-        sess_refuse(s, PP_E_LIMIT, "the node is out of memory");
-        return -1;
+        return refuse(r, PP_E_LIMIT, PP_LOG_ERROR, "the node is out of memory (job %llu)",
+                      (unsigned long long)f->hdr.id);
     }
-    size_t off = plen - rd.left;
     j->sess = s;
     j->id = f->hdr.id;
     j->block = block;
     j->module = idx;
-    snprintf(j->symbol, sizeof j->symbol, "%s", symbol);
-    j->pj.arg = (uint8_t *)block + off;
-    j->pj.len = rd.left;
-    j->pj.timeout = timeout_ms / 1000.0;
+    snprintf(j->symbol, sizeof j->symbol, "%s", m.symbol);
+    j->pj.arg = (uint8_t *)block + m.arg_off;
+    j->pj.len = m.len;
+    j->pj.timeout = m.timeout_ms / 1000.0;
     s->last_job = pp_now();
-    if (srv->modules[idx].present) {
+    if (srv->modules[idx].present)
         queue_job(s, j);
-    } else {
-        j->next = s->parked;
-        s->parked = j;
-        s->nparked++;
-        if (!asked_for(s, idx)) {
-            int *n = realloc(s->needed, (size_t)(s->nneeded + 1) * sizeof *n);
-            if (n) {
-                s->needed = n;
-                s->needed[s->nneeded++] = idx;
-            }
-            pp_conn_send(s->conn, PP_T_NEED, 0, 0, hash, PP_SHA256_LEN);
-        }
-    }
+    else
+        park_job(s, j, srv->modules[idx].hash);
     update_pause(s);
     return 0;
 }
 
-static int on_module(session *s, const pp_frame *f)
+/* Parked jobs of session s for module idx become runnable. */
+static void unpark(session *s, int idx)
+{
+    sjob **pp = &s->parked;
+    sjob *keep = NULL, *run = NULL;
+    while (*pp) {
+        sjob *j = *pp;
+        *pp = j->next;
+        if (j->module == idx) {
+            j->next = run;
+            run = j;
+        } else {
+            j->next = keep;
+            keep = j;
+        }
+    }
+    s->parked = keep;
+    /* `run` is newest first: queue it oldest first. */
+    sjob *rev = NULL;
+    while (run) {
+        sjob *n = run->next;
+        run->next = rev;
+        rev = run;
+        run = n;
+    }
+    while (rev) {
+        sjob *n = rev->next;
+        s->nparked--;
+        queue_job(s, rev);
+        rev = n;
+    }
+}
+
+static int on_module(session *s, const pp_frame *f, refusal *r)
 {
     server *srv = s->srv;
-    if (f->hdr.len < PP_SHA256_LEN) {
-        sess_refuse(s, PP_E_PROTOCOL, "malformed MODULE frame");
-        return -1;
-    }
-    const uint8_t *hash = f->payload;
-    int idx = server_module(srv, hash);
-    if (idx < 0)
-        return 0;
-    if (srv->modules[idx].present)
-        return 0; /* another client sent it first */
+    pp_msg_module m;
+    if (pp_proto_module_decode(f, &m) != 0)
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed MODULE frame");
+    int idx = modules_get(srv, m.hash);
+    if (idx < 0 || srv->modules[idx].present)
+        return 0; /* no memory for the table, or another client sent it first */
     void *data = NULL;
     size_t len = 0;
     char err[PP_ERR_LEN];
-    if (pp_zip_inflate(f->payload + PP_SHA256_LEN, f->hdr.len - PP_SHA256_LEN, MODULE_MAX,
-                       &data, &len, err) != 0) {
-        pp_log(&srv->log, PP_LOG_WARN, "%s: module refused: %s; closing", s->peer, err);
-        sess_refuse(s, PP_E_LIMIT, err);
-        return -1;
-    }
-    if (pp_module_store(srv->cfg->cache_dir, hash, data, len, err) != 0) {
+    if (pp_zip_inflate(m.zip, m.ziplen, PP_MODULE_MAX, &data, &len, err) != 0)
+        return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "module refused: %s", err);
+    if (pp_module_store(srv->cfg->cache_dir, m.hash, data, len, err) != 0) {
         free(data);
-        pp_log(&srv->log, PP_LOG_WARN, "%s: module refused: %s; closing", s->peer, err);
-        sess_refuse(s, PP_E_PROTOCOL, err);
-        return -1;
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "module refused: %s", err);
     }
     free(data);
     char hex[2 * PP_SHA256_LEN + 1];
-    pp_hex(hash, PP_SHA256_LEN, hex);
+    pp_hex(m.hash, PP_SHA256_LEN, hex);
     pp_log(&srv->log, PP_LOG_INFO, "%s: module %.16s... stored (%zu bytes)", s->peer, hex, len);
     srv->modules[idx].present = 1;
-    server_module_ready(srv, idx);
+    for (session *o = srv->sessions; o; o = o->next) /* every client that waits for it */
+        unpark(o, idx);
     return 0;
+}
+
+static int on_ready_frame(session *s, const pp_frame *f, refusal *r)
+{
+    switch (f->hdr.type) {
+    case PP_T_RJOB:
+        return on_job(s, f, r);
+    case PP_T_MODULE:
+        return on_module(s, f, r);
+    case PP_T_PING:
+        pp_conn_send(s->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
+        return 0;
+    case PP_T_PONG:
+        return 0;
+    }
+    char name[16];
+    return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "unexpected frame %s in state ready",
+                  pp_proto_type_name(f->hdr.type, name));
 }
 
 static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
 {
     (void)c;
     session *s = data;
-    server *srv = s->srv;
     s->last_rx = pp_now();
     uint8_t t = f->hdr.type;
-    if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (s->state != S_READY || t != PP_T_RJOB)) {
-        /* zlib only after authentication, and only where it is expected. */
-        pp_log(&srv->log, PP_LOG_WARN, "%s: compressed frame of type %u refused; closing",
-               s->peer, t);
-        sess_refuse(s, PP_E_PROTOCOL, "compressed frame not allowed here");
-        return -1;
-    }
-    switch (s->state) {
-    case S_HELLO:
-        if (t == PP_T_HELLO)
-            return on_hello(s, f);
-        break;
-    case S_AUTH:
-        if (t == PP_T_PROOF)
-            return on_proof(s, f);
-        break;
-    case S_READY:
-        if (t == PP_T_RJOB)
-            return on_job(s, f);
-        if (t == PP_T_MODULE)
-            return on_module(s, f);
-        if (t == PP_T_PING) {
-            pp_conn_send(s->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
-            return 0;
-        }
-        if (t == PP_T_PONG)
-            return 0;
-        break;
-    default:
+    refusal r = {.code = 0};
+    char name[16];
+    int rc;
+    if (s->state == S_CLOSING)
         return 0; /* closing: ignore */
+    if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (s->state != S_READY || t != PP_T_RJOB))
+        /* zlib only after authentication, and only where it is expected. */
+        rc = refuse(&r, PP_E_PROTOCOL, PP_LOG_WARN, "compressed frame of type %u refused", t);
+    else if (s->state == S_HELLO && t == PP_T_HELLO)
+        rc = on_hello(s, f, &r);
+    else if (s->state == S_AUTH && t == PP_T_PROOF)
+        rc = on_proof(s, f, &r);
+    else if (s->state == S_READY)
+        rc = on_ready_frame(s, f, &r);
+    else
+        rc = refuse(&r, PP_E_PROTOCOL, PP_LOG_WARN, "unexpected frame %s in state %s",
+                    pp_proto_type_name(t, name), state_names[s->state]);
+    if (rc != 0) {
+        pp_log(&s->srv->log, r.level, "%s: %s; closing", s->peer, r.msg);
+        sess_refuse(s, &r);
     }
-    pp_log(&srv->log, PP_LOG_WARN, "%s: unexpected frame type %u in state %s; closing",
-           s->peer, t, s->state == S_HELLO ? "hello" : s->state == S_AUTH ? "auth" : "ready");
-    sess_refuse(s, PP_E_PROTOCOL, "unexpected frame");
-    return -1;
+    return rc;
 }
 
 static void sess_closed(pp_conn *c, const char *why, void *data)
@@ -353,7 +382,7 @@ session *session_new(server *srv, int fd, const char *peer)
     if (colon)
         *colon = 0;
     pp_conn_cbs cbs = {.on_frame = sess_frame, .on_close = sess_closed};
-    s->conn = pp_conn_new(srv->loop, fd, fd, PP_WIRE_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, s);
+    s->conn = pp_conn_new(srv->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, s);
     if (!s->conn) {
         free(s);
         return NULL;
@@ -373,6 +402,12 @@ session *session_new(server *srv, int fd, const char *peer)
     return s;
 }
 
+static int orphaned(pp_pool_job *pj, void *arg)
+{
+    (void)arg;
+    return PP_CONTAINER_OF(pj, sjob, pj)->sess == NULL;
+}
+
 static void free_job(sjob *j)
 {
     free(j->block);
@@ -382,8 +417,7 @@ static void free_job(sjob *j)
 void session_free(session *s)
 {
     server *srv = s->srv;
-    if (s->state == S_HELLO || s->state == S_AUTH)
-        srv->nunauth--;
+    leave_handshake(s);
     pp_timer_stop(srv->loop, &s->timer);
     pp_conn_free(s->conn);
     s->conn = NULL;
@@ -412,7 +446,7 @@ void session_free(session *s)
     if (running && srv->pool && !srv->stopping) { /* at shutdown the pool goes anyway */
         pp_log(&srv->log, PP_LOG_INFO, "%s: client gone: stopping its %zu job(s) on workers",
                s->peer, running);
-        server_stop_orphans(srv);
+        pp_pool_cancel_if(srv->pool, orphaned, NULL);
     }
     free(s->needed);
     free(s);
@@ -436,9 +470,8 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
     session *s = j->sess;
     if (s) {
         running_remove(s, j);
-        uint8_t head[PP_RESULT_HDR] = {0};
-        head[0] = (uint8_t)status;
-        pp_store64(head + 8, run_ns);
+        uint8_t head[PP_RESULT_HDR];
+        pp_proto_result_head(head, status, run_ns);
         void *zip;
         size_t ziplen;
         if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
@@ -492,38 +525,6 @@ sjob *session_next_job(session *s)
     return j;
 }
 
-void session_unpark(session *s, int idx)
-{
-    sjob **pp = &s->parked;
-    sjob *keep = NULL, *run = NULL;
-    while (*pp) {
-        sjob *j = *pp;
-        *pp = j->next;
-        if (j->module == idx) {
-            j->next = run;
-            run = j;
-        } else {
-            j->next = keep;
-            keep = j;
-        }
-    }
-    s->parked = keep;
-    /* `run` is newest first: queue it oldest first. */
-    sjob *rev = NULL;
-    while (run) {
-        sjob *n = run->next;
-        run->next = rev;
-        rev = run;
-        run = n;
-    }
-    while (rev) {
-        sjob *n = rev->next;
-        s->nparked--;
-        queue_job(s, rev);
-        rev = n;
-    }
-}
-
 void session_tick(session *s, double now)
 {
     server *srv = s->srv;
@@ -566,7 +567,7 @@ void session_tick(session *s, double now)
         s->stuck_ticks = 0;
     }
     s->out_mark = out;
-    pp_conn_send(s->conn, PP_T_PING, 0, (uint64_t)(now * 1000), NULL, 0);
+    pp_conn_send(s->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
 }
 
 void session_bye(session *s, const char *why)
@@ -577,7 +578,7 @@ void session_bye(session *s, const char *why)
     }
     pp_buf b;
     pp_buf_init(&b, 1024);
-    pp_wr_str16(&b, why);
+    pp_proto_bye(&b, why);
     pp_conn_send(s->conn, PP_T_BYE, 0, 0, b.data, b.len);
     pp_buf_reset(&b);
     pp_conn_flush(s->conn);
@@ -588,6 +589,6 @@ void session_announce_ncpus(session *s, int n)
     if (s->state != S_READY)
         return;
     uint8_t p[4];
-    pp_store32(p, (uint32_t)n);
+    pp_proto_ncpus(p, (uint32_t)n);
     pp_conn_send(s->conn, PP_T_NCPUS, 0, 0, p, sizeof p);
 }

@@ -7,7 +7,8 @@ PP_JOBS=$(nproc 2>/dev/null || echo 2)
 
 # The Debian packages pp needs to build, test and run its demos.
 PP_PACKAGES="build-essential cmake pkg-config libssl-dev zlib1g-dev
-libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps iproute2 openssl"
+libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps iproute2 openssl
+universal-ctags"
 
 pp_log() { printf '==> %s\n' "$*" >&2; }
 

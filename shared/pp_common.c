@@ -4,6 +4,7 @@
 
 #include "pp.h"
 
+#include <math.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -113,4 +114,14 @@ PP_API const char *pp_strerror(int status)
 PP_API const char *pp_version(void)
 {
     return STR(PP_VERSION_MAJOR) "." STR(PP_VERSION_MINOR) "." STR(PP_VERSION_PATCH);
+}
+
+int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s)
+{
+    if (!(avg_run_s > 0))
+        return 1;
+    double d = target_s / avg_run_s;
+    if (1.0 + rtt_s / avg_run_s > d)
+        d = 1.0 + rtt_s / avg_run_s;
+    return d >= PP_PIPELINE_MAX ? PP_PIPELINE_MAX : d <= 1.0 ? 1 : (int)ceil(d);
 }

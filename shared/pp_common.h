@@ -56,6 +56,21 @@ static inline uint64_t pp_load64(const uint8_t *p)
  * 4 KiB.  Free it with free(). */
 void *pp_malloc_big(size_t n);
 
+/* How much run time to keep queued per CPU, so that the cost of handing a
+ * job over is amortised: a worker's pipe costs microseconds a job, a node
+ * (a TCP hop, then the node's own pool) tens of them. */
+#define PP_PIPELINE_LOCAL_S 0.0002
+#define PP_PIPELINE_NODE_S 0.002
+#define PP_PIPELINE_MAX 64
+
+/* Jobs to keep in flight per CPU: enough to cover `target_s` of run time,
+ * and across a network the round trip too (1 + rtt / run), between 1 and
+ * PP_PIPELINE_MAX.  avg_run_s 0 (nothing measured yet) gives 1. */
+int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s);
+
+/* The struct holding `member` at ptr. */
+#define PP_CONTAINER_OF(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
 /* Monotonic clock in seconds. */
 double pp_now(void);
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pp_loop.c -- epoll event loop with a binary heap of timers. */
+/* pp_loop.c -- epoll event loop with a pairing heap of timers. */
 #include "pp_loop.h"
 
 #include <errno.h>
@@ -15,8 +15,8 @@
 
 struct pp_loop {
     int epfd;
-    pp_timer **heap;
-    size_t nheap, capheap;
+    pp_timer *timers;        /* the earliest, root of the pairing heap */
+    size_t ntimers;
     struct { pp_hook_fn fn; void *data; } hooks[MAX_HOOKS];
     int nhooks;
     struct deferred { pp_hook_fn fn; void *data; } *defer;
@@ -45,7 +45,6 @@ void pp_loop_free(pp_loop *l)
     for (size_t i = 0; i < l->ndefer; i++)
         l->defer[i].fn(l, l->defer[i].data);
     free(l->defer);
-    free(l->heap);
     free(l);
 }
 
@@ -88,75 +87,94 @@ void pp_loop_del(pp_loop *l, pp_io *io)
     io->events = 0;
 }
 
-/* ---- timer heap (slot = index + 1) ---- */
+/* ---- timers: an intrusive pairing heap ----
+ * Each timer links itself (child, next sibling, prev = previous sibling or,
+ * for a first child, the parent), so arming one never allocates and cannot
+ * fail; insert is O(1), removing the earliest O(log n) amortised. */
 
-static void heap_set(pp_loop *l, size_t i, pp_timer *t)
+/* a and b are roots (no siblings); the later becomes the earlier's child. */
+static pp_timer *meld(pp_timer *a, pp_timer *b)
 {
-    l->heap[i] = t;
-    t->slot = i + 1;
+    if (!a)
+        return b;
+    if (!b)
+        return a;
+    if (b->when < a->when) {
+        pp_timer *t = a;
+        a = b;
+        b = t;
+    }
+    b->prev = a;
+    b->next = a->child;
+    if (a->child)
+        a->child->prev = b;
+    a->child = b;
+    return a;
 }
 
-static void heap_up(pp_loop *l, size_t i)
+/* Melds a list of siblings into one heap: pairs left to right, then the
+ * pairs right to left (the classic two passes). */
+static pp_timer *merge_pairs(pp_timer *first)
 {
-    pp_timer *t = l->heap[i];
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (l->heap[p]->when <= t->when)
-            break;
-        heap_set(l, i, l->heap[p]);
-        i = p;
+    pp_timer *pairs = NULL;
+    while (first) {
+        pp_timer *a = first, *b = a->next;
+        first = b ? b->next : NULL;
+        a->next = a->prev = NULL;
+        if (b)
+            b->next = b->prev = NULL;
+        pp_timer *m = meld(a, b);
+        m->next = pairs; /* a stack: the last pair comes out first */
+        pairs = m;
     }
-    heap_set(l, i, t);
-}
-
-static void heap_down(pp_loop *l, size_t i)
-{
-    pp_timer *t = l->heap[i];
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= l->nheap)
-            break;
-        if (c + 1 < l->nheap && l->heap[c + 1]->when < l->heap[c]->when)
-            c++;
-        if (t->when <= l->heap[c]->when)
-            break;
-        heap_set(l, i, l->heap[c]);
-        i = c;
+    pp_timer *root = NULL;
+    while (pairs) {
+        pp_timer *n = pairs->next;
+        pairs->next = NULL;
+        root = meld(root, pairs);
+        pairs = n;
     }
-    heap_set(l, i, t);
+    if (root)
+        root->prev = NULL;
+    return root;
 }
 
 void pp_timer_stop(pp_loop *l, pp_timer *t)
 {
-    if (!t->slot)
+    if (!t->armed)
         return;
-    size_t i = t->slot - 1;
-    t->slot = 0;
-    l->nheap--;
-    if (i == l->nheap)
+    t->armed = 0;
+    l->ntimers--;
+    pp_timer *sub = merge_pairs(t->child);
+    t->child = NULL;
+    if (t == l->timers) {
+        l->timers = sub;
         return;
-    pp_timer *moved = l->heap[l->nheap];
-    heap_set(l, i, moved);
-    heap_up(l, i);
-    heap_down(l, moved->slot - 1);
+    }
+    /* Unlink t from its parent's list of children. */
+    if (t->prev->child == t)
+        t->prev->child = t->next;
+    else
+        t->prev->next = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    l->timers = meld(l->timers, sub);
 }
 
-int pp_timer_start(pp_loop *l, pp_timer *t, double when)
+void pp_timer_start(pp_loop *l, pp_timer *t, double when)
 {
     pp_timer_stop(l, t);
-    if (l->nheap == l->capheap) {
-        size_t cap = l->capheap ? l->capheap * 2 : 16;
-        pp_timer **h = realloc(l->heap, cap * sizeof *h);
-        if (!h)
-            return -1;
-        l->heap = h;
-        l->capheap = cap;
-    }
     t->when = when;
-    heap_set(l, l->nheap, t);
-    l->nheap++;
-    heap_up(l, l->nheap - 1);
-    return 0;
+    t->child = t->next = t->prev = NULL;
+    t->armed = 1;
+    l->ntimers++;
+    l->timers = meld(l->timers, t);
+}
+
+size_t pp_loop_timers(const pp_loop *l)
+{
+    return l->ntimers;
 }
 
 int pp_loop_hook(pp_loop *l, pp_hook_fn fn, void *data)
@@ -207,8 +225,8 @@ int pp_loop_run_once(pp_loop *l, double max_wait)
     double now = pp_now();
     double wait = l->no_sleep ? 0 : max_wait;
     l->no_sleep = 0;
-    if (l->nheap) {
-        double d = l->heap[0]->when - now;
+    if (l->timers) {
+        double d = l->timers->when - now;
         if (d < 0)
             d = 0;
         if (wait < 0 || d < wait)
@@ -234,8 +252,8 @@ int pp_loop_run_once(pp_loop *l, double max_wait)
         io->fn(l, io, e);
     }
     now = pp_now();
-    while (l->nheap && l->heap[0]->when <= now) {
-        pp_timer *t = l->heap[0];
+    while (l->timers && l->timers->when <= now) {
+        pp_timer *t = l->timers;
         pp_timer_stop(l, t);
         t->fn(l, t);
     }

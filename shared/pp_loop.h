@@ -28,12 +28,14 @@ struct pp_io {
 typedef struct pp_timer pp_timer;
 typedef void (*pp_timer_fn)(pp_loop *loop, pp_timer *t);
 
-/* A one-shot timer; embed it, set fn and data, then start it. */
+/* A one-shot timer; embed it, set fn and data (the rest zero), then start
+ * it.  Timers link themselves into the loop: arming one never fails. */
 struct pp_timer {
     double when;     /* pp_now() time of expiry */
     pp_timer_fn fn;
     void *data;
-    size_t slot;     /* heap position + 1; 0 = not armed */
+    pp_timer *child, *next, *prev; /* the loop's heap links */
+    int armed;
 };
 
 typedef void (*pp_hook_fn)(pp_loop *loop, void *data);
@@ -51,10 +53,12 @@ int pp_loop_mod(pp_loop *loop, pp_io *io, unsigned events);
 /* Stops watching (before the fd is closed). */
 void pp_loop_del(pp_loop *loop, pp_io *io);
 
-/* Arms (or re-arms) t to fire at pp_now() time `when`. */
-int pp_timer_start(pp_loop *loop, pp_timer *t, double when);
+/* Arms (or re-arms) t to fire at pp_now() time `when`; cannot fail. */
+void pp_timer_start(pp_loop *loop, pp_timer *t, double when);
 void pp_timer_stop(pp_loop *loop, pp_timer *t);
-static inline int pp_timer_armed(const pp_timer *t) { return t->slot != 0; }
+static inline int pp_timer_armed(const pp_timer *t) { return t->armed; }
+/* Timers armed now (tests, diagnostics). */
+size_t pp_loop_timers(const pp_loop *loop);
 
 /* Registers a hook run before each sleep (after the events of a turn):
  * where batched writes are flushed.  0 or -1. */

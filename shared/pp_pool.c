@@ -21,29 +21,42 @@
 
 #include "pp.h"
 #include "pp_conn.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
+#include "pp_spawn.h"
 
 #define START_DEADLINE 10.0   /* seconds for a new worker to say hello */
-#define MAX_DEPTH 64          /* jobs in flight per worker, for tiny jobs */
-#define PIPELINE_NS 200000.0  /* keep about this much work queued per worker */
 #define MAX_BACKOFF 5.0
 #define MAX_REQUEUES 3        /* deaths of a job's workers before it is failed */
 #define LONG_JOB 0.002        /* a job running this long (or 20x the average) is long */
 
-enum { W_STARTING, W_READY, W_RETIRING, W_DEAD };
-enum { KILL_NONE, KILL_TIMEOUT, KILL_PROTOCOL, KILL_START, KILL_RETIRE, KILL_FREE, KILL_CANCEL };
+/* A worker's life. */
+typedef enum worker_state {
+    W_STARTING, /* spawned; its WHELLO has not come yet (START_DEADLINE) */
+    W_READY,    /* takes jobs */
+    W_RETIRING, /* the pool shrank: it finishes the jobs it holds, then goes */
+    W_DEAD,     /* killed and reaped; freed at the next loop turn */
+} worker_state;
+
+/* Why a worker is ended, which decides whom that is charged to. */
+typedef enum kill_reason {
+    KILL_NONE,     /* it died by itself: its running job crashed */
+    KILL_TIMEOUT,  /* its running job ran out of time */
+    KILL_PROTOCOL, /* it sent something that is not the protocol */
+    KILL_START,    /* it did not say hello in time */
+    KILL_RETIRE,   /* the pool shrank (blameless) */
+    KILL_FREE,     /* the pool is freed (blameless) */
+    KILL_CANCEL,   /* its running job was cancelled (blameless for the others) */
+} kill_reason;
 
 typedef struct worker {
     pp_pool *pool;
     struct worker *next;
-    pid_t pid;
-    int pidfd;
+    pp_worker_proc proc;      /* the process, its FIFO ends and its state page */
     pp_io pidio;
     pp_conn *conn;
-    int state;
+    worker_state state;
     pp_pool_job *head, *tail; /* in flight, in the order the worker runs them */
     int inflight;
-    pp_worker_state *st;      /* shared with the worker (mmap) */
     pp_pool_job *timed_out;   /* the job a timeout kill is for */
     uint64_t revoked_hi;      /* highest job id taken back from this worker */
     uint64_t flush_asked;     /* running job for which a flush was requested */
@@ -85,95 +98,21 @@ struct pp_pool {
     int freeing;
 };
 
-static void worker_lost(worker *w, int why);
+static void worker_lost(worker *w, kill_reason why);
 static int maintain(pp_pool *p);
 static void rebalance_timer(pp_loop *loop, pp_timer *t);
-
-/* ---- environment ---- */
-
-/* Workers get only these variables: job code never sees the secret. */
-static const char *const env_keep[] = {
-    "PATH", "LD_LIBRARY_PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL",
-    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
-};
-
-/* The workers' environment: the variables of env_keep, and those the owner
- * names in `extra` (NULL-terminated, or NULL), from our own environment. */
-static char **make_env(const char *const *extra)
-{
-    size_t nextra = 0;
-    while (extra && extra[nextra])
-        nextra++;
-    char **env = calloc(PP_ARRAY_LEN(env_keep) + nextra + 1, sizeof *env);
-    if (!env)
-        return NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < PP_ARRAY_LEN(env_keep) + nextra; i++) {
-        const char *name = i < PP_ARRAY_LEN(env_keep) ? env_keep[i]
-                                                      : extra[i - PP_ARRAY_LEN(env_keep)];
-        int dup = 0;
-        for (size_t k = 0; k < i && !dup; k++)
-            dup = strcmp(name, k < PP_ARRAY_LEN(env_keep)
-                                   ? env_keep[k]
-                                   : extra[k - PP_ARRAY_LEN(env_keep)]) == 0;
-        const char *v = dup ? NULL : getenv(name);
-        if (!v && !dup && strcmp(name, "PATH") == 0)
-            v = "/usr/local/bin:/usr/bin:/bin";
-        if (!v)
-            continue;
-        size_t len = strlen(name) + strlen(v) + 2;
-        env[n] = malloc(len);
-        if (!env[n])
-            goto fail;
-        snprintf(env[n], len, "%s=%s", name, v);
-        n++;
-    }
-    return env;
-fail:
-    for (size_t i = 0; i < n; i++)
-        free(env[i]);
-    free(env);
-    return NULL;
-}
-
-int pp_pool_env_name_ok(const char *name, char *err)
-{
-    if (!name[0] || strlen(name) > 255 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                      "abcdefghijklmnopqrstuvwxyz"
-                                                      "0123456789_") != strlen(name)) {
-        pp_seterr(err, "\"%.64s\" is not an environment variable name", name);
-        return -1;
-    }
-    if (strncmp(name, "PP_SECRET", 9) == 0) {
-        pp_seterr(err, "%s is never passed to workers: job code must not see the secret",
-                  name);
-        return -1;
-    }
-    return 0;
-}
-
-static void free_env(char **env)
-{
-    if (!env)
-        return;
-    for (char **e = env; *e; e++)
-        free(*e);
-    free(env);
-}
-
-/* ---- worker lifecycle ---- */
 
 /* The job the worker is running now and its start (pp_now() seconds), or
  * NULL when it runs none we hold. */
 static pp_pool_job *running_job(const worker *w, double *start)
 {
-    if (!w->st)
+    if (!w->proc.st)
         return NULL;
     uint64_t seq, again, ns;
     do { /* a consistent pair: the job may change between the loads */
-        seq = atomic_load_explicit(&w->st->seq, memory_order_acquire);
-        ns = atomic_load_explicit(&w->st->start_ns, memory_order_acquire);
-        again = atomic_load_explicit(&w->st->seq, memory_order_acquire);
+        seq = atomic_load_explicit(&w->proc.st->seq, memory_order_acquire);
+        ns = atomic_load_explicit(&w->proc.st->start_ns, memory_order_acquire);
+        again = atomic_load_explicit(&w->proc.st->seq, memory_order_acquire);
     } while (seq != again);
     if (!seq)
         return NULL;
@@ -211,29 +150,29 @@ static void arm_timeout(worker *w)
 static void update_depth(pp_pool *p, uint64_t run_ns)
 {
     p->avg_ns = p->avg_ns > 0 ? 0.8 * p->avg_ns + 0.2 * (double)run_ns : (double)run_ns;
-    double d = PIPELINE_NS / (p->avg_ns + 1.0);
     /* Long jobs: one at a time per worker, so that no job waits behind
      * another while a worker elsewhere is idle (load balance). */
-    p->depth = d < 1.0 ? 1 : d > MAX_DEPTH ? MAX_DEPTH : (int)d + 1;
+    p->depth = pp_pipeline_depth(PP_PIPELINE_LOCAL_S, p->avg_ns * 1e-9, 0);
 }
 
+/* A RESULT.  0, or -1 with the reason in w->note. */
 static int on_result(worker *w, const pp_frame *f)
 {
     pp_pool *p = w->pool;
     pp_pool_job *j = w->head;
-    if (f->hdr.len >= PP_RESULT_HDR && f->payload[0] == PP_POOL_REVOKED &&
-        f->hdr.id <= w->revoked_hi)
-        return 0; /* a job we took back: it did not run */
-    if (!j || f->hdr.id != j->seq || f->hdr.len < PP_RESULT_HDR) {
-        snprintf(w->note, sizeof w->note, "worker %d sent a result for no job it held",
-                 (int)w->pid);
+    pp_msg_result r;
+    if (pp_proto_result_decode(f->payload, f->hdr.len,
+                               1u << PP_DONE | 1u << PP_FAILED | 1u << PP_ELOAD |
+                                   1u << PP_WORKER_REVOKED,
+                               &r) != 0) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a malformed result", (int)w->proc.pid);
         return -1;
     }
-    int status = f->payload[0];
-    uint64_t run_ns = pp_load64(f->payload + 8);
-    if (status != PP_DONE && status != PP_FAILED && status != PP_ELOAD) {
-        snprintf(w->note, sizeof w->note, "worker %d sent a result with bad status %d",
-                 (int)w->pid, status);
+    if (r.status == PP_WORKER_REVOKED && f->hdr.id <= w->revoked_hi)
+        return 0; /* a job we took back: it did not run */
+    if (!j || f->hdr.id != j->seq || r.status == PP_WORKER_REVOKED) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a result for no job it held",
+                 (int)w->proc.pid);
         return -1;
     }
     uint8_t *block = pp_conn_take(w->conn, f);
@@ -241,19 +180,18 @@ static int on_result(worker *w, const pp_frame *f)
         snprintf(w->note, sizeof w->note, "out of memory for a result");
         return -1;
     }
-    size_t len = f->hdr.len - PP_RESULT_HDR;
-
     w->head = j->next;
     if (!w->head)
         w->tail = NULL;
     w->inflight--;
     p->inflight--;
-    update_depth(p, run_ns);
+    update_depth(p, r.run_ns);
     if (!w->head)
         pp_timer_stop(p->loop, &w->timer);
     if (w->state == W_RETIRING && w->inflight == 0)
         worker_lost(w, KILL_RETIRE);
-    p->cbs.on_done(p, j, status, block, (const char *)block + PP_RESULT_HDR, len, run_ns,
+    /* The data stays where it came: PP_RESULT_HDR bytes into the block. */
+    p->cbs.on_done(p, j, r.status, block, (const char *)block + PP_RESULT_HDR, r.len, r.run_ns,
                    p->ud);
     return 0;
 }
@@ -261,17 +199,17 @@ static int on_result(worker *w, const pp_frame *f)
 static int on_hello(worker *w, const pp_frame *f)
 {
     pp_pool *p = w->pool;
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    uint32_t pid = pp_rd_u32(&rd);
-    if (rd.bad || pid != (uint32_t)w->pid || w->state != W_STARTING) {
-        snprintf(w->note, sizeof w->note, "worker %d sent a bad hello", (int)w->pid);
+    pp_msg_whello m;
+    if (pp_proto_whello_decode(f, &m) != 0 || m.pid != (uint32_t)w->proc.pid ||
+        w->state != W_STARTING) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a bad hello", (int)w->proc.pid);
         return -1;
     }
     pp_timer_stop(p->loop, &w->timer);
     w->state = W_READY;
     p->nready++;
     p->fails = 0;
-    pp_log(p->log, PP_LOG_DEBUG, "worker %d ready", (int)w->pid);
+    pp_log(p->log, PP_LOG_DEBUG, "worker %d ready", (int)w->proc.pid);
     if (p->nalive < p->target)
         maintain(p);
     return 0;
@@ -288,7 +226,7 @@ static int worker_frame(pp_conn *c, const pp_frame *f, void *data)
         rc = on_hello(w, f);
     else {
         snprintf(w->note, sizeof w->note, "worker %d sent an unexpected frame of type %u",
-                 (int)w->pid, f->hdr.type);
+                 (int)w->proc.pid, f->hdr.type);
         rc = -1;
     }
     if (rc != 0) {
@@ -308,7 +246,7 @@ static void worker_close(pp_conn *c, const char *why, void *data)
     if (strncmp(why, "end of file", 11) == 0) {
         worker_lost(w, KILL_NONE);
     } else {
-        snprintf(w->note, sizeof w->note, "worker %d: %s", (int)w->pid, why);
+        snprintf(w->note, sizeof w->note, "worker %d: %s", (int)w->proc.pid, why);
         worker_lost(w, KILL_PROTOCOL);
     }
 }
@@ -328,7 +266,7 @@ static void worker_timer(pp_loop *loop, pp_timer *t)
     worker *w = t->data;
     if (w->state == W_STARTING) {
         snprintf(w->note, sizeof w->note, "worker %d did not start within %.0f s",
-                 (int)w->pid, START_DEADLINE);
+                 (int)w->proc.pid, START_DEADLINE);
         worker_lost(w, KILL_START);
         return;
     }
@@ -336,7 +274,7 @@ static void worker_timer(pp_loop *loop, pp_timer *t)
     pp_pool_job *run = running_job(w, &start);
     if (run && run->timeout > 0 && pp_now() >= start + run->timeout) {
         snprintf(w->note, sizeof w->note, "timed out after %g s; worker %d killed",
-                 run->timeout, (int)w->pid);
+                 run->timeout, (int)w->proc.pid);
         w->timed_out = run;
         worker_lost(w, KILL_TIMEOUT);
         return;
@@ -352,236 +290,49 @@ static void free_worker(pp_loop *loop, void *data)
     free(w);
 }
 
-/* The worker's channel: a request and a response FIFO made in a private
- * 0700 directory, and the shared state page (a memfd).  Both ends of both
- * FIFOs are opened here, then the names are removed at once: the worker
- * inherits its ends (fds 3, 4, 5), so no name outlives this call, whenever
- * the program is killed afterwards.  Only a kill landing inside these few
- * calls can leave the directory, which the next pool of this user removes
- * (sweep_stale).  fds: our read end, our write end, then the worker's
- * request, response and state fds. */
-static int make_channel(pp_pool *p, int fds[5], char *err)
-{
-    char dir[PATH_MAX], req[PATH_MAX + 8], resp[PATH_MAX + 8];
-    int rc = -1;
-    for (int i = 0; i < 5; i++)
-        fds[i] = -1;
-    if (snprintf(dir, sizeof dir, "%s/pp-%d-XXXXXX", p->tmpdir, (int)getpid()) >=
-        (int)sizeof dir) {
-        pp_seterr(err, "the FIFO directory path in %s is too long", p->tmpdir);
-        return -1;
-    }
-    if (!mkdtemp(dir)) { /* mode 0700 */
-        pp_seterr(err, "cannot create a FIFO directory in %s: %s", p->tmpdir, strerror(errno));
-        return -1;
-    }
-    snprintf(req, sizeof req, "%s/req", dir);
-    snprintf(resp, sizeof resp, "%s/resp", dir);
-    if (mkfifo(req, 0600) != 0 || mkfifo(resp, 0600) != 0) {
-        pp_seterr(err, "mkfifo in %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    /* Readers first, so that no open() blocks.  We hold the request FIFO
-     * read-write: writing to it never raises SIGPIPE in the program. */
-    fds[2] = open(req, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    fds[0] = open(resp, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    fds[1] = open(req, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    fds[3] = open(resp, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fds[0] < 0 || fds[1] < 0 || fds[2] < 0 || fds[3] < 0) {
-        pp_seterr(err, "cannot open the FIFOs in %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    unlink(req);
-    unlink(resp);
-    rmdir(dir);
-    if (rc != 0)
-        return -1;
-    /* The worker's ends block; ours do not. */
-    if (fcntl(fds[2], F_SETFL, 0) != 0 || fcntl(fds[3], F_SETFL, 0) != 0) {
-        pp_seterr(err, "cannot set up the FIFOs: %s", strerror(errno));
-        return -1;
-    }
-    (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* fewer wake-ups for large arguments */
-    (void)fcntl(fds[0], F_SETPIPE_SZ, 1 << 20);
-    fds[4] = memfd_create("pp-worker-state", MFD_CLOEXEC);
-    if (fds[4] < 0 || ftruncate(fds[4], sizeof(pp_worker_state)) != 0) {
-        pp_seterr(err, "cannot create the worker's state page: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void close_fds(int *fds, int n)
-{
-    for (int i = 0; i < n; i++) {
-        if (fds[i] >= 0)
-            close(fds[i]);
-        fds[i] = -1;
-    }
-}
-
-/* Whether `name` is a FIFO directory name: "pp-PID-XXXXXX"; its pid. */
-static int fifo_dir_pid(const char *name)
-{
-    int pid = 0, end = 0;
-    if (sscanf(name, "pp-%d-%*6[A-Za-z0-9]%n", &pid, &end) != 1 || end == 0 || name[end] ||
-        strlen(name) < 11 || pid <= 0)
-        return -1;
-    return pid;
-}
-
-/* Removes FIFO directories that processes of this user left in tmpdir when
- * they were killed while starting a worker: only directories owned by us,
- * of mode 0700, whose process is gone, and in them only the names a pool
- * makes.  Nothing is followed through a symbolic link. */
-static void sweep_stale(const char *tmpdir, const pp_log *log)
-{
-    int dfd = open(tmpdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-    if (!d) {
-        if (dfd >= 0)
-            close(dfd);
-        return;
-    }
-    int swept = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int pid = fifo_dir_pid(e->d_name);
-        if (pid < 0 || pid == (int)getpid() || kill(pid, 0) == 0 || errno != ESRCH)
-            continue; /* not ours to judge, or its process lives */
-        int fd = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
-        if (fd < 0)
-            continue;
-        if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0777) == 0700) {
-            static const char *const names[] = {"req", "resp", "state"};
-            for (size_t i = 0; i < PP_ARRAY_LEN(names); i++) {
-                struct stat fst;
-                if (fstatat(fd, names[i], &fst, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    (S_ISFIFO(fst.st_mode) || S_ISREG(fst.st_mode)))
-                    unlinkat(fd, names[i], 0);
-            }
-            swept += unlinkat(dfd, e->d_name, AT_REMOVEDIR) == 0;
-        }
-        close(fd);
-    }
-    closedir(d);
-    if (swept)
-        pp_log(log, PP_LOG_INFO, "removed %d FIFO director%s left in %s by processes that "
-                                 "were killed", swept, swept == 1 ? "y" : "ies", tmpdir);
-}
-
 static int spawn_worker(pp_pool *p, char *err)
 {
-    int fds[5] = {-1, -1, -1, -1, -1}, rc = -1;
     worker *w = calloc(1, sizeof *w);
     if (!w) {
         pp_seterr(err, "out of memory");
         return -1;
     }
     w->pool = p;
-    w->pidfd = -1;
-    w->timer.fn = worker_timer;
-    w->timer.data = w;
-    if (make_channel(p, fds, err) != 0)
-        goto out;
-    void *map = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, fds[4], 0);
-    if (map == MAP_FAILED) {
-        pp_seterr(err, "cannot map the worker's state page: %s", strerror(errno));
-        goto out;
+    w->timer = (pp_timer){.fn = worker_timer, .data = w};
+    pp_spawn_opts so = {.worker_path = p->worker_path, .tmpdir = p->tmpdir, .envp = p->envp,
+                        .max_frame = p->max_frame, .job_memory_mib = p->job_memory_mib};
+    if (pp_spawn_worker(&so, &w->proc, err) != 0) {
+        free(w);
+        return -1;
     }
-    w->st = map;
-    /* The worker's fds go to 3, 4, 5; none of ours may sit there first. */
-    for (int i = 2; i < 5; i++) {
-        if (fds[i] < 6) {
-            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 6);
-            if (moved < 0) {
-                pp_seterr(err, "cannot set up the worker's fds: %s", strerror(errno));
-                goto out;
-            }
-            close(fds[i]);
-            fds[i] = moved;
-        }
-    }
-
-    char parent[24], maxf[24], mem[24];
-    snprintf(parent, sizeof parent, "%d", (int)getpid());
-    snprintf(maxf, sizeof maxf, "%u", p->max_frame);
-    snprintf(mem, sizeof mem, "%u", p->job_memory_mib);
-    /* With no memory cap, the NULL in its place ends argv there. */
-    char *argv[] = {p->worker_path, "--parent", parent, "--max-frame", maxf,
-                    p->job_memory_mib ? "--max-memory-mib" : NULL, mem, NULL};
-
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&fa);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    /* Own process group (a timeout kills the task's children too), default
-     * signal dispositions and an empty mask whatever the application set. */
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fds[2], PP_WORKER_FD_REQ);
-    posix_spawn_file_actions_adddup2(&fa, fds[3], PP_WORKER_FD_RESP);
-    posix_spawn_file_actions_adddup2(&fa, fds[4], PP_WORKER_FD_STATE);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&fa, 6); /* the application's fds stay home */
-#endif
-    pid_t pid;
-    int e = posix_spawn(&pid, p->worker_path, &fa, &attr, argv, p->envp);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close_fds(fds + 2, 3); /* the worker's now */
-    if (e != 0) {
-        pp_seterr(err, "cannot start worker %s: %s", p->worker_path, strerror(e));
-        goto out;
-    }
-    w->pid = pid;
-    w->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (w->pidfd >= 0) {
-        w->pidio = (pp_io){.fd = w->pidfd, .fn = worker_pidfd, .data = w};
+    if (w->proc.pidfd >= 0) {
+        w->pidio = (pp_io){.fd = w->proc.pidfd, .fn = worker_pidfd, .data = w};
         if (pp_loop_add(p->loop, &w->pidio, PP_EV_READ) != 0) {
-            close(w->pidfd);
-            w->pidfd = -1;
+            close(w->proc.pidfd);
+            w->proc.pidfd = -1;
         }
     }
     pp_conn_cbs cbs = {.on_frame = worker_frame, .on_close = worker_close};
-    w->conn = pp_conn_new(p->loop, fds[0], fds[1], p->max_frame + 64, PP_T_MAX, NULL, &cbs, w);
+    w->conn = pp_conn_new(p->loop, w->proc.rfd, w->proc.wfd, p->max_frame + 64, PP_T_MAX, NULL,
+                          &cbs, w);
     if (!w->conn) {
         pp_seterr(err, "out of memory");
-        kill(-pid, SIGKILL);
-        kill(pid, SIGKILL);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
-        }
-        if (w->pidfd >= 0) {
+        char desc[PP_ERR_LEN];
+        if (w->proc.pidfd >= 0)
             pp_loop_del(p->loop, &w->pidio);
-            close(w->pidfd);
-        }
-        goto out;
+        pp_spawn_end(&w->proc, desc, sizeof desc);
+        pp_spawn_unmap(&w->proc);
+        close(w->proc.rfd);
+        close(w->proc.wfd);
+        free(w);
+        return -1;
     }
-    fds[0] = fds[1] = -1;
     w->state = W_STARTING;
     pp_timer_start(p->loop, &w->timer, pp_now() + START_DEADLINE);
     w->next = p->workers;
     p->workers = w;
     p->nalive++;
-    rc = 0;
-out:
-    if (rc != 0) {
-        close_fds(fds, 5);
-        if (w->st)
-            munmap(w->st, sizeof *w->st);
-        free(w);
-    }
-    return rc;
+    return 0;
 }
 
 /* Ends a job with an error text (copied). */
@@ -599,27 +350,15 @@ static void end_job(pp_pool *p, pp_pool_job *j, int status, const char *msg,
 
 /* The worker is gone or must go: kill its process group, reap it, end the
  * job it was running with the reason and hand the others back. */
-static void worker_lost(worker *w, int why)
+static void worker_lost(worker *w, kill_reason why)
 {
     pp_pool *p = w->pool;
-    int prev = w->state;
+    worker_state prev = w->state;
     w->state = W_DEAD;
-    kill(-w->pid, SIGKILL); /* the task's children too */
-    kill(w->pid, SIGKILL);
-    int st = 0;
-    pid_t r;
-    while ((r = waitpid(w->pid, &st, 0)) < 0 && errno == EINTR) {
-    }
-    char desc[PP_ERR_LEN];
-    if (r == w->pid)
-        pp_describe_exit(st, desc, sizeof desc);
-    else
-        snprintf(desc, sizeof desc, "worker %d ended (exit status unknown)", (int)w->pid);
-    if (w->pidfd >= 0) {
+    if (w->proc.pidfd >= 0)
         pp_loop_del(p->loop, &w->pidio);
-        close(w->pidfd);
-        w->pidfd = -1;
-    }
+    char desc[PP_ERR_LEN];
+    pp_spawn_end(&w->proc, desc, sizeof desc); /* killed and reaped: its page is final */
     pp_timer_stop(p->loop, &w->timer);
     pp_conn_free(w->conn); /* drops queued bytes that point into job arguments */
     w->conn = NULL;
@@ -640,10 +379,7 @@ static void worker_lost(worker *w, int why)
         culprit = w->timed_out;
     else if (why != KILL_FREE && why != KILL_RETIRE)
         culprit = running_job(w, NULL);
-    if (w->st) {
-        munmap(w->st, sizeof *w->st);
-        w->st = NULL;
-    }
+    pp_spawn_unmap(&w->proc);
     pp_pool_job *list = w->head;
     w->head = w->tail = NULL;
     p->inflight -= (size_t)w->inflight;
@@ -660,7 +396,7 @@ static void worker_lost(worker *w, int why)
         pp_log(p->log, PP_LOG_WARN, "%s; worker replaced", w->note);
     else if (why == KILL_CANCEL)
         pp_log(p->log, PP_LOG_INFO, "worker %d killed: its job was cancelled; worker replaced",
-               (int)w->pid);
+               (int)w->proc.pid);
     else if (culprit && why != KILL_TIMEOUT)
         pp_log(p->log, PP_LOG_INFO, "%s while running a job; worker replaced", desc);
 
@@ -762,7 +498,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
         tmp = "/tmp";
     p->tmpdir = strdup(tmp);
     p->worker_path = strdup(opts->worker_path);
-    p->envp = make_env(opts->env);
+    p->envp = pp_spawn_env(opts->env);
     if (!p->tmpdir || !p->worker_path || !p->envp) {
         pp_seterr(err, "out of memory");
         goto fail;
@@ -771,7 +507,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
         pp_seterr(err, "cannot run worker %s: %s", p->worker_path, strerror(errno));
         goto fail;
     }
-    sweep_stale(p->tmpdir, p->log);
+    pp_spawn_sweep(p->tmpdir, p->log);
     p->target = opts->workers;
     /* The first worker starts synchronously enough to report a bad binary. */
     for (int i = 0; i < p->target; i++) {
@@ -799,7 +535,7 @@ void pp_pool_free(pp_pool *p)
         free(p->tasks[i].symbol);
     }
     free(p->tasks);
-    free_env(p->envp);
+    pp_spawn_env_free(p->envp);
     free(p->tmpdir);
     free(p->worker_path);
     free(p);
@@ -898,9 +634,9 @@ static double long_job(const pp_pool *p)
 /* How long the worker's current job has run (0 when none). */
 static double running_for(const worker *w, double now)
 {
-    if (!w->st || !atomic_load_explicit(&w->st->seq, memory_order_acquire))
+    if (!w->proc.st || !atomic_load_explicit(&w->proc.st->seq, memory_order_acquire))
         return 0;
-    return now - (double)atomic_load_explicit(&w->st->start_ns, memory_order_relaxed) * 1e-9;
+    return now - (double)atomic_load_explicit(&w->proc.st->start_ns, memory_order_relaxed) * 1e-9;
 }
 
 static worker *pick_worker(const pp_pool *p)
@@ -947,8 +683,7 @@ static int send_taskdef(worker *w, uint32_t id)
     pp_buf b;
     pp_buf_init(&b, 2 * PATH_MAX);
     int rc = -1;
-    if (pp_wr_u32(&b, id) || pp_wr_str16(&b, p->tasks[id].module) ||
-        pp_wr_str16(&b, p->tasks[id].symbol))
+    if (pp_proto_taskdef(&b, id, p->tasks[id].module, p->tasks[id].symbol) != 0)
         goto out;
     if (pp_conn_send(w->conn, PP_T_TASKDEF, 0, id, b.data, b.len) != 0)
         goto out;
@@ -968,10 +703,10 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
         return -1;
     if (send_taskdef(w, j->task) != 0)
         return -1;
-    uint8_t head[4];
-    pp_store32(head, j->task);
+    uint8_t head[PP_JOB_HEAD];
+    pp_proto_job_head(head, j->task);
     j->seq = ++p->seq;
-    if (pp_conn_send_ref(w->conn, PP_T_JOB, 0, j->seq, head, 4, j->arg, j->len, NULL, NULL) !=
+    if (pp_conn_send_ref(w->conn, PP_T_JOB, 0, j->seq, head, sizeof head, j->arg, j->len, NULL, NULL) !=
         0)
         return -1;
     j->next = NULL;
@@ -992,13 +727,13 @@ static void take_back(worker *w)
 {
     pp_pool *p = w->pool;
     uint64_t last = w->tail->seq;
-    uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
-    while (!atomic_compare_exchange_weak_explicit(&w->st->gate, &g, PP_POOL_REVOKE | last,
+    uint64_t g = atomic_load_explicit(&w->proc.st->gate, memory_order_acquire);
+    while (!atomic_compare_exchange_weak_explicit(&w->proc.st->gate, &g, PP_WORKER_REVOKE | last,
                                                   memory_order_acq_rel, memory_order_acquire)) {
     }
     /* Started so far: ids up to the worker's last claim (or, if it has
      * claimed nothing since the previous revocation, that bound). */
-    uint64_t started = g & ~PP_POOL_REVOKE;
+    uint64_t started = g & ~PP_WORKER_REVOKE;
     pp_pool_job *keep = NULL, *keep_tail = NULL, *back = NULL;
     int nback = 0;
     for (pp_pool_job *j = w->head, *n; j; j = n) {
@@ -1023,7 +758,7 @@ static void take_back(worker *w)
     w->revoked_hi = last;
     if (nback)
         pp_log(p->log, PP_LOG_DEBUG, "took %d job(s) back from worker %d (its job runs long)",
-               nback, (int)w->pid);
+               nback, (int)w->proc.pid);
     while (back) {
         pp_pool_job *n = back->next;
         back->next = NULL;
@@ -1041,7 +776,7 @@ void pp_pool_cancel_if(pp_pool *p, int (*match)(pp_pool_job *j, void *arg), void
         int any = 0;
         for (pp_pool_job *j = w->head; j && !any; j = j->next)
             any = match(j, arg);
-        if (!any || (w->state != W_READY && w->state != W_RETIRING) || !w->st)
+        if (!any || (w->state != W_READY && w->state != W_RETIRING) || !w->proc.st)
             continue;
         /* Jobs not started yet come back to their owners; then the running
          * one, if it is to go, takes its worker with it. */
@@ -1068,7 +803,7 @@ static void rebalance(pp_pool *p)
     double now = pp_now(), next = -1, limit = long_job(p);
     int took = 0;
     for (worker *w = p->workers; w; w = w->next) {
-        if ((w->state != W_READY && w->state != W_RETIRING) || !w->st || !w->head)
+        if ((w->state != W_READY && w->state != W_RETIRING) || !w->proc.st || !w->head)
             continue;
         double start;
         pp_pool_job *run = running_job(w, &start);
@@ -1089,8 +824,8 @@ static void rebalance(pp_pool *p)
         }
         if (run != w->head && w->flush_asked != run->seq) {
             w->flush_asked = run->seq;
-            atomic_store_explicit(&w->st->flush_req, 1, memory_order_release);
-            syscall(SYS_futex, &w->st->flush_req, FUTEX_WAKE, 1, NULL, NULL, 0);
+            atomic_store_explicit(&w->proc.st->flush_req, 1, memory_order_release);
+            syscall(SYS_futex, &w->proc.st->flush_req, FUTEX_WAKE, 1, NULL, NULL, 0);
         }
         if (idle && run->next) {
             take_back(w);

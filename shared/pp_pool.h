@@ -19,35 +19,9 @@
 
 #include "pp_log.h"
 #include "pp_loop.h"
+#include "pp_worker.h"
 
 typedef struct pp_pool pp_pool;
-
-/* A page the pool and each worker share: which job the worker is running
- * now.  A death or a timeout is then charged to that job alone, even while
- * the results of the jobs before it still sit in the worker's batch (those
- * jobs run again elsewhere). */
-typedef struct pp_worker_state {
-    _Atomic uint64_t seq;       /* frame id of the job running; 0 = none */
-    _Atomic uint64_t start_ns;  /* its start, CLOCK_MONOTONIC nanoseconds */
-    /* Taking jobs back: the worker claims each job before it starts by
-     * swapping its id in here; the pool revokes the jobs still queued on the
-     * worker by swapping in PP_POOL_REVOKE | the last id revoked.  A worker
-     * that finds its next job revoked answers PP_POOL_REVOKED instead of
-     * running it.  One compare-and-swap each way: no job runs twice. */
-    _Atomic uint64_t gate;
-    /* The pool sets this (and wakes the futex on it) to have the worker send
-     * the results it still batches, when its current job runs long. */
-    _Atomic uint32_t flush_req;
-} pp_worker_state;
-
-/* A worker inherits its request FIFO (read end), its response FIFO (write
- * end) and its state page (a memfd, mapped shared) on these fds. */
-#define PP_WORKER_FD_REQ 3
-#define PP_WORKER_FD_RESP 4
-#define PP_WORKER_FD_STATE 5
-
-#define PP_POOL_REVOKE (1ull << 63)
-#define PP_POOL_REVOKED 255          /* result status: not run, taken back */
 
 /* A job as the pool sees it, embedded in the owner's job.  The owner sets
  * arg, len, task and timeout; arg must stay valid until the pool hands the
@@ -89,10 +63,6 @@ typedef struct pp_pool_opts {
                                      besides PATH, LD_LIBRARY_PATH, HOME, TMPDIR, TZ,
                                      LANG, LC_ALL and the sanitizers' options; or NULL */
 } pp_pool_opts;
-
-/* Whether `name` may be passed to workers (pp_pool_opts.env): a variable
- * name, and none that carries the secret.  0, or -1 with the reason in err. */
-int pp_pool_env_name_ok(const char *name, char *err);
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err
  * (PP_ERR_LEN bytes): the worker cannot be started, no memory, ... */

@@ -320,11 +320,3 @@ int pp_wr_str16(pp_buf *b, const char *s)
         return -1;
     return pp_buf_append(b, s, n);
 }
-
-int pp_wire_error_payload(pp_buf *b, uint16_t code, const char *msg)
-{
-    char m[512];
-    snprintf(m, sizeof m, "%s", msg);
-    b->len = 0;
-    return pp_wr_u16(b, code) || pp_wr_str16(b, m) ? -1 : 0;
-}

@@ -16,8 +16,8 @@
  * bad magic, another version, an unknown type, unknown flag bits, a non-zero
  * reserved field and a length above its maximum, before allocating anything.
  *
- * Payload fields are big-endian integers and length-prefixed strings; the
- * layout of each type is given below.  Type numbers are pinned. */
+ * The messages -- type numbers and payloads -- are pp_proto.h's; this file
+ * frames them and gives the field codecs their decoders use. */
 #ifndef PP_WIRE_H
 #define PP_WIRE_H
 
@@ -34,65 +34,6 @@
 
 #define PP_WIRE_F_ZLIB 0x0001u
 #define PP_WIRE_F_ALL 0x0001u
-
-/* Frame types.  Worker pipes: */
-#define PP_T_WHELLO 1    /* worker -> parent: u32 pid, u32 protocol version */
-#define PP_T_TASKDEF 2   /* parent -> worker: u32 task id, str16 module path, str16 symbol */
-#define PP_T_JOB 3       /* u32 task id, then the argument bytes */
-#define PP_T_RESULT 4    /* u8 pp_status, 7 zero bytes, u64 run time (ns), then the result
-                            or error text (PP_RESULT_HDR bytes in: the result stays
-                            16-byte aligned where the frame was received) */
-#define PP_T_MAX 4        /* highest type on worker pipes */
-#define PP_RESULT_HDR 16  /* status and run time before a result (RESULT, RRESULT) */
-
-/* TCP, client <-> ppserver.  Handshake first (pre-authentication frames
- * are capped at PP_WIRE_PREAUTH_MAX bytes):
- *   C->S HELLO      u8 ver_min, u8 ver_max, Nc[32]
- *   S->C CHALLENGE  u8 ver, Ns[32], u32 max frame, u32 ncpus
- *   C->S PROOF      client MAC[32]            (see pp_auth.h)
- *   S->C ACCEPT     server MAC[32]; the client checks it before any job
- *   either ERROR    u16 code, str16 message; the sender then closes
- * Then:
- *   C->S JOB        id = the dispatch's id; module SHA-256[32], str16 symbol,
- *                   u32 timeout (ms, 0 = none), then the argument bytes
- *   S->C RESULT     id as sent; as the workers' RESULT: u8 pp_status, 7 zero
- *                   bytes, u64 run ns, then the result or error text
- *   S->C NEED       module SHA-256[32]: send it (once per hash)
- *   C->S MODULE     module SHA-256[32], then the module file as a pp_zip
- *                   payload (always compressed)
- *   S->C NCPUS      u32 workers now offered
- *   either PING     u64 token; PONG echoes it.  Any frame proves liveness.
- *   S->C BYE        str16 reason: the server is stopping; jobs in flight are
- *                   not run, the client sends them elsewhere. */
-#define PP_T_HELLO 16
-#define PP_T_CHALLENGE 17
-#define PP_T_PROOF 18
-#define PP_T_ACCEPT 19
-#define PP_T_ERROR 20
-#define PP_T_RJOB 21
-#define PP_T_RRESULT 22
-#define PP_T_NEED 23
-#define PP_T_MODULE 24
-#define PP_T_NCPUS 25
-#define PP_T_PING 26
-#define PP_T_PONG 27
-#define PP_T_BYE 28
-#define PP_T_NET_MAX 28    /* highest type on TCP */
-
-/* Protocol versions this build speaks (the HELLO range). */
-#define PP_PROTO_MIN 1
-#define PP_PROTO_MAX 1
-#define PP_WIRE_PREAUTH_MAX 4096
-
-/* ERROR codes. */
-#define PP_E_AUTH 1        /* authentication failed */
-#define PP_E_VERSION 2     /* no common protocol version */
-#define PP_E_PROTOCOL 3    /* malformed or unexpected frame */
-#define PP_E_LIMIT 4       /* a limit was exceeded */
-#define PP_E_BUSY 5        /* too many connections */
-
-/* Builds an ERROR payload into b (reset first).  0 or -1. */
-int pp_wire_error_payload(pp_buf *b, uint16_t code, const char *msg);
 
 /* A decoded header. */
 typedef struct pp_frame_hdr {

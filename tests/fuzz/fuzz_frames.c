@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "pp_common.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned mode = data[0];
     data++;
     size--;
-    uint32_t max_len = (mode & 0x80) ? PP_WIRE_PREAUTH_MAX : 1u << 20;
+    uint32_t max_len = (mode & 0x80) ? PP_PREAUTH_MAX : 1u << 20;
     uint8_t max_type = (mode & 0x40) ? PP_T_MAX : PP_T_NET_MAX;
     size_t chunk = (mode & 0x3F) + 1; /* 1..64 bytes per feed */
     pp_wire_reader r;

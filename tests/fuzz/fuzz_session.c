@@ -19,7 +19,7 @@
 
 #include "pp_auth.h"
 #include "pp_common.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 #include "server.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -38,7 +38,7 @@
 #include "pp_buf.h"
 #include "pp_common.h"
 #include "pp_net.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 #include "pp_zip.h"
 #include "server_harness.h"
 #include "test_tasks.h"
@@ -1984,8 +1984,8 @@ static void test_c1_frame_lengths(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     /* Before authentication. */
-    uint32_t lens[] = {0, PP_WIRE_PREAUTH_MAX, PP_WIRE_PREAUTH_MAX + 1, 0xFFFFFFFFu};
-    uint8_t *body = calloc(1, PP_WIRE_PREAUTH_MAX);
+    uint32_t lens[] = {0, PP_PREAUTH_MAX, PP_PREAUTH_MAX + 1, 0xFFFFFFFFu};
+    uint8_t *body = calloc(1, PP_PREAUTH_MAX);
     CU_ASSERT_PTR_NOT_NULL_FATAL(body);
     for (size_t i = 0; i < PP_ARRAY_LEN(lens); i++) {
         int fd = raw_connect(h->port);
@@ -1993,10 +1993,10 @@ static void test_c1_frame_lengths(void)
         uint8_t hdr[PP_WIRE_HDR];
         pp_wire_encode_hdr(hdr, PP_T_HELLO, 0, 0, lens[i]);
         CU_ASSERT_EQUAL(send_all(fd, hdr, sizeof hdr), 0);
-        if (lens[i] <= PP_WIRE_PREAUTH_MAX && lens[i] > 0)
+        if (lens[i] <= PP_PREAUTH_MAX && lens[i] > 0)
             send_all(fd, body, lens[i]); /* within the limit: the whole frame */
         refusal rf = expect_close(fd, 3);
-        int over = lens[i] > PP_WIRE_PREAUTH_MAX;
+        int over = lens[i] > PP_PREAUTH_MAX;
         if (!rf.closed || rf.other || (over && rf.secs > 1.0))
             fprintf(stderr, "\n    C1 HELLO of %u bytes: closed %d after %.2f s, error %d (%s), "
                             "other frames %d\n",

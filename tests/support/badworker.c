@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "pp.h"
-#include "pp_pool.h"
-#include "pp_wire.h"
+#include "pp_worker.h"
+#include "pp_proto.h"
 
 static void put(int fd, const void *p, size_t n)
 {

@@ -24,7 +24,7 @@
 #include "pp_common.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 
 #define MAX_FRAME (1u << 20)
 #define WAIT 30.0 /* seconds for anything to happen (sanitizer builds are slow) */

@@ -12,7 +12,7 @@
 #include "cunit_main.h"
 #include "pp_buf.h"
 #include "pp_common.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 
 #define MIB (1024u * 1024u)
 

@@ -33,8 +33,8 @@
 #include "pp.h"
 #include "pp_buf.h"
 #include "pp_common.h"
-#include "pp_pool.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
+#include "pp_worker.h"
 
 #define FLUSH_AGE 0.0002     /* seconds */
 #define TINY_JOB 0.00002     /* jobs shorter than this on average are batched */
@@ -106,10 +106,9 @@ static void flush(worker *w)
 static void send_result(worker *w, uint64_t id, int status, uint64_t run_ns,
                         const void *data, size_t len)
 {
-    uint8_t hdr[PP_WIRE_HDR + PP_RESULT_HDR] = {0};
+    uint8_t hdr[PP_WIRE_HDR + PP_RESULT_HDR];
     pp_wire_encode_hdr(hdr, PP_T_RESULT, 0, id, (uint32_t)(len + PP_RESULT_HDR));
-    hdr[PP_WIRE_HDR] = (uint8_t)status;
-    pp_store64(hdr + PP_WIRE_HDR + 8, run_ns);
+    pp_proto_result_head(hdr + PP_WIRE_HDR, status, run_ns);
     if (len > FLUSH_BYTES) {
         /* Large results go straight out, without a copy into the batch. */
         flush(w);
@@ -128,13 +127,10 @@ static void send_result(worker *w, uint64_t id, int status, uint64_t run_ns,
 
 static void on_taskdef(worker *w, const pp_frame *f)
 {
-    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
-    uint32_t id = pp_rd_u32(&rd);
-    char module[PATH_MAX], symbol[1024];
-    pp_rd_str16(&rd, module, sizeof module);
-    pp_rd_str16(&rd, symbol, sizeof symbol);
-    if (rd.bad || id > 1u << 20)
+    pp_msg_taskdef m;
+    if (pp_proto_taskdef_decode(f, &m) != 0 || m.id > 1u << 20)
         die("malformed task definition from the parent", NULL);
+    uint32_t id = m.id;
     if (id >= w->ntasks) {
         task_slot *t = realloc(w->tasks, ((size_t)id + 1) * sizeof *t);
         if (!t)
@@ -147,8 +143,8 @@ static void on_taskdef(worker *w, const pp_frame *f)
     free(t->module);
     free(t->symbol);
     free(t->loaderr);
-    t->module = strdup(module);
-    t->symbol = strdup(symbol);
+    t->module = strdup(m.module);
+    t->symbol = strdup(m.symbol);
     t->fn = NULL;
     t->loaderr = NULL;
     if (!t->module || !t->symbol)
@@ -185,11 +181,12 @@ static pp_task resolve(task_slot *t)
 
 static void on_job(worker *w, const pp_frame *f)
 {
-    if (f->hdr.len < 4)
+    pp_msg_job job;
+    if (pp_proto_job_decode(f, &job) != 0)
         die("malformed job from the parent", NULL);
-    uint32_t id = pp_load32(f->payload);
-    const uint8_t *arg = f->payload + 4;
-    size_t len = f->hdr.len - 4;
+    uint32_t id = job.task;
+    const uint8_t *arg = job.arg;
+    size_t len = job.len;
     if (id >= w->ntasks || !w->tasks[id].module) {
         static const char m[] = "unknown task id (no definition was sent)";
         send_result(w, f->hdr.id, PP_FAILED, 0, m, sizeof m - 1);
@@ -204,8 +201,8 @@ static void on_job(worker *w, const pp_frame *f)
     /* Claim the job, unless the pool took it back meanwhile. */
     uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
     for (;;) {
-        if ((g & PP_POOL_REVOKE) && f->hdr.id <= (g & ~PP_POOL_REVOKE)) {
-            send_result(w, f->hdr.id, PP_POOL_REVOKED, 0, NULL, 0);
+        if ((g & PP_WORKER_REVOKE) && f->hdr.id <= (g & ~PP_WORKER_REVOKE)) {
+            send_result(w, f->hdr.id, PP_WORKER_REVOKED, 0, NULL, 0);
             return;
         }
         if (atomic_compare_exchange_weak_explicit(&w->st->gate, &g, f->hdr.id,
@@ -340,8 +337,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     uint8_t hello[8];
-    pp_store32(hello, (uint32_t)getpid());
-    pp_store32(hello + 4, PP_WIRE_VERSION);
+    pp_proto_whello(hello, (uint32_t)getpid());
     uint8_t hdr[PP_WIRE_HDR];
     pp_wire_encode_hdr(hdr, PP_T_WHELLO, 0, 0, sizeof hello);
     struct iovec iov[2] = {{hdr, sizeof hdr}, {hello, sizeof hello}};

@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_proto.c -- encoders and decoders of pp's messages (layouts in
+ * pp_proto.h).  Every decoder checks the whole payload: a field missing, a
+ * byte too many or a value out of range is -1, never a partial message. */
+#include "pp_proto.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "pp_common.h"
+
+/* ---- worker pipes ---- */
+
+size_t pp_proto_whello(uint8_t out[8], uint32_t pid)
+{
+    pp_store32(out, pid);
+    pp_store32(out + 4, PP_WIRE_VERSION);
+    return 8;
+}
+
+int pp_proto_whello_decode(const pp_frame *f, pp_msg_whello *m)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    m->pid = pp_rd_u32(&rd);
+    m->version = pp_rd_u32(&rd);
+    return rd.bad || rd.left || m->version != PP_WIRE_VERSION ? -1 : 0;
+}
+
+int pp_proto_taskdef(pp_buf *b, uint32_t id, const char *module, const char *symbol)
+{
+    b->len = 0;
+    if (strlen(module) >= sizeof ((pp_msg_taskdef *)0)->module || strlen(symbol) > PP_SYMBOL_MAX)
+        return -1;
+    return pp_wr_u32(b, id) || pp_wr_str16(b, module) || pp_wr_str16(b, symbol) ? -1 : 0;
+}
+
+int pp_proto_taskdef_decode(const pp_frame *f, pp_msg_taskdef *m)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    m->id = pp_rd_u32(&rd);
+    pp_rd_str16(&rd, m->module, sizeof m->module);
+    pp_rd_str16(&rd, m->symbol, sizeof m->symbol);
+    return rd.bad || rd.left || !m->module[0] || !m->symbol[0] ? -1 : 0;
+}
+
+void pp_proto_job_head(uint8_t out[PP_JOB_HEAD], uint32_t task)
+{
+    pp_store32(out, task);
+}
+
+int pp_proto_job_decode(const pp_frame *f, pp_msg_job *m)
+{
+    if (f->hdr.len < PP_JOB_HEAD)
+        return -1;
+    m->task = pp_load32(f->payload);
+    m->arg = f->payload + PP_JOB_HEAD;
+    m->len = f->hdr.len - PP_JOB_HEAD;
+    return 0;
+}
+
+void pp_proto_result_head(uint8_t out[PP_RESULT_HDR], int status, uint64_t run_ns)
+{
+    memset(out, 0, PP_RESULT_HDR);
+    out[0] = (uint8_t)status;
+    pp_store64(out + 8, run_ns);
+}
+
+int pp_proto_result_decode(const uint8_t *p, size_t n, unsigned allowed, pp_msg_result *m)
+{
+    if (n < PP_RESULT_HDR)
+        return -1;
+    for (int i = 1; i < 8; i++)
+        if (p[i])
+            return -1;
+    m->status = p[0];
+    if (m->status >= 32 || !(allowed & (1u << m->status)))
+        return -1;
+    m->run_ns = pp_load64(p + 8);
+    m->data = p + PP_RESULT_HDR;
+    m->len = n - PP_RESULT_HDR;
+    return 0;
+}
+
+/* ---- TCP ---- */
+
+void pp_proto_hello(uint8_t out[PP_HELLO_LEN], const pp_msg_hello *m)
+{
+    out[0] = m->ver_min;
+    out[1] = m->ver_max;
+    memcpy(out + 2, m->nonce, PP_NONCE_LEN);
+}
+
+int pp_proto_hello_decode(const pp_frame *f, pp_msg_hello *m)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    m->ver_min = pp_rd_u8(&rd);
+    m->ver_max = pp_rd_u8(&rd);
+    const uint8_t *nc = pp_rd_bytes(&rd, PP_NONCE_LEN);
+    if (rd.bad || rd.left)
+        return -1;
+    memcpy(m->nonce, nc, PP_NONCE_LEN);
+    return 0;
+}
+
+void pp_proto_challenge(uint8_t out[PP_CHALLENGE_LEN], const pp_msg_challenge *m)
+{
+    out[0] = m->ver;
+    memcpy(out + 1, m->nonce, PP_NONCE_LEN);
+    pp_store32(out + 1 + PP_NONCE_LEN, m->max_frame);
+    pp_store32(out + 5 + PP_NONCE_LEN, m->ncpus);
+}
+
+int pp_proto_challenge_decode(const pp_frame *f, pp_msg_challenge *m)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    m->ver = pp_rd_u8(&rd);
+    const uint8_t *ns = pp_rd_bytes(&rd, PP_NONCE_LEN);
+    m->max_frame = pp_rd_u32(&rd);
+    m->ncpus = pp_rd_u32(&rd);
+    if (rd.bad || rd.left || m->ver < PP_PROTO_MIN || m->ver > PP_PROTO_MAX ||
+        m->ncpus > PP_NCPUS_MAX)
+        return -1;
+    memcpy(m->nonce, ns, PP_NONCE_LEN);
+    return 0;
+}
+
+int pp_proto_error(pp_buf *b, uint16_t code, const char *msg)
+{
+    char m[PP_ERRMSG_MAX + 1];
+    snprintf(m, sizeof m, "%s", msg);
+    b->len = 0;
+    return pp_wr_u16(b, code) || pp_wr_str16(b, m) ? -1 : 0;
+}
+
+int pp_proto_error_decode(const pp_frame *f, pp_msg_error *m)
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    m->code = pp_rd_u16(&rd);
+    pp_rd_str16(&rd, m->msg, sizeof m->msg);
+    return rd.bad || rd.left ? -1 : 0;
+}
+
+size_t pp_proto_rjob_head(uint8_t out[PP_RJOB_HEAD_MAX], const uint8_t hash[PP_SHA256_LEN],
+                          const char *symbol, double timeout)
+{
+    size_t slen = strlen(symbol);
+    if (!slen || slen > PP_SYMBOL_MAX)
+        return 0;
+    memcpy(out, hash, PP_SHA256_LEN);
+    pp_store16(out + PP_SHA256_LEN, (uint16_t)slen);
+    memcpy(out + PP_SHA256_LEN + 2, symbol, slen);
+    double ms = timeout * 1000.0;
+    pp_store32(out + PP_SHA256_LEN + 2 + slen,
+               ms <= 0 ? 0 : ms >= 4e9 ? 0xFFFFFFFFu : (uint32_t)(ms < 1 ? 1 : ms));
+    return PP_SHA256_LEN + 2 + slen + 4;
+}
+
+int pp_proto_rjob_decode(const uint8_t *p, size_t n, pp_msg_rjob *m)
+{
+    pp_rd rd = pp_rd_make(p, n);
+    m->hash = pp_rd_bytes(&rd, PP_SHA256_LEN);
+    pp_rd_str16(&rd, m->symbol, sizeof m->symbol);
+    m->timeout_ms = pp_rd_u32(&rd);
+    if (rd.bad || !m->symbol[0])
+        return -1;
+    m->arg_off = n - rd.left;
+    m->arg = p + m->arg_off;
+    m->len = rd.left;
+    return 0;
+}
+
+int pp_proto_need_decode(const pp_frame *f, const uint8_t **hash)
+{
+    if (f->hdr.len != PP_SHA256_LEN)
+        return -1;
+    *hash = f->payload;
+    return 0;
+}
+
+int pp_proto_module_decode(const pp_frame *f, pp_msg_module *m)
+{
+    if (f->hdr.len < PP_SHA256_LEN)
+        return -1;
+    m->hash = f->payload;
+    m->zip = f->payload + PP_SHA256_LEN;
+    m->ziplen = f->hdr.len - PP_SHA256_LEN;
+    return 0;
+}
+
+void pp_proto_ncpus(uint8_t out[4], uint32_t n)
+{
+    pp_store32(out, n);
+}
+
+int pp_proto_ncpus_decode(const pp_frame *f, uint32_t *n)
+{
+    if (f->hdr.len != 4)
+        return -1;
+    *n = pp_load32(f->payload);
+    return *n > PP_NCPUS_MAX ? -1 : 0;
+}
+
+int pp_proto_bye(pp_buf *b, const char *reason)
+{
+    char m[PP_ERRMSG_MAX + 1];
+    snprintf(m, sizeof m, "%s", reason);
+    b->len = 0;
+    return pp_wr_str16(b, m);
+}
+
+int pp_proto_bye_decode(const pp_frame *f, char reason[PP_ERRMSG_MAX + 1])
+{
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    pp_rd_str16(&rd, reason, PP_ERRMSG_MAX + 1);
+    return rd.bad || rd.left ? -1 : 0;
+}
+
+uint64_t pp_proto_ping_token(double t)
+{
+    return t > 0 ? (uint64_t)(t * 1e6) : 0;
+}
+
+double pp_proto_token_time(uint64_t token)
+{
+    return (double)token * 1e-6;
+}
+
+const char *pp_proto_type_name(uint8_t type, char buf[16])
+{
+    static const char *const names[] = {
+        [PP_T_WHELLO] = "WHELLO", [PP_T_TASKDEF] = "TASKDEF", [PP_T_JOB] = "JOB",
+        [PP_T_RESULT] = "RESULT", [PP_T_HELLO] = "HELLO", [PP_T_CHALLENGE] = "CHALLENGE",
+        [PP_T_PROOF] = "PROOF", [PP_T_ACCEPT] = "ACCEPT", [PP_T_ERROR] = "ERROR",
+        [PP_T_RJOB] = "RJOB", [PP_T_RRESULT] = "RRESULT", [PP_T_NEED] = "NEED",
+        [PP_T_MODULE] = "MODULE", [PP_T_NCPUS] = "NCPUS", [PP_T_PING] = "PING",
+        [PP_T_PONG] = "PONG", [PP_T_BYE] = "BYE",
+    };
+    if (type < PP_ARRAY_LEN(names) && names[type])
+        return names[type];
+    snprintf(buf, 16, "type %u", type);
+    return buf;
+}

@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_proto.h -- pp's messages: the type numbers, the payload of each type,
+ * an encoder and a decoder for every one, and the protocol's limits.  Pure:
+ * no I/O; frames are read and written by pp_conn, their headers coded by
+ * pp_wire.
+ *
+ * Payload fields are big-endian; strings are str16 (u16 length, bytes, no
+ * NUL).  Type numbers are pinned.
+ *
+ * Worker pipes (the pool <-> ppworker):
+ *   1  WHELLO    worker -> pool   u32 pid, u32 frame version
+ *   2  TASKDEF   pool -> worker   u32 task id, str16 module path, str16 symbol
+ *   3  JOB       pool -> worker   id = the pool's sequence; u32 task id, then
+ *                                 the argument bytes
+ *   4  RESULT    worker -> pool   id as sent; u8 pp_status, 7 zero bytes, u64
+ *                                 run time (ns), then the result or the error
+ *                                 text (PP_RESULT_HDR bytes in: the result
+ *                                 stays 16-byte aligned where it was received)
+ *
+ * TCP, client <-> ppserver.  The handshake first (pre-authentication
+ * frames are capped at PP_PREAUTH_MAX bytes; pp_handshake.h has its steps):
+ *  16  HELLO      C->S  u8 ver_min, u8 ver_max, Nc[32]
+ *  17  CHALLENGE  S->C  u8 ver, Ns[32], u32 max frame, u32 ncpus
+ *  18  PROOF      C->S  the client's MAC[32]
+ *  19  ACCEPT     S->C  the server's MAC[32]; the client checks it before any job
+ *  20  ERROR      either  u16 code, str16 message; the sender then closes
+ * Then:
+ *  21  RJOB       C->S  id = the dispatch's id; module SHA-256[32], str16
+ *                       symbol, u32 timeout (ms, 0 = none), then the argument
+ *  22  RRESULT    S->C  id as sent; as RESULT above
+ *  23  NEED       S->C  module SHA-256[32]: send it (once per hash)
+ *  24  MODULE     C->S  module SHA-256[32], then the module file as a pp_zip
+ *                       payload (always compressed)
+ *  25  NCPUS      S->C  u32 workers now offered
+ *  26  PING       either  id = a token (microseconds); PONG echoes it.  Any
+ *  27  PONG               frame proves liveness.
+ *  28  BYE        S->C  str16 reason: the server stops; jobs in flight are
+ *                       not run, the client sends them elsewhere.
+ * After authentication RJOB and RRESULT payloads may be zlib-compressed
+ * (PP_WIRE_F_ZLIB, pp_zip.h): the whole payload, head included. */
+#ifndef PP_PROTO_H
+#define PP_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pp_auth.h"
+#include "pp_buf.h"
+#include "pp_wire.h"
+
+/* Frame types. */
+#define PP_T_WHELLO 1
+#define PP_T_TASKDEF 2
+#define PP_T_JOB 3
+#define PP_T_RESULT 4
+#define PP_T_MAX 4          /* highest type on worker pipes */
+#define PP_T_HELLO 16
+#define PP_T_CHALLENGE 17
+#define PP_T_PROOF 18
+#define PP_T_ACCEPT 19
+#define PP_T_ERROR 20
+#define PP_T_RJOB 21
+#define PP_T_RRESULT 22
+#define PP_T_NEED 23
+#define PP_T_MODULE 24
+#define PP_T_NCPUS 25
+#define PP_T_PING 26
+#define PP_T_PONG 27
+#define PP_T_BYE 28
+#define PP_T_NET_MAX 28     /* highest type on TCP */
+
+/* ERROR codes. */
+#define PP_E_AUTH 1         /* authentication failed */
+#define PP_E_VERSION 2      /* no common protocol version */
+#define PP_E_PROTOCOL 3     /* malformed or unexpected frame */
+#define PP_E_LIMIT 4        /* a limit was exceeded */
+#define PP_E_BUSY 5         /* too many connections */
+
+/* Limits and constants, each defined here only. */
+#define PP_PROTO_MIN 1             /* protocol versions this build speaks */
+#define PP_PROTO_MAX 1
+#define PP_PREAUTH_MAX 4096        /* largest frame before authentication */
+#define PP_RESULT_HDR 16           /* status and run time before a result */
+#define PP_MODULE_MAX (256u << 20) /* largest task module, inflated */
+#define PP_SYMBOL_MAX 255          /* longest task symbol name */
+#define PP_NCPUS_MAX 65536         /* most CPUs a node may announce */
+#define PP_ERRMSG_MAX 511          /* longest ERROR and BYE text */
+#define PP_RJOB_HEAD_MAX (PP_SHA256_LEN + 2 + PP_SYMBOL_MAX + 4)
+
+/* ---- worker pipes ---- */
+
+typedef struct pp_msg_whello {
+    uint32_t pid;
+    uint32_t version;
+} pp_msg_whello;
+
+/* The 8-byte WHELLO payload into out; returns 8. */
+size_t pp_proto_whello(uint8_t out[8], uint32_t pid);
+int pp_proto_whello_decode(const pp_frame *f, pp_msg_whello *m);
+
+typedef struct pp_msg_taskdef {
+    uint32_t id;
+    char module[4096];
+    char symbol[PP_SYMBOL_MAX + 1];
+} pp_msg_taskdef;
+
+/* TASKDEF into b (emptied first).  0, or -1 (too long, memory). */
+int pp_proto_taskdef(pp_buf *b, uint32_t id, const char *module, const char *symbol);
+int pp_proto_taskdef_decode(const pp_frame *f, pp_msg_taskdef *m);
+
+/* JOB: a 4-byte head (the task id) before the argument bytes. */
+#define PP_JOB_HEAD 4
+void pp_proto_job_head(uint8_t out[PP_JOB_HEAD], uint32_t task);
+typedef struct pp_msg_job {
+    uint32_t task;
+    const uint8_t *arg;     /* into the frame's payload */
+    size_t len;
+} pp_msg_job;
+int pp_proto_job_decode(const pp_frame *f, pp_msg_job *m);
+
+/* RESULT and RRESULT: the 16-byte head before the data. */
+void pp_proto_result_head(uint8_t out[PP_RESULT_HDR], int status, uint64_t run_ns);
+typedef struct pp_msg_result {
+    int status;
+    uint64_t run_ns;
+    const uint8_t *data;    /* into the payload given */
+    size_t len;
+} pp_msg_result;
+/* Decodes n payload bytes; `allowed` is a mask of the statuses the sender
+ * may report (1u << status).  0, or -1 (short, bad padding, a status not
+ * allowed). */
+int pp_proto_result_decode(const uint8_t *p, size_t n, unsigned allowed, pp_msg_result *m);
+
+/* ---- TCP ---- */
+
+#define PP_HELLO_LEN (2 + PP_NONCE_LEN)
+#define PP_CHALLENGE_LEN (1 + PP_NONCE_LEN + 8)
+
+typedef struct pp_msg_hello {
+    uint8_t ver_min, ver_max;
+    uint8_t nonce[PP_NONCE_LEN];
+} pp_msg_hello;
+void pp_proto_hello(uint8_t out[PP_HELLO_LEN], const pp_msg_hello *m);
+int pp_proto_hello_decode(const pp_frame *f, pp_msg_hello *m);
+
+typedef struct pp_msg_challenge {
+    uint8_t ver;
+    uint8_t nonce[PP_NONCE_LEN];
+    uint32_t max_frame;
+    uint32_t ncpus;
+} pp_msg_challenge;
+void pp_proto_challenge(uint8_t out[PP_CHALLENGE_LEN], const pp_msg_challenge *m);
+/* Also refuses a version outside PP_PROTO_MIN..MAX and ncpus above
+ * PP_NCPUS_MAX. */
+int pp_proto_challenge_decode(const pp_frame *f, pp_msg_challenge *m);
+
+typedef struct pp_msg_error {
+    uint16_t code;
+    char msg[PP_ERRMSG_MAX + 1];
+} pp_msg_error;
+/* ERROR into b (emptied first; a longer message is cut).  0 or -1. */
+int pp_proto_error(pp_buf *b, uint16_t code, const char *msg);
+int pp_proto_error_decode(const pp_frame *f, pp_msg_error *m);
+
+typedef struct pp_msg_rjob {
+    const uint8_t *hash;    /* PP_SHA256_LEN bytes, into the payload */
+    char symbol[PP_SYMBOL_MAX + 1];
+    uint32_t timeout_ms;
+    const uint8_t *arg;     /* into the payload */
+    size_t len;
+    size_t arg_off;         /* where arg starts in the payload */
+} pp_msg_rjob;
+/* The RJOB head (before the argument) into out; returns its length, or 0
+ * when the symbol is empty or longer than PP_SYMBOL_MAX.  timeout in
+ * seconds (0 = none), sent in whole milliseconds (at least 1). */
+size_t pp_proto_rjob_head(uint8_t out[PP_RJOB_HEAD_MAX], const uint8_t hash[PP_SHA256_LEN],
+                          const char *symbol, double timeout);
+/* Decodes n payload bytes (inflated already, if they were compressed). */
+int pp_proto_rjob_decode(const uint8_t *p, size_t n, pp_msg_rjob *m);
+
+/* NEED: exactly a SHA-256.  0 or -1. */
+int pp_proto_need_decode(const pp_frame *f, const uint8_t **hash);
+
+typedef struct pp_msg_module {
+    const uint8_t *hash;    /* into the payload */
+    const uint8_t *zip;     /* the pp_zip payload */
+    size_t ziplen;
+} pp_msg_module;
+int pp_proto_module_decode(const pp_frame *f, pp_msg_module *m);
+
+void pp_proto_ncpus(uint8_t out[4], uint32_t n);
+/* At most PP_NCPUS_MAX.  0 or -1. */
+int pp_proto_ncpus_decode(const pp_frame *f, uint32_t *n);
+
+/* BYE into b (emptied first).  0 or -1. */
+int pp_proto_bye(pp_buf *b, const char *reason);
+int pp_proto_bye_decode(const pp_frame *f, char reason[PP_ERRMSG_MAX + 1]);
+
+/* PING tokens: a time in microseconds, so that the PONG gives a round
+ * trip.  The token for pp_now() time t, and the time a token stands for. */
+uint64_t pp_proto_ping_token(double t);
+double pp_proto_token_time(uint64_t token);
+
+/* The name of a frame type ("RJOB", "type 99"); buf holds 16 bytes. */
+const char *pp_proto_type_name(uint8_t type, char buf[16]);
+
+#endif
