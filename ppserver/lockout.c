@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "server.h"
+#include "lockout.h"
 
 /* The entry for addr, or NULL; with `add`, a new one in a free slot or in
  * place of the entry last touched longest ago. */

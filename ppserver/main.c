@@ -208,22 +208,22 @@ static char *default_cache_dir(void)
     return strdup(buf);
 }
 
-int main(int argc, char **argv)
-{
-    srv_cfg cfg;
-    cfg_defaults(&cfg);
-    char err[PP_ERR_LEN];
-    int rc = EX_OK;
+/* getopt_long's tables, built from ours.  Options of the table get their
+ * short letter or 2000 + their index. */
+enum { OPT_GEN = 1000, OPT_VERSION, OPT_TABLE = 2000 };
 
-    /* getopt_long's table, built from ours. */
-    enum { OPT_GEN = 1000, OPT_VERSION, OPT_HELP };
-    struct option lopts[64];
-    char shorts[128] = "h";
+/* The steps of main() return GO_ON, or the exit code to end with (their
+ * message printed): EX_OK too, after --help, --version, --gen-secret. */
+#define GO_ON (-1)
+
+static void build_getopt(struct option *lopts, char *shorts)
+{
     size_t n = 0;
+    strcpy(shorts, "h");
     for (const pp_conf_opt *o = options; o->name; o++, n++) {
         lopts[n] = (struct option){o->name, o->kind == PP_CONF_BOOL ? no_argument
                                                                     : required_argument,
-                                   NULL, o->shortc ? o->shortc : (int)(2000 + n)};
+                                   NULL, o->shortc ? o->shortc : (int)(OPT_TABLE + n)};
         if (o->shortc) {
             size_t l = strlen(shorts);
             shorts[l] = (char)o->shortc;
@@ -236,9 +236,13 @@ int main(int argc, char **argv)
     lopts[n++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
     lopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
     lopts[n] = (struct option){NULL, 0, NULL, 0};
+}
 
-    /* Pass 1: --help, --version, --gen-secret, -c. */
-    const char *config = NULL;
+/* Pass 1 over argv: --help, --version, --gen-secret (each ends the run),
+ * and -c (*config). */
+static int first_pass(int argc, char **argv, const struct option *lopts, const char *shorts,
+                      const char **config)
+{
     int c;
     opterr = 1;
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
@@ -253,7 +257,7 @@ int main(int argc, char **argv)
         if (c == OPT_GEN)
             return gen_secret(optarg);
         if (c == 'c')
-            config = optarg;
+            *config = optarg;
         if (c == '?') {
             fprintf(stderr, "ppserver: try --help\n");
             return EX_USAGE;
@@ -263,128 +267,156 @@ int main(int argc, char **argv)
         fprintf(stderr, "ppserver: unexpected argument \"%s\" (try --help)\n", argv[optind]);
         return EX_USAGE;
     }
-    config_path = config;
-    if (config && pp_conf_load(options, &cfg, config, err) != 0) {
-        fprintf(stderr, "ppserver: %s\n", err);
-        return EX_CONFIG;
-    }
-    /* The environment, then the command line, override the file. */
-    const char *env_secret = getenv("PP_SECRET");
-    if (env_secret && *env_secret) {
-        free(cfg.secret);
-        cfg.secret = strdup(env_secret);
-        free(cfg.secret_file);
-        cfg.secret_file = NULL;
-    }
-    int secret_on_cmdline = 0, env_from_argv = 0;
+    return GO_ON;
+}
+
+/* Pass 2: the command line over the file and the environment. */
+static int apply_args(int argc, char **argv, const struct option *lopts, const char *shorts,
+                      srv_cfg *cfg, int *secret_on_cmdline)
+{
+    char err[PP_ERR_LEN];
+    int env_from_argv = 0, c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
         const pp_conf_opt *o = NULL;
         for (const pp_conf_opt *p = options; p->name; p++)
-            if (p->shortc ? p->shortc == c : c == (int)(2000 + (p - options)))
+            if (p->shortc ? p->shortc == c : c == (int)(OPT_TABLE + (p - options)))
                 o = p;
         if (!o || o->offset == O(config))
             continue;
         char *joined = NULL;
-        if (o->offset == O(worker_env) && env_from_argv && cfg.worker_env) {
+        if (o->offset == O(worker_env) && env_from_argv && cfg->worker_env) {
             /* Repeated: the lists add up. */
-            size_t len = strlen(cfg.worker_env) + strlen(optarg) + 2;
+            size_t len = strlen(cfg->worker_env) + strlen(optarg) + 2;
             if ((joined = malloc(len)))
-                snprintf(joined, len, "%s,%s", cfg.worker_env, optarg);
+                snprintf(joined, len, "%s,%s", cfg->worker_env, optarg);
         }
         env_from_argv |= o->offset == O(worker_env);
-        int set = pp_conf_set(o, &cfg, joined ? joined : o->kind == PP_CONF_BOOL ? "yes" : optarg,
+        int set = pp_conf_set(o, cfg, joined ? joined : o->kind == PP_CONF_BOOL ? "yes" : optarg,
                               err);
         free(joined);
         if (set != 0) {
             fprintf(stderr, "ppserver: %s\n", err);
-            rc = EX_USAGE;
-            goto out;
+            return EX_USAGE;
         }
         if (o->offset == O(secret)) {
-            secret_on_cmdline = 1;
-            free(cfg.secret_file);
-            cfg.secret_file = NULL;
+            *secret_on_cmdline = 1;
+            free(cfg->secret_file);
+            cfg->secret_file = NULL;
         } else if (o->offset == O(secret_file)) {
-            free(cfg.secret);
-            cfg.secret = NULL;
+            free(cfg->secret);
+            cfg->secret = NULL;
         }
     }
-    if (cfg.debug) {
-        free(cfg.log_level);
-        cfg.log_level = strdup("debug");
-    }
-    if (!cfg.log_level)
-        cfg.log_level = strdup("info");
-    if (pp_log_parse_level(cfg.log_level) < 0) {
-        fprintf(stderr, "ppserver: unknown log level \"%s\" (error, warn, info, debug)\n",
-                cfg.log_level);
-        rc = EX_USAGE;
-        goto out;
-    }
-    if (cfg.job_memory_mib != 0 && cfg.job_memory_mib < 64) {
-        fprintf(stderr, "ppserver: --job-memory-mib %d is too small: 0 (no limit) or at "
-                        "least 64 (a worker needs some for itself)\n", cfg.job_memory_mib);
-        rc = EX_USAGE;
-        goto out;
-    }
-    if (!cfg.cache_dir)
-        cfg.cache_dir = default_cache_dir();
-    if (cfg.workers < 0)
-        cfg.workers = pp_ncpus_available();
+    return GO_ON;
+}
 
-    /* The secret. */
+/* The settings: defaults < file < environment < command line, then the
+ * derived ones checked. */
+static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmdline)
+{
+    struct option lopts[64];
+    char shorts[128];
+    build_getopt(lopts, shorts);
+    const char *config = NULL;
+    int rc = first_pass(argc, argv, lopts, shorts, &config);
+    if (rc != GO_ON)
+        return rc;
+    char err[PP_ERR_LEN];
+    config_path = config;
+    if (config && pp_conf_load(options, cfg, config, err) != 0) {
+        fprintf(stderr, "ppserver: %s\n", err);
+        return EX_CONFIG;
+    }
+    const char *env_secret = getenv("PP_SECRET");
+    if (env_secret && *env_secret) {
+        free(cfg->secret);
+        cfg->secret = strdup(env_secret);
+        free(cfg->secret_file);
+        cfg->secret_file = NULL;
+    }
+    if ((rc = apply_args(argc, argv, lopts, shorts, cfg, secret_on_cmdline)) != GO_ON)
+        return rc;
+    if (cfg->debug) {
+        free(cfg->log_level);
+        cfg->log_level = strdup("debug");
+    }
+    if (!cfg->log_level)
+        cfg->log_level = strdup("info");
+    if (!cfg->log_level || pp_log_parse_level(cfg->log_level) < 0) {
+        fprintf(stderr, "ppserver: unknown log level \"%s\" (error, warn, info, debug)\n",
+                cfg->log_level ? cfg->log_level : "?");
+        return EX_USAGE;
+    }
+    if (cfg->job_memory_mib != 0 && cfg->job_memory_mib < 64) {
+        fprintf(stderr, "ppserver: --job-memory-mib %d is too small: 0 (no limit) or at "
+                        "least 64 (a worker needs some for itself)\n", cfg->job_memory_mib);
+        return EX_USAGE;
+    }
+    if (!cfg->cache_dir)
+        cfg->cache_dir = default_cache_dir();
+    if (cfg->workers < 0)
+        cfg->workers = pp_ncpus_available();
+    return GO_ON;
+}
+
+/* The secret, as every side takes it (pp_auth_secret: no trailing
+ * newline), into *out (malloc'd). */
+static int take_secret(const srv_cfg *cfg, int on_cmdline, char **out)
+{
+    char err[PP_ERR_LEN];
     char *secret = NULL;
-    if (cfg.secret_file) {
-        secret = pp_conf_read_secret(cfg.secret_file, err);
+    if (cfg->secret_file) {
+        secret = pp_conf_read_secret(cfg->secret_file, err);
         if (!secret) {
             fprintf(stderr, "ppserver: %s\n", err);
-            rc = EX_CONFIG;
-            goto out;
+            return EX_CONFIG;
         }
-    } else if (cfg.secret) {
-        secret = strdup(cfg.secret);
+    } else if (cfg->secret) {
+        secret = strdup(cfg->secret);
     }
-    size_t secret_len = 0;
     if (!secret || !*secret) {
         fprintf(stderr, "ppserver: no secret: give --secret-file FILE (create one with "
                         "--gen-secret FILE), set PP_SECRET, or -s SECRET\n");
         free(secret);
-        rc = EX_CONFIG;
-        goto out;
+        return EX_CONFIG;
     }
-    if (pp_auth_secret(secret, &secret_len, err) != 0) {
+    size_t len = 0;
+    if (pp_auth_secret(secret, &len, err) != 0) {
         fprintf(stderr, "ppserver: %s\n", err);
         pp_auth_wipe(secret, strlen(secret));
         free(secret);
-        rc = EX_CONFIG;
-        goto out;
+        return EX_CONFIG;
     }
-    secret[secret_len] = 0; /* as every side takes it: no trailing newline */
-    if (secret_on_cmdline)
+    secret[len] = 0;
+    if (on_cmdline)
         fprintf(stderr, "ppserver: warning: a secret given with -s is visible to every "
                         "local user in the process list; prefer --secret-file\n");
     /* Workers inherit no secret: the pool scrubs their environment. */
     unsetenv("PP_SECRET");
+    *out = secret;
+    return GO_ON;
+}
 
-    if (cfg.log_file) {
-        if (!freopen(cfg.log_file, "a", stderr)) {
-            fprintf(stdout, "ppserver: cannot open the log file %s: %s\n", cfg.log_file,
+/* Logs, daemon mode, the heap, signals. */
+static int setup_process(const srv_cfg *cfg)
+{
+    if (cfg->log_file) {
+        if (!freopen(cfg->log_file, "a", stderr)) {
+            fprintf(stdout, "ppserver: cannot open the log file %s: %s\n", cfg->log_file,
                     strerror(errno));
-            rc = EX_CANTCREAT;
-            goto out_secret;
+            return EX_CANTCREAT;
         }
         setvbuf(stderr, NULL, _IOLBF, 0);
     }
-    if (cfg.daemonize) {
-        /* -d: into the background, detached from the terminal. */
-        if (daemon(1, cfg.log_file ? 1 : 0) != 0) {
+    if (cfg->daemonize) {
+        /* -D: into the background, detached from the terminal. */
+        if (daemon(1, cfg->log_file ? 1 : 0) != 0) {
             fprintf(stderr, "ppserver: cannot become a daemon: %s\n", strerror(errno));
-            rc = EX_OSERR;
-            goto out_secret;
+            return EX_OSERR;
         }
-        if (cfg.log_file) {
+        if (cfg->log_file) {
             int fd = open("/dev/null", O_RDWR);
             if (fd >= 0) {
                 dup2(fd, 0);
@@ -403,43 +435,64 @@ int main(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    return GO_ON;
+}
 
+/* Runs the node until SIGTERM/SIGINT.  The secret is wiped once the key is
+ * derived.  An exit code. */
+static int serve(srv_cfg *cfg, char *secret)
+{
+    char err[PP_ERR_LEN];
     server srv;
-    if (server_init(&srv, &cfg, secret, &stop_flag, err) != 0) {
+    int rc = server_init(&srv, cfg, secret, &stop_flag, err);
+    pp_auth_wipe(secret, strlen(secret));
+    if (rc != 0) {
         fprintf(stderr, "ppserver: %s\n", err);
         server_destroy(&srv);
-        rc = EX_UNAVAILABLE;
-        goto out_secret;
+        return EX_UNAVAILABLE;
     }
-    pp_auth_wipe(secret, strlen(secret));
     srv.reload = &reload_flag;
     srv.reload_workers = reload_workers;
     char text[64];
-    if (cfg.pidfile) {
+    if (cfg->pidfile) {
         snprintf(text, sizeof text, "%d\n", (int)getpid());
-        if (write_file(cfg.pidfile, text) != 0)
-            pp_log(&srv.log, PP_LOG_WARN, "cannot write the pidfile %s: %s", cfg.pidfile,
+        if (write_file(cfg->pidfile, text) != 0)
+            pp_log(&srv.log, PP_LOG_WARN, "cannot write the pidfile %s: %s", cfg->pidfile,
                    strerror(errno));
     }
-    if (cfg.port_file) {
+    if (cfg->port_file) {
         snprintf(text, sizeof text, "%d\n", srv.port);
-        if (write_file(cfg.port_file, text) != 0) {
-            fprintf(stderr, "ppserver: cannot write the port file %s: %s\n", cfg.port_file,
+        if (write_file(cfg->port_file, text) != 0) {
+            fprintf(stderr, "ppserver: cannot write the port file %s: %s\n", cfg->port_file,
                     strerror(errno));
             server_destroy(&srv);
-            rc = EX_CANTCREAT;
-            goto out_secret;
+            return EX_CANTCREAT;
         }
     }
-    if (server_run(&srv) != 0)
-        rc = EX_SOFTWARE;
+    rc = server_run(&srv) != 0 ? EX_SOFTWARE : EX_OK;
     pp_log(&srv.log, PP_LOG_INFO, "stopped after %llu jobs", (unsigned long long)srv.jobs_done);
     server_destroy(&srv);
-    if (cfg.pidfile)
-        unlink(cfg.pidfile);
-out_secret:
+    if (cfg->pidfile)
+        unlink(cfg->pidfile);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    srv_cfg cfg;
+    cfg_defaults(&cfg);
+    int on_cmdline = 0;
+    char *secret = NULL;
+    int rc = load_settings(argc, argv, &cfg, &on_cmdline);
+    if (rc == GO_ON)
+        rc = take_secret(&cfg, on_cmdline, &secret);
+    if (rc == GO_ON)
+        rc = setup_process(&cfg);
+    if (rc == GO_ON)
+        rc = serve(&cfg, secret);
+    if (secret)
+        pp_auth_wipe(secret, strlen(secret));
     free(secret);
-out:
     pp_conf_free(options, &cfg);
     return rc;
 }

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "pp_module.h"
-#include "server.h"
+#include "modules.h"
 
 int modules_get(server *srv, const uint8_t hash[PP_SHA256_LEN])
 {

@@ -12,7 +12,9 @@
 #include "pp_net.h"
 #include "pp_proto.h"
 #include "pp_spawn.h"
+#include "lockout.h"
 #include "server.h"
+#include "session.h"
 
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)

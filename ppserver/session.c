@@ -16,7 +16,9 @@
 #include "pp_module.h"
 #include "pp_proto.h"
 #include "pp_zip.h"
-#include "server.h"
+#include "lockout.h"
+#include "modules.h"
+#include "session.h"
 
 #define CLOSE_GRACE 1.0           /* seconds to let an error frame reach the peer */
 

@@ -99,6 +99,8 @@ struct pp_pool {
 };
 
 static void worker_lost(worker *w, kill_reason why);
+static void hand_back(pp_pool *p, pp_pool_job *list, pp_pool_job *culprit, kill_reason why,
+                      const char *reason);
 static int maintain(pp_pool *p);
 static void rebalance_timer(pp_loop *loop, pp_timer *t);
 
@@ -358,6 +360,7 @@ static void worker_lost(worker *w, kill_reason why)
     if (w->proc.pidfd >= 0)
         pp_loop_del(p->loop, &w->pidio);
     char desc[PP_ERR_LEN];
+    pid_t pid = w->proc.pid;
     pp_spawn_end(&w->proc, desc, sizeof desc); /* killed and reaped: its page is final */
     pp_timer_stop(p->loop, &w->timer);
     pp_conn_free(w->conn); /* drops queued bytes that point into job arguments */
@@ -396,13 +399,23 @@ static void worker_lost(worker *w, kill_reason why)
         pp_log(p->log, PP_LOG_WARN, "%s; worker replaced", w->note);
     else if (why == KILL_CANCEL)
         pp_log(p->log, PP_LOG_INFO, "worker %d killed: its job was cancelled; worker replaced",
-               (int)w->proc.pid);
+               (int)pid);
     else if (culprit && why != KILL_TIMEOUT)
         pp_log(p->log, PP_LOG_INFO, "%s while running a job; worker replaced", desc);
+    hand_back(p, list, culprit, why, reason);
+    if (pp_loop_defer(p->loop, free_worker, w) != 0)
+        free_worker(p->loop, w); /* nothing else points at it any more */
+    if (!p->freeing)
+        maintain(p);
+}
 
-    /* The others go back, last-to-first; a job whose workers keep dying
-     * under it (the machine, not the job, is the likely cause) is failed
-     * after MAX_REQUEUES so that nothing loops forever. */
+/* The jobs a lost worker held: the culprit (if any) ends as `why` says,
+ * the others go back to the owner, last-to-first; a job whose workers keep
+ * dying under it (the machine, not the job, is the likely cause) is failed
+ * after MAX_REQUEUES so that nothing loops forever. */
+static void hand_back(pp_pool *p, pp_pool_job *list, pp_pool_job *culprit, kill_reason why,
+                      const char *reason)
+{
     pp_pool_job *rev = NULL;
     while (list) {
         pp_pool_job *n = list->next;
@@ -429,10 +442,6 @@ static void worker_lost(worker *w, kill_reason why)
         else
             end_job(p, culprit, why == KILL_TIMEOUT ? PP_TIMEOUT : PP_CRASHED, reason, "");
     }
-    if (pp_loop_defer(p->loop, free_worker, w) != 0)
-        free_worker(p->loop, w); /* nothing else points at it any more */
-    if (!p->freeing)
-        maintain(p);
 }
 
 static void respawn_timer(pp_loop *loop, pp_timer *t)

@@ -264,6 +264,22 @@ typedef struct item {
     const uint8_t *body; /* after the tag (and the u32 of s, b, L, D) */
 } item;
 
+/* The tag of value number `pos` is `want` (0: any) and a letter we know.
+ * 0, or -1 with the message set. */
+static int check_tag(uint8_t tag, size_t pos, char want, const char *who)
+{
+    if (want && (char)tag != want) {
+        pp_set_error("%s: value %zu is '%c' in the data, not '%c'", who, pos,
+                     (tag >= 0x20 && tag < 0x7f) ? tag : '?', want);
+        return -1;
+    }
+    if (!known_letter((char)tag)) {
+        pp_set_error("%s: value %zu has the unknown tag 0x%02x", who, pos, (unsigned)tag);
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads the value at p (left bytes) into *it: value number `pos`, expected
  * to be `want` (0: any letter).  With `check`, verifies everything; without,
  * trusts an earlier checked pass.  Returns the bytes it takes (at least 1),
@@ -277,17 +293,8 @@ static size_t scan_value(const uint8_t *p, size_t left, size_t pos, char want,
         return 0;
     }
     char tag = (char)p[0];
-    if (check) {
-        if (want && tag != want) {
-            pp_set_error("%s: value %zu is '%c' in the data, not '%c'", who, pos,
-                         (p[0] >= 0x20 && p[0] < 0x7f) ? p[0] : '?', want);
-            return 0;
-        }
-        if (!known_letter(tag)) {
-            pp_set_error("%s: value %zu has the unknown tag 0x%02x", who, pos, (unsigned)p[0]);
-            return 0;
-        }
-    }
+    if (check && check_tag(p[0], pos, want, who) != 0)
+        return 0;
     it->tag = tag;
     it->n = 0;
     it->body = p + 1;

@@ -95,6 +95,28 @@ int pp_zip_maybe(const void *head, size_t hlen, const void *body, size_t blen, v
     return 1;
 }
 
+/* Why inflate() failed, into err. */
+static void inflate_error(int ret, const z_stream *zs, char *err)
+{
+    switch (ret) {
+    case Z_BUF_ERROR: /* no progress: output has room, so the input ran out */
+        pp_seterr(err, "truncated stream: the input ends before the end of the stream");
+        break;
+    case Z_NEED_DICT:
+        pp_seterr(err, "corrupt stream: it needs a preset dictionary");
+        break;
+    case Z_DATA_ERROR:
+        pp_seterr(err, "corrupt stream: %s", zs->msg ? zs->msg : "invalid data");
+        break;
+    case Z_MEM_ERROR:
+        pp_seterr(err, "out of memory while inflating");
+        break;
+    default:
+        pp_seterr(err, "inflate failed (zlib error %d)", ret);
+        break;
+    }
+}
+
 int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *outlen, char *err)
 {
     if (n < 4) {
@@ -152,23 +174,7 @@ int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *out
             break;
         if (ret == Z_OK)
             continue;
-        switch (ret) {
-        case Z_BUF_ERROR: /* no progress: output has room, so the input ran out */
-            pp_seterr(err, "truncated stream: the input ends before the end of the stream");
-            break;
-        case Z_NEED_DICT:
-            pp_seterr(err, "corrupt stream: it needs a preset dictionary");
-            break;
-        case Z_DATA_ERROR:
-            pp_seterr(err, "corrupt stream: %s", zs.msg ? zs.msg : "invalid data");
-            break;
-        case Z_MEM_ERROR:
-            pp_seterr(err, "out of memory while inflating");
-            break;
-        default:
-            pp_seterr(err, "inflate failed (zlib error %d)", ret);
-            break;
-        }
+        inflate_error(ret, &zs, err);
         goto fail;
     }
     size_t got = full ? declared : declared - zs.avail_out;

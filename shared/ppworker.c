@@ -266,6 +266,72 @@ static void usage(void)
          "--max-memory-mib caps its virtual memory (RLIMIT_AS), tasks included.");
 }
 
+/* Sets the worker up on its inherited fds, starts the flusher thread and
+ * says hello. */
+static void start(worker *w)
+{
+    w->rfd = PP_WORKER_FD_REQ;
+    w->wfd = PP_WORKER_FD_RESP;
+    /* Not for the task's children. */
+    if (fcntl(w->rfd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(w->wfd, F_SETFD, FD_CLOEXEC) != 0)
+        die("no request and response FIFOs on fds 3 and 4", "not started by a pool?");
+    w->st = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, PP_WORKER_FD_STATE, 0);
+    if (w->st == MAP_FAILED)
+        die("cannot map the state page on fd 5", strerror(errno));
+    close(PP_WORKER_FD_STATE);
+    pp_wire_reader_init(&w->rd, w->max_frame + 64, PP_T_MAX);
+    pp_buf_init(&w->out, SIZE_MAX / 2);
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_mutex_lock(&w->mu);
+    pthread_t tid;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the task's thread */
+    if (pthread_create(&tid, NULL, flusher, w) != 0)
+        die("cannot start the flusher thread", NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    uint8_t hello[8];
+    pp_proto_whello(hello, (uint32_t)getpid());
+    uint8_t hdr[PP_WIRE_HDR];
+    pp_wire_encode_hdr(hdr, PP_T_WHELLO, 0, 0, sizeof hello);
+    struct iovec iov[2] = {{hdr, sizeof hdr}, {hello, sizeof hello}};
+    write_all(w->wfd, iov, 2);
+}
+
+/* Runs jobs until the parent closes our input. */
+static void serve(worker *w)
+{
+    for (;;) {
+        pp_frame f;
+        int rc;
+        while ((rc = pp_wire_reader_next(&w->rd, &f)) == 1) {
+            if (f.hdr.type == PP_T_JOB)
+                on_job(w, &f);
+            else if (f.hdr.type == PP_T_TASKDEF)
+                on_taskdef(w, &f);
+            else
+                die("unexpected frame from the parent", NULL);
+        }
+        if (rc < 0)
+            die("bad input from the parent", w->rd.errstr);
+        flush(w); /* nothing more to run: report everything */
+        size_t room;
+        void *dst = pp_wire_reader_space(&w->rd, &room);
+        if (!dst)
+            die("out of memory", NULL);
+        ssize_t n = read(w->rfd, dst, room);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die("read", strerror(errno));
+        }
+        if (n == 0)
+            break; /* the parent closed our input: done */
+        pp_wire_reader_commit(&w->rd, (size_t)n);
+    }
+}
+
 int main(int argc, char **argv)
 {
     long parent = 0;
@@ -315,61 +381,7 @@ int main(int argc, char **argv)
 
     worker w = {0};
     w.max_frame = (uint32_t)max_frame;
-    w.rfd = PP_WORKER_FD_REQ;
-    w.wfd = PP_WORKER_FD_RESP;
-    /* Not for the task's children. */
-    if (fcntl(w.rfd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(w.wfd, F_SETFD, FD_CLOEXEC) != 0)
-        die("no request and response FIFOs on fds 3 and 4", "not started by a pool?");
-    w.st = mmap(NULL, sizeof *w.st, PROT_READ | PROT_WRITE, MAP_SHARED, PP_WORKER_FD_STATE, 0);
-    if (w.st == MAP_FAILED)
-        die("cannot map the state page on fd 5", strerror(errno));
-    close(PP_WORKER_FD_STATE);
-    pp_wire_reader_init(&w.rd, w.max_frame + 64, PP_T_MAX);
-    pp_buf_init(&w.out, SIZE_MAX / 2);
-    pthread_mutex_init(&w.mu, NULL);
-    pthread_mutex_lock(&w.mu);
-    pthread_t tid;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals stay with the task's thread */
-    if (pthread_create(&tid, NULL, flusher, &w) != 0)
-        die("cannot start the flusher thread", NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-
-    uint8_t hello[8];
-    pp_proto_whello(hello, (uint32_t)getpid());
-    uint8_t hdr[PP_WIRE_HDR];
-    pp_wire_encode_hdr(hdr, PP_T_WHELLO, 0, 0, sizeof hello);
-    struct iovec iov[2] = {{hdr, sizeof hdr}, {hello, sizeof hello}};
-    write_all(w.wfd, iov, 2);
-
-    for (;;) {
-        pp_frame f;
-        int rc;
-        while ((rc = pp_wire_reader_next(&w.rd, &f)) == 1) {
-            if (f.hdr.type == PP_T_JOB)
-                on_job(&w, &f);
-            else if (f.hdr.type == PP_T_TASKDEF)
-                on_taskdef(&w, &f);
-            else
-                die("unexpected frame from the parent", NULL);
-        }
-        if (rc < 0)
-            die("bad input from the parent", w.rd.errstr);
-        flush(&w); /* nothing more to run: report everything */
-        size_t room;
-        void *dst = pp_wire_reader_space(&w.rd, &room);
-        if (!dst)
-            die("out of memory", NULL);
-        ssize_t n = read(w.rfd, dst, room);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die("read", strerror(errno));
-        }
-        if (n == 0)
-            break; /* the parent closed our input: done */
-        pp_wire_reader_commit(&w.rd, (size_t)n);
-    }
+    start(&w);
+    serve(&w);
     return 0;
 }

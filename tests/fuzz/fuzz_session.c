@@ -21,6 +21,7 @@
 #include "pp_common.h"
 #include "pp_proto.h"
 #include "server.h"
+#include "session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -20,7 +20,7 @@
 #include "pp_common.h"
 #include "pp_conn.h"
 #include "pp_loop.h"
-#include "pp_wire.h"
+#include "pp_proto.h"
 
 #define MIB (1024u * 1024u)
 #define MAXLEN (8 * MIB)

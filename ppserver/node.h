@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/* node.h -- ppserver's private structures: settings, the server, client
+ * sessions and the jobs they send (each file's functions are in its own
+ * header).
+ *
+ * Where each concern lives:
+ *   main.c     options and the configuration file, the secret, daemon mode,
+ *              signals, exit codes
+ *   server.c   the listener and its caps, the worker pool shared fairly by
+ *              the clients, heartbeats, shutdown
+ *   session.c  one client: the handshake (pp_handshake.h), its frames, its
+ *              jobs, modules it sends
+ *   modules.c  the module table: which modules the clients named, which are
+ *              in the cache
+ *   lockout.c  wrong secrets counted per address
+ * server.c uses session.c; session.c uses modules.c and lockout.c, never
+ * server.c.  Sessions and the server share these structures. */
+#ifndef PPSERVER_NODE_H
+#define PPSERVER_NODE_H
+
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+
+#include "pp_auth.h"
+#include "pp_conn.h"
+#include "pp_handshake.h"
+#include "pp_log.h"
+#include "pp_loop.h"
+#include "pp_pool.h"
+
+/* Settings: defaults < configuration file < environment < command line. */
+typedef struct srv_cfg {
+    int port;
+    char *interface;
+    char *secret;
+    char *secret_file;
+    int workers;              /* -1 = the CPUs available */
+    double idle_timeout;      /* seconds without jobs before a client is closed */
+    char *config;
+    char *pidfile;
+    int daemonize;
+    int debug;                /* -d: log level debug */
+    char *cache_dir;
+    char *port_file;
+    char *log_file;
+    char *log_level;
+    double max_frame_mib;
+    double handshake_timeout;
+    double heartbeat;         /* seconds between PINGs */
+    double dead_after;        /* no frame for this long: the peer is gone */
+    int max_connections;
+    int max_unauth;
+    int max_per_address;
+    double auth_delay;
+    int max_queue;            /* jobs queued per client before reading pauses */
+    double max_output_mib;    /* results waiting for a client before it is cut off */
+    int job_memory_mib;       /* each worker's virtual memory; 0 = no limit */
+    int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
+    double auth_lockout;      /* seconds */
+    char *worker_env;         /* comma-separated variable names the workers get too */
+} srv_cfg;
+
+typedef struct session session;
+typedef struct server server;
+
+/* A job received from a client. */
+typedef struct sjob {
+    pp_pool_job pj;
+    session *sess;            /* NULL once the session is gone */
+    uint64_t id;              /* the client's id for it */
+    void *block;              /* the JOB payload; pj.arg points into it */
+    int module;               /* index in srv->modules */
+    char symbol[256];
+    struct sjob *next;        /* in a session queue */
+    struct sjob *rprev, *rnext; /* in the session's list of running jobs */
+} sjob;
+
+/* A task module known to this node. */
+typedef struct module {
+    uint8_t hash[PP_SHA256_LEN];
+    char path[PATH_MAX];
+    int present;              /* in the cache */
+} module;
+
+/* A client connection, one state at a time. */
+typedef enum session_state {
+    S_HELLO,   /* connected; waiting for HELLO (handshake deadline running) */
+    S_AUTH,    /* CHALLENGE sent; waiting for PROOF */
+    S_READY,   /* authenticated: jobs in, results out */
+    S_CLOSING, /* refused or ending: reading stopped, the last frame goes out */
+} session_state;
+
+/* Wrong secrets from one address: counted in a window, and an address with
+ * too many is refused until `until`.  A bounded table (AUTH_FAIL_SLOTS): a
+ * flood of addresses evicts the oldest entries, never grows memory. */
+enum { AUTH_FAIL_SLOTS = 256 };
+typedef struct auth_fail {
+    char addr[64];            /* "" = free */
+    int count;                /* failures since `since` */
+    double since;             /* start of the counting window */
+    double until;             /* refused until then (0 = not refused) */
+} auth_fail;
+
+struct session {
+    server *srv;
+    session *next, *prev;
+    pp_conn *conn;
+    int fd;                   /* its socket (the conn owns it) */
+    char peer[64];            /* "ip:port" */
+    char addr[64];            /* "ip" */
+    session_state state;
+    pp_hs hs;                 /* the handshake, until S_READY */
+    pp_timer timer;           /* handshake deadline, refusal delay, closing */
+    double last_rx, last_job;
+    sjob *qhead, *qtail;      /* ready to run */
+    sjob *parked;             /* waiting for their module */
+    sjob *running;            /* on workers */
+    size_t nqueued, nparked, nrunning;
+    int *needed;              /* module indices asked for with NEED */
+    int nneeded;
+    int paused;
+    size_t out_mark;          /* output bytes at the last heartbeat */
+    int stuck_ticks;          /* heartbeats with output not draining */
+    int failed_auth;
+};
+
+struct server {
+    srv_cfg *cfg;
+    pp_loop *loop;
+    pp_log log;
+    pp_auth_key key;
+    int lfd;
+    pp_io lio;
+    int port;
+    pp_pool *pool;
+    session *sessions;
+    session *rr;              /* where the next dispatch round starts */
+    int nsessions, nunauth;
+    module *modules;
+    int nmodules, capmodules;
+    uint32_t max_frame;
+    pp_timer tick;
+    volatile sig_atomic_t *stop;
+    volatile sig_atomic_t *reload;  /* SIGHUP: re-read the worker count */
+    int (*reload_workers)(server *srv); /* the new count, or -1 */
+    int stopping;
+    uint64_t jobs_done;
+    auth_fail fails[AUTH_FAIL_SLOTS];
+};
+
+#endif
