@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/* test_proto.c -- pp_proto and pp_handshake: every message's encoding,
+ * byte by byte against the layouts of pp_proto.h written out by hand; every
+ * decoder against short, long and out-of-range payloads; the handshake's
+ * two roles against each other, and against a wrong secret, a replayed
+ * proof, a reflected proof and a version with nothing in common. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cunit_main.h"
+#include "pp_auth.h"
+#include "pp_handshake.h"
+#include "pp_proto.h"
+
+/* A frame over bytes, as pp_conn hands it out. */
+static pp_frame frame_of(uint8_t type, const void *p, size_t n)
+{
+    pp_frame f = {.hdr = {.type = type, .len = (uint32_t)n}, .payload = p};
+    return f;
+}
+
+/* ---- worker pipes ---- */
+
+static void test_whello(void)
+{
+    uint8_t b[8];
+    CU_ASSERT_EQUAL(pp_proto_whello(b, 0x01020304), 8);
+    const uint8_t want[8] = {1, 2, 3, 4, 0, 0, 0, PP_WIRE_VERSION};
+    CU_ASSERT_EQUAL(memcmp(b, want, 8), 0);
+    pp_msg_whello m;
+    pp_frame f = frame_of(PP_T_WHELLO, b, 8);
+    CU_ASSERT_EQUAL(pp_proto_whello_decode(&f, &m), 0);
+    CU_ASSERT_EQUAL(m.pid, 0x01020304u);
+    f.hdr.len = 7;
+    CU_ASSERT_EQUAL(pp_proto_whello_decode(&f, &m), -1);
+    uint8_t other[9] = {1, 2, 3, 4, 0, 0, 0, 9, 0};
+    f = frame_of(PP_T_WHELLO, other, 8); /* another frame version */
+    CU_ASSERT_EQUAL(pp_proto_whello_decode(&f, &m), -1);
+    f.hdr.len = 9; /* a byte too many */
+    CU_ASSERT_EQUAL(pp_proto_whello_decode(&f, &m), -1);
+}
+
+static void test_taskdef(void)
+{
+    pp_buf b;
+    pp_buf_init(&b, 1 << 16);
+    CU_ASSERT_EQUAL(pp_proto_taskdef(&b, 7, "/m.so", "fn"), 0);
+    const uint8_t want[] = {0, 0, 0, 7, 0, 5, '/', 'm', '.', 's', 'o', 0, 2, 'f', 'n'};
+    CU_ASSERT_EQUAL_FATAL(b.len, sizeof want);
+    CU_ASSERT_EQUAL(memcmp(b.data, want, sizeof want), 0);
+    pp_msg_taskdef m;
+    pp_frame f = frame_of(PP_T_TASKDEF, b.data, b.len);
+    CU_ASSERT_EQUAL(pp_proto_taskdef_decode(&f, &m), 0);
+    CU_ASSERT_EQUAL(m.id, 7);
+    CU_ASSERT_STRING_EQUAL(m.module, "/m.so");
+    CU_ASSERT_STRING_EQUAL(m.symbol, "fn");
+    for (size_t n = 0; n < sizeof want; n++) { /* every truncation */
+        f.hdr.len = (uint32_t)n;
+        CU_ASSERT_EQUAL(pp_proto_taskdef_decode(&f, &m), -1);
+    }
+    /* An empty symbol, a symbol over PP_SYMBOL_MAX. */
+    CU_ASSERT_EQUAL(pp_proto_taskdef(&b, 1, "/m.so", ""), 0);
+    f = frame_of(PP_T_TASKDEF, b.data, b.len);
+    CU_ASSERT_EQUAL(pp_proto_taskdef_decode(&f, &m), -1);
+    char longsym[PP_SYMBOL_MAX + 2];
+    memset(longsym, 'x', sizeof longsym - 1);
+    longsym[sizeof longsym - 1] = 0;
+    CU_ASSERT_EQUAL(pp_proto_taskdef(&b, 1, "/m.so", longsym), -1);
+    pp_buf_reset(&b);
+}
+
+static void test_job_and_result(void)
+{
+    uint8_t h[PP_JOB_HEAD];
+    pp_proto_job_head(h, 0xA1B2C3D4);
+    const uint8_t want[4] = {0xA1, 0xB2, 0xC3, 0xD4};
+    CU_ASSERT_EQUAL(memcmp(h, want, 4), 0);
+    uint8_t job[7] = {0, 0, 0, 3, 'a', 'r', 'g'};
+    pp_frame f = frame_of(PP_T_JOB, job, sizeof job);
+    pp_msg_job j;
+    CU_ASSERT_EQUAL(pp_proto_job_decode(&f, &j), 0);
+    CU_ASSERT(j.task == 3 && j.len == 3 && memcmp(j.arg, "arg", 3) == 0);
+    f.hdr.len = 3;
+    CU_ASSERT_EQUAL(pp_proto_job_decode(&f, &j), -1);
+
+    uint8_t r[PP_RESULT_HDR + 2];
+    pp_proto_result_head(r, PP_FAILED, 0x0102030405060708ull);
+    const uint8_t rwant[PP_RESULT_HDR] = {PP_FAILED, 0, 0, 0, 0, 0, 0, 0,
+                                          1, 2, 3, 4, 5, 6, 7, 8};
+    CU_ASSERT_EQUAL(memcmp(r, rwant, PP_RESULT_HDR), 0);
+    r[16] = 'o';
+    r[17] = 'k';
+    pp_msg_result m;
+    unsigned all = 1u << PP_DONE | 1u << PP_FAILED;
+    CU_ASSERT_EQUAL(pp_proto_result_decode(r, sizeof r, all, &m), 0);
+    CU_ASSERT(m.status == PP_FAILED && m.run_ns == 0x0102030405060708ull && m.len == 2 &&
+              m.data == r + PP_RESULT_HDR);
+    CU_ASSERT_EQUAL(pp_proto_result_decode(r, PP_RESULT_HDR - 1, all, &m), -1);
+    CU_ASSERT_EQUAL(pp_proto_result_decode(r, sizeof r, 1u << PP_DONE, &m), -1); /* not allowed */
+    r[3] = 1; /* the padding must be zero */
+    CU_ASSERT_EQUAL(pp_proto_result_decode(r, sizeof r, all, &m), -1);
+    r[3] = 0;
+    r[0] = 200; /* no such status */
+    CU_ASSERT_EQUAL(pp_proto_result_decode(r, sizeof r, 0xFFFFFFFFu, &m), -1);
+}
+
+/* ---- TCP ---- */
+
+static void test_hello_challenge(void)
+{
+    pp_msg_hello h = {.ver_min = 1, .ver_max = 2};
+    for (int i = 0; i < PP_NONCE_LEN; i++)
+        h.nonce[i] = (uint8_t)(0x40 + i);
+    uint8_t b[PP_HELLO_LEN];
+    pp_proto_hello(b, &h);
+    CU_ASSERT(b[0] == 1 && b[1] == 2 && b[2] == 0x40 && b[PP_HELLO_LEN - 1] == 0x40 + 31);
+    pp_msg_hello d;
+    pp_frame f = frame_of(PP_T_HELLO, b, sizeof b);
+    CU_ASSERT_EQUAL(pp_proto_hello_decode(&f, &d), 0);
+    CU_ASSERT_EQUAL(memcmp(&d, &h, sizeof d), 0);
+    f.hdr.len--;
+    CU_ASSERT_EQUAL(pp_proto_hello_decode(&f, &d), -1);
+
+    pp_msg_challenge c = {.ver = 1, .max_frame = 0x11223344, .ncpus = 8};
+    memset(c.nonce, 0x55, PP_NONCE_LEN);
+    uint8_t cb[PP_CHALLENGE_LEN];
+    pp_proto_challenge(cb, &c);
+    CU_ASSERT(cb[0] == 1 && cb[1] == 0x55 && cb[33] == 0x11 && cb[36] == 0x44 && cb[40] == 8);
+    pp_msg_challenge cd;
+    f = frame_of(PP_T_CHALLENGE, cb, sizeof cb);
+    CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), 0);
+    CU_ASSERT(cd.ver == 1 && cd.max_frame == 0x11223344 && cd.ncpus == 8);
+    c.ncpus = PP_NCPUS_MAX + 1; /* a node cannot claim more CPUs than exist */
+    pp_proto_challenge(cb, &c);
+    CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), -1);
+    c.ncpus = 8;
+    c.ver = PP_PROTO_MAX + 1; /* a version we do not speak */
+    pp_proto_challenge(cb, &c);
+    CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), -1);
+}
+
+static void test_error_bye_ncpus_need_module(void)
+{
+    pp_buf b;
+    pp_buf_init(&b, 4096);
+    CU_ASSERT_EQUAL(pp_proto_error(&b, PP_E_AUTH, "no"), 0);
+    const uint8_t want[] = {0, PP_E_AUTH, 0, 2, 'n', 'o'};
+    CU_ASSERT(b.len == sizeof want && memcmp(b.data, want, sizeof want) == 0);
+    pp_msg_error e;
+    pp_frame f = frame_of(PP_T_ERROR, b.data, b.len);
+    CU_ASSERT(pp_proto_error_decode(&f, &e) == 0 && e.code == PP_E_AUTH &&
+              strcmp(e.msg, "no") == 0);
+    f.hdr.len++; /* a byte too many */
+    CU_ASSERT_EQUAL(pp_proto_error_decode(&f, &e), -1);
+    char big[2000];
+    memset(big, 'm', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    CU_ASSERT_EQUAL(pp_proto_error(&b, 3, big), 0); /* cut to PP_ERRMSG_MAX */
+    CU_ASSERT_EQUAL(b.len, 4 + PP_ERRMSG_MAX);
+
+    CU_ASSERT_EQUAL(pp_proto_bye(&b, "bye"), 0);
+    char reason[PP_ERRMSG_MAX + 1];
+    f = frame_of(PP_T_BYE, b.data, b.len);
+    CU_ASSERT(pp_proto_bye_decode(&f, reason) == 0 && strcmp(reason, "bye") == 0);
+    pp_buf_reset(&b);
+
+    uint8_t n[4];
+    pp_proto_ncpus(n, 3);
+    uint32_t v;
+    f = frame_of(PP_T_NCPUS, n, 4);
+    CU_ASSERT(pp_proto_ncpus_decode(&f, &v) == 0 && v == 3);
+    pp_proto_ncpus(n, PP_NCPUS_MAX + 1);
+    CU_ASSERT_EQUAL(pp_proto_ncpus_decode(&f, &v), -1);
+    f.hdr.len = 3;
+    CU_ASSERT_EQUAL(pp_proto_ncpus_decode(&f, &v), -1);
+
+    uint8_t hash[PP_SHA256_LEN + 1] = {1};
+    const uint8_t *hp;
+    f = frame_of(PP_T_NEED, hash, PP_SHA256_LEN);
+    CU_ASSERT(pp_proto_need_decode(&f, &hp) == 0 && hp == hash);
+    f.hdr.len = PP_SHA256_LEN + 1;
+    CU_ASSERT_EQUAL(pp_proto_need_decode(&f, &hp), -1);
+    pp_msg_module mm;
+    f = frame_of(PP_T_MODULE, hash, PP_SHA256_LEN + 1);
+    CU_ASSERT(pp_proto_module_decode(&f, &mm) == 0 && mm.ziplen == 1);
+    f.hdr.len = PP_SHA256_LEN - 1;
+    CU_ASSERT_EQUAL(pp_proto_module_decode(&f, &mm), -1);
+}
+
+static void test_rjob(void)
+{
+    uint8_t hash[PP_SHA256_LEN];
+    for (int i = 0; i < PP_SHA256_LEN; i++)
+        hash[i] = (uint8_t)i;
+    uint8_t h[PP_RJOB_HEAD_MAX + 3];
+    size_t n = pp_proto_rjob_head(h, hash, "sq", 1.5);
+    CU_ASSERT_EQUAL_FATAL(n, PP_SHA256_LEN + 2 + 2 + 4);
+    CU_ASSERT_EQUAL(memcmp(h, hash, PP_SHA256_LEN), 0);
+    const uint8_t rest[] = {0, 2, 's', 'q', 0, 0, 0x05, 0xDC}; /* 1500 ms */
+    CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN, rest, sizeof rest), 0);
+    memcpy(h + n, "arg", 3);
+    pp_msg_rjob m;
+    CU_ASSERT_EQUAL(pp_proto_rjob_decode(h, n + 3, &m), 0);
+    CU_ASSERT(m.hash == h && strcmp(m.symbol, "sq") == 0 && m.timeout_ms == 1500 &&
+              m.len == 3 && m.arg == h + n && m.arg_off == n);
+    for (size_t k = 0; k < n; k++) /* every truncation of the head */
+        CU_ASSERT_EQUAL(pp_proto_rjob_decode(h, k, &m), -1);
+    /* Timeouts: none, below a millisecond, huge. */
+    pp_proto_rjob_head(h, hash, "sq", 0);
+    CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\0\0\0\0", 4), 0);
+    pp_proto_rjob_head(h, hash, "sq", 1e-6);
+    CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\0\0\0\1", 4), 0);
+    pp_proto_rjob_head(h, hash, "sq", 1e12);
+    CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\xff\xff\xff\xff", 4), 0);
+    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, "", 0), 0);
+    char longsym[PP_SYMBOL_MAX + 2];
+    memset(longsym, 'y', sizeof longsym - 1);
+    longsym[sizeof longsym - 1] = 0;
+    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, longsym, 0), 0);
+}
+
+static void test_ping_and_names(void)
+{
+    uint64_t t = pp_proto_ping_token(12.5);
+    CU_ASSERT_EQUAL(t, 12500000u);
+    CU_ASSERT(pp_proto_token_time(t) > 12.4999 && pp_proto_token_time(t) < 12.5001);
+    CU_ASSERT_EQUAL(pp_proto_ping_token(-1), 0);
+    char buf[16];
+    CU_ASSERT_STRING_EQUAL(pp_proto_type_name(PP_T_RJOB, buf), "RJOB");
+    CU_ASSERT_STRING_EQUAL(pp_proto_type_name(99, buf), "type 99");
+    CU_ASSERT_STRING_EQUAL(pp_proto_type_name(0, buf), "type 0");
+}
+
+/* ---- the handshake ---- */
+
+typedef struct hs_pair {
+    pp_auth_key kc, ks;
+    pp_hs c, s;
+    uint8_t hello[PP_HELLO_LEN], chal[PP_CHALLENGE_LEN], proof[PP_MAC_LEN], accept[PP_MAC_LEN];
+} hs_pair;
+
+/* Runs a whole handshake: 0 when both sides accept; else which step failed
+ * (1 server/proof, 2 client/accept). */
+static int handshake(hs_pair *p, const char *client_secret, const char *server_secret)
+{
+    CU_ASSERT_FATAL(pp_auth_derive(client_secret, strlen(client_secret), &p->kc) == 0);
+    CU_ASSERT_FATAL(pp_auth_derive(server_secret, strlen(server_secret), &p->ks) == 0);
+    CU_ASSERT_EQUAL_FATAL(pp_hs_client_hello(&p->c, &p->kc, p->hello), PP_HS_OK);
+    pp_frame f = frame_of(PP_T_HELLO, p->hello, sizeof p->hello);
+    CU_ASSERT_EQUAL_FATAL(pp_hs_server_hello(&p->s, &p->ks, &f, 1 << 20, 4, p->chal), PP_HS_OK);
+    f = frame_of(PP_T_CHALLENGE, p->chal, sizeof p->chal);
+    CU_ASSERT_EQUAL_FATAL(pp_hs_client_challenge(&p->c, &f, p->proof), PP_HS_OK);
+    CU_ASSERT(p->c.chal.ncpus == 4 && p->c.chal.max_frame == 1 << 20);
+    f = frame_of(PP_T_PROOF, p->proof, sizeof p->proof);
+    if (pp_hs_server_proof(&p->s, &f, p->accept) != PP_HS_OK)
+        return 1;
+    f = frame_of(PP_T_ACCEPT, p->accept, sizeof p->accept);
+    return pp_hs_client_accept(&p->c, &f) == PP_HS_OK ? 0 : 2;
+}
+
+static void test_handshake_roles(void)
+{
+    hs_pair p;
+    CU_ASSERT_EQUAL(handshake(&p, "the-shared-secret-0123456789", "the-shared-secret-0123456789"),
+                    0);
+    /* The same messages again: fresh nonces make a new transcript. */
+    hs_pair q;
+    CU_ASSERT_EQUAL(handshake(&q, "the-shared-secret-0123456789", "the-shared-secret-0123456789"),
+                    0);
+    CU_ASSERT(memcmp(p.proof, q.proof, PP_MAC_LEN) != 0);
+    /* A wrong secret: the server refuses with PP_E_AUTH. */
+    hs_pair w;
+    CU_ASSERT_EQUAL(handshake(&w, "one-secret-0123456789abcdef", "another-secret-0123456789"), 1);
+    CU_ASSERT_EQUAL(w.s.err_code, PP_E_AUTH);
+    pp_hs_wipe(&p.c);
+    pp_hs_wipe(&p.s);
+}
+
+/* A proof captured from one handshake, replayed into another, is refused;
+ * so is the server's own proof reflected back as the client's. */
+static void test_handshake_replay_reflect(void)
+{
+    hs_pair a, b;
+    const char *sec = "the-shared-secret-0123456789";
+    CU_ASSERT_EQUAL(handshake(&a, sec, sec), 0);
+    /* A new session: the attacker sends a's HELLO and a's PROOF. */
+    CU_ASSERT_FATAL(pp_auth_derive(sec, strlen(sec), &b.ks) == 0);
+    pp_frame f = frame_of(PP_T_HELLO, a.hello, sizeof a.hello);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, &f, 1 << 20, 4, b.chal), PP_HS_OK);
+    f = frame_of(PP_T_PROOF, a.proof, sizeof a.proof);
+    CU_ASSERT_EQUAL(pp_hs_server_proof(&b.s, &f, b.accept), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(b.s.err_code, PP_E_AUTH);
+    /* Reflection: the server's proof of session a as the client's proof. */
+    f = frame_of(PP_T_HELLO, a.hello, sizeof a.hello);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, &f, 1 << 20, 4, b.chal), PP_HS_OK);
+    f = frame_of(PP_T_PROOF, a.accept, sizeof a.accept);
+    CU_ASSERT_EQUAL(pp_hs_server_proof(&b.s, &f, b.accept), PP_HS_FAIL);
+    /* A client given a node's ACCEPT of another session believes nothing. */
+    hs_pair c;
+    CU_ASSERT_FATAL(pp_auth_derive(sec, strlen(sec), &c.kc) == 0);
+    CU_ASSERT_EQUAL(pp_hs_client_hello(&c.c, &c.kc, c.hello), PP_HS_OK);
+    f = frame_of(PP_T_CHALLENGE, a.chal, sizeof a.chal);
+    CU_ASSERT_EQUAL(pp_hs_client_challenge(&c.c, &f, c.proof), PP_HS_OK);
+    f = frame_of(PP_T_ACCEPT, a.accept, sizeof a.accept);
+    CU_ASSERT_EQUAL(pp_hs_client_accept(&c.c, &f), PP_HS_FAIL);
+}
+
+/* Versions with nothing in common: PP_E_VERSION naming both ranges. */
+static void test_handshake_versions(void)
+{
+    pp_auth_key k;
+    CU_ASSERT_FATAL(pp_auth_derive("the-shared-secret-0123456789", 28, &k) == 0);
+    pp_hs s;
+    uint8_t chal[PP_CHALLENGE_LEN];
+    uint8_t hello[PP_HELLO_LEN] = {PP_PROTO_MAX + 1, PP_PROTO_MAX + 3};
+    pp_frame f = frame_of(PP_T_HELLO, hello, sizeof hello);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(s.err_code, PP_E_VERSION);
+    char want[64];
+    snprintf(want, sizeof want, "client speaks %d..%d, server speaks %d..%d", PP_PROTO_MAX + 1,
+             PP_PROTO_MAX + 3, PP_PROTO_MIN, PP_PROTO_MAX);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.err, want));
+    hello[0] = 3; /* min above max */
+    hello[1] = 1;
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(s.err_code, PP_E_VERSION);
+    f.hdr.len = PP_HELLO_LEN - 1;
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(s.err_code, PP_E_PROTOCOL);
+}
+
+int pp_register_suites(void)
+{
+    static const pp_test tests[] = {
+        {"WHELLO", test_whello},
+        {"TASKDEF", test_taskdef},
+        {"JOB and RESULT", test_job_and_result},
+        {"HELLO and CHALLENGE", test_hello_challenge},
+        {"ERROR, BYE, NCPUS, NEED, MODULE", test_error_bye_ncpus_need_module},
+        {"RJOB", test_rjob},
+        {"PING tokens, type names", test_ping_and_names},
+        {"handshake: both roles, a wrong secret", test_handshake_roles},
+        {"handshake: replayed and reflected proofs", test_handshake_replay_reflect},
+        {"handshake: no common version", test_handshake_versions},
+        {NULL, NULL},
+    };
+    return pp_add_suite("pp_proto", NULL, NULL, tests);
+}
