@@ -329,6 +329,11 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
         fprintf(stderr, "ppserver: %s\n", err);
         return EX_CONFIG;
     }
+    if (config && cfg->secret && pp_conf_private(config, err) != 0) {
+        /* A secret in it: the file is a secret file too. */
+        fprintf(stderr, "ppserver: %s\n", err);
+        return EX_CONFIG;
+    }
     const char *env_secret = getenv("PP_SECRET");
     if (env_secret && *env_secret) {
         free(cfg->secret);

@@ -121,6 +121,7 @@ struct session {
     int nneeded;
     int paused;
     size_t out_mark;          /* output bytes at the last heartbeat */
+    uint64_t acked_mark;      /* bytes the client had acknowledged then */
     int stuck_ticks;          /* heartbeats with output not draining */
     int failed_auth;
 };

@@ -14,6 +14,7 @@
 
 #include "pp.h"
 #include "pp_module.h"
+#include "pp_net.h"
 #include "pp_proto.h"
 #include "pp_zip.h"
 #include "lockout.h"
@@ -554,7 +555,14 @@ void session_tick(session *s, double now)
         session_free(s);
         return;
     }
-    if (output_bound && out >= s->out_mark) {
+    /* Draining: the client took bytes since the last tick (TCP's count of
+     * what it acknowledged; our own queue can shrink into the kernel's
+     * buffers while the client reads nothing). */
+    uint64_t acked = 0;
+    int drained = pp_net_bytes_acked(s->fd, &acked) == 0 ? acked > s->acked_mark
+                                                          : out < s->out_mark;
+    s->acked_mark = acked;
+    if (output_bound && !drained) {
         if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || out > outcap) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: the client does not read its results "
                                            "(%zu bytes waiting); closing", s->peer, out);

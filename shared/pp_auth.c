@@ -20,6 +20,7 @@
 #include "pp_common.h"
 
 #define HKDF_INFO "pp auth"
+#define HKDF_INFO_PSK "pp tls13 psk"
 #define LABEL_CLIENT "pp client proof"
 #define LABEL_SERVER "pp server proof"
 #define FILE_CHUNK (64u * 1024u)
@@ -39,32 +40,80 @@ int pp_auth_secret(const char *secret, size_t *len, char *err)
                        "ppserver --gen-secret FILE", n, PP_SECRET_MIN);
         return -1;
     }
+    /* The example of the shipped configuration file is no secret. */
+    static const char *const placeholders[] = {"use-a-generated-secret-instead"};
+    for (size_t i = 0; i < PP_ARRAY_LEN(placeholders); i++) {
+        if (n == strlen(placeholders[i]) && memcmp(secret, placeholders[i], n) == 0) {
+            pp_seterr(err, "the secret is the example of the shipped configuration file: "
+                           "create one with ppserver --gen-secret FILE");
+            return -1;
+        }
+    }
     return 0;
 }
 
-int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out)
+int pp_auth_hkdf(const void *ikm, size_t ikmlen, const char *info, uint8_t *out, size_t outlen)
 {
-    static const char info[] = HKDF_INFO;
     static const uint8_t none = 0;
     /* No salt parameter: HKDF then uses HashLen zero bytes, which is the
      * same HMAC key as the empty salt of RFC 5869. */
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-                                          (void *)(secret ? secret : &none), len),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info,
-                                          sizeof info - 1),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)(ikm ? ikm : &none),
+                                          ikmlen),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info)),
         OSSL_PARAM_construct_end(),
     };
     int rc = -1;
     EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
     EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    if (kctx && EVP_KDF_derive(kctx, out->k, sizeof out->k, params) == 1)
+    if (kctx && EVP_KDF_derive(kctx, out, outlen, params) == 1)
         rc = 0;
     EVP_KDF_CTX_free(kctx);
     EVP_KDF_free(kdf);
     if (rc != 0)
-        pp_auth_wipe(out->k, sizeof out->k);
+        pp_auth_wipe(out, outlen);
+    return rc;
+}
+
+/* K = scrypt(secret) into out (32 bytes).  0 or -1. */
+static int scrypt_key(const void *secret, size_t len, uint8_t out[32])
+{
+    static const uint8_t none = 0;
+    uint64_t n = PP_KDF_N, maxmem = 64u << 20;
+    uint32_t r = PP_KDF_R, p = PP_KDF_P;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD,
+                                          (void *)(secret ? secret : &none), len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)PP_KDF_SALT,
+                                          sizeof PP_KDF_SALT - 1),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end(),
+    };
+    int rc = -1;
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    if (kctx && EVP_KDF_derive(kctx, out, 32, params) == 1)
+        rc = 0;
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    return rc;
+}
+
+int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out)
+{
+    uint8_t k[32];
+    int rc = -1;
+    if (scrypt_key(secret, len, k) == 0 &&
+        pp_auth_hkdf(k, sizeof k, HKDF_INFO, out->auth, sizeof out->auth) == 0 &&
+        pp_auth_hkdf(k, sizeof k, HKDF_INFO_PSK, out->psk, sizeof out->psk) == 0)
+        rc = 0;
+    pp_auth_wipe(k, sizeof k);
+    if (rc != 0)
+        pp_auth_wipe(out, sizeof *out);
     return rc;
 }
 
@@ -121,7 +170,7 @@ int pp_auth_proof(const pp_auth_key *k, int role, uint8_t ver, const uint8_t nc[
     size_t outl = 0;
     EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-    if (ctx && EVP_MAC_init(ctx, k->k, sizeof k->k, params) == 1 &&
+    if (ctx && EVP_MAC_init(ctx, k->auth, sizeof k->auth, params) == 1 &&
         EVP_MAC_update(ctx, (const unsigned char *)label, strlen(label)) == 1 &&
         EVP_MAC_update(ctx, &ver, 1) == 1 && EVP_MAC_update(ctx, nc, PP_NONCE_LEN) == 1 &&
         EVP_MAC_update(ctx, ns, PP_NONCE_LEN) == 1 &&

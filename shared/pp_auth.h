@@ -2,8 +2,15 @@
 /* pp_auth.h -- the cryptography of the handshake (OpenSSL): keys, nonces,
  * proofs, SHA-256.  Pure functions: no I/O except pp_sha256_file().
  *
+ * Keys, once per process from the secret:
+ *   K          = scrypt(secret, salt "pp key v1", N 2^14, r 8, p 1): 16 MiB
+ *                and tens of milliseconds a guess, so that a captured
+ *                handshake does not let a human-chosen secret be guessed
+ *                at speed
+ *   K_auth     = HKDF-SHA256(K, salt "", info "pp auth")
+ *   K_psk      = HKDF-SHA256(K, salt "", info "pp tls13 psk"), TLS 1.3's
+ *                external pre-shared key
  * The handshake (see README "Wire protocol"):
- *   K_auth     = HKDF-SHA256(secret, salt "", info "pp auth")
  *   transcript = SHA-256(u32 len ‖ HELLO payload ‖ u32 len ‖ CHALLENGE payload)
  *   client MAC = HMAC-SHA256(K_auth, "pp client proof" ‖ ver ‖ Nc ‖ Ns ‖ transcript)
  *   server MAC = HMAC-SHA256(K_auth, "pp server proof" ‖ ver ‖ Nc ‖ Ns ‖ transcript)
@@ -23,18 +30,32 @@
 enum { PP_ROLE_CLIENT = 0, PP_ROLE_SERVER = 1 };
 
 typedef struct pp_auth_key {
-    uint8_t k[32];
+    uint8_t auth[32];         /* K_auth: the proofs' HMAC key */
+    uint8_t psk[32];          /* K_psk: TLS 1.3's external PSK */
 } pp_auth_key;
+
+/* scrypt's cost: N (a power of 2), r, p, and the salt. */
+#define PP_KDF_N (1u << 14)
+#define PP_KDF_R 8u
+#define PP_KDF_P 1u
+#define PP_KDF_SALT "pp key v1"
 
 /* The secret's bytes as both sides use them, wherever it came from (a file,
  * PP_SECRET, pp_config.secret, -s): trailing newlines ("\n", "\r\n") are
  * not part of it, so a secret read from a --gen-secret file with its newline
  * still works.  Stores the length in *len.  0, or -1 with the reason in err
- * (PP_ERR_LEN bytes): no secret, or shorter than PP_SECRET_MIN bytes. */
+ * (PP_ERR_LEN bytes): no secret, shorter than PP_SECRET_MIN bytes, or the
+ * placeholder of the shipped configuration file. */
 int pp_auth_secret(const char *secret, size_t *len, char *err);
 
-/* K_auth from the secret.  0, or -1 (OpenSSL failure). */
+/* The keys from the secret (len bytes): scrypt, then HKDF, as above.
+ * Takes tens of milliseconds and 16 MiB: call it once per process (or
+ * server).  0, or -1 (OpenSSL failure, out of memory). */
 int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out);
+
+/* HKDF-SHA256 (RFC 5869) of ikm with an empty salt and `info`, into out
+ * (outlen bytes).  0 or -1. */
+int pp_auth_hkdf(const void *ikm, size_t ikmlen, const char *info, uint8_t *out, size_t outlen);
 
 /* Wipes a key (or any secret bytes) so the compiler cannot skip it. */
 void pp_auth_wipe(void *p, size_t n);

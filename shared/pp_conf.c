@@ -154,6 +154,34 @@ void pp_conf_free(const pp_conf_opt *t, void *base)
     }
 }
 
+/* The checks of a file holding a secret, on its open fd. */
+static int check_private(int fd, const char *what, const char *path, char *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pp_seterr(err, "the %s %s is not a regular file", what, path);
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        pp_seterr(err, "the %s %s is readable by others (mode %03o); run: chmod 600 %s", what,
+                  path, (unsigned)(st.st_mode & 0777), path);
+        return -1;
+    }
+    return 0;
+}
+
+int pp_conf_private(const char *path, char *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        pp_seterr(err, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    int rc = check_private(fd, "configuration file, which holds a secret,", path, err);
+    close(fd);
+    return rc;
+}
+
 char *pp_conf_read_secret(const char *path, char *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -161,15 +189,7 @@ char *pp_conf_read_secret(const char *path, char *err)
         pp_seterr(err, "cannot open the secret file %s: %s", path, strerror(errno));
         return NULL;
     }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        pp_seterr(err, "the secret file %s is not a regular file", path);
-        close(fd);
-        return NULL;
-    }
-    if (st.st_mode & 077) {
-        pp_seterr(err, "the secret file %s is readable by others (mode %03o); "
-                       "run: chmod 600 %s", path, (unsigned)(st.st_mode & 0777), path);
+    if (check_private(fd, "secret file", path, err) != 0) {
         close(fd);
         return NULL;
     }

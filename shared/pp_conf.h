@@ -36,6 +36,11 @@ int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *e
  * caller wipes and frees it), or NULL with the reason in err. */
 char *pp_conf_read_secret(const char *path, char *err);
 
+/* Whether path is a regular file that neither group nor others may read,
+ * as a file holding a secret must be.  0, or -1 with the reason in err
+ * ("... is readable by others (mode 644); run: chmod 600 ..."). */
+int pp_conf_private(const char *path, char *err);
+
 /* Prints the table as --help lines. */
 void pp_conf_help(const pp_conf_opt *table, FILE *fp);
 

@@ -7,7 +7,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,5 +203,17 @@ int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen
         }
         *port = (int)p;
     }
+    return 0;
+}
+
+int pp_net_bytes_acked(int fd, uint64_t *acked)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        return -1;
+    *acked = ti.tcpi_bytes_acked;
     return 0;
 }

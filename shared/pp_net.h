@@ -6,6 +6,7 @@
 #define PP_NET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Listens on addr ("0.0.0.0", "::", "127.0.0.1", a host name; NULL = all
  * interfaces) and port (0 = any free port).  Returns the non-blocking,
@@ -42,6 +43,11 @@ int pp_net_connect_ai(const struct addrinfo *ai, const struct addrinfo **rest, c
 
 /* After writability: 0 when connected, else the errno of the failure. */
 int pp_net_connect_result(int fd);
+
+/* The bytes of ours the peer of a TCP socket has acknowledged so far
+ * (TCP_INFO): what a client that stops reading stops taking.  0, or -1
+ * (not TCP, an old kernel). */
+int pp_net_bytes_acked(int fd, uint64_t *acked);
 
 /* Parses "host", "host:port", "[v6]:port" or "[v6]".  Returns 0 or -1. */
 int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen, int *port,

@@ -1811,6 +1811,14 @@ static void test_a6_refuses_to_start(void)
     fprintf(fp, "%s\n", h->secret); /* a good secret, in a file others may read */
     fclose(fp);
     CU_ASSERT_EQUAL(chmod(openf, 0644), 0);
+    /* A configuration file with a secret line that others may read. */
+    char openconf[400];
+    snprintf(openconf, sizeof openconf, "%s/open.conf", h->dir);
+    fp = fopen(openconf, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fp);
+    fprintf(fp, "secret %s\n", h->secret);
+    fclose(fp);
+    CU_ASSERT_EQUAL(chmod(openconf, 0644), 0);
     struct {
         const char *what;
         const char *const *argv;
@@ -1831,6 +1839,13 @@ static void test_a6_refuses_to_start(void)
         {"secret file mode 0644",
          ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "--secret-file",
               openf),
+         NULL, "readable by others"},
+        {"the shipped configuration's example secret",
+         ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "-s",
+              "use-a-generated-secret-instead"),
+         NULL, "example of the shipped configuration"},
+        {"a secret line in a configuration file of mode 0644",
+         ARGS("ppserver", "-i", "127.0.0.1", "-p", "0", "--cache-dir", cache, "-c", openconf),
          NULL, "readable by others"},
     };
     for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {

@@ -124,34 +124,65 @@ static void test_sha256_fips(void)
 
 /* ---- the key ---- */
 
+/* scrypt itself, RFC 7914 section 12's second vector, through the same
+ * EVP_KDF parameters pp_auth_derive() uses. */
+static void test_scrypt_rfc7914(void)
+{
+    uint64_t n = 1024, maxmem = 64u << 20;
+    uint32_t r = 8, p = 16;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PASSWORD, (void *)"password", 8),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)"NaCl", 4),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_N, &n),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_R, &r),
+        OSSL_PARAM_construct_uint32(OSSL_KDF_PARAM_SCRYPT_P, &p),
+        OSSL_PARAM_construct_uint64(OSSL_KDF_PARAM_SCRYPT_MAXMEM, &maxmem),
+        OSSL_PARAM_construct_end(),
+    };
+    uint8_t out[64];
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    CU_ASSERT_FATAL(kctx && EVP_KDF_derive(kctx, out, sizeof out, params) == 1);
+    EVP_KDF_CTX_free(kctx);
+    EVP_KDF_free(kdf);
+    CU_ASSERT(hex_equals(out, sizeof out,
+                         "fdbabe1c9d3472007856e7190d01e9fe7c6ad7cbc8237830e77376634b373162"
+                         "2eaf30d92e22a3886ff109279d9830dac727afb94a83ee6d8360cbdfa2cc0640"));
+}
+
+/* The key schedule, computed again another way: scrypt through
+ * EVP_PBE_scrypt, HKDF by hand from HMAC (RFC 5869 section 2: PRK =
+ * HMAC(salt "", IKM); OKM = T(1) = HMAC(PRK, info || 0x01)). */
 static void test_derive_wiring(void)
 {
     static const char secret[] = "0123456789abcdef0123456789abcdef";
     pp_auth_key k;
     CU_ASSERT_EQUAL_FATAL(pp_auth_derive(secret, sizeof secret - 1, &k), 0);
-
-    /* The same through EVP_KDF: no salt, and an empty salt, info "pp auth". */
-    uint8_t want[32];
-    CU_ASSERT_EQUAL_FATAL(hkdf((const uint8_t *)secret, sizeof secret - 1, NULL, 0,
-                               (const uint8_t *)"pp auth", 7, want, sizeof want),
-                          0);
-    CU_ASSERT_EQUAL(memcmp(k.k, want, sizeof want), 0);
-    static const uint8_t nosalt = 0;
-    CU_ASSERT_EQUAL_FATAL(hkdf((const uint8_t *)secret, sizeof secret - 1, &nosalt, 0,
-                               (const uint8_t *)"pp auth", 7, want, sizeof want),
-                          0);
-    CU_ASSERT_EQUAL(memcmp(k.k, want, sizeof want), 0);
-
-    /* And by hand from HMAC alone (RFC 5869 section 2):
-     * PRK = HMAC(salt "", IKM); OKM = T(1) = HMAC(PRK, info ‖ 0x01). */
+    uint8_t master[32];
+    CU_ASSERT_EQUAL_FATAL(EVP_PBE_scrypt(secret, sizeof secret - 1,
+                                         (const unsigned char *)PP_KDF_SALT,
+                                         sizeof PP_KDF_SALT - 1, PP_KDF_N, PP_KDF_R, PP_KDF_P,
+                                         64u << 20, master, sizeof master),
+                          1);
     uint8_t prk[32], t1[32];
     unsigned int len = 0;
-    CU_ASSERT_PTR_NOT_NULL_FATAL(HMAC(EVP_sha256(), "", 0, (const unsigned char *)secret,
-                                      sizeof secret - 1, prk, &len));
-    static const uint8_t info1[] = {'p', 'p', ' ', 'a', 'u', 't', 'h', 0x01};
+    CU_ASSERT_PTR_NOT_NULL_FATAL(HMAC(EVP_sha256(), "", 0, master, sizeof master, prk, &len));
+    static const uint8_t auth1[] = {'p', 'p', ' ', 'a', 'u', 't', 'h', 0x01};
     CU_ASSERT_PTR_NOT_NULL_FATAL(
-        HMAC(EVP_sha256(), prk, sizeof prk, info1, sizeof info1, t1, &len));
-    CU_ASSERT_EQUAL(memcmp(k.k, t1, sizeof t1), 0);
+        HMAC(EVP_sha256(), prk, sizeof prk, auth1, sizeof auth1, t1, &len));
+    CU_ASSERT_EQUAL(memcmp(k.auth, t1, sizeof t1), 0);
+    static const char psk_info[] = "pp tls13 psk\x01";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(HMAC(EVP_sha256(), prk, sizeof prk,
+                                      (const unsigned char *)psk_info, sizeof psk_info - 1, t1,
+                                      &len));
+    CU_ASSERT_EQUAL(memcmp(k.psk, t1, sizeof t1), 0);
+    /* The two keys differ, and neither is the scrypt output itself. */
+    CU_ASSERT_NOT_EQUAL(memcmp(k.auth, k.psk, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(k.auth, master, 32), 0);
+    /* pp_auth_hkdf() is that HKDF. */
+    uint8_t h[32];
+    CU_ASSERT_EQUAL_FATAL(pp_auth_hkdf(master, sizeof master, "pp auth", h, sizeof h), 0);
+    CU_ASSERT_EQUAL(memcmp(h, k.auth, 32), 0);
 }
 
 static void test_derive_deterministic(void)
@@ -160,11 +191,11 @@ static void test_derive_deterministic(void)
     CU_ASSERT_EQUAL_FATAL(pp_auth_derive("correct horse battery", 21, &a), 0);
     CU_ASSERT_EQUAL_FATAL(pp_auth_derive("correct horse battery", 21, &b), 0);
     CU_ASSERT_EQUAL_FATAL(pp_auth_derive("correct horse batterz", 21, &c), 0);
-    CU_ASSERT_EQUAL(memcmp(a.k, b.k, sizeof a.k), 0);
-    CU_ASSERT_NOT_EQUAL(memcmp(a.k, c.k, sizeof a.k), 0);
+    CU_ASSERT_EQUAL(memcmp(a.auth, b.auth, sizeof a.auth), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(a.auth, c.auth, sizeof a.auth), 0);
     /* A prefix is a different secret. */
     CU_ASSERT_EQUAL_FATAL(pp_auth_derive("correct horse batter", 20, &c), 0);
-    CU_ASSERT_NOT_EQUAL(memcmp(a.k, c.k, sizeof a.k), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(a.auth, c.auth, sizeof a.auth), 0);
 }
 
 static void test_wipe(void)
@@ -215,7 +246,7 @@ static void test_proof_layout(void)
         uint8_t want[32];
         unsigned int len = 0;
         CU_ASSERT_PTR_NOT_NULL_FATAL(
-            HMAC(EVP_sha256(), f.k.k, sizeof f.k.k, msg, sizeof msg, want, &len));
+            HMAC(EVP_sha256(), f.k.auth, sizeof f.k.auth, msg, sizeof msg, want, &len));
         CU_ASSERT_EQUAL(memcmp(mac, want, sizeof want), 0);
     }
 }
@@ -458,6 +489,7 @@ int pp_register_suites(void)
     static const pp_test vectors[] = {
         {"HMAC-SHA256, RFC 4231 cases 1 and 2", test_hmac_rfc4231},
         {"HKDF-SHA256, RFC 5869 case 1", test_hkdf_rfc5869},
+        {"scrypt, RFC 7914 vector 2", test_scrypt_rfc7914},
         {"SHA-256, FIPS 180-2", test_sha256_fips},
         {NULL, NULL},
     };
