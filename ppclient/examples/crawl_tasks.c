@@ -51,6 +51,11 @@ typedef struct fetch {
     double seconds;
     char error[512];
     body b;
+    /* set by fetch_start() */
+    const char *ua;            /* the User-Agent, from the task's argument */
+    FILE *text;                /* the task's text result, being written */
+    char *text_buf;            /* what it wrote: fetch_text() */
+    size_t text_len;
 } fetch;
 
 /* Fetches url; fills f.  Returns 0 when an HTTP response arrived. */
@@ -217,43 +222,55 @@ static long parse_links(const char *html, size_t len, const char *page_url, FILE
     return l.count;
 }
 
-/* Both tasks take the same argument: decode it and fetch.  Returns 0, or -1
- * after writing the decoding error to out. */
-static int fetch_arg(const void *arg, size_t len, pp_buf *out, fetch *f, const char **ua)
+/* What both tasks begin with: decode the argument (the same for both),
+ * fetch, and open f->text, a memory stream for the task's text result.
+ * Returns 0 (fetch_free(f) when done), or -1 after writing why to out. */
+static int fetch_start(const void *arg, size_t len, pp_buf *out, fetch *f)
 {
-    const char *url, *cacert;
+    const char *url, *ua, *cacert;
     double timeout;
     long max_bytes, max_redirs;
-    if (pp_unpack(arg, len, "sdlsls", &url, &timeout, &max_bytes, ua, &max_redirs, &cacert) !=
+    if (pp_unpack(arg, len, "sdlsls", &url, &timeout, &max_bytes, &ua, &max_redirs, &cacert) !=
         0) {
         pp_buf_printf(out, "%s", pp_last_error());
         return -1;
     }
-    do_fetch(url, timeout, max_bytes, *ua, max_redirs, cacert, f);
+    do_fetch(url, timeout, max_bytes, ua, max_redirs, cacert, f);
+    f->ua = ua;
+    f->text = open_memstream(&f->text_buf, &f->text_len);
+    if (!f->text) {
+        free(f->b.data);
+        pp_buf_printf(out, "out of memory");
+        return -1;
+    }
     return 0;
+}
+
+/* Closes f->text: what was written to it. */
+static const char *fetch_text(fetch *f)
+{
+    fclose(f->text);
+    f->text = NULL;
+    return f->text_buf ? f->text_buf : "";
+}
+
+static void fetch_free(fetch *f)
+{
+    free(f->text_buf);
+    free(f->b.data);
 }
 
 int pp_crawl_fetch(const void *arg, size_t len, pp_buf *out)
 {
-    const char *ua;
     fetch f;
-    if (fetch_arg(arg, len, out, &f, &ua) != 0)
+    if (fetch_start(arg, len, out, &f) != 0)
         return 1;
-    char *list = NULL;
-    size_t list_len = 0;
-    FILE *mem = open_memstream(&list, &list_len);
-    if (!mem) {
-        free(f.b.data);
-        pp_buf_printf(out, "out of memory");
-        return 1;
-    }
     if (f.status >= 200 && f.status < 300 && !f.b.over && f.b.data && is_html(f.content_type))
-        parse_links(f.b.data, f.b.len, f.final_url, mem);
-    fclose(mem);
+        parse_links(f.b.data, f.b.len, f.final_url, f.text);
+    const char *list = fetch_text(&f);
     int rc = pp_pack(out, "lssldss", f.status, f.final_url, f.content_type, (long)f.b.len,
-                     f.seconds, f.error, list ? list : "");
-    free(list);
-    free(f.b.data);
+                     f.seconds, f.error, list);
+    fetch_free(&f);
     return rc == 0 ? 0 : 1;
 }
 
@@ -271,17 +288,9 @@ static int agent_matches(const char *value, const char *ua)
 
 int pp_crawl_robots(const void *arg, size_t len, pp_buf *out)
 {
-    const char *ua;
     fetch f;
-    if (fetch_arg(arg, len, out, &f, &ua) != 0)
+    if (fetch_start(arg, len, out, &f) != 0)
         return 1;
-    char *rules = NULL;
-    size_t rules_len = 0;
-    FILE *mem = open_memstream(&rules, &rules_len);
-    if (!mem) {
-        free(f.b.data);
-        return 1;
-    }
     /* Groups of User-agent lines then rules; the group naming our agent
      * wins over "*" (RFC 9309).  Output: "A path" or "D path" per line. */
     if (f.status >= 200 && f.status < 300 && f.b.data) {
@@ -308,7 +317,7 @@ int pp_crawl_robots(const void *arg, size_t len, pp_buf *out)
             if (strcasecmp(key, "user-agent") == 0) {
                 if (!last_was_agent)
                     in_ours = in_star = 0;
-                if (agent_matches(val, ua)) {
+                if (agent_matches(val, f.ua)) {
                     if (strcmp(val, "*") == 0)
                         in_star = 1;
                     else
@@ -332,15 +341,14 @@ int pp_crawl_robots(const void *arg, size_t len, pp_buf *out)
             fclose(fo);
         if (fs)
             fclose(fs);
-        fputs(ours && ours_len ? ours : star ? star : "", mem);
+        fputs(ours && ours_len ? ours : star ? star : "", f.text);
         free(ours);
         free(star);
     } else if (f.status == 401 || f.status == 403) {
-        fputs("D /\n", mem); /* RFC 9309: unauthorized robots.txt disallows all */
+        fputs("D /\n", f.text); /* RFC 9309: unauthorized robots.txt disallows all */
     }
-    fclose(mem);
-    int rc = pp_pack(out, "ls", f.status, rules ? rules : "");
-    free(rules);
-    free(f.b.data);
+    const char *rules = fetch_text(&f);
+    int rc = pp_pack(out, "ls", f.status, rules);
+    fetch_free(&f);
     return rc == 0 ? 0 : 1;
 }

@@ -1,19 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-/* demo_common.c -- option handling shared by pp-fib and pp-crawl. */
+/* demo_common.c -- the plumbing the example programs share (demo_common.h). */
 #include "demo_common.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-
-void demo_opts_init(demo_opts *d)
-{
-    memset(d, 0, sizeof *d);
-    d->ncpus = PP_AUTODETECT;
-}
 
 void demo_opts_free(demo_opts *d)
 {
@@ -94,44 +87,87 @@ static int read_secret(demo_opts *d, const char *path)
     return d->secret ? 0 : -1;
 }
 
-int demo_opt(demo_opts *d, int letter, const char *arg)
+/* --servers, --secret-file or --ncpus: 0, or -1 after a one-line message. */
+static int shared_option(demo_opts *d, int letter, const char *arg)
 {
+    long v;
     switch (letter) {
     case 'S':
         return parse_servers(d, arg);
     case 'F':
         return read_secret(d, arg);
-    case 'n': {
-        char *end;
-        errno = 0;
-        long v = strtol(arg, &end, 10);
-        if (errno || end == arg || *end || v < 0 || v > 4096) {
+    default: /* 'n' */
+        if (demo_strtol(arg, &v) != 0 || v < 0 || v > 4096) {
             fprintf(stderr, "--ncpus: \"%s\" is not a number of workers (0..4096)\n", arg);
             return -1;
         }
         d->ncpus = (int)v;
         return 0;
     }
-    default:
-        return -1; /* getopt already printed the unknown option */
-    }
 }
 
-pp_server *demo_server_new(const demo_opts *d, const char *prog)
+int demo_getopt(demo_opts *d, int argc, char **argv, const struct option *opts,
+                demo_option_fn *own, void *ctx, int *status)
 {
-    pp_config cfg = {
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int bad;
+        if (c == 'h') {
+            d->usage(stdout);
+            *status = 0;
+            return -1;
+        }
+        if (c == '?' || c == ':') {
+            /* getopt_long() has said what is wrong */
+            fprintf(stderr, "%s: try --help\n", d->prog);
+            bad = 1;
+        } else if (c == 'S' || c == 'F' || c == 'n') {
+            bad = shared_option(d, c, optarg) != 0;
+        } else {
+            bad = !own || own(d->prog, c, optarg, ctx) != 0;
+        }
+        if (bad) {
+            *status = 2;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int demo_no_operands(const demo_opts *d, int argc, char **argv, int *status)
+{
+    if (optind >= argc)
+        return 0;
+    fprintf(stderr, "%s: unexpected argument \"%s\" (try --help)\n", d->prog, argv[optind]);
+    *status = 2;
+    return -1;
+}
+
+void demo_usage_options(FILE *fp)
+{
+    fprintf(fp,
+            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
+            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
+            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
+            "  -h, --help          this text\n",
+            PP_DEFAULT_PORT);
+}
+
+const pp_config *demo_config(demo_opts *d)
+{
+    d->cfg = (pp_config){
         .ncpus = d->ncpus,
         .ppservers = (const char *const *)d->servers,
         .secret = d->secret,
         .log_level = getenv("PP_LOG") ? NULL : "error",
     };
-    pp_server *s = pp_server_new(&cfg);
-    if (!s)
-        fprintf(stderr, "%s: %s\n", prog, pp_last_error());
-    return s;
+    return &d->cfg;
 }
 
-int demo_check_nodes(pp_server *s, const char *prog)
+/* Waits (at most 10 s) until every remote node is up or has failed; prints a
+ * one-line message and returns -1 if one cannot be used (unreachable, wrong
+ * secret), else 0.  Never hangs. */
+static int check_nodes(pp_server *s, const char *prog)
 {
     pp_node_info nodes[64];
     struct timespec nap = {0, 20 * 1000000L};
@@ -165,4 +201,64 @@ int demo_check_nodes(pp_server *s, const char *prog)
             return -1;
         }
     return 0;
+}
+
+int demo_server_ready(const demo_opts *d, pp_server *s)
+{
+    if (!s) {
+        fprintf(stderr, "%s: %s\n", d->prog, pp_last_error());
+        return -1;
+    }
+    return check_nodes(s, d->prog);
+}
+
+double demo_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int demo_strtol(const char *arg, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int demo_parse_long(const char *prog, const char *what, const char *arg, long min, long max,
+                    long *out)
+{
+    long v;
+    if (demo_strtol(arg, &v) != 0) {
+        fprintf(stderr, "%s: %s: \"%s\" is not a number\n", prog, what, arg);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf(stderr, "%s: %s: %ld is out of range %ld..%ld\n", prog, what, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+void *demo_calloc(const demo_opts *d, size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    if (!p) {
+        fprintf(stderr, "%s: out of memory\n", d->prog);
+        exit(1);
+    }
+    return p;
+}
+
+void demo_jobs_free(pp_job **jobs, long n)
+{
+    for (long i = 0; jobs && i < n; i++)
+        pp_job_free(jobs[i]);
+    free(jobs);
 }

@@ -31,6 +31,7 @@ typedef struct options {
     long max_size;
     const char *ua;
     const char *cacert;  /* "" = the system's certificate authorities */
+    char *cacert_abs;    /* owned: --cacert made absolute */
     int json;
 } options;
 
@@ -505,13 +506,6 @@ static void on_page(crawl *c, pending *p)
     }
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void usage(FILE *fp)
 {
     fprintf(fp,
@@ -541,119 +535,82 @@ static void usage(FILE *fp)
             pp_version());
 }
 
-static long parse_long(const char *opt, const char *s, long min, long max)
+/* A whole number in [min, max] into *out: 0, or -1 after a message. */
+static int parse_long(const char *opt, const char *s, long min, long max, long *out)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < min || v > max) {
+    long v;
+    if (demo_strtol(s, &v) != 0 || v < min || v > max) {
         fprintf(stderr, "pp-crawl: %s: \"%s\" is not a number in %ld..%ld\n", opt, s, min, max);
-        exit(2);
+        return -1;
     }
-    return v;
+    *out = v;
+    return 0;
 }
 
-int main(int argc, char **argv)
+/* pp-crawl's own options (a demo_option_fn), into the options `o`. */
+static int crawl_option(const char *prog, int letter, const char *arg, void *o)
 {
-    demo_opts d;
-    demo_opts_init(&d);
-    char *cacert_abs = NULL; /* owned: --cacert made absolute */
-    char ua_default[64];
-    snprintf(ua_default, sizeof ua_default, "pp-crawl/%s", pp_version());
-    options opt = {.depth = 2, .max_pages = 100, .timeout = 10, .max_size = 5 << 20,
-                   .ua = ua_default, .cacert = ""};
-    static const struct option lopts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
-        {"depth", required_argument, NULL, 'D'},
-        {"max-pages", required_argument, NULL, 'M'},
-        {"all-hosts", no_argument, NULL, 'A'},
-        {"timeout", required_argument, NULL, 'T'},
-        {"max-size", required_argument, NULL, 'Z'},
-        {"user-agent", required_argument, NULL, 'U'},
-        {"cacert", required_argument, NULL, 'C'},
-        {"json", no_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-        switch (ch) {
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'D':
-            opt.depth = (int)parse_long("--depth", optarg, 0, 100);
-            break;
-        case 'M':
-            opt.max_pages = parse_long("--max-pages", optarg, 1, 10000000);
-            break;
-        case 'A':
-            opt.all_hosts = 1;
-            break;
-        case 'T': {
-            char *end;
-            opt.timeout = strtod(optarg, &end);
-            if (end == optarg || *end || !(opt.timeout > 0 && opt.timeout <= 3600)) {
-                fprintf(stderr, "pp-crawl: --timeout: \"%s\" is not in (0, 3600] seconds\n",
-                        optarg);
-                demo_opts_free(&d);
-                free(cacert_abs);
-                return 2;
-            }
-            break;
+    options *opt = o;
+    long depth;
+    (void)prog;
+    switch (letter) {
+    case 'D':
+        if (parse_long("--depth", arg, 0, 100, &depth) != 0)
+            return -1;
+        opt->depth = (int)depth;
+        return 0;
+    case 'M':
+        return parse_long("--max-pages", arg, 1, 10000000, &opt->max_pages);
+    case 'A':
+        opt->all_hosts = 1;
+        return 0;
+    case 'T': {
+        char *end;
+        opt->timeout = strtod(arg, &end);
+        if (end == arg || *end || !(opt->timeout > 0 && opt->timeout <= 3600)) {
+            fprintf(stderr, "pp-crawl: --timeout: \"%s\" is not in (0, 3600] seconds\n", arg);
+            return -1;
         }
-        case 'Z':
-            opt.max_size = parse_long("--max-size", optarg, 1, 1L << 30);
-            break;
-        case 'U':
-            opt.ua = optarg;
-            break;
-        case 'C': {
-            /* Absolute, as the fetches may run in another directory. */
-            char *abs = realpath(optarg, NULL);
-            if (!abs) {
-                fprintf(stderr, "pp-crawl: --cacert %s: %s\n", optarg, strerror(errno));
-                demo_opts_free(&d);
-                return 2;
-            }
-            free(cacert_abs);
-            cacert_abs = abs;
-            opt.cacert = abs;
-            break;
-        }
-        case 'J':
-            opt.json = 1;
-            break;
-        default:
-            if (demo_opt(&d, ch, optarg) != 0) {
-                if (ch == '?')
-                    fprintf(stderr, "pp-crawl: try --help\n");
-                demo_opts_free(&d);
-                free(cacert_abs);
-                return 2;
-            }
-        }
+        return 0;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "pp-crawl: give at least one URL (try --help)\n");
-        demo_opts_free(&d);
-        free(cacert_abs);
-        return 2;
+    case 'Z':
+        return parse_long("--max-size", arg, 1, 1L << 30, &opt->max_size);
+    case 'U':
+        opt->ua = arg;
+        return 0;
+    case 'C': {
+        /* Absolute, as the fetches may run in another directory. */
+        char *abs = realpath(arg, NULL);
+        if (!abs) {
+            fprintf(stderr, "pp-crawl: --cacert %s: %s\n", arg, strerror(errno));
+            return -1;
+        }
+        free(opt->cacert_abs);
+        opt->cacert_abs = abs;
+        opt->cacert = abs;
+        return 0;
     }
+    default: /* 'J' */
+        opt->json = 1;
+        return 0;
+    }
+}
+
+/* Crawls from the seeds with the options: the exit status. */
+static int run(demo_opts *d, const options *opt, char **seeds, int nseeds)
+{
     curl_global_init(CURL_GLOBAL_DEFAULT);
     crawl c;
     memset(&c, 0, sizeof c);
-    c.opt = opt;
+    c.opt = *opt;
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
     int rc = 0;
-    for (int i = optind; i < argc; i++) {
+    for (int i = 0; i < nseeds; i++) {
         url_parts u;
         const char *why;
-        if (url_parse(argv[i], &u, &why) != 0) {
-            fprintf(stderr, "pp-crawl: \"%s\": %s\n", argv[i], why);
+        if (url_parse(seeds[i], &u, &why) != 0) {
+            fprintf(stderr, "pp-crawl: \"%s\": %s\n", seeds[i], why);
             rc = 2;
             goto done;
         }
@@ -662,18 +619,18 @@ int main(int argc, char **argv)
             enqueue(&c, u.norm, 0);
         url_parts_free(&u);
     }
-    c.s = demo_server_new(&d, "pp-crawl");
-    if (!c.s || demo_check_nodes(c.s, "pp-crawl") != 0) {
+    c.s = pp_server_new(demo_config(d));
+    if (demo_server_ready(d, c.s) != 0) {
         rc = 1;
         goto done;
     }
-    c.progress = isatty(STDERR_FILENO) && !opt.json;
-    if (opt.json) {
+    c.progress = isatty(STDERR_FILENO) && !opt->json;
+    if (opt->json) {
         c.json = stdout;
         c.json_first = 1;
         fprintf(c.json, "{\n  \"pages\": [");
     }
-    double t0 = now_s();
+    double t0 = demo_now();
     pthread_mutex_lock(&c.mu);
     for (;;) {
         pthread_mutex_unlock(&c.mu);
@@ -708,11 +665,11 @@ int main(int argc, char **argv)
         pthread_mutex_lock(&c.mu);
     }
     pthread_mutex_unlock(&c.mu);
-    double secs = now_s() - t0;
+    double secs = demo_now() - t0;
     if (c.progress)
         fprintf(stderr, "\r\033[K");
     double rate = secs > 0 ? (double)c.fetched / secs : 0;
-    if (opt.json) {
+    if (opt->json) {
         fprintf(c.json, "\n  ],\n  \"summary\": {\"pages\": %ld, \"links\": %ld, \"errors\": %ld, "
                         "\"bytes\": %ld, \"skipped_by_robots\": %ld, \"seconds\": %.3f, "
                         "\"pages_per_second\": %.1f}\n}\n",
@@ -741,8 +698,39 @@ done:
         free(it->url);
         free(it);
     }
-    demo_opts_free(&d);
-    free(cacert_abs);
     curl_global_cleanup();
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        DEMO_OPTIONS,
+        {"depth", required_argument, NULL, 'D'},
+        {"max-pages", required_argument, NULL, 'M'},
+        {"all-hosts", no_argument, NULL, 'A'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"max-size", required_argument, NULL, 'Z'},
+        {"user-agent", required_argument, NULL, 'U'},
+        {"cacert", required_argument, NULL, 'C'},
+        {"json", no_argument, NULL, 'J'},
+        DEMO_OPTIONS_END,
+    };
+    demo_opts d = DEMO_OPTS_INIT("pp-crawl", usage);
+    char ua_default[64];
+    snprintf(ua_default, sizeof ua_default, "pp-crawl/%s", pp_version());
+    options opt = {.depth = 2, .max_pages = 100, .timeout = 10, .max_size = 5 << 20,
+                   .ua = ua_default, .cacert = ""};
+    int rc = 0;
+    if (demo_getopt(&d, argc, argv, opts, crawl_option, &opt, &rc) == 0) {
+        if (optind < argc) {
+            rc = run(&d, &opt, argv + optind, argc - optind);
+        } else {
+            fprintf(stderr, "pp-crawl: give at least one URL (try --help)\n");
+            rc = 2;
+        }
+    }
+    demo_opts_free(&d);
+    free(opt.cacert_abs);
     return rc;
 }

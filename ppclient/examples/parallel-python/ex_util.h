@@ -1,41 +1,56 @@
 /* SPDX-License-Identifier: MIT */
-/* ex_util.h -- small helpers the Parallel Python ports share: a clock,
- * number arguments, and printing a double as Python's repr() does. */
+/* ex_util.h -- small helpers the Parallel Python ports share beyond
+ * demo_common.h: their first line, a range of numbers cut into parts
+ * (--end, --parts), and printing a double as Python's repr() does. */
 #ifndef PP_EX_UTIL_H
 #define PP_EX_UTIL_H
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* Monotonic seconds, for the "Time elapsed" lines. */
-static inline double ex_now(void)
+#include "demo_common.h"
+
+/* As demo_server_ready(): 0 when s, what pp_server_new() returned, can run
+ * the jobs, else -1 after printing why.  When it can, prints the line the
+ * originals begin with, "Starting pp with N workers". */
+static inline int ex_server_ready(const demo_opts *d, pp_server *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    if (demo_server_ready(d, s) != 0)
+        return -1;
+    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
+    return 0;
 }
 
-/* Parses a whole decimal number in [min, max] into *out.  Prints
- * "PROG: WHAT: ..." and returns -1 when it is not one. */
-static inline int ex_parse_long(const char *prog, const char *what, const char *arg, long min,
-                                long max, long *out)
+/* The numbers start..end-1, cut into `parts` jobs as the originals cut them:
+ * (end - start) / parts + 1 numbers each, the last ones cut short at end. */
+typedef struct ex_range {
+    long start, end, parts;
+} ex_range;
+
+#define EX_END_MAX (1L << 40)
+#define EX_PARTS_MAX 100000L
+
+/* The getopt_long() entries of --end and --parts, for ex_range_option(). */
+#define EX_RANGE_OPTIONS                                                                    \
+    {"end", required_argument, NULL, 'E'}, {"parts", required_argument, NULL, 'P'}
+
+/* A demo_option_fn: --end N (2..EX_END_MAX) and --parts P (1..EX_PARTS_MAX)
+ * into the ex_range `range`. */
+static inline int ex_range_option(const char *prog, int letter, const char *arg, void *range)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(arg, &end, 10);
-    if (errno || end == arg || *end) {
-        fprintf(stderr, "%s: %s: \"%s\" is not a number\n", prog, what, arg);
-        return -1;
-    }
-    if (v < min || v > max) {
-        fprintf(stderr, "%s: %s: %ld is out of range %ld..%ld\n", prog, what, v, min, max);
-        return -1;
-    }
-    *out = v;
-    return 0;
+    ex_range *r = range;
+    if (letter == 'E')
+        return demo_parse_long(prog, "--end", arg, 2, EX_END_MAX, &r->end);
+    return demo_parse_long(prog, "--parts", arg, 1, EX_PARTS_MAX, &r->parts);
+}
+
+/* Part i of the range: the numbers *lo..*hi-1. */
+static inline void ex_range_part(const ex_range *r, long i, long *lo, long *hi)
+{
+    long step = (r->end - r->start) / r->parts + 1;
+    *lo = r->start + i * step;
+    *hi = r->start + (i + 1) * step < r->end ? r->start + (i + 1) * step : r->end;
 }
 
 /* The shortest text that reads back as x, as Python's repr(float) prints

@@ -29,99 +29,72 @@ static void usage(FILE *fp)
             "each, on the local cores and the given ppservers; then pp's statistics.\n"
             "\n"
             "  --terms N           terms of the series, plus one (1..%ld)\n"
-            "  --points P          points, and jobs (1..100000)\n"
-            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
-            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
-            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
-            "  -h, --help          this text\n",
-            PPEX_TERMS_MAX, PP_DEFAULT_PORT);
+            "  --points P          points, and jobs (1..100000)\n",
+            PPEX_TERMS_MAX);
+    demo_usage_options(fp);
+}
+
+/* --terms N and --points P. */
+typedef struct settings {
+    long terms, points;
+} settings;
+
+static int settings_option(const char *prog, int letter, const char *arg, void *ctx)
+{
+    settings *set = ctx;
+    if (letter == 'T')
+        return demo_parse_long(prog, "--terms", arg, 1, PPEX_TERMS_MAX, &set->terms);
+    return demo_parse_long(prog, "--points", arg, 1, 100000, &set->points);
 }
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
+    settings set = {.terms = 20000, .points = 32}; /* the defaults */
     static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
+        DEMO_OPTIONS,
         {"terms", required_argument, NULL, 'T'},
         {"points", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        DEMO_OPTIONS_END,
     };
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     pp_server *s = NULL;
     pp_job **jobs = NULL;
     double *xs = NULL;
-    long terms = 20000, points = 32;
-    int rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            goto done;
-        }
-        if (c == 'T' || c == 'P') {
-            if (c == 'T' ? ex_parse_long(PROG, "--terms", optarg, 1, PPEX_TERMS_MAX, &terms)
-                         : ex_parse_long(PROG, "--points", optarg, 1, 100000, &points)) {
-                rc = 2;
-                goto done;
-            }
-            continue;
-        }
-        if (demo_opt(&d, c, optarg) != 0) {
-            if (c == '?' || c == ':')
-                fprintf(stderr, PROG ": try --help\n");
-            rc = 2;
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (try --help)\n", argv[optind]);
-        rc = 2;
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, settings_option, &set, &rc) != 0 ||
+        demo_no_operands(&d, argc, argv, &rc) != 0)
         goto done;
-    }
-    jobs = calloc((size_t)points, sizeof *jobs);
-    xs = calloc((size_t)points, sizeof *xs);
-    if (!jobs || !xs) {
-        fprintf(stderr, PROG ": out of memory\n");
-        rc = 1;
-        goto done;
-    }
+    jobs = demo_calloc(&d, (size_t)set.points, sizeof *jobs);
+    xs = demo_calloc(&d, (size_t)set.points, sizeof *xs);
 
-    s = demo_server_new(&d, PROG);
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d));
+    if (ex_server_ready(&d, s) != 0)
         goto done;
-    }
-    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
-    double t0 = ex_now();
-    for (long i = 0; i < points; i++) {
+    double t0 = demo_now();
+    for (long i = 0; i < set.points; i++) {
         /* The dual number x + 1 dx: its derivative with respect to x is 1. */
-        xs[i] = (double)i / (double)points + 1;
-        jobs[i] = pp_submitf(s, ppex_t_log, NULL, "ddl", xs[i], 1.0, terms);
+        xs[i] = (double)i / (double)set.points + 1;
+        jobs[i] = pp_submitf(s, ppex_t_log, NULL, "ddl", xs[i], 1.0, set.terms);
         if (!jobs[i]) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
     }
-    for (long i = 0; i < points; i++) {
+    for (long i = 0; i < set.points; i++) {
         double val, dval;
         if (pp_job_unpack(jobs[i], "dd", &val, &dval) != 0) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
         printf("t_log(%f) = %f, t_log'(%f) = %f\n", xs[i], val, xs[i], dval);
     }
-    printf("Time elapsed: %.3f s\n", ex_now() - t0);
+    printf("Time elapsed: %.3f s\n", demo_now() - t0);
     fflush(stdout);
     pp_print_stats(s, stdout);
+    rc = 0;
 done:
-    for (long i = 0; jobs && i < points; i++)
-        pp_job_free(jobs[i]);
+    demo_jobs_free(jobs, set.points);
     pp_server_free(s);
-    free(jobs);
     free(xs);
     demo_opts_free(&d);
     return rc;

@@ -28,12 +28,9 @@ static void usage(FILE *fp)
             "the sum, how far it is from ln(2), ln(2) itself and pp's statistics.\n"
             "\n"
             "  --end N             the first term not summed (2..%ld)\n"
-            "  --parts P           jobs (1..100000)\n"
-            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
-            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
-            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
-            "  -h, --help          this text\n",
-            1L << 40, PP_DEFAULT_PORT);
+            "  --parts P           jobs (1..%ld)\n",
+            EX_END_MAX, EX_PARTS_MAX);
+    demo_usage_options(fp);
 }
 
 /* The callbacks' total (the original's Sum class). */
@@ -63,62 +60,26 @@ static void add(pp_job *j, void *arg)
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
-    static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
-        {"end", required_argument, NULL, 'E'},
-        {"parts", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ex_range r = {.start = 1, .end = 20000000, .parts = 128}; /* --end and --parts */
+    static const struct option opts[] = {DEMO_OPTIONS, EX_RANGE_OPTIONS, DEMO_OPTIONS_END};
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     series_sum sum = {.lock = PTHREAD_MUTEX_INITIALIZER};
     pp_server *s = NULL;
-    long start = 1, end = 20000000, parts = 128;
-    int rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            goto done;
-        }
-        if (c == 'E' || c == 'P') {
-            if (c == 'E' ? ex_parse_long(PROG, "--end", optarg, 2, 1L << 40, &end)
-                         : ex_parse_long(PROG, "--parts", optarg, 1, 100000, &parts)) {
-                rc = 2;
-                goto done;
-            }
-            continue;
-        }
-        if (demo_opt(&d, c, optarg) != 0) {
-            if (c == '?' || c == ':')
-                fprintf(stderr, PROG ": try --help\n");
-            rc = 2;
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (try --help)\n", argv[optind]);
-        rc = 2;
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, ex_range_option, &r, &rc) != 0 ||
+        demo_no_operands(&d, argc, argv, &rc) != 0)
         goto done;
-    }
 
-    s = demo_server_new(&d, PROG);
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d));
+    if (ex_server_ready(&d, s) != 0)
         goto done;
-    }
-    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
-    double t0 = ex_now();
-    long step = (end - start) / parts + 1;
+    double t0 = demo_now();
     pp_submit_opts o = {.callback = add, .callback_arg = &sum};
-    for (long i = 0; i < parts; i++) {
-        long starti = start + i * step;
-        long endi = start + (i + 1) * step < end ? start + (i + 1) * step : end;
+    for (long i = 0; i < r.parts; i++) {
+        long starti, endi;
+        ex_range_part(&r, i, &starti, &endi);
         if (!pp_submitf(s, ppex_part_sum, &o, "ll", starti, endi)) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
     }
@@ -130,16 +91,16 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&sum.lock);
     if (failed) {
         fprintf(stderr, "%s\n", sum.error);
-        fprintf(stderr, PROG ": %d of %ld jobs failed\n", failed, parts);
-        rc = 1;
+        fprintf(stderr, PROG ": %d of %ld jobs failed\n", failed, r.parts);
         goto done;
     }
     char a[32], b[32];
     printf("Partial sum is %s | diff = %s\n", ex_repr(value, a), ex_repr(log(2) - value, b));
     printf("Exact value: ln(2) = %s\n", ex_repr(log(2), a));
-    printf("Time elapsed: %.3f s\n", ex_now() - t0);
+    printf("Time elapsed: %.3f s\n", demo_now() - t0);
     fflush(stdout);
     pp_print_stats(s, stdout);
+    rc = 0;
 done:
     pp_server_free(s); /* jobs still pending (after an error) are cancelled */
     pthread_mutex_destroy(&sum.lock);

@@ -31,73 +31,35 @@ static void usage(FILE *fp)
             "\n"
             "  --ncpus N           the largest pool (default: the CPUs available; at least 1)\n"
             "  --end N             the first term not summed (2..%ld)\n"
-            "  --parts P           jobs per setting (1..100000)\n"
+            "  --parts P           jobs per setting (1..%ld)\n"
             "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d);\n"
             "                      they take part in every setting\n"
             "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
             "  -h, --help          this text\n",
-            1L << 40, PP_DEFAULT_PORT);
+            EX_END_MAX, EX_PARTS_MAX, PP_DEFAULT_PORT);
 }
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
-    static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
-        {"end", required_argument, NULL, 'E'},
-        {"parts", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ex_range r = {.start = 1, .end = 20000000, .parts = 64}; /* --end and --parts */
+    static const struct option opts[] = {DEMO_OPTIONS, EX_RANGE_OPTIONS, DEMO_OPTIONS_END};
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     pp_server *s = NULL;
     pp_job **jobs = NULL;
-    long start = 1, end = 20000000, parts = 64;
-    int rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            goto done;
-        }
-        if (c == 'E' || c == 'P') {
-            if (c == 'E' ? ex_parse_long(PROG, "--end", optarg, 2, 1L << 40, &end)
-                         : ex_parse_long(PROG, "--parts", optarg, 1, 100000, &parts)) {
-                rc = 2;
-                goto done;
-            }
-            continue;
-        }
-        if (demo_opt(&d, c, optarg) != 0) {
-            if (c == '?' || c == ':')
-                fprintf(stderr, PROG ": try --help\n");
-            rc = 2;
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (try --help)\n", argv[optind]);
-        rc = 2;
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, ex_range_option, &r, &rc) != 0 ||
+        demo_no_operands(&d, argc, argv, &rc) != 0)
         goto done;
-    }
     if (d.ncpus == 0) {
         fprintf(stderr, PROG ": --ncpus must be at least 1: it is the largest local pool\n");
         rc = 2;
         goto done;
     }
-    jobs = calloc((size_t)parts, sizeof *jobs);
-    if (!jobs) {
-        fprintf(stderr, PROG ": out of memory\n");
-        rc = 1;
-        goto done;
-    }
+    jobs = demo_calloc(&d, (size_t)r.parts, sizeof *jobs);
 
-    s = demo_server_new(&d, PROG); /* the pool starts at its largest */
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d)); /* the pool starts at its largest */
+    if (demo_server_ready(&d, s) != 0)
         goto done;
-    }
     int max = pp_get_ncpus(s); /* --ncpus, or the CPUs available */
     int settings[40], nsettings = 0;
     for (int n = 1; n < max && nsettings < 30; n *= 2)
@@ -105,34 +67,30 @@ int main(int argc, char **argv)
     settings[nsettings++] = max;
     settings[nsettings++] = 1; /* and back, as the original does */
 
-    long step = (end - start) / parts + 1;
     double first = 0;
     int identical = 1;
     for (int k = 0; k < nsettings; k++) {
         if (pp_set_ncpus(s, settings[k]) != 0) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
-        double t0 = ex_now();
+        double t0 = demo_now();
         printf("Starting pp with %d workers\n", pp_get_ncpus(s));
-        for (long i = 0; i < parts; i++) {
-            long starti = start + i * step;
-            long endi = start + (i + 1) * step < end ? start + (i + 1) * step : end;
+        for (long i = 0; i < r.parts; i++) {
+            long starti, endi;
+            ex_range_part(&r, i, &starti, &endi);
             jobs[i] = pp_submitf(s, ppex_part_sum, NULL, "ll", starti, endi);
             if (!jobs[i]) {
                 fprintf(stderr, "%s\n", pp_last_error());
-                rc = 1;
                 goto done;
             }
         }
         /* The results, in submission order, added up. */
         double sum = 0;
-        for (long i = 0; i < parts; i++) {
+        for (long i = 0; i < r.parts; i++) {
             double v;
             if (pp_job_unpack(jobs[i], "d", &v) != 0) {
                 fprintf(stderr, "%s\n", pp_last_error());
-                rc = 1;
                 goto done;
             }
             sum += v;
@@ -141,7 +99,7 @@ int main(int argc, char **argv)
         }
         char a[32], b[32];
         printf("Partial sum is %s | diff = %s\n", ex_repr(sum, a), ex_repr(log(2) - sum, b));
-        printf("Time elapsed: %.3f s\n\n", ex_now() - t0);
+        printf("Time elapsed: %.3f s\n\n", demo_now() - t0);
         fflush(stdout);
         if (k == 0)
             first = sum;
@@ -151,13 +109,10 @@ int main(int argc, char **argv)
     printf("Results identical with every number of workers: %s\n", identical ? "yes" : "NO");
     fflush(stdout);
     pp_print_stats(s, stdout);
-    if (!identical)
-        rc = 1;
+    rc = identical ? 0 : 1;
 done:
-    for (long i = 0; jobs && i < parts; i++)
-        pp_job_free(jobs[i]);
+    demo_jobs_free(jobs, r.parts);
     pp_server_free(s);
-    free(jobs);
     demo_opts_free(&d);
     return rc;
 }

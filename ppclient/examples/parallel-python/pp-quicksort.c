@@ -38,12 +38,29 @@ static void usage(FILE *fp)
             "  --max V             the largest value (0..%ld)\n"
             "  --depth D           levels of splitting (0..16; 0 = one job)\n"
             "  --seed S            seed of the generator (splitmix64; value = next %% (V+1));\n"
-            "                      default from the clock, printed\n"
-            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
-            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
-            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
-            "  -h, --help          this text\n",
-            SIZE_MAX_ARG, VALUE_MAX_ARG, PP_DEFAULT_PORT);
+            "                      default from the clock, printed\n",
+            SIZE_MAX_ARG, VALUE_MAX_ARG);
+    demo_usage_options(fp);
+}
+
+/* --size, --max, --depth and --seed. */
+typedef struct settings {
+    long size, max, depth, seed;
+} settings;
+
+static int settings_option(const char *prog, int letter, const char *arg, void *ctx)
+{
+    settings *set = ctx;
+    switch (letter) {
+    case 'N':
+        return demo_parse_long(prog, "--size", arg, 1, SIZE_MAX_ARG, &set->size);
+    case 'V':
+        return demo_parse_long(prog, "--max", arg, 0, VALUE_MAX_ARG, &set->max);
+    case 'D':
+        return demo_parse_long(prog, "--depth", arg, 0, 16, &set->depth);
+    default: /* 'R' */
+        return demo_parse_long(prog, "--seed", arg, 0, INT64_MAX, &set->seed);
+    }
 }
 
 /* splitmix64: small, good, and easy to redo in any language. */
@@ -134,86 +151,43 @@ static int split(pp_server *s, const long *a, size_t n, int depth, plan *pl)
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
+    settings set = {.size = 1000000, .max = 100000, .depth = 5, .seed = -1}; /* the defaults */
     static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
+        DEMO_OPTIONS,
         {"size", required_argument, NULL, 'N'},
         {"max", required_argument, NULL, 'V'},
         {"depth", required_argument, NULL, 'D'},
         {"seed", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        DEMO_OPTIONS_END,
     };
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     pp_server *s = NULL;
     plan pl = {0};
     long *input = NULL, *output = NULL, *part = NULL;
     size_t *counts = NULL;
-    long size = 1000000, max = 100000, depth = 5, seed = -1;
-    int rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case 'h':
-            usage(stdout);
-            goto done;
-        case 'N':
-            bad = ex_parse_long(PROG, "--size", optarg, 1, SIZE_MAX_ARG, &size);
-            break;
-        case 'V':
-            bad = ex_parse_long(PROG, "--max", optarg, 0, VALUE_MAX_ARG, &max);
-            break;
-        case 'D':
-            bad = ex_parse_long(PROG, "--depth", optarg, 0, 16, &depth);
-            break;
-        case 'R':
-            bad = ex_parse_long(PROG, "--seed", optarg, 0, INT64_MAX, &seed);
-            break;
-        default:
-            if ((bad = demo_opt(&d, c, optarg)) != 0 && (c == '?' || c == ':'))
-                fprintf(stderr, PROG ": try --help\n");
-        }
-        if (bad) {
-            rc = 2;
-            goto done;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, PROG ": unexpected argument \"%s\" (try --help)\n", argv[optind]);
-        rc = 2;
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, settings_option, &set, &rc) != 0 ||
+        demo_no_operands(&d, argc, argv, &rc) != 0)
         goto done;
-    }
-    if (seed < 0)
-        seed = (long)(time(NULL) ^ ((long)getpid() << 16)) & INT32_MAX;
+    if (set.seed < 0)
+        set.seed = (long)(time(NULL) ^ ((long)getpid() << 16)) & INT32_MAX;
 
-    size_t n = (size_t)size;
-    input = malloc(n * sizeof *input);
-    output = malloc(n * sizeof *output);
-    counts = calloc((size_t)max + 1, sizeof *counts);
-    if (!input || !output || !counts) {
-        fprintf(stderr, PROG ": out of memory\n");
-        rc = 1;
-        goto done;
-    }
-    uint64_t state = (uint64_t)seed;
+    size_t n = (size_t)set.size;
+    input = demo_calloc(&d, n, sizeof *input);
+    output = demo_calloc(&d, n, sizeof *output);
+    counts = demo_calloc(&d, (size_t)set.max + 1, sizeof *counts);
+    uint64_t state = (uint64_t)set.seed;
     for (size_t i = 0; i < n; i++)
-        input[i] = (long)(next_random(&state) % ((uint64_t)max + 1));
+        input[i] = (long)(next_random(&state) % ((uint64_t)set.max + 1));
 
-    s = demo_server_new(&d, PROG);
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d));
+    if (ex_server_ready(&d, s) != 0)
         goto done;
-    }
-    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
-    printf("Sorting %zu random numbers in 0..%ld (seed %ld), split %ld levels deep\n", n, max,
-           seed, depth);
-    double t0 = ex_now();
-    if (split(s, input, n, (int)depth, &pl) != 0) {
-        rc = 1;
+    printf("Sorting %zu random numbers in 0..%ld (seed %ld), split %ld levels deep\n", n,
+           set.max, set.seed, set.depth);
+    double t0 = demo_now();
+    if (split(s, input, n, (int)set.depth, &pl) != 0)
         goto done;
-    }
     /* The pieces in order: pivots as they are, the jobs' sorted runs. */
     size_t at = 0;
     for (size_t k = 0; k < pl.n; k++) {
@@ -224,12 +198,10 @@ int main(int argc, char **argv)
         size_t m;
         if (pp_job_unpack(pl.p[k].job, "L", &part, &m) != 0) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
         if (m > n - at) {
             fprintf(stderr, PROG ": a job returned more numbers than it was given\n");
-            rc = 1;
             goto done;
         }
         if (m)
@@ -238,7 +210,7 @@ int main(int argc, char **argv)
         free(part);
         part = NULL;
     }
-    double took = ex_now() - t0;
+    double took = demo_now() - t0;
 
     printf("first 30 numbers in increasing order: [");
     for (size_t i = 0; i < at && i < 30; i++)
@@ -251,7 +223,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         counts[input[i]]++;
     for (size_t i = 0; i < at && permutation; i++) {
-        if (output[i] < 0 || output[i] > max || counts[output[i]] == 0)
+        if (output[i] < 0 || output[i] > set.max || counts[output[i]] == 0)
             permutation = 0;
         else
             counts[output[i]]--;
@@ -265,8 +237,7 @@ int main(int argc, char **argv)
     printf("Time elapsed: %.3f s\n", took);
     fflush(stdout);
     pp_print_stats(s, stdout);
-    if (!sorted || !permutation)
-        rc = 1;
+    rc = sorted && permutation ? 0 : 1;
 done:
     for (size_t k = 0; k < pl.n; k++)
         pp_job_free(pl.p[k].job);

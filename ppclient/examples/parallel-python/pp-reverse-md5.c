@@ -30,12 +30,9 @@ static void usage(FILE *fp)
             "given ppservers; then pp's statistics.  Exit status 1 if none has it.\n"
             "\n"
             "  --end N             the first number not tried (2..%ld)\n"
-            "  --parts P           jobs (1..100000)\n"
-            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
-            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
-            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
-            "  -h, --help          this text\n",
-            DEFAULT_NUMBER, 1L << 40, PP_DEFAULT_PORT);
+            "  --parts P           jobs (1..%ld)\n",
+            DEFAULT_NUMBER, EX_END_MAX, EX_PARTS_MAX);
+    demo_usage_options(fp);
 }
 
 static int is_md5_hex(const char *s)
@@ -45,42 +42,15 @@ static int is_md5_hex(const char *s)
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
-    static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
-        {"end", required_argument, NULL, 'E'},
-        {"parts", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    ex_range r = {.start = 1, .end = 2000000, .parts = 128}; /* --end and --parts */
+    char hash[33]; /* the digest looked for */
+    static const struct option opts[] = {DEMO_OPTIONS, EX_RANGE_OPTIONS, DEMO_OPTIONS_END};
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     pp_server *s = NULL;
     pp_job **jobs = NULL;
-    long start = 1, end = 2000000, parts = 128;
-    char hash[33];
-    int rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            goto done;
-        }
-        if (c == 'E' || c == 'P') {
-            if (c == 'E' ? ex_parse_long(PROG, "--end", optarg, 2, 1L << 40, &end)
-                         : ex_parse_long(PROG, "--parts", optarg, 1, 100000, &parts)) {
-                rc = 2;
-                goto done;
-            }
-            continue;
-        }
-        if (demo_opt(&d, c, optarg) != 0) {
-            if (c == '?' || c == ':')
-                fprintf(stderr, PROG ": try --help\n");
-            rc = 2;
-            goto done;
-        }
-    }
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, ex_range_option, &r, &rc) != 0)
+        goto done;
     if (argc - optind > 1) {
         fprintf(stderr, PROG ": give one HASH at most (try --help)\n");
         rc = 2;
@@ -96,64 +66,49 @@ int main(int argc, char **argv)
         snprintf(hash, sizeof hash, "%s", argv[optind]);
     } else if (ppex_md5_hex(DEFAULT_NUMBER, strlen(DEFAULT_NUMBER), hash) != 0) {
         fprintf(stderr, PROG ": libcrypto cannot compute MD5\n");
-        rc = 1;
         goto done;
     }
-    jobs = calloc((size_t)parts, sizeof *jobs);
-    if (!jobs) {
-        fprintf(stderr, PROG ": out of memory\n");
-        rc = 1;
-        goto done;
-    }
+    jobs = demo_calloc(&d, (size_t)r.parts, sizeof *jobs);
 
-    s = demo_server_new(&d, PROG);
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d));
+    if (ex_server_ready(&d, s) != 0)
         goto done;
-    }
-    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
     printf("hash = %s\n", hash);
-    double t0 = ex_now();
-    long step = (end - start) / parts + 1;
-    for (long i = 0; i < parts; i++) {
-        long starti = start + i * step;
-        long endi = start + (i + 1) * step < end ? start + (i + 1) * step : end;
+    double t0 = demo_now();
+    for (long i = 0; i < r.parts; i++) {
+        long starti, endi;
+        ex_range_part(&r, i, &starti, &endi);
         jobs[i] = pp_submitf(s, ppex_md5test, NULL, "sll", hash, starti, endi);
         if (!jobs[i]) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
     }
     /* The results in order, up to the first part that has the number. */
     long found = -1;
-    for (long i = 0; i < parts && found < 0; i++) {
+    for (long i = 0; i < r.parts && found < 0; i++) {
         size_t len;
-        const void *r = pp_job_result(jobs[i], &len);
+        const void *result = pp_job_result(jobs[i], &len);
         char what[4];
         /* "l": the number; "n": nil, the original's None */
-        if (!r || pp_unpack_format(r, len, what, sizeof what) < 0 ||
-            (strcmp(what, "n") != 0 && pp_unpack(r, len, "l", &found) != 0)) {
+        if (!result || pp_unpack_format(result, len, what, sizeof what) < 0 ||
+            (strcmp(what, "n") != 0 && pp_unpack(result, len, "l", &found) != 0)) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
     }
-    if (found >= 0) {
+    if (found >= 0)
         printf("Reverse md5 for %s is %ld\n", hash, found);
-    } else {
+    else
         printf("Reverse md5 for %s has not been found\n", hash);
-        rc = 1;
-    }
-    printf("Time elapsed: %.3f s\n", ex_now() - t0);
+    printf("Time elapsed: %.3f s\n", demo_now() - t0);
     fflush(stdout);
     pp_print_stats(s, stdout);
     pp_wait(s, NULL); /* the parts after the one that had it (not necessary) */
+    rc = found >= 0 ? 0 : 1;
 done:
-    for (long i = 0; jobs && i < parts; i++)
-        pp_job_free(jobs[i]);
+    demo_jobs_free(jobs, r.parts);
     pp_server_free(s);
-    free(jobs);
     demo_opts_free(&d);
     return rc;
 }

@@ -24,78 +24,49 @@ static void usage(FILE *fp)
             "Parallel Python's sum_primes example: the sum of the primes below 100, then\n"
             "below every N (default 100000 100100 ... 100700), one pp job each, on the\n"
             "local cores and on the given ppservers; then pp's statistics.\n"
-            "\n"
-            "  --servers LIST      ppserver nodes, comma-separated host[:port] (default port %d)\n"
-            "  --secret-file FILE  the cluster's shared secret (else $PP_SECRET)\n"
-            "  --ncpus N           local workers (default: the CPUs available; 0 = remote only)\n"
-            "  -h, --help          this text\n",
-            PP_DEFAULT_PORT);
+            "\n");
+    demo_usage_options(fp);
 }
 
 int main(int argc, char **argv)
 {
-    demo_opts d;
-    demo_opts_init(&d);
-    static const struct option opts[] = {
-        {"servers", required_argument, NULL, 'S'},
-        {"secret-file", required_argument, NULL, 'F'},
-        {"ncpus", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    static const struct option opts[] = {DEMO_OPTIONS, DEMO_OPTIONS_END};
+    demo_opts d = DEMO_OPTS_INIT(PROG, usage);
     pp_server *s = NULL;
     pp_template *tpl = NULL;
     pp_job *job1 = NULL, **jobs = NULL;
     long *inputs = NULL;
-    int count = 0, rc = 0, c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            goto done;
-        }
-        if (demo_opt(&d, c, optarg) != 0) {
-            if (c == '?' || c == ':')
-                fprintf(stderr, PROG ": try --help\n");
-            rc = 2;
-            goto done;
-        }
-    }
-    count = optind < argc ? argc - optind : 8;
-    inputs = calloc((size_t)count, sizeof *inputs);
-    jobs = calloc((size_t)count, sizeof *jobs);
-    if (!inputs || !jobs) {
-        fprintf(stderr, PROG ": out of memory\n");
-        rc = 1;
+    int count = 0, failed = 0;
+    int rc = 1; /* the exit status: 1 until the end */
+    if (demo_getopt(&d, argc, argv, opts, NULL, NULL, &rc) != 0)
         goto done;
-    }
+    count = optind < argc ? argc - optind : 8;
+    inputs = demo_calloc(&d, (size_t)count, sizeof *inputs);
+    jobs = demo_calloc(&d, (size_t)count, sizeof *jobs);
     for (int i = 0; i < count; i++) {
         if (optind >= argc)
             inputs[i] = 100000 + 100L * i;
-        else if (ex_parse_long(PROG, "N", argv[optind + i], 0, PPEX_PRIMES_MAX, &inputs[i]) != 0) {
+        else if (demo_parse_long(PROG, "N", argv[optind + i], 0, PPEX_PRIMES_MAX,
+                                 &inputs[i]) != 0) {
             rc = 2;
             goto done;
         }
     }
 
-    s = demo_server_new(&d, PROG);
-    if (!s || demo_check_nodes(s, PROG) != 0) {
-        rc = 1;
+    s = pp_server_new(demo_config(&d));
+    if (ex_server_ready(&d, s) != 0)
         goto done;
-    }
-    printf("Starting pp with %d workers\n", pp_get_ncpus(s));
-    double t0 = ex_now();
+    double t0 = demo_now();
 
     /* One job: sum_primes(100); its result waits for it. */
     job1 = pp_submitf(s, ppex_sum_primes, NULL, "l", 100L);
     if (!job1) {
         fprintf(stderr, "%s\n", pp_last_error());
-        rc = 1;
         goto done;
     }
     long sum;
     if (pp_job_unpack(job1, "l", &sum) != 0) {
         fprintf(stderr, "%s\n", pp_last_error());
-        rc = 1;
         goto done;
     }
     printf("Sum of primes below 100 is %ld\n", sum);
@@ -104,14 +75,12 @@ int main(int argc, char **argv)
     tpl = pp_template_new(s, ppex_sum_primes, NULL);
     if (!tpl) {
         fprintf(stderr, "%s\n", pp_last_error());
-        rc = 1;
         goto done;
     }
     for (int i = 0; i < count; i++) {
         jobs[i] = pp_template_submitf(tpl, "l", inputs[i]);
         if (!jobs[i]) {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
             goto done;
         }
     }
@@ -120,19 +89,18 @@ int main(int argc, char **argv)
             printf("Sum of primes below %ld is %ld\n", inputs[i], sum);
         } else {
             fprintf(stderr, "%s\n", pp_last_error());
-            rc = 1;
+            failed = 1;
         }
     }
-    printf("Time elapsed: %.3f s\n", ex_now() - t0);
+    printf("Time elapsed: %.3f s\n", demo_now() - t0);
     fflush(stdout);
     pp_print_stats(s, stdout);
+    rc = failed;
 done:
-    for (int i = 0; jobs && i < count; i++)
-        pp_job_free(jobs[i]);
+    demo_jobs_free(jobs, count);
     pp_job_free(job1);
     pp_template_free(tpl);
     pp_server_free(s);
-    free(jobs);
     free(inputs);
     demo_opts_free(&d);
     return rc;
