@@ -456,7 +456,7 @@ static void r_connected(pp_connector *cx, int fd, const char *why)
         return;
     }
     uint8_t hello[PP_HELLO_LEN];
-    if (pp_hs_client_hello(&r->hs, &s->key, hello) != PP_HS_OK ||
+    if (pp_hs_client_hello(&r->hs, &s->key, NULL, hello) != PP_HS_OK ||
         pp_conn_send(r->conn, PP_T_HELLO, 0, 0, hello, sizeof hello) != 0) {
         r_lost(r, r->hs.err[0] ? r->hs.err : "cannot send HELLO", 0, 0, 0);
         return;

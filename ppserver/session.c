@@ -121,7 +121,7 @@ static int on_hello(session *s, const pp_frame *f, refusal *r)
 {
     server *srv = s->srv;
     uint8_t chal[PP_CHALLENGE_LEN];
-    if (pp_hs_server_hello(&s->hs, &srv->key, f, srv->max_frame,
+    if (pp_hs_server_hello(&s->hs, &srv->key, NULL, f, srv->max_frame,
                            (uint32_t)pp_pool_target(srv->pool), chal) != PP_HS_OK)
         return refuse(r, s->hs.err_code ? s->hs.err_code : PP_E_PROTOCOL, PP_LOG_WARN, "%s",
                       s->hs.err);
@@ -533,13 +533,23 @@ void session_tick(session *s, double now)
     server *srv = s->srv;
     if (s->state != S_READY)
         return;
-    size_t out = pp_conn_outbytes(s->conn);
+    /* What waits for the client: our queue and our kernel's send queue
+     * (which can grow to megabytes and take all of ours while the client
+     * reads nothing); and whether it took bytes since the last tick (TCP's
+     * count of what it acknowledged). */
+    uint64_t acked = 0;
+    size_t kernel = 0, out = pp_conn_outbytes(s->conn);
+    int tcp = pp_net_tcp_progress(s->fd, &acked, &kernel) == 0;
+    size_t waiting = out + kernel;
+    int drained = tcp ? acked > s->acked_mark : out < s->out_mark;
+    s->acked_mark = acked;
+    s->out_mark = out;
     size_t outcap = (size_t)(srv->cfg->max_output_mib * 1048576.0);
     size_t held = s->nqueued + s->nparked;
     /* Its results pile up (we may have stopped reading it for that): it is
      * judged by them below, and its silence then says nothing. */
-    int output_bound =
-        out > outcap / 2 || (s->paused && held < (size_t)srv->cfg->max_queue / 2 && out > 0);
+    int output_bound = waiting > outcap / 2 ||
+                       (s->paused && held < (size_t)srv->cfg->max_queue / 2 && waiting > 0);
     if (output_bound)
         s->last_rx = now;
     if (now - s->last_rx > srv->cfg->dead_after) {
@@ -555,17 +565,10 @@ void session_tick(session *s, double now)
         session_free(s);
         return;
     }
-    /* Draining: the client took bytes since the last tick (TCP's count of
-     * what it acknowledged; our own queue can shrink into the kernel's
-     * buffers while the client reads nothing). */
-    uint64_t acked = 0;
-    int drained = pp_net_bytes_acked(s->fd, &acked) == 0 ? acked > s->acked_mark
-                                                          : out < s->out_mark;
-    s->acked_mark = acked;
     if (output_bound && !drained) {
-        if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || out > outcap) {
+        if (++s->stuck_ticks * srv->cfg->heartbeat > srv->cfg->dead_after || waiting > outcap) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: the client does not read its results "
-                                           "(%zu bytes waiting); closing", s->peer, out);
+                                           "(%zu bytes waiting); closing", s->peer, waiting);
             /* Abortive close: the results already in the kernel for it are
              * dropped now instead of held while it (maybe never) reads. */
             struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -576,7 +579,6 @@ void session_tick(session *s, double now)
     } else {
         s->stuck_ticks = 0;
     }
-    s->out_mark = out;
     pp_conn_send(s->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
 }
 

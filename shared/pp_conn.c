@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* pp_conn.c -- framed non-blocking endpoint with batched writes. */
+/* pp_conn.c -- framed non-blocking endpoint with batched writes, over a
+ * transport (pp_transport.h). */
 #include "pp_conn.h"
 
 #include <errno.h>
@@ -28,7 +29,7 @@ struct pp_conn {
     pp_loop *loop;
     pp_io rio, wio;          /* wio unused when both fds are the same */
     int same_fd;
-    pp_transport tr;
+    pp_transport tr;         /* tr.ops never NULL */
     pp_conn_cbs cbs;
     void *data;
     pp_wire_reader rd;
@@ -36,29 +37,90 @@ struct pp_conn {
     size_t qhead, qlen, qcap;
     size_t outbytes, outcap;
     int paused, closed, close_pending;
+    int handshaking;         /* the transport's handshake is not done */
+    pp_tr_status hs_want;    /* what its last step waits for */
+    pp_tr_status rd_want;    /* what reading waits for: READ, or WRITE */
+    pp_tr_status wr_want;    /* what writing waits for: WRITE, or READ */
+    int ready_due;           /* on_ready still to be called */
+    int drain_due;           /* read what the transport holds at the kick */
+    /* Due at once when armed: fires after the turn's fd events, and keeps
+     * the loop from sleeping until then.  Calls on_ready for a transport
+     * without a handshake and reads the bytes the transport holds, which
+     * no fd event would announce. */
+    pp_timer kick;
     char why[PP_ERR_LEN];
 };
 
-static ssize_t plain_read(void *ctx, int fd, void *buf, size_t n)
-{
-    (void)ctx;
-    return read(fd, buf, n);
-}
-
-static ssize_t plain_writev(void *ctx, int fd, const struct iovec *iov, int iovcnt)
-{
-    (void)ctx;
-    return writev(fd, iov, iovcnt);
-}
-
 static void conn_io(pp_loop *loop, pp_io *io, unsigned ev);
+static void conn_kick(pp_loop *loop, pp_timer *t);
+static void do_read(pp_conn *c);
+
+/* ---- the transport ---- */
+
+static size_t tr_pending(const pp_conn *c)
+{
+    return c->tr.ops->pending ? c->tr.ops->pending(c->tr.ctx) : 0;
+}
+
+/* Closes with "<what>: <the transport's text, or strerror(err)>". */
+static void tr_fail(pp_conn *c, const char *what, int err)
+{
+    const char *text = c->tr.ops->error ? c->tr.ops->error(c->tr.ctx) : NULL;
+    char why[PP_ERR_LEN];
+    snprintf(why, sizeof why, "%s: %s", what, text && *text ? text : strerror(err));
+    pp_conn_close(c, why);
+}
+
+/* Makes the kick timer due now (after this turn's fd events). */
+static void kick_soon(pp_conn *c)
+{
+    if (!pp_timer_armed(&c->kick))
+        pp_timer_start(c->loop, &c->kick, pp_now());
+}
+
+/* The transport holds bytes no fd event will announce: read them at the
+ * kick, unless reading is off (resuming calls this again) or waits for the
+ * write fd (its event retries the read: trying sooner would spin). */
+static void drain_soon(pp_conn *c)
+{
+    if (c->closed || c->paused || c->handshaking || c->rd_want == PP_TR_WANT_WRITE ||
+        tr_pending(c) == 0)
+        return;
+    c->drain_due = 1;
+    kick_soon(c);
+}
+
+/* The fds' events for what each direction waits for. */
+static void wanted(const pp_conn *c, unsigned *on_r, unsigned *on_w)
+{
+    int r = 0, w = 0;
+    if (c->handshaking) {
+        r = c->hs_want == PP_TR_WANT_READ;
+        w = !r;
+    } else {
+        if (!c->paused) {
+            if (c->rd_want == PP_TR_WANT_WRITE)
+                w = 1;
+            else
+                r = 1;
+        }
+        if (c->outbytes) {
+            if (c->wr_want == PP_TR_WANT_READ)
+                r = 1;
+            else
+                w = 1;
+        }
+    }
+    *on_r = r ? PP_EV_READ : 0;
+    *on_w = w ? PP_EV_WRITE : 0;
+}
 
 static void update_watch(pp_conn *c)
 {
     if (c->closed)
         return;
-    unsigned want_r = c->paused ? 0 : PP_EV_READ;
-    unsigned want_w = c->outbytes ? PP_EV_WRITE : 0;
+    unsigned want_r, want_w;
+    wanted(c, &want_r, &want_w);
     if (c->same_fd) {
         pp_loop_mod(c->loop, &c->rio, want_r | want_w);
     } else {
@@ -69,9 +131,45 @@ static void update_watch(pp_conn *c)
     }
 }
 
+static void notify_ready(pp_conn *c)
+{
+    if (!c->ready_due)
+        return;
+    c->ready_due = 0;
+    if (c->cbs.on_ready)
+        c->cbs.on_ready(c, c->data);
+}
+
+/* One handshake step; when it is done: on_ready, then what was queued
+ * goes out and what came with the handshake's end is read. */
+static void hs_step(pp_conn *c)
+{
+    pp_tr_status st = c->tr.ops->handshake(c->tr.ctx, c->rio.fd, c->wio.fd);
+    if (st == PP_TR_WANT_READ || st == PP_TR_WANT_WRITE) {
+        c->hs_want = st;
+        update_watch(c);
+        return;
+    }
+    if (st != PP_TR_DONE) {
+        tr_fail(c, "handshake failed", errno);
+        return;
+    }
+    c->handshaking = 0;
+    c->ready_due = 1;
+    notify_ready(c);
+    if (!c->closed)
+        pp_conn_flush(c); /* also sets the watch for reading */
+    if (!c->closed)
+        do_read(c);
+}
+
 pp_conn *pp_conn_new(pp_loop *loop, int rfd, int wfd, uint32_t max_len, uint8_t max_type,
                      const pp_transport *tr, const pp_conn_cbs *cbs, void *data)
 {
+    if (tr && (!tr->ops || !tr->ops->read || !tr->ops->writev)) {
+        errno = EINVAL;
+        return NULL;
+    }
     pp_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -79,21 +177,27 @@ pp_conn *pp_conn_new(pp_loop *loop, int rfd, int wfd, uint32_t max_len, uint8_t 
     c->cbs = *cbs;
     c->data = data;
     c->outcap = SIZE_MAX;
-    if (tr) {
-        c->tr = *tr;
-    } else {
-        c->tr.read = plain_read;
-        c->tr.writev = plain_writev;
-    }
+    c->tr = tr ? *tr : (pp_transport){&pp_transport_plain_ops, NULL};
+    c->handshaking = c->tr.ops->handshake != NULL;
+    c->hs_want = PP_TR_WANT_WRITE; /* the first step once the fd is writable */
+    c->rd_want = PP_TR_WANT_READ;
+    c->wr_want = PP_TR_WANT_WRITE;
+    c->kick = (pp_timer){.fn = conn_kick, .data = c};
     pp_wire_reader_init(&c->rd, max_len, max_type);
     c->same_fd = rfd == wfd;
     c->rio = (pp_io){.fd = rfd, .fn = conn_io, .data = c};
     c->wio = (pp_io){.fd = wfd, .fn = conn_io, .data = c};
-    if (pp_loop_add(loop, &c->rio, PP_EV_READ) != 0)
+    unsigned want_r, want_w;
+    wanted(c, &want_r, &want_w);
+    if (pp_loop_add(loop, &c->rio, want_r | (c->same_fd ? want_w : 0)) != 0)
         goto fail;
-    if (!c->same_fd && pp_loop_add(loop, &c->wio, PP_EV_ERROR) != 0) {
+    if (!c->same_fd && pp_loop_add(loop, &c->wio, want_w ? want_w : PP_EV_ERROR) != 0) {
         pp_loop_del(loop, &c->rio);
         goto fail;
+    }
+    if (!c->handshaking && c->cbs.on_ready) {
+        c->ready_due = 1; /* never from inside pp_conn_new() */
+        kick_soon(c);
     }
     return c;
 fail:
@@ -115,6 +219,9 @@ static void shut(pp_conn *c)
     if (c->closed)
         return;
     c->closed = 1;
+    pp_timer_stop(c->loop, &c->kick);
+    if (!c->handshaking && c->tr.ops->shutdown)
+        c->tr.ops->shutdown(c->tr.ctx, c->wio.fd);
     pp_loop_del(c->loop, &c->rio);
     if (!c->same_fd) {
         pp_loop_del(c->loop, &c->wio);
@@ -136,8 +243,8 @@ static void deferred_free(pp_loop *loop, void *p)
     pp_conn *c = p;
     pp_wire_reader_free(&c->rd);
     free(c->q);
-    if (c->tr.free)
-        c->tr.free(c->tr.ctx);
+    if (c->tr.ops->free)
+        c->tr.ops->free(c->tr.ctx);
     free(c);
 }
 
@@ -148,6 +255,7 @@ void pp_conn_free(pp_conn *c)
     shut(c);
     c->cbs.on_close = NULL;
     c->cbs.on_frame = NULL;
+    c->cbs.on_ready = NULL;
     if (pp_loop_defer(c->loop, deferred_free, c) != 0)
         deferred_free(c->loop, c); /* no memory to defer: free now, best effort */
 }
@@ -199,7 +307,18 @@ size_t pp_conn_outbytes(const pp_conn *c)
 void pp_conn_pause(pp_conn *c, int paused)
 {
     c->paused = paused;
+    drain_soon(c); /* resumed: no fd event will announce what is held */
     update_watch(c);
+}
+
+int pp_conn_ready(const pp_conn *c)
+{
+    return !c->closed && !c->handshaking;
+}
+
+void *pp_conn_transport_ctx(const pp_conn *c)
+{
+    return c->tr.ctx;
 }
 
 void *pp_conn_take(pp_conn *c, const pp_frame *f)
@@ -307,56 +426,97 @@ int pp_conn_send_ref(pp_conn *c, uint8_t type, uint16_t flags, uint64_t id, cons
     return 0;
 }
 
+/* Drops the first n written bytes from the queue. */
+static void consume(pp_conn *c, size_t n)
+{
+    c->outbytes -= n;
+    while (n && c->qlen) {
+        chunk *k = &c->q[c->qhead];
+        size_t rest = k->len - k->off;
+        if (n < rest) {
+            k->off += n;
+            break;
+        }
+        n -= rest;
+        drop_chunk(k);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qlen--;
+    }
+}
+
 int pp_conn_flush(pp_conn *c)
 {
     if (c->closed)
         return -1;
+    if (c->handshaking)
+        return 0; /* queued frames wait for the handshake */
     while (c->qlen) {
         struct iovec iov[IOV_BATCH];
         int n = 0;
+        size_t total = 0;
         for (size_t i = 0; i < c->qlen && n < IOV_BATCH; i++) {
             chunk *k = &c->q[(c->qhead + i) % c->qcap];
             iov[n].iov_base = (void *)(k->p + k->off);
             iov[n].iov_len = k->len - k->off;
+            total += iov[n].iov_len;
             n++;
         }
-        ssize_t w = c->tr.writev(c->tr.ctx, c->wio.fd, iov, n);
+        pp_tr_status want = PP_TR_WANT_WRITE;
+        ssize_t w = c->tr.ops->writev(c->tr.ctx, c->wio.fd, iov, n, &want);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            char why[PP_ERR_LEN];
-            snprintf(why, sizeof why, "write failed: %s", strerror(errno));
-            pp_conn_close(c, why);
-            return -1;
-        }
-        size_t left = (size_t)w;
-        c->outbytes -= left;
-        while (left && c->qlen) {
-            chunk *k = &c->q[c->qhead];
-            size_t rest = k->len - k->off;
-            if (left < rest) {
-                k->off += left;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->wr_want = want == PP_TR_WANT_READ ? PP_TR_WANT_READ : PP_TR_WANT_WRITE;
                 break;
             }
-            left -= rest;
-            drop_chunk(k);
-            c->qhead = (c->qhead + 1) % c->qcap;
-            c->qlen--;
+            tr_fail(c, "write failed", errno);
+            return -1;
         }
+        c->wr_want = PP_TR_WANT_WRITE;
+        if ((size_t)w > total) {
+            pp_conn_close(c, "write failed: the transport wrote more than it was given");
+            return -1;
+        }
+        if (w == 0)
+            break; /* no progress (a broken transport): wait for writability */
+        consume(c, (size_t)w);
         /* Keep the last chunk for reuse when it is an owned tail now empty. */
     }
+    drain_soon(c); /* a write that had to read may hold the peer's bytes now */
     update_watch(c);
     return 0;
 }
 
 /* ---- input ---- */
 
+/* Hands the bytes just read to the wire reader and its frames to on_frame.
+ * 0 to read on, -1 when the conn closed or on_frame said stop. */
+static int deliver(pp_conn *c, size_t n)
+{
+    pp_wire_reader_commit(&c->rd, n);
+    pp_frame f;
+    int rc = 0;
+    while (!c->closed && (rc = pp_wire_reader_next(&c->rd, &f)) == 1) {
+        if (c->cbs.on_frame(c, &f, c->data) != 0)
+            return -1;
+    }
+    if (!c->closed && rc < 0)
+        pp_conn_close(c, c->rd.errstr);
+    return c->closed ? -1 : 0;
+}
+
+/* Reads until the transport waits for its fd, at most READ_BUDGET bytes
+ * (the rest of what it holds at the kick, after the other fds' events). */
 static void do_read(pp_conn *c)
 {
     size_t budget = READ_BUDGET;
-    while (!c->closed && !c->paused && budget) {
+    pp_tr_status was = c->rd_want;
+    while (!c->closed && !c->paused) {
+        if (budget == 0) {
+            drain_soon(c); /* the fd may be quiet: do not wait for it */
+            break;
+        }
         size_t room;
         void *dst = pp_wire_reader_space(&c->rd, &room);
         if (!dst) {
@@ -367,36 +527,50 @@ static void do_read(pp_conn *c)
             pp_conn_close(c, "input buffer full");
             return;
         }
-        ssize_t r = c->tr.read(c->tr.ctx, c->rio.fd, dst, room);
+        pp_tr_status want = PP_TR_WANT_READ;
+        ssize_t r = c->tr.ops->read(c->tr.ctx, c->rio.fd, dst, room, &want);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
-            char why[PP_ERR_LEN];
-            snprintf(why, sizeof why, "read failed: %s", strerror(errno));
-            pp_conn_close(c, why);
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->rd_want = want == PP_TR_WANT_WRITE ? PP_TR_WANT_WRITE : PP_TR_WANT_READ;
+                break;
+            }
+            tr_fail(c, "read failed", errno);
             return;
         }
+        c->rd_want = PP_TR_WANT_READ;
         if (r == 0) {
             pp_conn_close(c, pp_wire_reader_pending(&c->rd) ? "end of file inside a frame"
                                                             : "end of file");
             return;
         }
-        pp_wire_reader_commit(&c->rd, (size_t)r);
-        budget -= PP_MIN(budget, (size_t)r);
-        pp_frame f;
-        int rc = 0;
-        while (!c->closed && (rc = pp_wire_reader_next(&c->rd, &f)) == 1) {
-            if (c->cbs.on_frame(c, &f, c->data) != 0)
-                return;
-        }
-        if (!c->closed && rc < 0) {
-            pp_conn_close(c, c->rd.errstr);
+        if ((size_t)r > room) {
+            pp_conn_close(c, "read failed: the transport returned more than asked");
             return;
         }
-        if ((size_t)r < room)
-            return; /* drained the fd */
+        budget -= PP_MIN(budget, (size_t)r);
+        if (deliver(c, (size_t)r) != 0)
+            return;
+        if ((size_t)r < room && tr_pending(c) == 0)
+            break; /* drained: the fd's next event brings more */
+    }
+    if (c->rd_want != was)
+        update_watch(c);
+}
+
+/* The kick timer: on_ready for a transport without a handshake, then the
+ * bytes the transport holds. */
+static void conn_kick(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    pp_conn *c = t->data;
+    if (c->closed)
+        return;
+    notify_ready(c);
+    if (!c->closed && c->drain_due) {
+        c->drain_due = 0;
+        do_read(c);
     }
 }
 
@@ -410,8 +584,19 @@ static void conn_io(pp_loop *loop, pp_io *io, unsigned ev)
         pp_conn_close(c, "the peer closed its reading end");
         return;
     }
-    if ((ev & PP_EV_WRITE) && (io == &c->wio || c->same_fd))
+    int readable = (ev & PP_EV_READ) && io == &c->rio;
+    int writable = (ev & PP_EV_WRITE) && (io == &c->wio || c->same_fd);
+    if (c->handshaking) {
+        if (readable || writable)
+            hs_step(c);
+        return;
+    }
+    notify_ready(c); /* a transport without a handshake: before any frame */
+    if (c->closed)
+        return;
+    /* Each direction is retried on the event it waits for. */
+    if (writable || (readable && c->wr_want == PP_TR_WANT_READ))
         pp_conn_flush(c);
-    if ((ev & PP_EV_READ) && io == &c->rio)
+    if (readable || (writable && c->rd_want == PP_TR_WANT_WRITE))
         do_read(c);
 }

@@ -5,8 +5,30 @@
  * The I/O callbacks only move bytes: frames go to on_frame, the end of the
  * connection (EOF, error, malformed frame) to on_close, once.  Writes are
  * queued and go out in one writev per flush, so that many small frames cost
- * one system call.  Reads and writes go through a transport (plain fds
- * here; the TLS transport plugs in the same way). */
+ * one system call.
+ *
+ * Where the transport plugs in.  Every byte goes through a pp_transport
+ * (pp_transport.h): the plain one (read(2)/writev(2)) when pp_conn_new() is
+ * given none, or e.g. TLS.  The conn runs the transport's handshake first
+ * (frames queued meanwhile wait; on_ready says when it is done), then
+ * watches the fd each direction is waiting for -- a read that must write
+ * first is retried when the write fd is writable, a write that must read
+ * first when the read fd is readable -- and reads what the transport holds
+ * (pending) before the loop sleeps: at most a budget per turn (4 MiB, as
+ * for the fd), the rest on the following turns, the loop not sleeping
+ * meanwhile (a timer due at once).  One implementation for sockets and for
+ * a worker's FIFOs.
+ *
+ * What a transport must guarantee (each op's contract is in
+ * pp_transport.h): it is non-blocking and says what it waits for (-1/EAGAIN
+ * + want, or a handshake step's result); pending() counts every byte read()
+ * would return without the fd, including bytes a handshake step or a write
+ * read for the peer's stream; a write that returns the whole iov holds none
+ * of it back; read() returns 0 only at the peer's clean end; failures leave
+ * a text in error().  In return the conn retries a refused write with the
+ * same first bytes, never calls read()/writev() before the handshake is
+ * done, calls shutdown() and free() once each, and owns ctx from a
+ * successful pp_conn_new() on. */
 #ifndef PP_CONN_H
 #define PP_CONN_H
 
@@ -16,40 +38,46 @@
 #include <sys/uio.h>
 
 #include "pp_loop.h"
+#include "pp_transport.h"
 #include "pp_wire.h"
 
 typedef struct pp_conn pp_conn;
-
-/* Moves bytes; both return what read(2)/writev(2) return (-1 + errno). */
-typedef struct pp_transport {
-    ssize_t (*read)(void *ctx, int fd, void *buf, size_t n);
-    ssize_t (*writev)(void *ctx, int fd, const struct iovec *iov, int iovcnt);
-    void (*free)(void *ctx);  /* may be NULL */
-    void *ctx;
-} pp_transport;
 
 typedef struct pp_conn_cbs {
     /* A frame arrived (payload valid during the call, or take it with
      * pp_conn_take()).  Return 0 to go on; -1 after closing the connection. */
     int (*on_frame)(pp_conn *c, const pp_frame *f, void *data);
     /* The connection ended; `why` says how ("end of file", the reader's
-     * error, ...).  Called once, never from inside pp_conn_close(). */
+     * error, "handshake failed: ...", ...).  Called once, never from inside
+     * pp_conn_close(). */
     void (*on_close)(pp_conn *c, const char *why, void *data);
+    /* Optional (NULL = not told).  Frames can flow: the transport's
+     * handshake is done (for a transport without one: at the first loop
+     * turn, never inside pp_conn_new()).  Called once, before any on_frame;
+     * never if the conn ends first.  Frames sent before it are queued and
+     * go out after the handshake, in order; the conn may be closed or freed
+     * from here. */
+    void (*on_ready)(pp_conn *c, void *data);
 } pp_conn_cbs;
 
 /* Wraps rfd (read side) and wfd (write side; may equal rfd), which must be
- * non-blocking; the conn owns and closes them.  `tr` NULL = plain fds.
- * Returns NULL on failure (the fds are then still the caller's). */
+ * non-blocking; the conn owns and closes them.  `tr` NULL = the plain
+ * transport (pp_transport_plain_ops); otherwise *tr is copied and the conn
+ * owns tr->ctx (tr->ops->free).  A transport with a handshake starts it
+ * once the write fd is writable.  Returns NULL on failure (the fds and
+ * tr->ctx are then still the caller's). */
 pp_conn *pp_conn_new(pp_loop *loop, int rfd, int wfd, uint32_t max_len, uint8_t max_type,
                      const pp_transport *tr, const pp_conn_cbs *cbs, void *data);
 
-/* Closes the fds now and frees the conn at the start of the next loop turn
- * (it may be called from inside the conn's own callbacks).  on_close is not
- * called.  NULL is a no-op. */
+/* Closes the fds now (after the transport's shutdown(), when its
+ * handshake was done) and frees the conn and the transport's ctx at the
+ * start of the next loop turn (it may be called from inside the conn's own
+ * callbacks).  on_close is not called.  NULL is a no-op. */
 void pp_conn_free(pp_conn *c);
 
-/* Ends the connection as if the peer had: on_close(why) runs at the start of
- * the next loop turn. */
+/* Ends the connection as if the peer had (the fds closed now, after the
+ * transport's shutdown()): on_close(why) runs at the start of the next
+ * loop turn. */
 void pp_conn_close(pp_conn *c, const char *why);
 
 /* Queues a frame (payload copied).  0, or -1 when the output cap is hit or
@@ -65,15 +93,28 @@ int pp_conn_send_ref(pp_conn *c, uint8_t type, uint16_t flags, uint64_t id, cons
                      size_t hlen, const void *body, size_t blen, void (*release)(void *),
                      void *rel_arg);
 
-/* Writes what is queued, as far as the fd takes it; the rest goes when the
- * fd is writable.  0, or -1 when the connection failed (on_close follows). */
+/* Writes what is queued, as far as the transport takes it; the rest goes
+ * when the fd it waits for is ready.  Before the handshake is done, writes
+ * nothing and returns 0.  0, or -1 when the connection failed or was
+ * closed (on_close follows a failure). */
 int pp_conn_flush(pp_conn *c);
 
 /* Bytes queued for writing. */
 size_t pp_conn_outbytes(const pp_conn *c);
 
-/* Stops (1) or resumes (0) reading: backpressure. */
+/* Stops (1) or resumes (0) reading frames: backpressure (a handshake goes
+ * on).  Resuming reads what the transport already holds in the same or
+ * the next turn, without waiting for the fd. */
 void pp_conn_pause(pp_conn *c, int paused);
+
+/* 1 once frames flow (the transport's handshake is done, or it has none),
+ * 0 before, and after the conn ended. */
+int pp_conn_ready(const pp_conn *c);
+
+/* The ctx of the conn's transport (NULL for the plain one), still the
+ * conn's: e.g. for a TLS session's exporter binding from on_ready.  Valid
+ * until the conn is freed. */
+void *pp_conn_transport_ctx(const pp_conn *c);
 
 /* The payload of the frame being handled, as malloc'd memory the caller
  * owns (large payloads move without a copy).  NULL out of memory. */

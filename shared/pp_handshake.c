@@ -6,6 +6,20 @@
 
 #include "pp_common.h"
 
+/* The transcript hash over HELLO and CHALLENGE, bound to the TLS session
+ * when there is one.  0 or -1. */
+static int transcript(pp_hs *hs, const void *chal, size_t clen)
+{
+    if (pp_auth_transcript(hs->hello, sizeof hs->hello, chal, clen, hs->transcript) != 0)
+        return -1;
+    if (!hs->binding)
+        return 0;
+    uint8_t both[PP_SHA256_LEN + PP_HS_BINDING_LEN];
+    memcpy(both, hs->transcript, PP_SHA256_LEN);
+    memcpy(both + PP_SHA256_LEN, hs->binding, PP_HS_BINDING_LEN);
+    return pp_sha256(both, sizeof both, hs->transcript);
+}
+
 static pp_hs_result fail(pp_hs *hs, uint16_t code, const char *msg)
 {
     hs->err_code = code;
@@ -13,10 +27,12 @@ static pp_hs_result fail(pp_hs *hs, uint16_t code, const char *msg)
     return PP_HS_FAIL;
 }
 
-pp_hs_result pp_hs_client_hello(pp_hs *hs, const pp_auth_key *key, uint8_t out[PP_HELLO_LEN])
+pp_hs_result pp_hs_client_hello(pp_hs *hs, const pp_auth_key *key, const uint8_t *binding,
+                                uint8_t out[PP_HELLO_LEN])
 {
     memset(hs, 0, sizeof *hs);
     hs->key = key;
+    hs->binding = binding;
     pp_msg_hello m = {.ver_min = PP_PROTO_MIN, .ver_max = PP_PROTO_MAX};
     if (pp_auth_nonce(m.nonce) != 0)
         return fail(hs, 0, "cannot draw a nonce (OpenSSL)");
@@ -32,8 +48,7 @@ pp_hs_result pp_hs_client_challenge(pp_hs *hs, const pp_frame *f, uint8_t out[PP
         return fail(hs, PP_E_PROTOCOL, "malformed CHALLENGE from the node");
     hs->ver = hs->chal.ver;
     memcpy(hs->ns, hs->chal.nonce, PP_NONCE_LEN);
-    if (pp_auth_transcript(hs->hello, sizeof hs->hello, f->payload, f->hdr.len,
-                           hs->transcript) != 0 ||
+    if (transcript(hs, f->payload, f->hdr.len) != 0 ||
         pp_auth_proof(hs->key, PP_ROLE_CLIENT, hs->ver, hs->nc, hs->ns, hs->transcript, out))
         return fail(hs, 0, "cannot compute the proof (OpenSSL)");
     return PP_HS_OK;
@@ -47,12 +62,13 @@ pp_hs_result pp_hs_client_accept(pp_hs *hs, const pp_frame *f)
     return PP_HS_OK;
 }
 
-pp_hs_result pp_hs_server_hello(pp_hs *hs, const pp_auth_key *key, const pp_frame *f,
-                                uint32_t max_frame, uint32_t ncpus,
+pp_hs_result pp_hs_server_hello(pp_hs *hs, const pp_auth_key *key, const uint8_t *binding,
+                                const pp_frame *f, uint32_t max_frame, uint32_t ncpus,
                                 uint8_t out[PP_CHALLENGE_LEN])
 {
     memset(hs, 0, sizeof *hs);
     hs->key = key;
+    hs->binding = binding;
     pp_msg_hello h;
     if (pp_proto_hello_decode(f, &h) != 0)
         return fail(hs, PP_E_PROTOCOL, "malformed HELLO");
@@ -70,8 +86,7 @@ pp_hs_result pp_hs_server_hello(pp_hs *hs, const pp_auth_key *key, const pp_fram
         return fail(hs, 0, "cannot draw a nonce (OpenSSL)");
     memcpy(hs->ns, c.nonce, PP_NONCE_LEN);
     pp_proto_challenge(out, &c);
-    if (pp_auth_transcript(hs->hello, sizeof hs->hello, out, PP_CHALLENGE_LEN,
-                           hs->transcript) != 0)
+    if (transcript(hs, out, PP_CHALLENGE_LEN) != 0)
         return fail(hs, 0, "cannot hash the transcript (OpenSSL)");
     return PP_HS_OK;
 }

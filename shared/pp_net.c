@@ -7,10 +7,12 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <linux/sockios.h> /* SIOCOUTQ */
+#include <linux/tcp.h>     /* struct tcp_info with tcpi_bytes_acked */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -206,14 +208,17 @@ int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen
     return 0;
 }
 
-int pp_net_bytes_acked(int fd, uint64_t *acked)
+int pp_net_tcp_progress(int fd, uint64_t *acked, size_t *unacked)
 {
     struct tcp_info ti;
     socklen_t len = sizeof ti;
     memset(&ti, 0, sizeof ti);
+    int queued = 0;
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked)
+        len < offsetof(struct tcp_info, tcpi_bytes_acked) + sizeof ti.tcpi_bytes_acked ||
+        ioctl(fd, SIOCOUTQ, &queued) != 0 || queued < 0)
         return -1;
     *acked = ti.tcpi_bytes_acked;
+    *unacked = (size_t)queued;
     return 0;
 }

@@ -44,10 +44,11 @@ int pp_net_connect_ai(const struct addrinfo *ai, const struct addrinfo **rest, c
 /* After writability: 0 when connected, else the errno of the failure. */
 int pp_net_connect_result(int fd);
 
-/* The bytes of ours the peer of a TCP socket has acknowledged so far
- * (TCP_INFO): what a client that stops reading stops taking.  0, or -1
- * (not TCP, an old kernel). */
-int pp_net_bytes_acked(int fd, uint64_t *acked);
+/* How far a TCP peer takes our bytes: those it has acknowledged so far
+ * (TCP_INFO), and those still in our kernel's send queue, unacknowledged
+ * (SIOCOUTQ): what a client that stops reading stops taking, and what
+ * piles up for it beyond our own queue.  0, or -1 (not TCP). */
+int pp_net_tcp_progress(int fd, uint64_t *acked, size_t *unacked);
 
 /* Parses "host", "host:port", "[v6]:port" or "[v6]".  Returns 0 or -1. */
 int pp_net_parse_hostport(const char *s, int defport, char *host, size_t hostlen, int *port,

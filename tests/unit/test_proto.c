@@ -236,6 +236,7 @@ static void test_ping_and_names(void)
 
 typedef struct hs_pair {
     pp_auth_key kc, ks;
+    const uint8_t *binding, *binding_s; /* each side's TLS binding, or NULL */
     pp_hs c, s;
     uint8_t hello[PP_HELLO_LEN], chal[PP_CHALLENGE_LEN], proof[PP_MAC_LEN], accept[PP_MAC_LEN];
 } hs_pair;
@@ -246,9 +247,9 @@ static int handshake(hs_pair *p, const char *client_secret, const char *server_s
 {
     CU_ASSERT_FATAL(pp_auth_derive(client_secret, strlen(client_secret), &p->kc) == 0);
     CU_ASSERT_FATAL(pp_auth_derive(server_secret, strlen(server_secret), &p->ks) == 0);
-    CU_ASSERT_EQUAL_FATAL(pp_hs_client_hello(&p->c, &p->kc, p->hello), PP_HS_OK);
+    CU_ASSERT_EQUAL_FATAL(pp_hs_client_hello(&p->c, &p->kc, p->binding, p->hello), PP_HS_OK);
     pp_frame f = frame_of(PP_T_HELLO, p->hello, sizeof p->hello);
-    CU_ASSERT_EQUAL_FATAL(pp_hs_server_hello(&p->s, &p->ks, &f, 1 << 20, 4, p->chal), PP_HS_OK);
+    CU_ASSERT_EQUAL_FATAL(pp_hs_server_hello(&p->s, &p->ks, p->binding_s, &f, 1 << 20, 4, p->chal), PP_HS_OK);
     f = frame_of(PP_T_CHALLENGE, p->chal, sizeof p->chal);
     CU_ASSERT_EQUAL_FATAL(pp_hs_client_challenge(&p->c, &f, p->proof), PP_HS_OK);
     CU_ASSERT(p->c.chal.ncpus == 4 && p->c.chal.max_frame == 1 << 20);
@@ -261,16 +262,16 @@ static int handshake(hs_pair *p, const char *client_secret, const char *server_s
 
 static void test_handshake_roles(void)
 {
-    hs_pair p;
+    hs_pair p = {0};
     CU_ASSERT_EQUAL(handshake(&p, "the-shared-secret-0123456789", "the-shared-secret-0123456789"),
                     0);
     /* The same messages again: fresh nonces make a new transcript. */
-    hs_pair q;
+    hs_pair q = {0};
     CU_ASSERT_EQUAL(handshake(&q, "the-shared-secret-0123456789", "the-shared-secret-0123456789"),
                     0);
     CU_ASSERT(memcmp(p.proof, q.proof, PP_MAC_LEN) != 0);
     /* A wrong secret: the server refuses with PP_E_AUTH. */
-    hs_pair w;
+    hs_pair w = {0};
     CU_ASSERT_EQUAL(handshake(&w, "one-secret-0123456789abcdef", "another-secret-0123456789"), 1);
     CU_ASSERT_EQUAL(w.s.err_code, PP_E_AUTH);
     pp_hs_wipe(&p.c);
@@ -281,29 +282,49 @@ static void test_handshake_roles(void)
  * so is the server's own proof reflected back as the client's. */
 static void test_handshake_replay_reflect(void)
 {
-    hs_pair a, b;
+    hs_pair a = {0}, b = {0};
     const char *sec = "the-shared-secret-0123456789";
     CU_ASSERT_EQUAL(handshake(&a, sec, sec), 0);
     /* A new session: the attacker sends a's HELLO and a's PROOF. */
     CU_ASSERT_FATAL(pp_auth_derive(sec, strlen(sec), &b.ks) == 0);
     pp_frame f = frame_of(PP_T_HELLO, a.hello, sizeof a.hello);
-    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, &f, 1 << 20, 4, b.chal), PP_HS_OK);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, NULL, &f, 1 << 20, 4, b.chal), PP_HS_OK);
     f = frame_of(PP_T_PROOF, a.proof, sizeof a.proof);
     CU_ASSERT_EQUAL(pp_hs_server_proof(&b.s, &f, b.accept), PP_HS_FAIL);
     CU_ASSERT_EQUAL(b.s.err_code, PP_E_AUTH);
     /* Reflection: the server's proof of session a as the client's proof. */
     f = frame_of(PP_T_HELLO, a.hello, sizeof a.hello);
-    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, &f, 1 << 20, 4, b.chal), PP_HS_OK);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&b.s, &b.ks, NULL, &f, 1 << 20, 4, b.chal), PP_HS_OK);
     f = frame_of(PP_T_PROOF, a.accept, sizeof a.accept);
     CU_ASSERT_EQUAL(pp_hs_server_proof(&b.s, &f, b.accept), PP_HS_FAIL);
     /* A client given a node's ACCEPT of another session believes nothing. */
-    hs_pair c;
+    hs_pair c = {0};
     CU_ASSERT_FATAL(pp_auth_derive(sec, strlen(sec), &c.kc) == 0);
-    CU_ASSERT_EQUAL(pp_hs_client_hello(&c.c, &c.kc, c.hello), PP_HS_OK);
+    CU_ASSERT_EQUAL(pp_hs_client_hello(&c.c, &c.kc, NULL, c.hello), PP_HS_OK);
     f = frame_of(PP_T_CHALLENGE, a.chal, sizeof a.chal);
     CU_ASSERT_EQUAL(pp_hs_client_challenge(&c.c, &f, c.proof), PP_HS_OK);
     f = frame_of(PP_T_ACCEPT, a.accept, sizeof a.accept);
     CU_ASSERT_EQUAL(pp_hs_client_accept(&c.c, &f), PP_HS_FAIL);
+}
+
+/* Over TLS the proofs cover the session's binding: both sides in one
+ * session agree; a relay that runs a session of its own with each side
+ * (two bindings) cannot pass the client's proof on. */
+static void test_handshake_binding(void)
+{
+    const char *sec = "the-shared-secret-0123456789";
+    uint8_t b1[PP_HS_BINDING_LEN], b2[PP_HS_BINDING_LEN];
+    memset(b1, 0x11, sizeof b1);
+    memset(b2, 0x22, sizeof b2);
+    hs_pair same = {.binding = b1, .binding_s = b1};
+    CU_ASSERT_EQUAL(handshake(&same, sec, sec), 0);
+    hs_pair relayed = {.binding = b1, .binding_s = b2};
+    CU_ASSERT_EQUAL(handshake(&relayed, sec, sec), 1);
+    CU_ASSERT_EQUAL(relayed.s.err_code, PP_E_AUTH);
+    hs_pair half = {.binding = b1, .binding_s = NULL}; /* TLS on one side only */
+    CU_ASSERT_EQUAL(handshake(&half, sec, sec), 1);
+    /* The binding changes the proof: the same nonces give another MAC. */
+    CU_ASSERT(memcmp(same.proof, relayed.proof, PP_MAC_LEN) != 0);
 }
 
 /* Versions with nothing in common: PP_E_VERSION naming both ranges. */
@@ -315,7 +336,7 @@ static void test_handshake_versions(void)
     uint8_t chal[PP_CHALLENGE_LEN];
     uint8_t hello[PP_HELLO_LEN] = {PP_PROTO_MAX + 1, PP_PROTO_MAX + 3};
     pp_frame f = frame_of(PP_T_HELLO, hello, sizeof hello);
-    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, NULL, &f, 1024, 1, chal), PP_HS_FAIL);
     CU_ASSERT_EQUAL(s.err_code, PP_E_VERSION);
     char want[64];
     snprintf(want, sizeof want, "client speaks %d..%d, server speaks %d..%d", PP_PROTO_MAX + 1,
@@ -323,10 +344,10 @@ static void test_handshake_versions(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(s.err, want));
     hello[0] = 3; /* min above max */
     hello[1] = 1;
-    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, NULL, &f, 1024, 1, chal), PP_HS_FAIL);
     CU_ASSERT_EQUAL(s.err_code, PP_E_VERSION);
     f.hdr.len = PP_HELLO_LEN - 1;
-    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, NULL, &f, 1024, 1, chal), PP_HS_FAIL);
     CU_ASSERT_EQUAL(s.err_code, PP_E_PROTOCOL);
 }
 
@@ -343,6 +364,7 @@ int pp_register_suites(void)
         {"handshake: both roles, a wrong secret", test_handshake_roles},
         {"handshake: replayed and reflected proofs", test_handshake_replay_reflect},
         {"handshake: no common version", test_handshake_versions},
+        {"handshake: bound to the TLS session", test_handshake_binding},
         {NULL, NULL},
     };
     return pp_add_suite("pp_proto", NULL, NULL, tests);
