@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,7 +340,15 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
         pp_set_error("pp_server_new: cannot create the event loop: %s", strerror(errno));
         goto fail;
     }
+    /* The scheduler thread takes no signal: the application's stay with
+     * its own threads, and a write to a node that is gone raises SIGPIPE
+     * on this thread, blocked, instead of killing the program (writes then
+     * fail with EPIPE, which is handled). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&s->thread, NULL, scheduler_thread, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
         pp_set_error("pp_server_new: cannot start the scheduler thread: %s", strerror(e));
         goto fail;

@@ -30,6 +30,7 @@ typedef struct tls_conn {
     pp_tls *t;
     SSL *ssl;
     int peeked;                  /* the peer's first bytes were looked at */
+    int wrong_key;               /* the handshake failed for a key that is not ours */
     uint8_t stage[STAGE];        /* small frames gathered into one record */
     size_t staged;               /* bytes in stage waiting for SSL_write */
     size_t retry_len;            /* the length SSL_write must be retried with */
@@ -222,14 +223,33 @@ static void reply_raw(int fd, const void *p, size_t n)
         (void)send(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
-/* A failing step: the reason from OpenSSL's queue. */
+/* A failing step: the reason from OpenSSL's queue, and what it means: a
+ * key that is not ours (the server sees the client's binder fail; the
+ * client, the server's alert about it), a certificate that does not
+ * verify (and why). */
 static pp_tr_status fail_ssl(tls_conn *c, int rc, const char *what)
 {
     int e = SSL_get_error(c->ssl, rc);
-    if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
+    unsigned long code = ERR_peek_error();
+    int reason = ERR_GET_REASON(code);
+    if (e == SSL_ERROR_SYSCALL && !code) {
         pp_seterr(c->err, "%s: %s", what, errno ? strerror(errno) : "the peer closed");
-    else
-        openssl_error(c->err, what, "failed");
+        return PP_TR_FAILED;
+    }
+    c->wrong_key = c->t->psk && (reason == SSL_R_BINDER_DOES_NOT_VERIFY ||
+                                 reason == SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER ||
+                                 reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR);
+    openssl_error(c->err, what, "failed");
+    long v = SSL_get_verify_result(c->ssl);
+    if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && v != X509_V_OK) {
+        size_t n = strlen(c->err);
+        snprintf(c->err + n, sizeof c->err - n, " (%s)", X509_verify_cert_error_string(v));
+    }
+    if (c->wrong_key) {
+        size_t n = strlen(c->err);
+        snprintf(c->err + n, sizeof c->err - n, " (the %s's key is not ours: another secret?)",
+                 c->t->server ? "client" : "node");
+    }
     return PP_TR_FAILED;
 }
 
@@ -417,6 +437,12 @@ int pp_tls_binding(void *ctx, uint8_t out[PP_TLS_BINDING_LEN])
                                       sizeof EXPORTER_LABEL - 1, NULL, 0, 0) == 1
                ? 0
                : -1;
+}
+
+int pp_tls_wrong_key(void *ctx)
+{
+    tls_conn *c = ctx;
+    return c->wrong_key;
 }
 
 void pp_tls_ktls(void *ctx, int *send, int *recv)

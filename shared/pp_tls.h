@@ -74,6 +74,11 @@ int pp_tls_transport(pp_tls *t, pp_transport *out, char *err);
  * is the transport's ctx.  0 or -1. */
 int pp_tls_binding(void *ctx, uint8_t out[PP_TLS_BINDING_LEN]);
 
+/* After a failed handshake: 1 when it failed because the peer's key is
+ * not ours (the secrets differ), so that the caller counts a wrong secret
+ * and says so.  `ctx` as above. */
+int pp_tls_wrong_key(void *ctx);
+
 /* Whether kernel TLS carries the connection's records (sending,
  * receiving): for the benchmark's report.  `ctx` as above. */
 void pp_tls_ktls(void *ctx, int *send, int *recv);
