@@ -239,6 +239,7 @@ static int on_accept(remote *r, const pp_frame *f, failure *fl)
     /* The node's limit, checked: what it announces cannot make us accept
      * more than our own, nor wrap around. */
     uint32_t limit = r->max_frame && r->max_frame <= PP_MAX_FRAME ? r->max_frame : PP_MAX_FRAME;
+    r->max_frame = limit; /* also what a compressed result may inflate to */
     pp_conn_set_limit(r->conn, limit + 1024);
     r->backoff = BACKOFF_MIN;
     r->last_rx = pp_now();

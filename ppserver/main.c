@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -18,6 +20,7 @@
 #include "pp.h"
 #include "pp_auth.h"
 #include "pp_conf.h"
+#include "pp_module.h"
 #include "server.h"
 
 #define O(field) offsetof(srv_cfg, field)
@@ -82,6 +85,26 @@ static const pp_conf_opt options[] = {
     {"worker-env", 0, PP_CONF_STR, O(worker_env), 0, 0, "NAME[,NAME...]",
      "pass these environment variables to the workers too (repeatable; e.g. "
      "LD_PRELOAD for task modules built with -fsanitize=address)"},
+    {"session-budget-mib", 0, PP_CONF_DOUBLE, O(session_budget_mib), 1, 1 << 22, "MIB",
+     "job bytes (as inflated) one client may have here -- queued, waiting for their "
+     "module, running -- before its further jobs wait; also its largest job "
+     "(default 1024)"},
+    {"server-budget-mib", 0, PP_CONF_DOUBLE, O(server_budget_mib), 1, 1 << 24, "MIB",
+     "the same for all clients together (default 2048)"},
+    {"module-timeout", 0, PP_CONF_DOUBLE, O(module_timeout), 0.1, 86400, "SECONDS",
+     "jobs waiting this long for the module their client was asked for end PP_ELOAD "
+     "(default 60)"},
+    {"max-pending-modules", 0, PP_CONF_INT, O(max_pending_modules), 1, 100000, "N",
+     "modules asked of one client and not sent yet; its jobs naming more end PP_ELOAD "
+     "(default 16)"},
+    {"max-handshakes-per-address", 0, PP_CONF_INT, O(max_hs_per_address), 1, 100000, "N",
+     "connections from one address still in their handshake; its oldest goes (default 8)"},
+    {"log-rate", 0, PP_CONF_DOUBLE, O(log_rate), 0, 1e6, "N",
+     "log lines of one kind a second, in bursts of up to 20 N; the others are counted in "
+     "a summary line (default 10; 0 = no limit)"},
+    {"worker-user", 0, PP_CONF_STR, O(worker_user), 0, 0, "USER",
+     "run the workers as USER, which they become before loading any module (ppserver "
+     "started as root only)"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -150,6 +173,13 @@ static void cfg_defaults(srv_cfg *c)
     c->max_output_mib = 256;
     c->max_auth_failures = 20;
     c->auth_lockout = 60;
+    c->session_budget_mib = SRV_SESSION_BUDGET_MIB;
+    c->server_budget_mib = SRV_SERVER_BUDGET_MIB;
+    c->module_timeout = SRV_MODULE_TIMEOUT;
+    c->max_pending_modules = SRV_MAX_PENDING_MODULES;
+    c->max_hs_per_address = SRV_MAX_HS_PER_ADDRESS;
+    c->log_rate = SRV_LOG_RATE;
+    c->worker_uid = c->worker_gid = -1;
 }
 
 /* --gen-secret: a fresh secret into a new file of mode 0600. */
@@ -304,12 +334,31 @@ static int apply_args(int argc, char **argv, const struct option *lopts, const c
             *secret_on_cmdline = 1;
             free(cfg->secret_file);
             cfg->secret_file = NULL;
+            /* Copied: its bytes in argv go, so that /proc/PID/cmdline (which
+             * every local user, and job code, can read) no longer shows it. */
+            pp_auth_wipe(optarg, strlen(optarg));
         } else if (o->offset == O(secret_file)) {
             free(cfg->secret);
             cfg->secret = NULL;
         }
     }
     return GO_ON;
+}
+
+/* PP_SECRET out of our environment for good: unsetenv() takes the variable
+ * out of environ, but its bytes stay where exec put them, which is what
+ * /proc/PID/environ shows (to our user, job code included, and root); so
+ * they are overwritten in place too. */
+static void wipe_env_secret(void)
+{
+    char *found[16];
+    size_t n = 0;
+    for (char **e = environ; *e && n < PP_ARRAY_LEN(found); e++)
+        if (strncmp(*e, "PP_SECRET=", 10) == 0)
+            found[n++] = *e;
+    unsetenv("PP_SECRET"); /* every occurrence */
+    for (size_t i = 0; i < n; i++)
+        pp_auth_wipe(found[i], strlen(found[i]));
 }
 
 /* The settings: defaults < file < environment < command line, then the
@@ -341,6 +390,7 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
         free(cfg->secret_file);
         cfg->secret_file = NULL;
     }
+    wipe_env_secret();
     if ((rc = apply_args(argc, argv, lopts, shorts, cfg, secret_on_cmdline)) != GO_ON)
         return rc;
     if (cfg->debug) {
@@ -363,6 +413,49 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
         cfg->cache_dir = default_cache_dir();
     if (cfg->workers < 0)
         cfg->workers = pp_ncpus_available();
+    return GO_ON;
+}
+
+/* --worker-user: its ids into cfg (-1 without it).  Only for a ppserver
+ * started as root: anyone else's workers run as themselves anyway. */
+static int resolve_worker_user(srv_cfg *cfg)
+{
+    cfg->worker_uid = cfg->worker_gid = -1;
+    if (!cfg->worker_user)
+        return GO_ON;
+    if (geteuid() != 0) {
+        fprintf(stderr, "ppserver: --worker-user %s needs root: it is how a ppserver started "
+                        "as root runs its workers as another user (this one runs as uid %d, "
+                        "as its workers do)\n", cfg->worker_user, (int)geteuid());
+        return EX_CONFIG;
+    }
+    struct passwd *pw = getpwnam(cfg->worker_user);
+    if (!pw) {
+        fprintf(stderr, "ppserver: --worker-user %s: no such user\n", cfg->worker_user);
+        return EX_CONFIG;
+    }
+    if (pw->pw_uid == 0) {
+        fprintf(stderr, "ppserver: --worker-user %s is root: the workers would keep every "
+                        "privilege; name an unprivileged user\n", cfg->worker_user);
+        return EX_CONFIG;
+    }
+    cfg->worker_uid = (int)pw->pw_uid;
+    cfg->worker_gid = (int)pw->pw_gid;
+    return GO_ON;
+}
+
+/* The module cache: made if missing, then it must be ours and writable by
+ * nobody else (whoever can write there chooses what the workers load);
+ * with --worker-user, readable by that user's group. */
+static int check_cache(const srv_cfg *cfg)
+{
+    char err[PP_ERR_LEN];
+    if (pp_module_cache_init(cfg->cache_dir, err) != 0 ||
+        (cfg->worker_gid >= 0 &&
+         pp_module_cache_share(cfg->cache_dir, (gid_t)cfg->worker_gid, err) != 0)) {
+        fprintf(stderr, "ppserver: %s\n", err);
+        return EX_CONFIG;
+    }
     return GO_ON;
 }
 
@@ -397,7 +490,8 @@ static int take_secret(const srv_cfg *cfg, int on_cmdline, char **out)
     secret[len] = 0;
     if (on_cmdline)
         fprintf(stderr, "ppserver: warning: a secret given with -s is visible to every "
-                        "local user in the process list; prefer --secret-file\n");
+                        "local user in the process list until ppserver wipes it, and stays in "
+                        "the shell's history; prefer --secret-file\n");
     /* Workers inherit no secret: the pool scrubs their environment. */
     unsetenv("PP_SECRET");
     *out = secret;
@@ -484,11 +578,19 @@ static int serve(srv_cfg *cfg, char *secret)
 
 int main(int argc, char **argv)
 {
+    /* Not dumpable: no core file with the secret in it, and a process of
+     * our user -- job code on the workers -- can neither ptrace us nor read
+     * /proc/PID/mem or /proc/PID/environ. */
+    prctl(PR_SET_DUMPABLE, 0);
     srv_cfg cfg;
     cfg_defaults(&cfg);
     int on_cmdline = 0;
     char *secret = NULL;
     int rc = load_settings(argc, argv, &cfg, &on_cmdline);
+    if (rc == GO_ON)
+        rc = resolve_worker_user(&cfg);
+    if (rc == GO_ON)
+        rc = check_cache(&cfg);
     if (rc == GO_ON)
         rc = take_secret(&cfg, on_cmdline, &secret);
     if (rc == GO_ON)

@@ -7,7 +7,23 @@
 
 #include "node.h"
 
-/* Finds or adds a module by hash; its index, or -1 out of memory. */
-int modules_get(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+/* Sets up the (empty) table with a fresh random key.  0, or -1. */
+int modules_init(server *srv);
+
+/* The module with this hash, or NULL: one bucket's look. */
+module *modules_find(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+
+/* Adds a module the node is about to ask for (not found before).  A file
+ * already in the cache under its name is verified first (its bytes must
+ * hash to the name; see pp_module_verify): present when it does, else
+ * absent (logged), to be replaced by what the client sends.  NULL out of
+ * memory. */
+module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+
+/* Drops a module that is neither present nor waited for by anyone. */
+void modules_release(server *srv, module *m);
+
+/* Frees the table. */
+void modules_free(server *srv);
 
 #endif

@@ -10,8 +10,8 @@
  *              the clients, heartbeats, shutdown
  *   session.c  one client: the handshake (pp_handshake.h), its frames, its
  *              jobs, modules it sends
- *   modules.c  the module table: which modules the clients named, which are
- *              in the cache
+ *   modules.c  the module table: the modules stored or asked for, by hash
+ *              (a hash table); a cached file verified before its first use
  *   lockout.c  wrong secrets counted per address
  * server.c uses session.c; session.c uses modules.c and lockout.c, never
  * server.c.  Sessions and the server share these structures. */
@@ -20,6 +20,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "pp_auth.h"
@@ -59,29 +60,65 @@ typedef struct srv_cfg {
     int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
     double auth_lockout;      /* seconds */
     char *worker_env;         /* comma-separated variable names the workers get too */
+    double session_budget_mib; /* job bytes (inflated) one client may hold here */
+    double server_budget_mib;  /* the same, all clients together */
+    double module_timeout;    /* seconds a job may wait for its module */
+    int max_pending_modules;  /* modules asked of one client and not yet sent */
+    int max_hs_per_address;   /* connections of one address in their handshake */
+    double log_rate;          /* log lines a second per kind (0 = no limit) */
+    char *worker_user;        /* run the workers as this user (ppserver as root) */
+    int worker_uid, worker_gid; /* worker_user's ids, or -1 */
 } srv_cfg;
+
+/* Defaults of the settings above (also for a srv_cfg built by hand that
+ * leaves them 0, as the fuzz targets do). */
+#define SRV_SESSION_BUDGET_MIB 1024
+#define SRV_SERVER_BUDGET_MIB 2048
+#define SRV_MODULE_TIMEOUT 60
+#define SRV_MAX_PENDING_MODULES 16
+#define SRV_MAX_HS_PER_ADDRESS 8
+#define SRV_LOG_RATE 10
+#define SRV_LOG_BURST_PER_RATE 20 /* a kind may write 20 s worth of lines at once */
 
 typedef struct session session;
 typedef struct server server;
 
+/* A task module known to this node: stored, or asked for. */
+typedef struct module {
+    uint8_t hash[PP_SHA256_LEN];
+    char *path;               /* its file in the cache */
+    int present;              /* in the cache, its bytes verified */
+    int askers;               /* sessions that asked for it and wait */
+    struct module *next;      /* in its hash bucket */
+} module;
+
 /* A job received from a client. */
 typedef struct sjob {
     pp_pool_job pj;
+    server *srv;
     session *sess;            /* NULL once the session is gone */
     uint64_t id;              /* the client's id for it */
     void *block;              /* the JOB payload; pj.arg points into it */
-    int module;               /* index in srv->modules */
+    size_t bytes;             /* its size, charged to the budgets until freed */
+    module *mod;
     char symbol[256];
     struct sjob *next;        /* in a session queue */
     struct sjob *rprev, *rnext; /* in the session's list of running jobs */
 } sjob;
 
-/* A task module known to this node. */
-typedef struct module {
-    uint8_t hash[PP_SHA256_LEN];
-    char path[PATH_MAX];
-    int present;              /* in the cache */
-} module;
+/* A module a session asked for (NEED), and since when. */
+typedef struct ask {
+    module *mod;
+    double since;
+} ask;
+
+/* A JOB frame that did not fit the budgets: held as it came (compressed,
+ * if it was) until it does. */
+typedef struct backlogged {
+    pp_frame_hdr hdr;
+    void *payload;
+    struct backlogged *next;
+} backlogged;
 
 /* A client connection, one state at a time. */
 typedef enum session_state {
@@ -117,8 +154,11 @@ struct session {
     sjob *parked;             /* waiting for their module */
     sjob *running;            /* on workers */
     size_t nqueued, nparked, nrunning;
-    int *needed;              /* module indices asked for with NEED */
-    int nneeded;
+    ask *asks;                /* modules asked for with NEED, not yet here */
+    int nasks;
+    size_t held;              /* bytes of its jobs here (queued, parked, running) */
+    backlogged *backlog, *backlog_tail; /* JOB frames waiting for the budgets */
+    size_t nbacklog, backlog_bytes; /* how many, their bytes as they came */
     int paused;
     size_t out_mark;          /* output bytes at the last heartbeat */
     uint64_t acked_mark;      /* bytes the client had acknowledged then */
@@ -138,8 +178,16 @@ struct server {
     session *sessions;
     session *rr;              /* where the next dispatch round starts */
     int nsessions, nunauth;
-    module *modules;
-    int nmodules, capmodules;
+    module **mtab;            /* the module table: buckets of chained entries */
+    size_t mbuckets, nmodules;
+    uint64_t mkey[2];         /* its hash key: random, so no chosen collisions */
+    int module_group;         /* gid the cache is shared with (--worker-user), or -1 */
+    size_t session_budget, server_budget; /* bytes */
+    size_t held;              /* bytes of every client's jobs here */
+    size_t backlog_bytes;     /* of every client's backlog */
+    size_t freed;             /* job bytes freed since the heap was last trimmed */
+    double trimmed_at;
+    pp_log_limit log_limit;
     uint32_t max_frame;
     pp_timer tick;
     volatile sig_atomic_t *stop;

@@ -3,6 +3,7 @@
  * fairly by every client (one job per client per round), heartbeats, and
  * shutdown (clients are told, so they re-dispatch). */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -13,8 +14,12 @@
 #include "pp_proto.h"
 #include "pp_spawn.h"
 #include "lockout.h"
+#include "modules.h"
 #include "server.h"
 #include "session.h"
+
+/* Job bytes freed before the heap is trimmed (at most once a second). */
+#define TRIM_AFTER (8u << 20)
 
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)
@@ -47,7 +52,7 @@ static void dispatch(server *srv)
         sjob *j = s->qhead;
         if (j) {
             uint32_t tid;
-            if (pp_pool_task(srv->pool, srv->modules[j->module].path, j->symbol, &tid) != 0)
+            if (pp_pool_task(srv->pool, j->mod->path, j->symbol, &tid) != 0)
                 break;
             j->pj.task = tid;
             if (pp_pool_submit(srv->pool, &j->pj) != 0)
@@ -62,6 +67,27 @@ static void dispatch(server *srv)
     srv->rr = s;
 }
 
+/* Memory comes back when jobs end or clients leave: large blocks live on
+ * the heap (main.c raises the mmap threshold, so that big frames do not
+ * fault fresh mappings in for every job), and a heap keeps what it held
+ * (3 GB after a zlib bomb's jobs, before this) unless trimmed --
+ * malloc_trim() also returns the free pages in its middle, which the trim
+ * threshold never does.  At most once a second: back-to-back large jobs
+ * then fault their pages in again once a second, not for every job. */
+static void give_back(server *srv, double now)
+{
+#ifdef __GLIBC__
+    if (srv->freed < TRIM_AFTER || now - srv->trimmed_at < 1.0)
+        return;
+    malloc_trim(0);
+    srv->freed = 0;
+    srv->trimmed_at = now;
+#else
+    (void)srv;
+    (void)now;
+#endif
+}
+
 static void before_sleep(pp_loop *loop, void *data)
 {
     (void)loop;
@@ -74,6 +100,9 @@ static void before_sleep(pp_loop *loop, void *data)
         if (n >= 0)
             server_set_workers(srv, n);
     }
+    for (session *s = srv->sessions; s; s = s->next)
+        if (s->backlog)
+            session_admit(s);
     dispatch(srv);
     pp_pool_flush(srv->pool);
     for (session *s = srv->sessions; s; s = s->next)
@@ -89,6 +118,8 @@ static void tick(pp_loop *loop, pp_timer *t)
         n = s->next;
         session_tick(s, now);
     }
+    pp_log_flush(&srv->log); /* how many lines the rate limit dropped */
+    give_back(srv, now);
     pp_timer_start(loop, t, now + srv->cfg->heartbeat);
 }
 
@@ -110,20 +141,96 @@ static int per_address(server *srv, const char *addr)
     return n;
 }
 
-/* At the cap of connections still in their handshake, the oldest one goes:
- * a real client's handshake takes a round trip, an idle one holds its slot
- * until the deadline, so it is the idle ones that get dropped. */
-static void drop_oldest_unauth(server *srv)
+static int in_handshake(const session *s)
+{
+    return s->state == S_HELLO || s->state == S_AUTH;
+}
+
+/* Connections of addr still in their handshake. */
+static int handshakes_of(server *srv, const char *addr)
+{
+    int n = 0;
+    for (session *s = srv->sessions; s; s = s->next)
+        n += in_handshake(s) && strcmp(s->addr, addr) == 0;
+    return n;
+}
+
+/* The oldest connection of addr still in its handshake, or NULL. */
+static session *oldest_handshake(server *srv, const char *addr)
 {
     session *oldest = NULL;
     for (session *s = srv->sessions; s; s = s->next) /* newest first */
-        if (s->state == S_HELLO || s->state == S_AUTH)
+        if (in_handshake(s) && strcmp(s->addr, addr) == 0)
             oldest = s;
-    if (!oldest)
+    return oldest;
+}
+
+/* At the cap of connections still in their handshake, one goes: the oldest
+ * of the address that holds the most.  A real client's handshake takes a
+ * round trip, an idle one holds its slot until the deadline, so it is the
+ * idle ones that go; and an address flooding us evicts its own, not
+ * everyone's (evicting the oldest of all, a flood of ~1,300 connections a
+ * second from one address evicted a real client 20 ms away before its
+ * PROOF arrived, every time). */
+/* Handshakes, by address then oldest first (they are listed newest first). */
+typedef struct hs_ref {
+    session *s;
+    size_t age; /* its place in the list: larger is older */
+} hs_ref;
+
+static int hs_order(const void *a, const void *b)
+{
+    const hs_ref *x = a, *y = b;
+    int c = strcmp(x->s->addr, y->s->addr);
+    return c ? c : x->age < y->age ? 1 : x->age > y->age ? -1 : 0;
+}
+
+static void drop_unauth(server *srv)
+{
+    hs_ref *refs = malloc((size_t)srv->nunauth * sizeof *refs);
+    size_t n = 0, age = 0;
+    for (session *s = srv->sessions; s && refs; s = s->next, age++)
+        if (in_handshake(s) && n < (size_t)srv->nunauth)
+            refs[n++] = (hs_ref){s, age};
+    if (!n) {
+        free(refs);
         return;
-    pp_log(&srv->log, PP_LOG_WARN, "%s: too many unauthenticated connections: closing the "
-                                   "oldest", oldest->peer);
-    session_free(oldest);
+    }
+    qsort(refs, n, sizeof *refs, hs_order);
+    /* The longest run of one address; on a tie, the one whose oldest is
+     * oldest.  Its first entry is its oldest handshake. */
+    size_t best = 0, best_len = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && strcmp(refs[j].s->addr, refs[i].s->addr) == 0)
+            j++;
+        if (j - i > best_len || (j - i == best_len && refs[i].age > refs[best].age)) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j;
+    }
+    session *victim = refs[best].s;
+    free(refs);
+    pp_log(&srv->log, PP_LOG_WARN, "%s: too many unauthenticated connections (%d): closing the "
+                                   "oldest of the address holding the most (%zu)",
+           victim->peer, srv->nunauth, best_len);
+    session_free(victim);
+}
+
+/* Room for one more handshake from addr: past its own cap its oldest
+ * handshake goes, past the global cap drop_unauth() decides. */
+static void handshake_room(server *srv, const char *addr)
+{
+    int cap = srv->cfg->max_hs_per_address;
+    if (handshakes_of(srv, addr) >= cap) {
+        session *o = oldest_handshake(srv, addr);
+        pp_log(&srv->log, PP_LOG_WARN, "%s: too many handshakes from this address (%d): "
+                                       "closing its oldest", o->peer, cap);
+        session_free(o);
+    } else if (srv->nunauth >= srv->cfg->max_unauth) {
+        drop_unauth(srv);
+    }
 }
 
 static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
@@ -154,8 +261,8 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
             full = "too many connections";
         else if (per_address(srv, addr) >= srv->cfg->max_per_address)
             full = "too many connections from this address";
-        else if (srv->nunauth >= srv->cfg->max_unauth)
-            drop_oldest_unauth(srv); /* idle handshakes cannot lock real clients out */
+        else
+            handshake_room(srv, addr); /* idle handshakes cannot lock real clients out */
         if (full) {
             pp_log(&srv->log, PP_LOG_WARN, "%s: refused: %s", peer, full);
             close(fd);
@@ -203,6 +310,56 @@ static int split_names(const char *list, char ***out, char *err)
     return 0;
 }
 
+/* The settings a srv_cfg built by hand may leave 0 (their defaults), and
+ * what follows from them: the budgets in bytes, and the largest frame --
+ * a job must fit both budgets, so that is what clients are told. */
+static void set_limits(server *srv, srv_cfg *cfg)
+{
+    if (cfg->session_budget_mib <= 0)
+        cfg->session_budget_mib = SRV_SESSION_BUDGET_MIB;
+    if (cfg->server_budget_mib <= 0)
+        cfg->server_budget_mib = SRV_SERVER_BUDGET_MIB;
+    if (cfg->module_timeout <= 0)
+        cfg->module_timeout = SRV_MODULE_TIMEOUT;
+    if (cfg->max_pending_modules <= 0)
+        cfg->max_pending_modules = SRV_MAX_PENDING_MODULES;
+    if (cfg->max_hs_per_address <= 0)
+        cfg->max_hs_per_address = SRV_MAX_HS_PER_ADDRESS;
+    double mib = PP_MIN(cfg->max_frame_mib, PP_MIN(cfg->session_budget_mib,
+                                                   cfg->server_budget_mib));
+    srv->max_frame = (uint32_t)(mib * 1048576.0);
+    /* + 1 KiB: a job's header besides its argument, as the frame limit. */
+    srv->session_budget = (size_t)(cfg->session_budget_mib * 1048576.0) + 1024;
+    srv->server_budget = (size_t)(cfg->server_budget_mib * 1048576.0) + 1024;
+    srv->module_group = cfg->worker_user && cfg->worker_gid >= 0 ? cfg->worker_gid : -1;
+}
+
+/* The worker pool: ppworker found, the workers' environment and user. */
+static int start_pool(server *srv, const srv_cfg *cfg, char *err)
+{
+    char *worker = pp_spawn_find_worker(NULL, err);
+    if (!worker)
+        return -1;
+    char **pass = NULL;
+    if (split_names(cfg->worker_env, &pass, err) != 0) {
+        free(worker);
+        return -1;
+    }
+    int as_user = cfg->worker_user && cfg->worker_uid >= 0 && cfg->worker_gid >= 0;
+    pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
+                       .max_frame = srv->max_frame, .log = &srv->log,
+                       .job_memory_mib = (unsigned)cfg->job_memory_mib,
+                       .env = (const char *const *)pass,
+                       .worker_user_set = as_user,
+                       .worker_uid = as_user ? (uid_t)cfg->worker_uid : 0,
+                       .worker_gid = as_user ? (gid_t)cfg->worker_gid : 0};
+    pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
+    srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
+    free(worker);
+    free(pass);
+    return srv->pool ? 0 : -1;
+}
+
 int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
                 char *err)
 {
@@ -210,14 +367,25 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     srv->cfg = cfg;
     srv->stop = stop;
     srv->lfd = -1;
-    srv->max_frame = (uint32_t)(cfg->max_frame_mib * 1048576.0);
-    srv->log = (pp_log){.level = pp_log_parse_level(cfg->log_level), .who = "ppserver"};
+    set_limits(srv, cfg);
+    /* Repeated lines are limited per kind: a flood of refusals costs a few
+     * lines and a count, not a line each. */
+    pp_log_limit_init(&srv->log_limit, cfg->log_rate, cfg->log_rate * SRV_LOG_BURST_PER_RATE);
+    srv->log = (pp_log){.level = pp_log_parse_level(cfg->log_level), .who = "ppserver",
+                        .limit = &srv->log_limit};
     if (pp_auth_derive(secret, strlen(secret), &srv->key) != 0) {
         pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
         return -1;
     }
+    /* scrypt's 16 MiB came from the heap (main.c keeps large blocks there)
+     * and would stay mapped for the node's life. */
+    malloc_trim(0);
     if (pp_module_cache_init(cfg->cache_dir, err) != 0)
         return -1;
+    if (modules_init(srv) != 0) {
+        pp_seterr(err, "cannot set up the module table (out of memory or randomness)");
+        return -1;
+    }
     srv->loop = pp_loop_new();
     if (!srv->loop) {
         pp_seterr(err, "cannot create the event loop: %s", strerror(errno));
@@ -232,23 +400,7 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
         pp_seterr(err, "cannot watch the listening socket: %s", strerror(errno));
         return -1;
     }
-    char *worker = pp_spawn_find_worker(NULL, err);
-    if (!worker)
-        return -1;
-    char **pass = NULL;
-    if (split_names(cfg->worker_env, &pass, err) != 0) {
-        free(worker);
-        return -1;
-    }
-    pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
-                       .max_frame = srv->max_frame, .log = &srv->log,
-                       .job_memory_mib = (unsigned)cfg->job_memory_mib,
-                       .env = (const char *const *)pass};
-    pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
-    srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
-    free(worker);
-    free(pass);
-    if (!srv->pool)
+    if (start_pool(srv, cfg, err) != 0)
         return -1;
     srv->tick.fn = tick;
     srv->tick.data = srv;
@@ -308,6 +460,8 @@ void server_destroy(server *srv)
     if (srv->lfd >= 0)
         close(srv->lfd);
     pp_loop_free(srv->loop); /* runs the deferred frees */
-    free(srv->modules);
+    modules_free(srv);
+    pp_log_flush(&srv->log);
+    pp_log_limit_destroy(&srv->log_limit);
     pp_auth_wipe(&srv->key, sizeof srv->key);
 }

@@ -156,12 +156,51 @@ static int on_proof(session *s, const pp_frame *f, refusal *r)
 
 /* ---- jobs and modules ---- */
 
-static int asked_for(session *s, int idx)
+/* What a JOB frame in the backlog costs besides its bytes (its record, the
+ * allocator's overhead): a flood of tiny frames is counted too. */
+#define BACKLOG_OVERHEAD 128
+
+/* Budgets.  Every job here is charged its size as inflated -- queued,
+ * parked for its module, or running -- to its client's budget
+ * (--session-budget-mib) and to the node's (--server-budget-mib), and a
+ * compressed job is checked against them by its declared size before
+ * anything is inflated.  A job that does not fit waits in the client's
+ * backlog as it came (compressed: a few bytes for a zlib bomb), and the
+ * node goes on reading that client -- its MODULE frames must get through,
+ * or jobs parked for a module would hold the budget for ever -- until the
+ * backlog is full (a session budget of frames, or all backlogs the server
+ * budget, or --max-queue of them): then reading stops (backpressure).
+ * Backpressure rather than refusal: a client over budget is an honest one
+ * whose window is larger than our budget as often as an attacker, and it
+ * loses nothing by waiting; the attacker gains nothing by it. */
+static int fits(const session *s, size_t bytes)
 {
-    for (int i = 0; i < s->nneeded; i++)
-        if (s->needed[i] == idx)
-            return 1;
-    return 0;
+    const server *srv = s->srv;
+    return s->held + bytes <= srv->session_budget && srv->held + bytes <= srv->server_budget;
+}
+
+/* A JOB frame's size once inflated: its declared size when compressed. */
+static size_t job_size(const pp_frame_hdr *h, const uint8_t *payload)
+{
+    return (h->flags & PP_WIRE_F_ZLIB) && h->len >= 4 ? pp_load32(payload) : h->len;
+}
+
+static void free_job(sjob *j)
+{
+    if (j->sess)
+        j->sess->held -= j->bytes;
+    j->srv->held -= j->bytes;
+    j->srv->freed += j->bytes;
+    free(j->block);
+    free(j);
+}
+
+static int backlog_full(const session *s)
+{
+    const server *srv = s->srv;
+    return s->backlog && (s->backlog_bytes >= srv->session_budget ||
+                          srv->backlog_bytes >= srv->server_budget ||
+                          s->nbacklog >= (size_t)srv->cfg->max_queue);
 }
 
 static void update_pause(session *s)
@@ -169,8 +208,9 @@ static void update_pause(session *s)
     size_t held = s->nqueued + s->nparked;
     size_t out = pp_conn_outbytes(s->conn);
     size_t outcap = (size_t)(s->srv->cfg->max_output_mib * 1048576.0);
-    int over = held >= (size_t)s->srv->cfg->max_queue || out > outcap / 2;
-    int under = held < (size_t)s->srv->cfg->max_queue / 2 && out < outcap / 4;
+    int full = backlog_full(s);
+    int over = held >= (size_t)s->srv->cfg->max_queue || out > outcap / 2 || full;
+    int under = held < (size_t)s->srv->cfg->max_queue / 2 && out < outcap / 4 && !full;
     if (!s->paused && over) {
         s->paused = 1;
         pp_conn_pause(s->conn, 1);
@@ -191,98 +231,279 @@ static void queue_job(session *s, sjob *j)
     s->nqueued++;
 }
 
-/* Parks j until its module is here, asking the client for it once. */
-static void park_job(session *s, sjob *j, const uint8_t *hash)
+/* Ends a job the node will not run: a RESULT with `status` and why. */
+static void send_failure(session *s, uint64_t id, int status, const char *why)
 {
-    j->next = s->parked;
-    s->parked = j;
-    s->nparked++;
-    if (asked_for(s, j->module))
-        return;
-    int *n = realloc(s->needed, (size_t)(s->nneeded + 1) * sizeof *n);
-    if (n) {
-        s->needed = n;
-        s->needed[s->nneeded++] = j->module;
-    }
-    pp_conn_send(s->conn, PP_T_NEED, 0, 0, hash, PP_SHA256_LEN);
+    uint8_t p[PP_RESULT_HDR + PP_ERR_LEN];
+    size_t n = PP_MIN(strlen(why), (size_t)PP_ERR_LEN);
+    pp_proto_result_head(p, status, 0);
+    memcpy(p + PP_RESULT_HDR, why, n);
+    pp_conn_send(s->conn, PP_T_RRESULT, 0, id, p, PP_RESULT_HDR + n);
 }
 
-static int on_job(session *s, const pp_frame *f, refusal *r)
+/* The ask of s for module m, or -1. */
+static int ask_index(const session *s, const module *m)
+{
+    for (int i = 0; i < s->nasks; i++)
+        if (s->asks[i].mod == m)
+            return i;
+    return -1;
+}
+
+/* Forgets ask i (the module came, expired, or the session ends). */
+static void drop_ask(session *s, int i)
+{
+    module *m = s->asks[i].mod;
+    s->asks[i] = s->asks[--s->nasks];
+    m->askers--;
+    modules_release(s->srv, m);
+}
+
+/* The module a job of s names, found or added and asked for (NEED) if it
+ * is not here; NULL with the reason in why (PP_ERR_LEN bytes) when the node
+ * will not wait for it (the client has --max-pending-modules asks open) or
+ * is out of memory. */
+static module *module_for_job(session *s, const uint8_t hash[PP_SHA256_LEN], char *why)
 {
     server *srv = s->srv;
-    const uint8_t *payload = f->payload;
-    size_t plen = f->hdr.len;
+    module *m = modules_find(srv, hash);
+    if (m && (m->present || ask_index(s, m) >= 0))
+        return m;
+    if (s->nasks >= srv->cfg->max_pending_modules) {
+        pp_seterr(why, "too many modules asked of this client and not sent (%d)", s->nasks);
+        return NULL;
+    }
+    ask *a = realloc(s->asks, (size_t)(s->nasks + 1) * sizeof *a);
+    if (a)
+        s->asks = a;
+    if (!m && a)
+        m = modules_add(srv, hash);
+    if (!m || !a) {
+        pp_seterr(why, "the node is out of memory");
+        return NULL;
+    }
+    if (m->present)
+        return m; /* verified in the cache */
+    s->asks[s->nasks++] = (ask){.mod = m, .since = pp_now()};
+    m->askers++;
+    pp_conn_send(s->conn, PP_T_NEED, 0, 0, hash, PP_SHA256_LEN);
+    return m;
+}
+
+/* Takes in a JOB that fits the budgets.  payload: the frame's (in the
+ * conn: f is the frame, owned NULL) or a backlogged one (f NULL, owned =
+ * payload, freed here whatever happens). */
+static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
+                     const pp_frame *f, void *owned, refusal *r)
+{
+    server *srv = s->srv;
+    size_t plen = h->len;
     void *unzipped = NULL;
-    if (f->hdr.flags & PP_WIRE_F_ZLIB) {
+    if (h->flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
-        if (pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err))
-            return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "job %llu: %s",
-                          (unsigned long long)f->hdr.id, err);
+        int bad = pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err);
+        free(owned); /* the compressed form is done with */
+        owned = NULL;
+        if (bad)
+            return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "job %llu: %s", (unsigned long long)h->id,
+                          err);
         payload = unzipped;
     }
     pp_msg_rjob m;
     if (pp_proto_rjob_decode(payload, plen, &m) != 0) {
         free(unzipped);
+        free(owned);
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed JOB frame %llu",
-                      (unsigned long long)f->hdr.id);
+                      (unsigned long long)h->id);
     }
-    int idx = modules_get(srv, m.hash);
+    char why[PP_ERR_LEN];
+    module *mod = module_for_job(s, m.hash, why);
+    if (!mod) {
+        char text[PP_ERR_LEN + 64];
+        char hex[2 * PP_SHA256_LEN + 1];
+        pp_hex(m.hash, PP_SHA256_LEN, hex);
+        snprintf(text, sizeof text, "module %.16s... not loaded: %s", hex, why);
+        pp_log(&srv->log, PP_LOG_WARN, "%s: job %llu: %s", s->peer, (unsigned long long)h->id,
+               text);
+        send_failure(s, h->id, PP_ELOAD, text);
+        free(unzipped);
+        free(owned);
+        return 0;
+    }
     sjob *j = calloc(1, sizeof *j);
-    void *block = unzipped ? unzipped : j ? pp_conn_take(s->conn, f) : NULL;
-    if (idx < 0 || !j || !block) {
+    void *block = unzipped ? unzipped : owned ? owned : j ? pp_conn_take(s->conn, f) : NULL;
+    if (!j || !block) {
         free(j);
         free(block);
         return refuse(r, PP_E_LIMIT, PP_LOG_ERROR, "the node is out of memory (job %llu)",
-                      (unsigned long long)f->hdr.id);
+                      (unsigned long long)h->id);
     }
+    j->srv = srv;
     j->sess = s;
-    j->id = f->hdr.id;
+    j->id = h->id;
     j->block = block;
-    j->module = idx;
+    j->bytes = plen;
+    s->held += plen;
+    srv->held += plen;
+    j->mod = mod;
     snprintf(j->symbol, sizeof j->symbol, "%s", m.symbol);
     j->pj.arg = (uint8_t *)block + m.arg_off;
     j->pj.len = m.len;
     j->pj.timeout = m.timeout_ms / 1000.0;
     s->last_job = pp_now();
-    if (srv->modules[idx].present)
+    if (mod->present) {
         queue_job(s, j);
-    else
-        park_job(s, j, srv->modules[idx].hash);
-    update_pause(s);
+    } else {
+        j->next = s->parked; /* until its module is here */
+        s->parked = j;
+        s->nparked++;
+    }
     return 0;
 }
 
-/* Parked jobs of session s for module idx become runnable. */
-static void unpark(session *s, int idx)
+static int on_job(session *s, const pp_frame *f, refusal *r)
+{
+    server *srv = s->srv;
+    size_t need = job_size(&f->hdr, f->payload);
+    if (need > srv->max_frame + 1024u) /* could never fit: refused before inflating */
+        return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "job %llu: declared size %zu exceeds the "
+                                                  "limit %u", (unsigned long long)f->hdr.id,
+                      need, srv->max_frame + 1024u);
+    if (s->backlog || !fits(s, need)) {
+        if (!s->backlog)
+            pp_log(&srv->log, PP_LOG_INFO, "%s: job %llu (%zu bytes) waits for memory: this "
+                                           "client has %zu bytes here, all %zu (budgets %zu "
+                                           "and %zu)", s->peer, (unsigned long long)f->hdr.id,
+                   need, s->held, srv->held, srv->session_budget, srv->server_budget);
+        backlogged *b = malloc(sizeof *b);
+        void *payload = b ? pp_conn_take(s->conn, f) : NULL;
+        if (!payload) {
+            free(b);
+            return refuse(r, PP_E_LIMIT, PP_LOG_ERROR, "the node is out of memory (job %llu)",
+                          (unsigned long long)f->hdr.id);
+        }
+        *b = (backlogged){.hdr = f->hdr, .payload = payload};
+        if (s->backlog_tail)
+            s->backlog_tail->next = b;
+        else
+            s->backlog = b;
+        s->backlog_tail = b;
+        s->nbacklog++;
+        s->backlog_bytes += f->hdr.len + BACKLOG_OVERHEAD;
+        srv->backlog_bytes += f->hdr.len + BACKLOG_OVERHEAD;
+        update_pause(s);
+        return 0;
+    }
+    int rc = admit_job(s, &f->hdr, f->payload, f, NULL, r);
+    update_pause(s);
+    return rc;
+}
+
+/* Takes in what the backlog holds while it fits, oldest first. */
+void session_admit(session *s)
+{
+    server *srv = s->srv;
+    if (s->state != S_READY)
+        return;
+    while (s->backlog && fits(s, job_size(&s->backlog->hdr, s->backlog->payload))) {
+        backlogged *b = s->backlog;
+        s->backlog = b->next;
+        if (!s->backlog)
+            s->backlog_tail = NULL;
+        s->nbacklog--;
+        s->backlog_bytes -= b->hdr.len + BACKLOG_OVERHEAD;
+        srv->backlog_bytes -= b->hdr.len + BACKLOG_OVERHEAD;
+        refusal r = {.code = 0};
+        int rc = admit_job(s, &b->hdr, b->payload, NULL, b->payload, &r);
+        free(b);
+        if (rc != 0) {
+            pp_log(&srv->log, r.level, "%s: %s; closing", s->peer, r.msg);
+            sess_refuse(s, &r);
+            return;
+        }
+    }
+    update_pause(s);
+}
+
+static void free_backlog(session *s)
+{
+    for (backlogged *b = s->backlog, *n; b; b = n) {
+        n = b->next;
+        s->srv->backlog_bytes -= b->hdr.len + BACKLOG_OVERHEAD;
+        free(b->payload);
+        free(b);
+    }
+    s->backlog = s->backlog_tail = NULL;
+    s->nbacklog = 0;
+    s->backlog_bytes = 0;
+}
+
+/* Takes the parked jobs of session s for module m out of the parked list:
+ * oldest first. */
+static sjob *take_parked(session *s, const module *m)
 {
     sjob **pp = &s->parked;
     sjob *keep = NULL, *run = NULL;
     while (*pp) {
         sjob *j = *pp;
         *pp = j->next;
-        if (j->module == idx) {
+        if (j->mod == m) {
             j->next = run;
             run = j;
+            s->nparked--;
         } else {
             j->next = keep;
             keep = j;
         }
     }
-    s->parked = keep;
-    /* `run` is newest first: queue it oldest first. */
-    sjob *rev = NULL;
-    while (run) {
-        sjob *n = run->next;
-        run->next = rev;
-        rev = run;
-        run = n;
+    /* Both lists are reversed now: put the kept ones back as they were. */
+    while (keep) {
+        sjob *n = keep->next;
+        keep->next = s->parked;
+        s->parked = keep;
+        keep = n;
     }
-    while (rev) {
-        sjob *n = rev->next;
-        s->nparked--;
-        queue_job(s, rev);
-        rev = n;
+    return run; /* oldest first: the parked list is newest first */
+}
+
+/* Module m is here: the parked jobs of s for it become runnable. */
+static void unpark(session *s, const module *m)
+{
+    for (sjob *j = take_parked(s, m), *n; j; j = n) {
+        n = j->next;
+        queue_job(s, j);
     }
+    int i = ask_index(s, m);
+    if (i >= 0)
+        drop_ask(s, i);
+}
+
+/* Parked jobs whose module was asked for more than --module-timeout ago end
+ * PP_ELOAD: a client that never sends it does not hold them for ever. */
+static void expire_asks(session *s, double now)
+{
+    server *srv = s->srv;
+    for (int i = 0; i < s->nasks;) {
+        module *m = s->asks[i].mod;
+        if (now - s->asks[i].since <= srv->cfg->module_timeout) {
+            i++;
+            continue;
+        }
+        char hex[2 * PP_SHA256_LEN + 1], text[PP_ERR_LEN];
+        pp_hex(m->hash, PP_SHA256_LEN, hex);
+        snprintf(text, sizeof text, "module %.16s... did not come within %g s of being "
+                                    "asked for", hex, srv->cfg->module_timeout);
+        size_t n = 0;
+        for (sjob *j = take_parked(s, m), *next; j; j = next, n++) {
+            next = j->next;
+            send_failure(s, j->id, PP_ELOAD, text);
+            free_job(j);
+        }
+        pp_log(&srv->log, PP_LOG_WARN, "%s: %s: %zu job(s) ended %s", s->peer, text, n,
+               pp_strerror(PP_ELOAD));
+        drop_ask(s, i); /* the last one moved to i */
+    }
+    update_pause(s);
 }
 
 static int on_module(session *s, const pp_frame *f, refusal *r)
@@ -291,25 +512,35 @@ static int on_module(session *s, const pp_frame *f, refusal *r)
     pp_msg_module m;
     if (pp_proto_module_decode(f, &m) != 0)
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed MODULE frame");
-    int idx = modules_get(srv, m.hash);
-    if (idx < 0 || srv->modules[idx].present)
-        return 0; /* no memory for the table, or another client sent it first */
+    char hex[2 * PP_SHA256_LEN + 1];
+    pp_hex(m.hash, PP_SHA256_LEN, hex);
+    /* Only a module this client was asked for: nobody fills the cache (or
+     * the table) with modules no job needs. */
+    module *mod = modules_find(srv, m.hash);
+    int ai = mod ? ask_index(s, mod) : -1;
+    if (!mod || (ai < 0 && !mod->present))
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "module %.16s... refused: not asked for",
+                      hex);
+    if (mod->present) { /* another client sent it first */
+        if (ai >= 0)
+            drop_ask(s, ai);
+        return 0;
+    }
     void *data = NULL;
     size_t len = 0;
     char err[PP_ERR_LEN];
     if (pp_zip_inflate(m.zip, m.ziplen, PP_MODULE_MAX, &data, &len, err) != 0)
         return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "module refused: %s", err);
-    if (pp_module_store(srv->cfg->cache_dir, m.hash, data, len, err) != 0) {
+    if (pp_module_store_as(srv->cfg->cache_dir, m.hash, data, len, (gid_t)srv->module_group,
+                           err) != 0) {
         free(data);
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "module refused: %s", err);
     }
     free(data);
-    char hex[2 * PP_SHA256_LEN + 1];
-    pp_hex(m.hash, PP_SHA256_LEN, hex);
     pp_log(&srv->log, PP_LOG_INFO, "%s: module %.16s... stored (%zu bytes)", s->peer, hex, len);
-    srv->modules[idx].present = 1;
+    mod->present = 1;
     for (session *o = srv->sessions; o; o = o->next) /* every client that waits for it */
-        unpark(o, idx);
+        unpark(o, mod);
     return 0;
 }
 
@@ -411,12 +642,6 @@ static int orphaned(pp_pool_job *pj, void *arg)
     return PP_CONTAINER_OF(pj, sjob, pj)->sess == NULL;
 }
 
-static void free_job(sjob *j)
-{
-    free(j->block);
-    free(j);
-}
-
 void session_free(session *s)
 {
     server *srv = s->srv;
@@ -441,17 +666,20 @@ void session_free(session *s)
         n = j->next;
         free_job(j);
     }
+    free_backlog(s);
+    while (s->nasks)
+        drop_ask(s, s->nasks - 1);
     /* Its jobs on workers are stopped: nobody waits for them any more, and
      * another client's jobs must not wait behind them. */
     size_t running = s->nrunning;
     for (sjob *j = s->running; j; j = j->rnext)
-        j->sess = NULL;
+        j->sess = NULL; /* the node's budget keeps their bytes until they end */
     if (running && srv->pool && !srv->stopping) { /* at shutdown the pool goes anyway */
         pp_log(&srv->log, PP_LOG_INFO, "%s: client gone: stopping its %zu job(s) on workers",
                s->peer, running);
         pp_pool_cancel_if(srv->pool, orphaned, NULL);
     }
-    free(s->needed);
+    free(s->asks);
     free(s);
 }
 
@@ -471,6 +699,7 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
                       uint64_t run_ns)
 {
     session *s = j->sess;
+    j->srv->freed += len; /* the result's block goes once written */
     if (s) {
         running_remove(s, j);
         uint8_t head[PP_RESULT_HDR];
@@ -533,6 +762,7 @@ void session_tick(session *s, double now)
     server *srv = s->srv;
     if (s->state != S_READY)
         return;
+    expire_asks(s, now);
     /* What waits for the client: our queue and our kernel's send queue
      * (which can grow to megabytes and take all of ours while the client
      * reads nothing); and whether it took bytes since the last tick (TCP's
@@ -550,7 +780,7 @@ void session_tick(session *s, double now)
      * judged by them below, and its silence then says nothing. */
     int output_bound = waiting > outcap / 2 ||
                        (s->paused && held < (size_t)srv->cfg->max_queue / 2 && waiting > 0);
-    if (output_bound)
+    if (output_bound || s->backlog) /* or we stopped reading it for our budgets */
         s->last_rx = now;
     if (now - s->last_rx > srv->cfg->dead_after) {
         pp_log(&srv->log, PP_LOG_WARN, "%s: no frame for %.1f s; closing", s->peer,
@@ -559,7 +789,7 @@ void session_tick(session *s, double now)
         return;
     }
     if (srv->cfg->idle_timeout > 0 && !s->nqueued && !s->nparked && !s->nrunning &&
-        now - s->last_job > srv->cfg->idle_timeout) {
+        !s->backlog && now - s->last_job > srv->cfg->idle_timeout) {
         pp_log(&srv->log, PP_LOG_INFO, "%s: idle for %.0f s; closing", s->peer,
                now - s->last_job);
         session_free(s);

@@ -15,6 +15,9 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
                       uint64_t run_ns);
 /* Puts a job back at the front of its session's queue. */
 void session_job_requeue(sjob *j);
+/* Takes in the JOB frames waiting in its backlog that fit the budgets now
+ * (call when memory was given back: every loop turn). */
+void session_admit(session *s);
 /* Takes the next queued job, or NULL. */
 sjob *session_next_job(session *s);
 /* Heartbeat duties: PING, liveness, idle and stuck-output checks. */

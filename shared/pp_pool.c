@@ -78,6 +78,9 @@ struct pp_pool {
     char *tmpdir;
     uint32_t max_frame;
     unsigned job_memory_mib;      /* 0 = no limit */
+    int user_set;                 /* workers run as uid:gid */
+    uid_t uid;
+    gid_t gid;
     const pp_log *log;
     char **envp;
     worker *workers;
@@ -302,7 +305,8 @@ static int spawn_worker(pp_pool *p, char *err)
     w->pool = p;
     w->timer = (pp_timer){.fn = worker_timer, .data = w};
     pp_spawn_opts so = {.worker_path = p->worker_path, .tmpdir = p->tmpdir, .envp = p->envp,
-                        .max_frame = p->max_frame, .job_memory_mib = p->job_memory_mib};
+                        .max_frame = p->max_frame, .job_memory_mib = p->job_memory_mib,
+                        .user_set = p->user_set, .uid = p->uid, .gid = p->gid};
     if (pp_spawn_worker(&so, &w->proc, err) != 0) {
         free(w);
         return -1;
@@ -496,6 +500,9 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->ud = ud;
     p->max_frame = opts->max_frame;
     p->job_memory_mib = opts->job_memory_mib;
+    p->user_set = opts->worker_user_set;
+    p->uid = opts->worker_uid;
+    p->gid = opts->worker_gid;
     p->log = opts->log;
     p->depth = 1;
     p->respawn.fn = respawn_timer;

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "pp_log.h"
 #include "pp_loop.h"
@@ -62,6 +63,12 @@ typedef struct pp_pool_opts {
     const char *const *env;       /* NULL-terminated names of variables the workers get
                                      besides PATH, LD_LIBRARY_PATH, HOME, TMPDIR, TZ,
                                      LANG, LC_ALL and the sanitizers' options; or NULL */
+    int worker_user_set;          /* run the workers as worker_uid:worker_gid (the owner
+                                     runs as root): each drops its privileges itself
+                                     (setgroups, setgid, setuid) before it loads any
+                                     task module; 0 = as the owner */
+    uid_t worker_uid;
+    gid_t worker_gid;
 } pp_pool_opts;
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err

@@ -75,6 +75,7 @@
 #define PP_E_PROTOCOL 3     /* malformed or unexpected frame */
 #define PP_E_LIMIT 4        /* a limit was exceeded */
 #define PP_E_BUSY 5         /* too many connections */
+#define PP_E_TLS 6          /* TLS on one side, plaintext on the other */
 
 /* Limits and constants, each defined here only. */
 #define PP_PROTO_MIN 1             /* protocol versions this build speaks */

@@ -211,6 +211,31 @@ void pp_spawn_sweep(const char *tmpdir, const pp_log *log)
                                  "were killed", swept, swept == 1 ? "y" : "ies", tmpdir);
 }
 
+/* ppworker's command line into argv (NULL-terminated), the numbers in it
+ * written into nums. */
+static void worker_argv(const pp_spawn_opts *o, char nums[4][48], char *argv[10])
+{
+    snprintf(nums[0], sizeof nums[0], "%d", (int)getpid());
+    snprintf(nums[1], sizeof nums[1], "%u", o->max_frame);
+    snprintf(nums[2], sizeof nums[2], "%u", o->job_memory_mib);
+    snprintf(nums[3], sizeof nums[3], "%u:%u", (unsigned)o->uid, (unsigned)o->gid);
+    int n = 0;
+    argv[n++] = (char *)o->worker_path;
+    argv[n++] = "--parent";
+    argv[n++] = nums[0];
+    argv[n++] = "--max-frame";
+    argv[n++] = nums[1];
+    if (o->job_memory_mib) {
+        argv[n++] = "--max-memory-mib";
+        argv[n++] = nums[2];
+    }
+    if (o->user_set) { /* it changes user itself, before it loads any module */
+        argv[n++] = "--user";
+        argv[n++] = nums[3];
+    }
+    argv[n] = NULL;
+}
+
 int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
 {
     int fds[5] = {-1, -1, -1, -1, -1};
@@ -235,13 +260,8 @@ int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
             fds[i] = moved;
         }
     }
-    char parent[24], maxf[24], mem[24];
-    snprintf(parent, sizeof parent, "%d", (int)getpid());
-    snprintf(maxf, sizeof maxf, "%u", o->max_frame);
-    snprintf(mem, sizeof mem, "%u", o->job_memory_mib);
-    /* With no memory cap, the NULL in its place ends argv there. */
-    char *argv[] = {(char *)o->worker_path, "--parent", parent, "--max-frame", maxf,
-                    o->job_memory_mib ? "--max-memory-mib" : NULL, mem, NULL};
+    char nums[4][48], *argv[10];
+    worker_argv(o, nums, argv);
 
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t fa;

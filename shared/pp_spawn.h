@@ -28,6 +28,9 @@ typedef struct pp_spawn_opts {
     char *const *envp;      /* from pp_spawn_env() */
     uint32_t max_frame;
     unsigned job_memory_mib; /* 0 = no limit */
+    int user_set;           /* the worker drops to uid:gid before loading modules */
+    uid_t uid;
+    gid_t gid;
 } pp_spawn_opts;
 
 /* Starts a worker in its own process group with default signal handling,

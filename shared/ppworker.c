@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
 #include <malloc.h>
 #include <linux/futex.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +41,7 @@
 #define FLUSH_AGE 0.0002     /* seconds */
 #define TINY_JOB 0.00002     /* jobs shorter than this on average are batched */
 #define FLUSH_BYTES (256 * 1024)
+#define BIG_JOB (8u << 20)   /* an argument or result this large: trim when idle */
 
 typedef struct task_slot {
     char *module, *symbol;
@@ -55,6 +58,7 @@ typedef struct worker {
     pp_buf out;              /* batched result frames */
     double oldest;           /* pp_now() of the oldest unsent result */
     double avg_run;          /* moving average of run time, seconds */
+    int big_freed;           /* a large job ended since the heap was trimmed */
     pp_worker_state *st;     /* shared with the pool: the job running now */
     /* Held by the main thread except while a task runs: then the flusher
      * thread may send the batched results when the pool asks. */
@@ -235,7 +239,22 @@ static void on_job(worker *w, const pp_frame *f)
     } else {
         send_result(w, f->hdr.id, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
     }
+    w->big_freed |= len >= BIG_JOB || out.len >= BIG_JOB;
     pp_buf_reset(&out);
+}
+
+/* Large arguments and results stay on the heap (main() raises the mmap
+ * threshold: jobs in a row reuse it), so a worker would keep the memory of
+ * its largest job for ever; after a second without work it gives it back. */
+static void trim_when_idle(worker *w)
+{
+    if (!w->big_freed)
+        return;
+    struct pollfd pfd = {.fd = w->rfd, .events = POLLIN};
+    if (poll(&pfd, 1, 1000) == 0) {
+        malloc_trim(0);
+        w->big_freed = 0;
+    }
 }
 
 /* The flusher thread: sleeps on the shared page's futex; when the pool asks
@@ -257,13 +276,45 @@ static void *flusher(void *arg)
 static void usage(void)
 {
     puts("usage: ppworker --parent PID [--max-frame BYTES] [--max-memory-mib MIB]\n"
+         "                [--user UID:GID]\n"
          "\n"
          "The pp worker process.  The worker pools of libpp and ppserver start it\n"
          "with its request FIFO on fd 3, its response FIFO on fd 4 and the state\n"
          "page it shares with the pool (which job is running) on fd 5; it runs\n"
          "the jobs it reads (tasks loaded from their task modules) and writes the\n"
          "results.  It exits at the end of its input or when its parent dies.\n"
-         "--max-memory-mib caps its virtual memory (RLIMIT_AS), tasks included.");
+         "--max-memory-mib caps its virtual memory (RLIMIT_AS), tasks included.\n"
+         "--user: started as root, it becomes that user (and group, no others)\n"
+         "before it loads anything.");
+}
+
+/* --user UID:GID: becomes that user for good -- no supplementary group,
+ * the group first (it needs our privilege), then the user, and then it
+ * must be impossible to get root back -- before any task module is loaded.
+ * Job code then cannot read ppserver's memory or files, nor write to the
+ * module cache.  0, or -1 with a message on stderr. */
+static int become(const char *spec)
+{
+    unsigned long uid, gid;
+    char *end = NULL;
+    uid = strtoul(spec, &end, 10);
+    if (!end || *end != ':' || (gid = strtoul(end + 1, &end, 10), *end) || uid > 0xFFFFFFFEul ||
+        gid > 0xFFFFFFFEul) {
+        fprintf(stderr, "ppworker: --user %s: expected UID:GID\n", spec);
+        return -1;
+    }
+    gid_t g = (gid_t)gid;
+    if (setgroups(1, &g) != 0 || setgid(g) != 0 || setuid((uid_t)uid) != 0) {
+        fprintf(stderr, "ppworker: cannot become user %lu, group %lu: %s\n", uid, gid,
+                strerror(errno));
+        return -1;
+    }
+    if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != g ||
+        getegid() != g || (uid != 0 && setuid(0) == 0)) {
+        fprintf(stderr, "ppworker: still privileged after becoming user %lu\n", uid);
+        return -1;
+    }
+    return 0;
 }
 
 /* Sets the worker up on its inherited fds, starts the flusher thread and
@@ -316,6 +367,7 @@ static void serve(worker *w)
         if (rc < 0)
             die("bad input from the parent", w->rd.errstr);
         flush(w); /* nothing more to run: report everything */
+        trim_when_idle(w);
         size_t room;
         void *dst = pp_wire_reader_space(&w->rd, &room);
         if (!dst)
@@ -336,10 +388,12 @@ int main(int argc, char **argv)
 {
     long parent = 0;
     unsigned long max_frame = 1u << 30, max_memory_mib = 0;
+    const char *user = NULL;
     static const struct option opts[] = {
         {"parent", required_argument, NULL, 'p'},
         {"max-frame", required_argument, NULL, 'm'},
         {"max-memory-mib", required_argument, NULL, 'M'},
+        {"user", required_argument, NULL, 'u'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -350,6 +404,7 @@ int main(int argc, char **argv)
         case 'p': parent = strtol(optarg, NULL, 10); break;
         case 'm': max_frame = strtoul(optarg, NULL, 10); break;
         case 'M': max_memory_mib = strtoul(optarg, NULL, 10); break;
+        case 'u': user = optarg; break;
         case 'h': usage(); return 0;
         case 'V': printf("ppworker %s\n", pp_version()); return 0;
         default: usage(); return 2;
@@ -363,6 +418,9 @@ int main(int argc, char **argv)
      * that are faulted in and unmapped for every job. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    /* First (a change of credentials clears the parent-death signal). */
+    if (user && become(user) != 0)
+        return 1;
     /* Die with the parent; and if it is already gone, do not start. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != (pid_t)parent)

@@ -18,9 +18,11 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <grp.h>
 #include <poll.h>
 #include <pp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -32,6 +34,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cunit_main.h"
 #include "pp_auth.h"
@@ -205,6 +208,7 @@ static void check_server_exit(srv_harness *h)
 
 static void slow_hold(int on);
 static char *capture_end(void);
+static void fake_nodes_stop(void);
 
 static void test_teardown(void)
 {
@@ -218,6 +222,7 @@ static void test_teardown(void)
         free(the_fake);
         the_fake = NULL;
     }
+    fake_nodes_stop();
     for (int i = 0; i < MAX_FDS; i++)
         if (raw_fds[i] >= 0) {
             close(raw_fds[i]);
@@ -1940,9 +1945,12 @@ static void test_b2_many_unauthenticated(void)
 {
     /* 50 handshakes at most: each connection beyond them closes the oldest
      * one still in its handshake, so idle connections cannot lock a real
-     * client out (the default 10 s handshake deadline stays). */
+     * client out (the default 10 s handshake deadline stays).  All come
+     * from one address here: its own cap (8 by default, H3) is raised
+     * above the global one, which is what this test is about. */
     srv_harness *h = start_server(&(srv_opts){
-        .args = ARGS("-w", "1", "--max-unauthenticated", "50")});
+        .args = ARGS("-w", "1", "--max-unauthenticated", "50", "--max-handshakes-per-address",
+                     "64")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     enum { N = 200 };
@@ -2186,6 +2194,30 @@ static int send_module(int fd, const uint8_t hash[PP_SHA256_LEN], const void *zi
     return rc;
 }
 
+/* Makes the node ask this connection for module `hash` -- a JOB naming it,
+ * then the node's NEED -- since it takes a MODULE frame only when asked
+ * for.  1 when the NEED came. */
+static int make_node_ask(int fd, const uint8_t hash[PP_SHA256_LEN])
+{
+    pp_buf b;
+    job_payload(&b, hash, "t_echo", "x", 1);
+    int ok = send_frame(fd, PP_T_RJOB, 0, 4242, b.data, b.len) == 0;
+    pp_buf_reset(&b);
+    double end = now_s() + 5;
+    while (ok && now_s() < end) {
+        pp_frame_hdr fh;
+        uint8_t *p = NULL;
+        if (read_frame(fd, end - now_s(), &fh, &p) != 1)
+            break;
+        int need = fh.type == PP_T_NEED && fh.len == PP_SHA256_LEN &&
+                   memcmp(p, hash, PP_SHA256_LEN) == 0;
+        free(p);
+        if (need)
+            return 1;
+    }
+    return 0;
+}
+
 static void test_d1_zlib_bomb(void)
 {
     srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1")});
@@ -2210,6 +2242,7 @@ static void test_d1_zlib_bomb(void)
         pp_store32(zip, declared[i]);
         uint8_t hash[PP_SHA256_LEN];
         pp_auth_nonce(hash);
+        CU_ASSERT(make_node_ask(fd, hash));
         CU_ASSERT_EQUAL(send_module(fd, hash, zip, ziplen), 0);
         refusal rf = expect_close(fd, 5);
         if (!rf.got_error || !rf.closed)
@@ -2294,6 +2327,7 @@ static void test_d2_bad_streams(void)
         hs_state x;
         int fd = raw_auth(h->port, h->secret, &x);
         CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT(make_node_ask(fd, hsh));
         CU_ASSERT_EQUAL(send_module(fd, hsh, bad, blen), 0);
         refusal rf = expect_close(fd, 5);
         if (!rf.got_error || !rf.closed)
@@ -2308,6 +2342,7 @@ static void test_d2_bad_streams(void)
     hs_state x;
     int fd = raw_auth(h->port, h->secret, &x);
     CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT(make_node_ask(fd, hash));
     CU_ASSERT_EQUAL(send_module(fd, hash, good, glen), 0);
     CU_ASSERT_EQUAL(send_frame(fd, PP_T_PING, 0, 5, NULL, 0), 0);
     pp_frame_hdr fh;
@@ -3016,6 +3051,1178 @@ static void test_sigterm_redispatch(void)
     CU_ASSERT(served(b));
 }
 
+/* ==== the holes around the wire (H) =================================== */
+
+/* Each test below reproduces an attack that worked against an earlier node
+ * (its comment says what it did and what it cost then), and stays as the
+ * proof that it no longer does. */
+
+/* Sends n bytes without blocking for more than `limit` seconds in all: the
+ * bytes the kernel took (the node may have stopped reading us). */
+static size_t send_bounded(int fd, const void *p, size_t n, double limit)
+{
+    const uint8_t *b = p;
+    size_t done = 0;
+    double end = now_s() + limit;
+    while (done < n && now_s() < end) {
+        ssize_t k = send(fd, b + done, n - done, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k > 0) {
+            done += (size_t)k;
+            continue;
+        }
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            break;
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        (void)poll(&pfd, 1, 50);
+    }
+    return done;
+}
+
+/* A JOB frame (header included) whose payload is compressed the way pp_zip
+ * sends it (u32 declared length, then a zlib stream) and inflates to
+ * exactly `total` bytes: the module hash, the symbol, no timeout, then
+ * zeros -- a real job, about total / 1000 bytes on the wire.  malloc'd, or
+ * NULL. */
+static uint8_t *zero_job_frame(const uint8_t hash[PP_SHA256_LEN], const char *symbol,
+                               uint64_t id, uint32_t total, size_t *framelen)
+{
+    static const uint8_t zeros[64 * 1024];
+    pp_buf head;
+    job_payload(&head, hash, symbol, NULL, 0);
+    size_t cap = total / 256 + 65536;
+    uint8_t *frame = malloc(PP_WIRE_HDR + 4 + cap);
+    z_stream zs;
+    memset(&zs, 0, sizeof zs);
+    if (!frame || total < head.len || deflateInit(&zs, 9) != Z_OK) {
+        free(frame);
+        pp_buf_reset(&head);
+        return NULL;
+    }
+    zs.next_out = frame + PP_WIRE_HDR + 4;
+    zs.avail_out = (uInt)cap;
+    zs.next_in = (Bytef *)head.data;
+    zs.avail_in = (uInt)head.len;
+    int rc = deflate(&zs, Z_NO_FLUSH);
+    size_t left = total - head.len;
+    while (rc == Z_OK && left) {
+        size_t k = left < sizeof zeros ? left : sizeof zeros;
+        zs.next_in = (Bytef *)zeros;
+        zs.avail_in = (uInt)k;
+        rc = deflate(&zs, Z_NO_FLUSH);
+        left -= k - zs.avail_in;
+    }
+    if (rc == Z_OK)
+        rc = deflate(&zs, Z_FINISH);
+    size_t zlen = zs.total_out;
+    deflateEnd(&zs);
+    pp_buf_reset(&head);
+    if (rc != Z_STREAM_END) {
+        free(frame);
+        return NULL;
+    }
+    pp_store32(frame + PP_WIRE_HDR, total);
+    pp_wire_encode_hdr(frame, PP_T_RJOB, PP_WIRE_F_ZLIB, id, (uint32_t)(4 + zlen));
+    *framelen = PP_WIRE_HDR + 4 + zlen;
+    return frame;
+}
+
+/* The largest VmRSS of pid (kB) sampled every 20 ms for `secs`. */
+static long max_rss_for(pid_t pid, double secs)
+{
+    long max = 0;
+    double end = now_s() + secs;
+    do {
+        long r = srv_status_kb(pid, "VmRSS");
+        max = r > max ? r : max;
+        sleep_s(0.02);
+    } while (now_s() < end);
+    return max;
+}
+
+/* Waits (bounded) for VmRSS of pid to fall to `kb` or below; the last. */
+static long rss_falls_to(pid_t pid, long kb, double limit)
+{
+    double end = now_s() + limit;
+    long r;
+    while ((r = srv_status_kb(pid, "VmRSS")) > kb && now_s() < end)
+        sleep_s(0.05);
+    return r;
+}
+
+/* Starts ppserver on a harness the test prepared (srv_prepare) and
+ * registers it for the teardown; NULL on failure. */
+static srv_harness *start_prepared(srv_harness *h, const srv_opts *o)
+{
+    int slot = -1;
+    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
+        if (!servers[i])
+            slot = i;
+    if (slot < 0 || srv_start(h, o) != 0) {
+        srv_cleanup(h);
+        free(h);
+        return NULL;
+    }
+    servers[slot] = h;
+    return h;
+}
+
+/* H1.  Attack: a cache directory others may write (or another user's)
+ * lets a local user plant or swap the modules the node's workers load.
+ * ppserver must refuse to start on one, saying why, with the exit code for
+ * a configuration error (78). */
+static void test_h1_cache_dir_refused(void)
+{
+    srv_harness h0;
+    CU_ASSERT_EQUAL_FATAL(srv_prepare(&h0), 0);
+    struct {
+        const char *name;
+        mode_t mode;
+        int other_owner;
+        const char *says;
+    } cases[] = {
+        {"open", 0777, 0, "writable by group or others"},
+        {"group", 0770, 0, "writable by group or others"},
+        {"sticky", 01733, 0, "writable by group or others"},
+        {"nobody", 0700, 1, "not owned by"},
+    };
+    for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {
+        char dir[400];
+        snprintf(dir, sizeof dir, "%s/%s", h0.dir, cases[i].name);
+        CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+        CU_ASSERT_EQUAL(chmod(dir, cases[i].mode), 0);
+        if (cases[i].other_owner) {
+            if (geteuid() != 0) {
+                printf("\n    (skipped: a directory of another user needs root to make) ");
+                continue;
+            }
+            CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        }
+        char *err = NULL;
+        int st = srv_run_once(ARGS("ppserver", "-p", "0", "-i", "127.0.0.1", "-w", "0",
+                                   "--secret-file", h0.secret_file, "--cache-dir", dir),
+                              NULL, 3, &err);
+        int says = err && strstr(err, "cache directory") && strstr(err, cases[i].says);
+        if (!(WIFEXITED(st) && WEXITSTATUS(st) == 78) || !says)
+            fprintf(stderr, "\n    H1 cache directory %s (mode %o): status 0x%x, said: %s\n",
+                    cases[i].name, (unsigned)cases[i].mode, st, err ? err : "");
+        CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 78);
+        CU_ASSERT(says);
+        free(err);
+    }
+    srv_cleanup(&h0);
+}
+
+/* H1.  Attack: a local user plants <hash>.so in the cache before the node
+ * ever received that module -- bytes of their choosing, or a symlink to a
+ * file of theirs -- and the node believed the name: its workers dlopen()ed
+ * the plant (here garbage, so the jobs ended PP_ELOAD; a real plant runs
+ * its code).  Now a cached module is hashed before its first use in a
+ * server's life: the plant counts as absent, the client is asked for the
+ * module, and the file is replaced atomically (a symlink itself, never its
+ * target). */
+static void test_h1_planted_module(void)
+{
+    const char *mod = getenv("PP_TEST_TASKS");
+    uint8_t hash[PP_SHA256_LEN];
+    char err[PP_ERR_LEN];
+    CU_ASSERT_EQUAL_FATAL(pp_sha256_file(mod, hash, err), 0);
+    srv_harness *h = calloc(1, sizeof *h);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL_FATAL(srv_prepare(h), 0);
+    char path[512], decoy[400];
+    snprintf(decoy, sizeof decoy, "%s/decoy.so", h->dir);
+    static const char garbage[] = "not the module the client sent\n";
+    int started = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round == 0) {
+            CU_ASSERT_EQUAL_FATAL(mkdir(h->cache_dir, 0700), 0);
+        }
+        char hex[2 * PP_SHA256_LEN + 1];
+        pp_hex(hash, PP_SHA256_LEN, hex);
+        snprintf(path, sizeof path, "%s/%s.so", h->cache_dir, hex);
+        unlink(path);
+        int fd = open(round == 0 ? path : decoy, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_EQUAL(write(fd, garbage, sizeof garbage - 1), (ssize_t)sizeof garbage - 1);
+        close(fd);
+        if (round == 1)
+            CU_ASSERT_EQUAL_FATAL(symlink(decoy, path), 0);
+        if (!started) {
+            h = start_prepared(h, &(srv_opts){.args = ARGS("-w", "1")});
+            CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+            started = 1;
+        } else {
+            CU_ASSERT_EQUAL_FATAL(srv_start(h, &(srv_opts){.args = ARGS("-w", "1")}), 0);
+        }
+        pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        pp_job *j = pp_submitf(s, t_square, NULL, "l", 12L);
+        int stj = j ? pp_job_wait_for(j, 20) : -1;
+        long v = 0;
+        if (stj != PP_DONE)
+            fprintf(stderr, "\n    H1 planted %s: the job ended %s: %s\n",
+                    round ? "symlink" : "file", pp_strerror(stj), j ? pp_job_error(j) : "");
+        CU_ASSERT(stj == PP_DONE && pp_job_unpack(j, "l", &v) == 0 && v == 144);
+        pp_job_free(j);
+        client_free(s);
+        /* The plant is gone: the cache holds the module, a regular file. */
+        struct stat st;
+        uint8_t got[PP_SHA256_LEN] = {0};
+        CU_ASSERT(lstat(path, &st) == 0 && S_ISREG(st.st_mode));
+        CU_ASSERT(pp_sha256_file(path, got, err) == 0 && memcmp(got, hash, sizeof got) == 0);
+        if (round == 1) {
+            char *d = srv_slurp(decoy, NULL);
+            CU_ASSERT(d && strcmp(d, garbage) == 0); /* the symlink's target untouched */
+            free(d);
+        }
+        CU_ASSERT(srv_log_count(h, ARGS("does not match its name")) >= 1);
+        srv_stop(h, 10);
+    }
+}
+
+/* H2.  Attack: three JOB frames of about 1 MiB whose zlib payloads each
+ * declare -- and really inflate to -- nearly 1 GiB, for a module the node
+ * does not have.  The node inflated all three at once and parked them
+ * (VmRSS 3 GB), and kept the memory after the client left.  Now each job's
+ * inflated size counts against the session's and the node's byte budgets
+ * before anything is inflated; past them the node stops reading that
+ * client; and what the client held is given back when it leaves. */
+static void test_h2_inflated_jobs(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    long rss0 = srv_status_kb(h->pid, "VmRSS");
+    uint8_t hash[PP_SHA256_LEN];
+    pp_auth_nonce(hash);
+    uint32_t total = (1u << 30) - (1u << 20);
+    size_t flen = 0;
+    double t0 = now_s();
+    uint8_t *frame = zero_job_frame(hash, "t_echo", 1, total, &flen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(frame);
+    printf("\n    3 JOB frames of %zu bytes, each inflating to %u (built in %.1f s); ", flen,
+           total, now_s() - t0);
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    size_t sent = 0;
+    for (uint64_t id = 1; id <= 3; id++) {
+        pp_wire_encode_hdr(frame, PP_T_RJOB, PP_WIRE_F_ZLIB, id, (uint32_t)(flen - PP_WIRE_HDR));
+        sent += send_bounded(fd, frame, flen, 3);
+    }
+    free(frame);
+    long peak = max_rss_for(h->pid, 6), hwm = srv_status_kb(h->pid, "VmHWM");
+    peak = hwm > peak ? hwm : peak;
+    raw_close(fd);
+    long after = rss_falls_to(h->pid, rss0 + 64 * 1024, 5);
+    printf("%zu bytes sent; ppserver VmRSS %ld kB before, %ld kB at most, %ld kB after the "
+           "client left ", sent, rss0, peak, after);
+    CU_ASSERT(peak > 0 && peak < 1400 * 1024);       /* one of them at most */
+    CU_ASSERT(after > 0 && after <= rss0 + 64 * 1024); /* given back */
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+
+/* A RESULT the node sent, decoded. */
+typedef struct got_result {
+    uint64_t id;
+    int status;
+    char text[256];
+    double at;
+} got_result;
+
+/* The next RESULT within `limit` seconds: 1; 0 when the connection ended
+ * or an ERROR came (its text in g->text); -1 on timeout.  NEED frames on
+ * the way are counted in *needs. */
+static int next_result(int fd, double limit, got_result *g, int *needs)
+{
+    double end = now_s() + limit;
+    memset(g, 0, sizeof *g);
+    for (int guard = 0; guard < 1000000; guard++) {
+        double left = end - now_s();
+        if (left <= 0)
+            return -1;
+        pp_frame_hdr fh;
+        uint8_t *p = NULL;
+        int r = read_frame(fd, left, &fh, &p);
+        if (r != 1)
+            return r == 0 ? 0 : -1;
+        int done = 0;
+        if (fh.type == PP_T_NEED && needs) {
+            ++*needs;
+        } else if (fh.type == PP_T_ERROR) {
+            pp_rd rd = pp_rd_make(p, fh.len);
+            (void)pp_rd_u16(&rd);
+            pp_rd_str16(&rd, g->text, sizeof g->text);
+            done = -1;
+        } else if (fh.type == PP_T_RRESULT && !(fh.flags & PP_WIRE_F_ZLIB)) {
+            pp_msg_result m;
+            if (pp_proto_result_decode(p, fh.len, 0xFFFFu, &m) == 0) {
+                g->id = fh.id;
+                g->status = m.status;
+                g->at = now_s();
+                snprintf(g->text, sizeof g->text, "%.*s", (int)m.len, (const char *)m.data);
+                done = 1;
+            }
+        }
+        free(p);
+        if (done)
+            return done > 0 ? 1 : 0;
+    }
+    return -1;
+}
+
+/* H2.  Attack: JOB frames for a module the client never sends were parked
+ * for ever, holding their memory, and the client never heard of them
+ * again.  Now they end PP_ELOAD after --module-timeout.  The same test
+ * shows the session budget: the node announces it as its largest frame (a
+ * job declaring more is refused before inflating), and a job that does not
+ * fit beside the ones held waits, unread, until the parked one is gone. */
+static void test_h2_parked_deadline(void)
+{
+    srv_harness *h = start_server(&(srv_opts){
+        .args = ARGS("-w", "1", "--module-timeout", "1", "--session-budget-mib", "64")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(x.max_frame, 64u << 20);
+    uint8_t hash[PP_SHA256_LEN];
+    pp_auth_nonce(hash);
+    size_t flen = 0;
+    uint8_t *frame = zero_job_frame(hash, "t_echo", 1, 40u << 20, &flen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(frame);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(send_all(fd, frame, flen), 0);
+    pp_wire_encode_hdr(frame, PP_T_RJOB, PP_WIRE_F_ZLIB, 2, (uint32_t)(flen - PP_WIRE_HDR));
+    CU_ASSERT_EQUAL(send_all(fd, frame, flen), 0);
+    free(frame);
+    got_result a, b;
+    int needs = 0;
+    int ra = next_result(fd, 6, &a, &needs);
+    int rb = ra == 1 ? next_result(fd, 6, &b, &needs) : -1;
+    printf("\n    job 1 ended %s after %.2f s (\"%s\"); job 2 %s %.2f s later; %d NEED ", 
+           ra == 1 ? pp_strerror(a.status) : "-", ra == 1 ? a.at - t0 : -1.0, a.text,
+           rb == 1 ? pp_strerror(b.status) : "-", rb == 1 ? b.at - a.at : -1.0, needs);
+    CU_ASSERT(ra == 1 && a.id == 1 && a.status == PP_ELOAD && strstr(a.text, "module"));
+    CU_ASSERT(ra == 1 && a.at - t0 >= 0.9 && a.at - t0 < 3.5);
+    /* The second waited (unread) while the first held the budget, then was
+     * parked in its turn, its module asked for again. */
+    CU_ASSERT(rb == 1 && b.id == 2 && b.status == PP_ELOAD && b.at - a.at >= 0.8);
+    CU_ASSERT(needs >= 2);
+    raw_close(fd);
+    /* More than the session budget in one job: refused before inflating. */
+    fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    frame = zero_job_frame(hash, "t_echo", 3, 100u << 20, &flen);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(frame);
+    CU_ASSERT_EQUAL(send_all(fd, frame, flen), 0);
+    free(frame);
+    refusal rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.closed && rf.code == PP_E_LIMIT);
+    raw_close(fd);
+    CU_ASSERT(srv_log_count(h, ARGS("did not come within")) >= 2);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+static int holds(const char *p, size_t len, const char *s);
+
+/* Seconds a client of h takes for n tiny t_echo jobs (after a warm-up
+ * job), or -1. */
+static double batch_secs(srv_harness *h, int n)
+{
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    if (!s)
+        return -1;
+    pp_job *w = pp_submitf(s, t_square, NULL, "l", 3L);
+    int ok = w && pp_job_wait_for(w, 20) == PP_DONE;
+    pp_job_free(w);
+    pp_job **jobs = calloc((size_t)n, sizeof *jobs);
+    ok = ok && jobs;
+    double t0 = now_s();
+    for (int i = 0; ok && i < n; i++) {
+        uint64_t v = (uint64_t)i;
+        jobs[i] = pp_submit(s, t_echo, &v, sizeof v, NULL);
+        ok = jobs[i] != NULL;
+    }
+    ok = ok && wait_jobs(jobs, n, 60) == n;
+    double t = now_s() - t0;
+    for (int i = 0; jobs && i < n; i++)
+        if (jobs[i])
+            pp_job_free(jobs[i]);
+    free(jobs);
+    client_free(s);
+    return ok ? t : -1;
+}
+
+/* Sends PING and reads what the node sends until its PONG: then every
+ * frame sent before has been handled.  1 when it came.  NEED frames are
+ * counted in *needs, RESULTs ending PP_ELOAD with `eload_says` in their
+ * text in *eloads. */
+static int ping_through(int fd, double limit, int *needs, int *eloads, const char *eload_says)
+{
+    if (send_frame(fd, PP_T_PING, 0, 77, NULL, 0) != 0)
+        return 0;
+    double end = now_s() + limit;
+    for (int guard = 0; guard < 1000000 && now_s() < end; guard++) {
+        pp_frame_hdr fh;
+        uint8_t *p = NULL;
+        if (read_frame(fd, end - now_s(), &fh, &p) != 1)
+            return 0;
+        pp_msg_result m;
+        *needs += fh.type == PP_T_NEED;
+        if (fh.type == PP_T_RRESULT && !(fh.flags & PP_WIRE_F_ZLIB) &&
+            pp_proto_result_decode(p, fh.len, 0xFFFFu, &m) == 0 && m.status == PP_ELOAD &&
+            holds((const char *)m.data, m.len, eload_says))
+            ++*eloads;
+        free(p);
+        if (fh.type == PP_T_PONG && fh.id == 77)
+            return 1;
+    }
+    return 0;
+}
+
+/* H2.  Attack: 48,000 JOB frames naming modules nobody has (8,000 on each
+ * of 6 connections, each closed afterwards) left 48,000 entries of 4 KiB
+ * in the node's module table for ever (VmRSS +160 MB), and every later JOB
+ * searched them one by one (a batch of tiny jobs 10 times slower).  Now the
+ * table holds only modules stored or asked for; an ask nobody waits for
+ * any more goes; a client may have --max-pending-modules asks open (its
+ * further jobs end PP_ELOAD at once); lookups go through a hash table. */
+static void test_h2_unknown_hashes(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    enum { CONNS = 6, PER = 8000, BATCH = 5000 };
+    double t_before = batch_secs(h, BATCH);
+    long rss0 = srv_status_kb(h->pid, "VmRSS");
+    static const uint8_t zero_hash[PP_SHA256_LEN];
+    pp_buf b;
+    job_payload(&b, zero_hash, "t_echo", "12345678", 8);
+    size_t plen = b.len, flen = PP_WIRE_HDR + plen;
+    uint8_t *frames = malloc(flen * PER);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(frames);
+    int handled = 0, needs = 0, eloads = 0;
+    double t0 = now_s(), took[CONNS];
+    for (int c = 0; c < CONNS; c++) {
+        double tc = now_s();
+        for (int i = 0; i < PER; i++) {
+            uint8_t *f = frames + (size_t)i * flen;
+            memcpy(f + PP_WIRE_HDR, b.data, plen);
+            pp_auth_nonce(f + PP_WIRE_HDR); /* a module nobody has */
+            pp_wire_encode_hdr(f, PP_T_RJOB, 0, (uint64_t)i + 1, (uint32_t)plen);
+        }
+        hs_state x;
+        int fd = raw_auth(h->port, h->secret, &x);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_EQUAL(send_bounded(fd, frames, flen * PER, 20), flen * PER);
+        handled += ping_through(fd, 20, &needs, &eloads, "too many modules asked");
+        raw_close(fd);
+        took[c] = now_s() - tc;
+    }
+    double flood = now_s() - t0;
+    pp_buf_reset(&b);
+    free(frames);
+    sleep_s(0.3);
+    long rss1 = srv_status_kb(h->pid, "VmRSS");
+    double t_after = batch_secs(h, BATCH);
+    printf("\n    %d x %d unknown modules in %.1f s (the first %d in %.2f s, the last in "
+           "%.2f s); ppserver VmRSS %ld kB -> %ld kB; %d tiny jobs %.3f s before, %.3f s after ",
+           CONNS, PER, flood, PER, took[0], took[CONNS - 1], rss0, rss1, BATCH, t_before,
+           t_after);
+    printf("%d NEED, %d PP_ELOAD at once ", needs, eloads);
+    CU_ASSERT_EQUAL(handled, CONNS);
+    CU_ASSERT_EQUAL(needs, CONNS * 16);             /* --max-pending-modules */
+    CU_ASSERT_EQUAL(eloads, CONNS * (PER - 16));    /* the others: at once */
+    CU_ASSERT(took[CONNS - 1] < 3 * took[0] + 0.5); /* no slower with every batch */
+    CU_ASSERT(rss1 > 0 && rss1 - rss0 < 64 * 1024); /* ASan keeps freed memory a while */
+    CU_ASSERT(t_before > 0 && t_after > 0 && t_after < 3 * t_before + 0.5);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* H2.  A MODULE frame nobody asked for was stored: any client could fill
+ * the cache (and the table) with modules no job needs.  Now it is refused. */
+static void test_h2_module_not_asked(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    int files0 = count_files(h->cache_dir, ".so");
+    static const char data[] = "a module nobody asked for";
+    uint8_t hash[PP_SHA256_LEN];
+    pp_sha256(data, sizeof data, hash);
+    void *zip = NULL;
+    size_t zlen = 0;
+    CU_ASSERT_EQUAL_FATAL(pp_zip_deflate(data, sizeof data, 6, &zip, &zlen), 0);
+    hs_state x;
+    int fd = raw_auth(h->port, h->secret, &x);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(send_module(fd, hash, zip, zlen), 0);
+    free(zip);
+    refusal rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.closed && rf.code == PP_E_PROTOCOL &&
+              strstr(rf.msg, "not asked for"));
+    raw_close(fd);
+    CU_ASSERT_EQUAL(count_files(h->cache_dir, ".so"), files0);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* A flood of silent connections from one address, `rate` a second, each
+ * kept until 256 newer ones exist (the node closes most long before). */
+typedef struct flooder {
+    int port;
+    const char *src;
+    double rate;
+    atomic_int stop;
+    atomic_int made;
+    pthread_t th;
+} flooder;
+
+static void *flood_main(void *arg)
+{
+    flooder *f = arg;
+    enum { RING = 256 };
+    int ring[RING];
+    for (int i = 0; i < RING; i++)
+        ring[i] = -1;
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    inet_pton(AF_INET, f->src, &me.sin_addr);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    double t0 = now_s();
+    int n = 0;
+    while (!atomic_load(&f->stop) && now_s() - t0 < 30) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        int one = 1;
+        if (fd >= 0) {
+            (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+            if (bind(fd, (struct sockaddr *)&me, sizeof me) != 0 ||
+                (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS)) {
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (ring[n % RING] >= 0)
+            close(ring[n % RING]);
+        ring[n % RING] = fd;
+        n++;
+        atomic_fetch_add(&f->made, 1);
+        double due = t0 + n / f->rate;
+        if (due > now_s())
+            sleep_s(due - now_s());
+    }
+    for (int i = 0; i < RING; i++)
+        if (ring[i] >= 0)
+            close(ring[i]);
+    return NULL;
+}
+
+/* A client `delay` seconds away, from `src`: its HELLO reaches the node
+ * `delay` after the connection, its PROOF 2 x `delay` after the CHALLENGE
+ * left.  1 when the handshake completes (the node's proof checked). */
+static int far_handshake(const char *src, int port, const char *secret, double delay)
+{
+    hs_state x;
+    memset(&x, 0, sizeof x);
+    int fd = raw_connect_from(src, port);
+    if (fd < 0)
+        return 0;
+    pp_auth_key k;
+    int ok = pp_auth_derive(secret, strlen(secret), &k) == 0;
+    sleep_s(delay);
+    ok = ok && raw_hello(fd, &x, PP_PROTO_MIN, PP_PROTO_MAX, NULL) == 0 &&
+         raw_challenge(fd, &x) == 0;
+    if (ok) {
+        sleep_s(2 * delay);
+        pp_auth_proof(&k, PP_ROLE_CLIENT, x.ver, x.nc, x.ns, x.transcript, x.proof);
+        ok = send_frame(fd, PP_T_PROOF, 0, 0, x.proof, PP_MAC_LEN) == 0;
+    }
+    pp_frame_hdr fh;
+    uint8_t *p = NULL;
+    ok = ok && read_frame(fd, 5, &fh, &p) == 1 && fh.type == PP_T_ACCEPT &&
+         fh.len == PP_MAC_LEN &&
+         pp_auth_verify(&k, PP_ROLE_SERVER, x.ver, x.nc, x.ns, x.transcript, p) == 0;
+    free(p);
+    pp_auth_wipe(&k, sizeof k);
+    raw_close(fd);
+    return ok;
+}
+
+static long count_lines(const char *text)
+{
+    long n = 0;
+    for (const char *c = text; c && *c; c++)
+        n += *c == '\n';
+    return n;
+}
+
+/* H3 and H4.  Attack: one address (127.0.0.2) opened ~1,300 silent
+ * connections a second.  Every handshake slot was its; each new connection
+ * evicted the oldest handshake, so a real client 20 ms away (127.0.0.3)
+ * was evicted before its PROOF arrived: never served.  And every refusal
+ * was logged: 21,296 lines in 3 s.  Now an address holds at most
+ * --max-handshakes-per-address handshakes (its own oldest goes), at the
+ * global cap the oldest handshake of the address holding the most goes,
+ * and repeated log lines are limited per kind (--log-rate), with a count
+ * of those suppressed. */
+static void test_h3_handshake_flood(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    char *log0 = srv_read_log(h);
+    long lines0 = count_lines(log0);
+    free(log0);
+    flooder *f = calloc(1, sizeof *f);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    f->port = h->port;
+    f->src = "127.0.0.2";
+    f->rate = 1300;
+    double t0 = now_s();
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&f->th, NULL, flood_main, f), 0);
+    sleep_s(0.5);
+    enum { TRIES = 5 };
+    int ok = 0;
+    double slowest = 0;
+    for (int i = 0; i < TRIES; i++) {
+        double t = now_s();
+        int r = far_handshake("127.0.0.3", h->port, h->secret, 0.02);
+        ok += r;
+        if (r && now_s() - t > slowest)
+            slowest = now_s() - t;
+    }
+    while (now_s() - t0 < 3)
+        sleep_s(0.05);
+    atomic_store(&f->stop, 1);
+    pthread_join(f->th, NULL);
+    double secs = now_s() - t0;
+    int made = atomic_load(&f->made);
+    free(f);
+    sleep_s(0.5);
+    char *log1 = srv_read_log(h);
+    long lines = count_lines(log1) - lines0;
+    free(log1);
+    printf("\n    %d connections from 127.0.0.2 in %.1f s; %d of %d handshakes from 127.0.0.3 "
+           "(20 ms away) completed (slowest %.2f s); %ld log lines ", made, secs, ok, TRIES,
+           slowest, lines);
+    CU_ASSERT(made > 2000);
+    CU_ASSERT_EQUAL(ok, TRIES);
+    CU_ASSERT(lines < 1500);
+    CU_ASSERT(srv_log_count(h, ARGS("suppressed")) >= 1);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* 1 when the server closed fd (EOF or reset) within `limit` seconds. */
+static int closed_within(int fd, double limit)
+{
+    return wait_closed(fd, limit) >= 0;
+}
+
+/* H3.  At the global handshake cap the oldest handshake of all went, even
+ * when it belonged to a quiet address and the cap was filled by another:
+ * the flooding address evicted everyone else's.  Now the address holding
+ * the most handshakes loses its own oldest. */
+static void test_h3_global_cap(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS(
+        "-w", "1", "--max-unauthenticated", "16", "--max-handshakes-per-address", "12")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    int fds0 = warm_fds(h);
+    int quiet[4], loud[12];
+    for (int i = 0; i < 4; i++) /* the oldest of all: a quiet address's */
+        quiet[i] = raw_connect_from("127.0.0.4", h->port);
+    sleep_s(0.1);
+    for (int i = 0; i < 12; i++)
+        loud[i] = raw_connect_from("127.0.0.2", h->port);
+    sleep_s(0.1);
+    /* The cap is full: one more, from a third address. */
+    int extra = raw_connect_from("127.0.0.5", h->port);
+    CU_ASSERT_FATAL(extra >= 0);
+    int loud_oldest = closed_within(loud[0], 1.0);
+    int quiet_closed = 0;
+    for (int i = 0; i < 4; i++)
+        quiet_closed += closed_within(quiet[i], 0.05);
+    int loud_others = 0;
+    for (int i = 1; i < 12; i++)
+        loud_others += closed_within(loud[i], 0.05);
+    printf("\n    at the cap: the loud address's oldest %s, %d of the quiet one's closed ",
+           loud_oldest ? "closed" : "open", quiet_closed);
+    CU_ASSERT(loud_oldest);
+    CU_ASSERT_EQUAL(quiet_closed, 0);
+    CU_ASSERT_EQUAL(loud_others, 0);
+    CU_ASSERT_FALSE(closed_within(extra, 0.05));
+    CU_ASSERT(srv_log_count(h, ARGS("127.0.0.2:", "too many unauthenticated connections")) == 1);
+    for (int i = 0; i < 4; i++)
+        raw_close(quiet[i]);
+    for (int i = 0; i < 12; i++)
+        raw_close(loud[i]);
+    raw_close(extra);
+    CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
+    CU_ASSERT(served(h));
+}
+
+/* Runs task("s" arg) on h's node: its result text (malloc'd), or NULL. */
+static char *run_on(srv_harness *h, pp_task task, const char *arg, int *status)
+{
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    if (!s)
+        return NULL;
+    pp_job *j = pp_submitf(s, task, NULL, "s", arg);
+    int st = j ? pp_job_wait_for(j, 20) : -1;
+    if (status)
+        *status = st;
+    size_t len = 0;
+    const char *r = st == PP_DONE ? pp_job_result(j, &len) : j ? pp_job_error(j) : NULL;
+    char *out = NULL;
+    if (r && (out = malloc(len + 1 > 1 ? len + 1 : strlen(r) + 1))) {
+        if (st == PP_DONE) {
+            memcpy(out, r, len);
+            out[len] = 0;
+        } else {
+            strcpy(out, r);
+        }
+    }
+    pp_job_free(j);
+    client_free(s);
+    return out;
+}
+
+/* Whether `len` bytes at p contain the string s. */
+static int holds(const char *p, size_t len, const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; p && n && i + n <= len; i++)
+        if (memcmp(p + i, s, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* H5.  Attack: job code on the node read what the ppserver running it
+ * shows: /proc/<parent>/cmdline held `-s SECRET`, /proc/<parent>/environ
+ * the PP_SECRET it started with (unsetenv() leaves the original block as
+ * it was), and a job of the node's own user could open /proc/<parent>/mem
+ * and ptrace it.  Now ppserver wipes both in place and is not dumpable. */
+static void test_h5_secret_out_of_reach(void)
+{
+    char secret[65];
+    CU_ASSERT_EQUAL_FATAL(pp_auth_gen_secret(secret), 0);
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
+                                             .no_secret_file = 1, .env_secret = secret});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    snprintf(h->secret, sizeof h->secret, "%s", secret);
+    static const char *const names[] = {"cmdline", "environ"};
+    for (size_t i = 0; i < PP_ARRAY_LEN(names); i++) {
+        /* What job code reads... */
+        int st = -1;
+        char *got = run_on(h, t_parent_file, names[i], &st);
+        CU_ASSERT(st == PP_DONE && got);
+        CU_ASSERT_FALSE(got && strstr(got, secret));
+        free(got);
+        /* ... and every byte of it, as this process reads it. */
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/%s", (int)h->pid, names[i]);
+        size_t len = 0;
+        char *text = srv_slurp(path, &len);
+        if (text) {
+            int found = holds(text, len, secret);
+            if (found)
+                fprintf(stderr, "\n    H5 the secret is in %s\n", path);
+            CU_ASSERT_FALSE(found);
+        }
+        free(text);
+    }
+    if (geteuid() != 0) {
+        /* Job code of the node's own user: not dumpable, so neither. */
+        char *env = run_on(h, t_parent_file, "environ", NULL);
+        char *mem = run_on(h, t_parent_file, "mem", NULL);
+        CU_ASSERT(env && strncmp(env, "(cannot open", 12) == 0);
+        CU_ASSERT(mem && strncmp(mem, "(cannot open", 12) == 0);
+        free(env);
+        free(mem);
+    } else {
+        printf("\n    (as root, job code is root too and may open /proc/<parent>/environ "
+               "and mem: see --worker-user) ");
+    }
+    CU_ASSERT(served(h));
+}
+
+/* Runs ppserver with argv as user `uid` (needs root): exit status, its
+ * stderr in *err (malloc'd). */
+static int run_as(uid_t uid, gid_t gid, const char *const *argv, double limit, char **err)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 2);
+        if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)
+            _exit(120);
+        execv(srv_exe(), (char *const *)argv);
+        _exit(121);
+    }
+    close(p[1]);
+    char buf[4096];
+    size_t n = 0;
+    double end = now_s() + limit;
+    int status = -1;
+    for (;;) {
+        struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+        if (poll(&pfd, 1, 50) > 0) {
+            ssize_t k = read(p[0], buf + n, sizeof buf - 1 - n);
+            if (k > 0)
+                n += (size_t)k;
+        }
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+        if (now_s() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            break;
+        }
+    }
+    ssize_t k;
+    while (n < sizeof buf - 1 && (k = read(p[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)k;
+    close(p[0]);
+    buf[n] = 0;
+    *err = strdup(buf);
+    return status;
+}
+
+/* H5.  --worker-user: a ppserver started as root runs its workers as that
+ * user, who drop their privileges before they load any module: job code
+ * can then neither read ppserver's memory or environment nor write to the
+ * module cache.  Started by anyone but root, ppserver refuses the option
+ * (exit 78).  The first part needs root: without it, it is skipped (said
+ * so) and only the refusal is checked. */
+static void test_h5_worker_user(void)
+{
+    srv_harness h0;
+    CU_ASSERT_EQUAL_FATAL(srv_prepare(&h0), 0);
+    struct passwd *pw = getpwnam("nobody");
+    const char *const argv[] = {"ppserver", "-p", "0", "-i", "127.0.0.1", "-w", "0",
+                                "--secret-file", h0.secret_file, "--worker-user", "nobody",
+                                NULL};
+    char *err = NULL;
+    int st;
+    if (geteuid() != 0) {
+        st = srv_run_once(argv, NULL, 3, &err);
+    } else {
+        CU_ASSERT_PTR_NOT_NULL_FATAL(pw);
+        st = run_as(pw->pw_uid, pw->pw_gid, argv, 3, &err);
+    }
+    CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 78);
+    CU_ASSERT(err && strstr(err, "--worker-user") && strstr(err, "root"));
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 78))
+        fprintf(stderr, "\n    --worker-user not as root: status 0x%x: %s\n", st, err);
+    free(err);
+    srv_cleanup(&h0);
+    if (geteuid() != 0) {
+        printf("\n    (skipped: running workers as another user needs root; this is uid %d) ",
+               (int)geteuid());
+        return;
+    }
+    srv_harness *h = calloc(1, sizeof *h);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL_FATAL(srv_prepare(h), 0);
+    CU_ASSERT_EQUAL(chmod(h->dir, 0711), 0); /* the workers reach the cache through it */
+    h = start_prepared(h, &(srv_opts){.args = ARGS("-w", "1", "--worker-user", "nobody")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT(served(h)); /* the module, read from the cache as nobody */
+    pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *j = pp_submit(s, t_ids, NULL, 0, NULL);
+    long uid = -1, gid = -1;
+    CU_ASSERT(j && pp_job_wait_for(j, 20) == PP_DONE && pp_job_unpack(j, "ll", &uid, &gid) == 0);
+    CU_ASSERT_EQUAL(uid, (long)pw->pw_uid);
+    CU_ASSERT_EQUAL(gid, (long)pw->pw_gid);
+    pp_job_free(j);
+    client_free(s);
+    static const char *const secret_files[] = {"environ", "mem"};
+    for (size_t i = 0; i < PP_ARRAY_LEN(secret_files); i++) {
+        char *got = run_on(h, t_parent_file, secret_files[i], NULL);
+        if (!got || strncmp(got, "(cannot open", 12) != 0)
+            fprintf(stderr, "\n    H5 a worker read /proc/<ppserver>/%s: %.60s\n",
+                    secret_files[i], got ? got : "(no result)");
+        CU_ASSERT(got && strncmp(got, "(cannot open", 12) == 0);
+        free(got);
+    }
+    char planted[400];
+    snprintf(planted, sizeof planted, "%s/planted.so", h->cache_dir);
+    s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    j = pp_submitf(s, t_try_create, NULL, "s", planted);
+    long e = 0;
+    CU_ASSERT(j && pp_job_wait_for(j, 20) == PP_DONE && pp_job_unpack(j, "l", &e) == 0);
+    CU_ASSERT_EQUAL(e, EACCES);
+    pp_job_free(j);
+    client_free(s);
+    CU_ASSERT(served(h));
+}
+
+/* ---- H6: a node announcing absurd limits ---- */
+
+/* A fake node that knows the secret: a correct handshake announcing
+ * max_frame and ncpus as told; PING answered; with `bomb`, a JOB gets a
+ * compressed RESULT that declares 0xFFFFFFF0 bytes. */
+typedef struct fake_node {
+    int lfd, port;
+    uint32_t max_frame, ncpus;
+    int bomb;
+    pp_auth_key key;
+    atomic_int stop;
+    atomic_int seen[256];
+    atomic_int accepted;     /* handshakes it completed */
+    pthread_t th;
+    int running;
+} fake_node;
+
+/* Handles one frame of a fake node's client. */
+static void fake_node_frame(fake_node *fn, int cfd, const pp_frame *fr, hs_state *x)
+{
+    atomic_fetch_add(&fn->seen[fr->hdr.type], 1);
+    if (fr->hdr.type == PP_T_HELLO && fr->hdr.len == sizeof x->hello) {
+        memcpy(x->hello, fr->payload, sizeof x->hello);
+        memcpy(x->nc, x->hello + 2, PP_NONCE_LEN);
+        x->ver = x->hello[1] < PP_PROTO_MAX ? x->hello[1] : PP_PROTO_MAX;
+        x->chal[0] = x->ver;
+        pp_auth_nonce(x->ns);
+        memcpy(x->chal + 1, x->ns, PP_NONCE_LEN);
+        pp_store32(x->chal + 1 + PP_NONCE_LEN, fn->max_frame);
+        pp_store32(x->chal + 5 + PP_NONCE_LEN, fn->ncpus);
+        pp_auth_transcript(x->hello, sizeof x->hello, x->chal, sizeof x->chal, x->transcript);
+        send_frame(cfd, PP_T_CHALLENGE, 0, 0, x->chal, sizeof x->chal);
+    } else if (fr->hdr.type == PP_T_PROOF && fr->hdr.len == PP_MAC_LEN &&
+               pp_auth_verify(&fn->key, PP_ROLE_CLIENT, x->ver, x->nc, x->ns, x->transcript,
+                              fr->payload) == 0) {
+        pp_auth_proof(&fn->key, PP_ROLE_SERVER, x->ver, x->nc, x->ns, x->transcript,
+                      x->accept);
+        send_frame(cfd, PP_T_ACCEPT, 0, 0, x->accept, PP_MAC_LEN);
+        atomic_fetch_add(&fn->accepted, 1);
+    } else if (fr->hdr.type == PP_T_PING) {
+        send_frame(cfd, PP_T_PONG, 0, fr->hdr.id, NULL, 0);
+    } else if (fr->hdr.type == PP_T_RJOB && fn->bomb) {
+        /* A result declaring 0xFFFFFFF0 bytes (its stream holds only the
+         * head: a receiver that believed the size allocated it first). */
+        uint8_t head[PP_RESULT_HDR];
+        pp_proto_result_head(head, PP_DONE, 1000);
+        void *zip = NULL;
+        size_t zlen = 0;
+        if (pp_zip_deflate(head, sizeof head, 6, &zip, &zlen) == 0) {
+            pp_store32(zip, 0xFFFFFFF0u);
+            send_frame(cfd, PP_T_RRESULT, PP_WIRE_F_ZLIB, fr->hdr.id, zip, zlen);
+        }
+        free(zip);
+    }
+}
+
+static void *fake_node_main(void *arg)
+{
+    fake_node *fn = arg;
+    while (!atomic_load(&fn->stop)) {
+        struct pollfd lp = {.fd = fn->lfd, .events = POLLIN};
+        if (poll(&lp, 1, 100) <= 0)
+            continue;
+        int cfd = accept4(fn->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (cfd < 0)
+            continue;
+        pp_wire_reader rd;
+        pp_wire_reader_init(&rd, 1u << 20, 255);
+        hs_state x;
+        memset(&x, 0, sizeof x);
+        int open = 1;
+        while (open && !atomic_load(&fn->stop)) {
+            struct pollfd cp = {.fd = cfd, .events = POLLIN};
+            if (poll(&cp, 1, 100) <= 0)
+                continue;
+            size_t room;
+            void *dst = pp_wire_reader_space(&rd, &room);
+            ssize_t k = dst && room ? recv(cfd, dst, room, 0) : -1;
+            if (k <= 0) {
+                if (k < 0 && errno == EINTR)
+                    continue;
+                break;
+            }
+            pp_wire_reader_commit(&rd, (size_t)k);
+            pp_frame fr;
+            int r;
+            while ((r = pp_wire_reader_next(&rd, &fr)) == 1)
+                fake_node_frame(fn, cfd, &fr, &x);
+            if (r < 0)
+                open = 0;
+        }
+        pp_wire_reader_free(&rd);
+        close(cfd);
+    }
+    return NULL;
+}
+
+static fake_node *fake_nodes[4];
+
+static fake_node *fake_node_start(const char *secret, uint32_t max_frame, uint32_t ncpus,
+                                  int bomb)
+{
+    fake_node *fn = calloc(1, sizeof *fn);
+    if (!fn)
+        return NULL;
+    fn->max_frame = max_frame;
+    fn->ncpus = ncpus;
+    fn->bomb = bomb;
+    fn->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t sl = sizeof sa;
+    if (fn->lfd < 0 || pp_auth_derive(secret, strlen(secret), &fn->key) != 0 ||
+        bind(fn->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fn->lfd, 16) != 0 ||
+        getsockname(fn->lfd, (struct sockaddr *)&sa, &sl) != 0 ||
+        pthread_create(&fn->th, NULL, fake_node_main, fn) != 0) {
+        if (fn->lfd >= 0)
+            close(fn->lfd);
+        free(fn);
+        return NULL;
+    }
+    fn->port = ntohs(sa.sin_port);
+    fn->running = 1;
+    for (int i = 0; i < 4; i++)
+        if (!fake_nodes[i]) {
+            fake_nodes[i] = fn;
+            break;
+        }
+    return fn;
+}
+
+static void fake_nodes_stop(void)
+{
+    for (int i = 0; i < 4; i++) {
+        fake_node *fn = fake_nodes[i];
+        if (!fn)
+            continue;
+        atomic_store(&fn->stop, 1);
+        pthread_join(fn->th, NULL);
+        close(fn->lfd);
+        pp_auth_wipe(&fn->key, sizeof fn->key);
+        free(fn);
+        fake_nodes[i] = NULL;
+    }
+}
+
+/* A client of one fake node (no local workers), jobs submitted. */
+static pp_server *fake_client(fake_node *fn, const char *secret, char *name, size_t namelen,
+                              pp_job **jobs, int n)
+{
+    snprintf(name, namelen, "127.0.0.1:%d", fn->port);
+    const char *list[] = {name, NULL};
+    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret});
+    if (!s)
+        return NULL;
+    client_register(s);
+    for (long i = 0; i < n; i++)
+        jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
+    return s;
+}
+
+/* The jobs finish on a local worker once there is one. */
+static void finish_locally(pp_server *s, pp_job **jobs, int n)
+{
+    CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
+    CU_ASSERT_EQUAL(wait_jobs(jobs, n, 30), n);
+    for (long i = 0; i < n; i++) {
+        long v = -1;
+        CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
+        CU_ASSERT_STRING_EQUAL(pp_job_node(jobs[i]), "local");
+        pp_job_free(jobs[i]);
+    }
+}
+
+/* H6.  Attack: a node that knows the secret (so the handshake is correct
+ * both ways) announces a largest frame of 0xFFFFFFFF bytes and 4294967295
+ * CPUs, hoping libpp wraps its limit around or sizes its window (and its
+ * memory) by the CPUs: libpp refuses the CHALLENGE.  One announcing 0 CPUs
+ * is up but gets no job. */
+static void test_h6_node_limits(void)
+{
+    static const char secret[] = "the-fake-node-knows-it-0123456789abcdef";
+    enum { N = 5 };
+    pp_job *jobs[N];
+    char name[64];
+    long hwm0 = srv_status_kb(getpid(), "VmHWM");
+    /* Absurd limits. */
+    fake_node *fn = fake_node_start(secret, 0xFFFFFFFFu, 0xFFFFFFFFu, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+    pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    double end = now_s() + 5;
+    while (atomic_load(&fn->seen[PP_T_HELLO]) < 2 && now_s() < end)
+        sleep_s(0.02);
+    sleep_s(0.3);
+    CU_ASSERT(atomic_load(&fn->seen[PP_T_HELLO]) >= 1);
+    CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_PROOF]), 0); /* the CHALLENGE was refused */
+    CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
+    CU_ASSERT(node_state(s, name) != PP_NODE_UP);
+    finish_locally(s, jobs, N);
+    client_free(s);
+    /* No CPU. */
+    fn = fake_node_start(secret, 1u << 20, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+    s = fake_client(fn, secret, name, sizeof name, jobs, N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT(wait_state(s, name, PP_NODE_UP, 5));
+    pp_node_info ni;
+    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.ncpus == 0);
+    sleep_s(0.5);
+    CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
+    finish_locally(s, jobs, N);
+    CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
+    client_free(s);
+    long hwm = srv_status_kb(getpid(), "VmHWM");
+    printf("\n    this process's VmHWM %ld kB -> %ld kB ", hwm0, hwm);
+    CU_ASSERT(hwm - hwm0 < 256 * 1024);
+    fake_nodes_stop();
+}
+
+/* H6.  Attack: the same node announcing 0xFFFFFFFF as its largest frame
+ * but 1 CPU is believed for what it may receive, gets a job, and answers
+ * with a compressed result declaring 0xFFFFFFF0 bytes: libpp must refuse it
+ * on its own limit (1 GiB) before allocating, not on the node's. */
+static void test_h6_result_bomb(void)
+{
+    static const char secret[] = "the-fake-node-knows-it-0123456789abcdef";
+    enum { N = 1 };
+    pp_job *jobs[N];
+    char name[64];
+    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    fake_node *fn = fake_node_start(secret, 0xFFFFFFFFu, 1, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+    pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    double end = now_s() + 10;
+    char *said = NULL;
+    while (now_s() < end) {
+        free(said);
+        said = srv_slurp(capture_path, NULL);
+        if (said && strstr(said, "bad compressed result"))
+            break;
+        sleep_s(0.05);
+    }
+    CU_ASSERT(atomic_load(&fn->seen[PP_T_RJOB]) >= 1);
+    const char *why = said ? strstr(said, "bad compressed result") : NULL;
+    CU_ASSERT_PTR_NOT_NULL(why);
+    CU_ASSERT(why && strstr(why, "exceeds the limit"));
+    free(said);
+    finish_locally(s, jobs, N);
+    client_free(s);
+    fake_nodes_stop();
+    free(capture_end());
+}
+
 /* ==== registration ==================================================== */
 
 static int suite_init(void)
@@ -3108,6 +4315,25 @@ int pp_register_suites(void)
         {"G1 a raw client floods JOB frames: reading pauses", test_g1_raw_flood},
         {"G2 32 clients x 100 jobs, fair shares", test_g2_many_clients},
         {NULL, NULL}};
+    static const pp_test holes[] = {
+        {"H1 a cache directory others may write, or another user's, is refused",
+         test_h1_cache_dir_refused},
+        {"H1 a planted <hash>.so is never loaded: asked for and replaced", test_h1_planted_module},
+        {"H2 3 JOBs inflating to 1 GiB each: budgets, memory given back", test_h2_inflated_jobs},
+        {"H2 parked jobs expire PP_ELOAD; a job over the budget waits", test_h2_parked_deadline},
+        {"H2 48,000 unknown modules: the table stays small and fast", test_h2_unknown_hashes},
+        {"H2 a MODULE nobody asked for is refused", test_h2_module_not_asked},
+        {"H3/H4 a handshake flood from one address: others served, logs bounded",
+         test_h3_handshake_flood},
+        {"H3 at the global cap, the address holding the most loses its oldest",
+         test_h3_global_cap},
+        {"H5 the secret is not in ppserver's cmdline or environ", test_h5_secret_out_of_reach},
+        {"H5 --worker-user: workers drop to that user; refused unless root",
+         test_h5_worker_user},
+        {"H6 a node announcing 0xFFFFFFFF bytes and CPUs, or 0 CPUs", test_h6_node_limits},
+        {"H6 a node's result declaring 4 GiB is refused before allocating",
+         test_h6_result_bomb},
+        {NULL, NULL}};
     static const pp_test partition[] = {
         {"F3 a node partitioned, then healed", test_f3_partition},
         {NULL, NULL}};
@@ -3125,7 +4351,8 @@ int pp_register_suites(void)
         add_suite("a newcomer's way in", newcomer) ||
         add_suite("authentication", auth) ||
         add_suite("connections", conns) || add_suite("frames and streams", frames) ||
-        add_suite("node failures", faults) || add_suite("load", load))
+        add_suite("node failures", faults) || add_suite("load", load) ||
+        add_suite("the holes around the wire", holes))
         return -1;
     return 0;
 }

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_tasks.c -- a task module for the test suites: tasks that succeed,
  * fail, crash, hang, fork, and report on their environment. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -210,4 +212,59 @@ int t_typed_sum(const void *arg, size_t len, pp_buf *out)
     free(xs);
     free(halves);
     return rc == 0 ? 0 : 1;
+}
+
+/* For the suite "the holes around the wire": what job code can see of the
+ * ppserver that runs it.  t_parent_file: "s" NAME -> the bytes of
+ * /proc/<parent pid>/NAME, or "(cannot open: REASON)" / "(opened; read:
+ * REASON)".  t_ids: -> "ll" uid, gid.  t_try_create: "s" PATH -> "l" 0
+ * when the file could be created (it is removed again), else errno. */
+
+int t_parent_file(const void *arg, size_t len, pp_buf *out)
+{
+    const char *name = NULL;
+    if (pp_unpack(arg, len, "s", &name) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    char path[256];
+    snprintf(path, sizeof path, "/proc/%d/%s", (int)getppid(), name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return pp_buf_printf(out, "(cannot open: %s)", strerror(errno)) == 0 ? 0 : 1;
+    char buf[4096];
+    size_t total = 0;
+    for (;;) {
+        ssize_t k = read(fd, buf, sizeof buf);
+        if (k < 0) {
+            if (total == 0)
+                pp_buf_printf(out, "(opened; read: %s)", strerror(errno));
+            break;
+        }
+        if (k == 0 || total > (1u << 20))
+            break;
+        pp_buf_append(out, buf, (size_t)k);
+        total += (size_t)k;
+    }
+    close(fd);
+    return 0;
+}
+
+int t_ids(const void *arg, size_t len, pp_buf *out)
+{
+    (void)arg;
+    (void)len;
+    return pp_pack(out, "ll", (long)getuid(), (long)getgid()) == 0 ? 0 : 1;
+}
+
+int t_try_create(const void *arg, size_t len, pp_buf *out)
+{
+    const char *path = NULL;
+    if (pp_unpack(arg, len, "s", &path) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    long e = fd < 0 ? errno : 0;
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+    }
+    return pp_pack(out, "l", e) == 0 ? 0 : 1;
 }

@@ -18,6 +18,9 @@ int t_pid_file_sleep(const void *arg, size_t len, pp_buf *out);/* pid to file ar
 int t_pid(const void *arg, size_t len, pp_buf *out);           /* -> "l" pid */
 int t_alloc(const void *arg, size_t len, pp_buf *out);         /* "l" MiB allocated and touched */
 int t_pattern(const void *arg, size_t len, pp_buf *out);       /* "l" n -> n pattern bytes */
+int t_parent_file(const void *arg, size_t len, pp_buf *out);   /* "s" name -> /proc/<ppid>/name */
+int t_ids(const void *arg, size_t len, pp_buf *out);           /* -> "ll" uid, gid */
+int t_try_create(const void *arg, size_t len, pp_buf *out);    /* "s" path -> "l" 0 or errno */
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif

@@ -2,7 +2,15 @@
 /* test_module.c -- pp_module: creating the cache directory (nested, 0700),
  * cache paths, and storing modules under their SHA-256: exact bytes, mode
  * 0600, no temporary file left, refused on a hash mismatch or where nothing
- * can be written.  Everything happens in a private temporary directory. */
+ * can be written.  Everything happens in a private temporary directory.
+ *
+ * And the attacks on the cache (H1), each reproduced: a directory others
+ * may write (or another user's) is refused; a symlink planted at the
+ * temporary name an earlier node used (<final>.tmp.<pid>) or at the final
+ * name is never followed (the node wrote the module through it into the
+ * planted target, then renamed the link into place); a planted <hash>.so
+ * whose bytes do not match, a link, a FIFO, a file others may write is
+ * never taken for the module (pp_module_verify). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -294,6 +302,189 @@ static void test_store_unwritable(void)
     }
 }
 
+/* ---- the attacks on the cache (H1) ---- */
+
+static void test_check_refuses(void)
+{
+    struct {
+        const char *name;
+        mode_t mode;
+        int ok;
+    } cases[] = {
+        {"c-0700", 0700, 1}, {"c-0755", 0755, 1}, {"c-0750", 0750, 1},
+        {"c-0777", 0777, 0}, {"c-0770", 0770, 0}, {"c-1777", 01777, 0},
+        {"c-0702", 0702, 0},
+    };
+    for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {
+        char dir[256], err[PP_ERR_LEN] = "";
+        sub(dir, sizeof dir, cases[i].name);
+        CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+        CU_ASSERT_EQUAL(chmod(dir, cases[i].mode), 0);
+        int rc = pp_module_cache_check(dir, err);
+        CU_ASSERT_EQUAL(rc, cases[i].ok ? 0 : -1);
+        CU_ASSERT_EQUAL(pp_module_cache_init(dir, err), cases[i].ok ? 0 : -1);
+        if (!cases[i].ok)
+            CU_ASSERT_PTR_NOT_NULL(strstr(err, "writable by group or others"));
+    }
+    /* Another user's directory (root only: nobody else can make one). */
+    if (geteuid() == 0) {
+        char dir[256], err[PP_ERR_LEN] = "";
+        sub(dir, sizeof dir, "c-nobody");
+        CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+        CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(pp_module_cache_check(dir, err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "not owned by this user"));
+    } else {
+        printf("(another user's directory: skipped, needs root) ");
+    }
+    /* Not a directory at all. */
+    char file[256], err[PP_ERR_LEN] = "";
+    sub(file, sizeof file, "c-file");
+    make_file(file, 0600);
+    CU_ASSERT_EQUAL(pp_module_cache_check(file, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a directory"));
+}
+
+/* A module's bytes and hash. */
+static void module_bytes(uint8_t *data, size_t n, uint32_t seed, uint8_t hash[PP_SHA256_LEN])
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        data[i] = (uint8_t)(seed >> 16);
+    }
+    CU_ASSERT_EQUAL_FATAL(pp_sha256(data, n, hash), 0);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, fp) : 0;
+    fclose(fp);
+    if (buf)
+        buf[n] = 0;
+    if (len)
+        *len = n;
+    return buf;
+}
+
+/* Attack: a local user plants a symlink at the temporary name the node
+ * used to write through (<final>.tmp.<pid>, predictable) and at the final
+ * name, both pointing at a file of the node's user.  The node followed the
+ * first (truncating and overwriting the target with module bytes) and
+ * renamed the link into place.  Now neither is followed. */
+static void test_store_planted_links(void)
+{
+    char dir[256], victim[256], err[PP_ERR_LEN] = "";
+    sub(dir, sizeof dir, "links");
+    sub(victim, sizeof victim, "victim.txt");
+    CU_ASSERT_EQUAL_FATAL(pp_module_cache_init(dir, err), 0);
+    make_file(victim, 0600); /* "plain file\n" */
+    uint8_t data[5000], hash[PP_SHA256_LEN];
+    module_bytes(data, sizeof data, 11, hash);
+    char final[512], tmp[600];
+    pp_module_path(dir, hash, final, sizeof final);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", final, (int)getpid());
+    CU_ASSERT_EQUAL_FATAL(symlink(victim, tmp), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(victim, final), 0);
+    CU_ASSERT_EQUAL(pp_module_store(dir, hash, data, sizeof data, err), 0);
+    /* The target is untouched... */
+    char *v = slurp(victim, NULL);
+    CU_ASSERT(v && strcmp(v, "plain file\n") == 0);
+    free(v);
+    /* ... the final name is now a regular file with the module... */
+    struct stat st;
+    CU_ASSERT(lstat(final, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == sizeof data);
+    size_t len = 0;
+    char *back = slurp(final, &len);
+    CU_ASSERT(back && len == sizeof data && memcmp(back, data, len) == 0);
+    free(back);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), 1);
+    /* ... and the planted temporary link is still just a link. */
+    CU_ASSERT(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode));
+    unlink(tmp);
+}
+
+/* Attack: <hash>.so planted before the node ever received that module.
+ * pp_module_verify() takes only the real thing. */
+static void test_verify(void)
+{
+    char dir[256], err[PP_ERR_LEN] = "";
+    sub(dir, sizeof dir, "verify");
+    CU_ASSERT_EQUAL_FATAL(pp_module_cache_init(dir, err), 0);
+    uint8_t data[3000], hash[PP_SHA256_LEN];
+    module_bytes(data, sizeof data, 5, hash);
+    char path[512], real[256];
+    pp_module_path(dir, hash, path, sizeof path);
+    /* Absent. */
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), 0);
+    /* The real bytes elsewhere, and a link to them: not taken (a link). */
+    sub(real, sizeof real, "real.so");
+    int fd = open(real, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(write(fd, data, sizeof data), (ssize_t)sizeof data);
+    close(fd);
+    CU_ASSERT_EQUAL_FATAL(symlink(real, path), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "symbolic link"));
+    unlink(path);
+    /* Other bytes under its name. */
+    make_file(path, 0600);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "does not match its name"));
+    unlink(path);
+    /* A FIFO (it must not block us), a directory. */
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+    unlink(path);
+    CU_ASSERT_EQUAL_FATAL(mkdir(path, 0700), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+    rmdir(path);
+    /* The right bytes, but writable by others. */
+    CU_ASSERT_EQUAL_FATAL(pp_module_store(dir, hash, data, sizeof data, err), 0);
+    CU_ASSERT_EQUAL(chmod(path, 0666), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "writable by group or others"));
+    /* Another user's (root only). */
+    if (geteuid() == 0) {
+        CU_ASSERT_EQUAL(chmod(path, 0600), 0);
+        CU_ASSERT_EQUAL(chown(path, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "not to us"));
+    }
+    /* Stored again: replaced atomically, then taken. */
+    CU_ASSERT_EQUAL(pp_module_store(dir, hash, data, sizeof data, err), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, PP_MODULE_NO_GROUP, err), 1);
+    CU_ASSERT_EQUAL(mode_of(path), 0600);
+}
+
+/* For workers of another user: the directory and files get their group,
+ * readable, never writable by it. */
+static void test_group(void)
+{
+    char dir[256], err[PP_ERR_LEN] = "";
+    sub(dir, sizeof dir, "group");
+    CU_ASSERT_EQUAL_FATAL(pp_module_cache_init(dir, err), 0);
+    gid_t g = getegid(); /* a group we may give files to */
+    CU_ASSERT_EQUAL(pp_module_cache_share(dir, g, err), 0);
+    CU_ASSERT_EQUAL(mode_of(dir), 0750);
+    CU_ASSERT_EQUAL(pp_module_cache_check(dir, err), 0);
+    uint8_t data[100], hash[PP_SHA256_LEN];
+    module_bytes(data, sizeof data, 9, hash);
+    CU_ASSERT_EQUAL(pp_module_store_as(dir, hash, data, sizeof data, g, err), 0);
+    char path[512];
+    pp_module_path(dir, hash, path, sizeof path);
+    struct stat st;
+    CU_ASSERT(stat(path, &st) == 0 && st.st_gid == g && (st.st_mode & 0777) == 0640);
+    /* A file of an earlier run (0600) gets the group when verified. */
+    CU_ASSERT_EQUAL(chmod(path, 0600), 0);
+    CU_ASSERT_EQUAL(pp_module_verify(dir, hash, g, err), 1);
+    CU_ASSERT_EQUAL(mode_of(path), 0640);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test cache[] = {
@@ -304,6 +495,13 @@ int pp_register_suites(void)
         {"store: exact bytes, 0600, no temporary left", test_store_good},
         {"store: hash mismatch creates nothing", test_store_mismatch},
         {"store: nowhere to write", test_store_unwritable},
+        {"H1 cache_check: writable by others, another user's, not a directory",
+         test_check_refuses},
+        {"H1 store: links planted at the temporary and final names are not followed",
+         test_store_planted_links},
+        {"H1 verify: a planted link, other bytes, a FIFO, others' files are not taken",
+         test_verify},
+        {"H1 for workers of another user: group, 0750 and 0640", test_group},
         {NULL, NULL},
     };
     return pp_add_suite("pp_module", suite_init, suite_clean, cache);
