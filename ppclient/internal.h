@@ -57,6 +57,7 @@ typedef struct pp_node {
     uint64_t jobs;               /* (mu) */
     uint64_t busy_ns;            /* (mu) */
     uint64_t connects;           /* (mu) connection attempts */
+    char why[PP_ERR_LEN];        /* (mu) why it is not up, or went down last */
 } pp_node;
 
 /* A task as the registry knows it (tasks.c).  Immutable once registered,
@@ -74,8 +75,9 @@ struct pp_job {
     pp_pool_job pj;              /* (sched) what the worker pool sees */
     pp_server *s;
     _Atomic int status;          /* published with release under mu */
-    _Atomic int refs;            /* the caller's handle + the library's */
-    _Atomic int handle_freed;    /* pp_job_free() was called (a second call is refused) */
+    _Atomic int refs;            /* the caller's handle + the library's, and
+                                    PP_JOB_FREED once pp_job_free() was called
+                                    (a second call is refused) */
     pp_task_entry *task;
     pp_group *group;             /* NULL = no named group */
     pp_callback cb;
@@ -155,6 +157,7 @@ struct pp_server {
     char **worker_env;           /* more variables local workers get, or NULL */
     pp_auth_key key;             /* from the secret */
     int have_key;
+    struct pp_tls *tls;          /* TLS to the nodes; NULL: plaintext (no_tls) */
     double heartbeat, node_timeout;
     int max_attempts;
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
@@ -211,10 +214,12 @@ static inline void job_list_splice(job_list *dst, job_list *src)
     src->n = 0;
 }
 
+#define PP_JOB_FREED (1 << 30)
+
 /* Drops a reference; the last one frees the job and its result. */
 static inline void pp_job_unref(pp_job *j)
 {
-    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) == 1) {
+    if ((atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) & ~PP_JOB_FREED) == 1) {
         free(j->result_mem);
         free(j);
     }

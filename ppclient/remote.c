@@ -28,6 +28,7 @@
 #include "pp_handshake.h"
 #include "pp_net.h"
 #include "pp_proto.h"
+#include "pp_tls.h"
 #include "pp_zip.h"
 
 #define SLOT_BITS 12
@@ -62,6 +63,8 @@ typedef struct remote {
     node_state state;
     pp_connector cx;
     pp_conn *conn;
+    void *tls;                    /* the conn's TLS transport, or NULL (plaintext) */
+    uint8_t binding[PP_HS_BINDING_LEN]; /* the TLS session's, for the inner proof */
     pp_hs hs;
     pp_timer timer;               /* handshake deadline, or the next attempt */
     pp_timer hb;                  /* heartbeat */
@@ -123,6 +126,7 @@ static void set_state(remote *r, node_state st)
     r->b.node->state = public_state[st];
     if (st == N_UP)
         r->b.node->ncpus = r->ncpus;
+    snprintf(r->b.node->why, sizeof r->b.node->why, "%s", r->why);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -143,6 +147,7 @@ static void r_lost(remote *r, const char *why, int node_failed, int refused, int
         pp_conn_free(r->conn); /* also drops queued bytes pointing into jobs */
         r->conn = NULL;
     }
+    r->tls = NULL;
     pp_hs_wipe(&r->hs);
     int requeued = 0, lost = 0;
     for (uint32_t i = 0; r->slots && i < MAX_SLOTS; i++) {
@@ -264,7 +269,8 @@ static int on_error_frame(remote *r, const pp_frame *f, failure *fl)
                    r->b.node->name);
         return fail(fl, 0, 1, "authentication failed");
     }
-    if (e.code == PP_E_VERSION) {
+    if (e.code == PP_E_VERSION || e.code == PP_E_TLS) {
+        /* Not retried in a storm: it lasts until one side is set up again. */
         pp_log(&s->log, PP_LOG_ERROR, "%s: the node said: %s", r->b.node->name, e.msg);
         fl->no_version = 1;
         return fail(fl, 0, 0, "the node said: %s", e.msg);
@@ -434,12 +440,47 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
 static void r_closed(pp_conn *c, const char *why, void *data)
 {
     remote *r = data;
+    pp_server *s = r->b.s;
+    /* A TLS handshake that failed: the secrets differ (as a refused proof),
+     * or the node speaks plaintext; neither is retried in a storm. */
+    int refused = r->state < N_UP && r->tls && pp_tls_wrong_key(r->tls);
+    int mismatch = r->state < N_UP && strstr(why, "speaks plaintext") != NULL;
+    if (refused && !r->refused_before)
+        pp_log(&s->log, PP_LOG_WARN, "%s: authentication failed: the node refused our key (is "
+                                     "the secret the same on both sides?)", r->b.node->name);
+    if (mismatch && !r->quiet)
+        pp_log(&s->log, PP_LOG_ERROR, "%s: %s", r->b.node->name, why);
     r->conn = NULL;
     pp_conn_free(c);
-    r_lost(r, why, 1, 0, 0);
+    r_lost(r, why, r->state == N_UP, refused, mismatch);
 }
 
 /* ---- connecting ---- */
+
+/* The transport's handshake (TLS) is done: our own, bound to it. */
+static void r_ready(pp_conn *c, void *data)
+{
+    (void)c;
+    remote *r = data;
+    pp_server *s = r->b.s;
+    const uint8_t *binding = NULL;
+    if (r->tls) {
+        if (pp_tls_binding(r->tls, r->binding) != 0) {
+            r_lost(r, "cannot bind the handshake to the TLS session", 0, 0, 0);
+            return;
+        }
+        binding = r->binding;
+    }
+    uint8_t hello[PP_HELLO_LEN];
+    if (pp_hs_client_hello(&r->hs, &s->key, binding, hello) != PP_HS_OK ||
+        pp_conn_send(r->conn, PP_T_HELLO, 0, 0, hello, sizeof hello) != 0) {
+        r_lost(r, r->hs.err[0] ? r->hs.err : "cannot send HELLO", 0, 0, 0);
+        return;
+    }
+    pp_conn_flush(r->conn);
+    r->hello_sent = pp_now();
+    r->state = N_HELLO;
+}
 
 static void r_connected(pp_connector *cx, int fd, const char *why)
 {
@@ -449,22 +490,25 @@ static void r_connected(pp_connector *cx, int fd, const char *why)
         r_lost(r, why, 0, 0, 0);
         return;
     }
-    pp_conn_cbs cbs = {.on_frame = r_frame, .on_close = r_closed};
-    r->conn = pp_conn_new(s->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, r);
+    char err[PP_ERR_LEN];
+    pp_transport tr;
+    if (s->tls && pp_tls_transport(s->tls, &tr, err) != 0) {
+        close(fd);
+        r_lost(r, err, 0, 0, 0);
+        return;
+    }
+    pp_conn_cbs cbs = {.on_frame = r_frame, .on_close = r_closed, .on_ready = r_ready};
+    r->conn = pp_conn_new(s->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, s->tls ? &tr : NULL,
+                          &cbs, r);
     if (!r->conn) {
+        if (s->tls)
+            tr.ops->free(tr.ctx);
         close(fd);
         r_lost(r, "out of memory", 0, 0, 0);
         return;
     }
-    uint8_t hello[PP_HELLO_LEN];
-    if (pp_hs_client_hello(&r->hs, &s->key, NULL, hello) != PP_HS_OK ||
-        pp_conn_send(r->conn, PP_T_HELLO, 0, 0, hello, sizeof hello) != 0) {
-        r_lost(r, r->hs.err[0] ? r->hs.err : "cannot send HELLO", 0, 0, 0);
-        return;
-    }
-    pp_conn_flush(r->conn);
-    r->hello_sent = pp_now();
-    r->state = N_HELLO;
+    r->tls = s->tls ? tr.ctx : NULL;
+    /* The deadline covers TLS and our handshake: trickling does not extend it. */
     pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
 }
 

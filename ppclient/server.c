@@ -17,6 +17,7 @@
 #include "pp_conf.h"
 #include "pp_net.h"
 #include "pp_spawn.h"
+#include "pp_tls.h"
 
 #define START_WAIT 10.0 /* seconds pp_server_new() waits for the local workers */
 
@@ -58,6 +59,7 @@ static void server_destroy(pp_server *s)
         free(*e);
     free(s->worker_env);
     pp_auth_wipe(&s->key, sizeof s->key);
+    pp_tls_free(s->tls);
     pthread_cond_destroy(&s->cb_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
@@ -199,7 +201,43 @@ static int make_nodes(pp_server *s, const char *const *servers, char *err)
     return 0;
 }
 
-/* The rest of the configuration: defaults, copies, the key.  0, or -1 with
+/* The keys and TLS, for nodes: the secret's keys (a public stand-in with
+ * no_secret, when certificates authenticate), then TLS unless no_tls.  0,
+ * or -1 with the reason in err. */
+static int take_keys(pp_server *s, const pp_config *cfg, char *err)
+{
+    int certs = cfg->tls_cert || cfg->tls_key || cfg->tls_ca;
+    if (cfg->no_secret && (!certs || cfg->no_tls)) {
+        pp_seterr(err, "no_secret needs certificates (tls_cert, tls_key, tls_ca) and TLS");
+        return -1;
+    }
+    if (certs && cfg->no_tls) {
+        pp_seterr(err, "certificates are for TLS: no_tls and tls_cert/tls_key/tls_ca exclude "
+                       "each other");
+        return -1;
+    }
+    char *secret = NULL;
+    if (cfg->no_secret) {
+        secret = strdup(PP_AUTH_NO_SECRET);
+    } else if (load_secret(cfg, &secret, err) != 0) {
+        return -1;
+    }
+    int rc = secret ? pp_auth_derive(secret, strlen(secret), &s->key) : -1;
+    free_secret(secret);
+    if (rc != 0) {
+        pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
+        return -1;
+    }
+    s->have_key = 1;
+    if (cfg->no_tls)
+        return 0;
+    pp_tls_opts o = {.server = 0, .psk = certs ? NULL : s->key.psk, .cert = cfg->tls_cert,
+                     .key = cfg->tls_key, .ca = cfg->tls_ca};
+    s->tls = pp_tls_new(&o, err);
+    return s->tls ? 0 : -1;
+}
+
+/* The rest of the configuration: defaults, copies, the keys.  0, or -1 with
  * the reason in err. */
 static int take_config(pp_server *s, const pp_config *cfg, char *err)
 {
@@ -215,19 +253,7 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     if (make_nodes(s, cfg->ppservers, err) != 0 ||
         copy_names(cfg->worker_env, &s->worker_env, err) != 0)
         return -1;
-    if (s->nnodes > 1) {
-        char *secret = NULL;
-        if (load_secret(cfg, &secret, err) != 0)
-            return -1;
-        int rc = pp_auth_derive(secret, strlen(secret), &s->key);
-        free_secret(secret);
-        if (rc != 0) {
-            pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
-            return -1;
-        }
-        s->have_key = 1;
-    }
-    return 0;
+    return s->nnodes > 1 ? take_keys(s, cfg, err) : 0;
 }
 
 /* On the scheduler thread: the backends, in dispatch order (the local pool

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* stats.c -- nodes and statistics: pp_get_active_nodes, pp_get_stats,
  * pp_print_stats. */
+#include <stdio.h>
+
 #include "internal.h"
 #include "pp_common.h"
 
@@ -27,6 +29,7 @@ PP_API int pp_get_active_nodes(pp_server *s, pp_node_info *out, int max)
         out[i] = (pp_node_info){.name = n->name, .ncpus = n->ncpus, .state = n->state,
                                 .jobs = n->jobs, .busy_seconds = (double)n->busy_ns * 1e-9,
                                 .connects = n->connects};
+        snprintf(out[i].why, sizeof out[i].why, "%s", n->why);
     }
     int n = s->nnodes;
     pthread_mutex_unlock(&s->mu);

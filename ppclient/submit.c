@@ -65,7 +65,6 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
     j->task = task;
     atomic_init(&j->status, PP_PENDING);
     atomic_init(&j->refs, 2);
-    atomic_init(&j->handle_freed, 0);
     j->pj.arg = j->arg;
     j->pj.len = len;
     if (opts) {
@@ -222,7 +221,7 @@ PP_API void pp_job_free(pp_job *j)
 {
     if (!j)
         return;
-    if (atomic_exchange_explicit(&j->handle_freed, 1, memory_order_acq_rel)) {
+    if (atomic_fetch_or_explicit(&j->refs, PP_JOB_FREED, memory_order_acq_rel) & PP_JOB_FREED) {
         /* The library still holds the job (else this is a use after free
          * nothing can catch): refuse, loudly, instead of freeing it under
          * the library's feet. */

@@ -68,7 +68,8 @@ static const pp_conf_opt options[] = {
     {"max-per-address", 0, PP_CONF_INT, O(max_per_address), 1, 100000, "N",
      "connections from one address at most (default 64)"},
     {"auth-delay", 0, PP_CONF_DOUBLE, O(auth_delay), 0, 10, "SECONDS",
-     "delay before refusing a wrong secret (default 0.2)"},
+     "delay before refusing a wrong inner proof (default 0.2; over TLS a wrong secret "
+     "already fails the TLS handshake, refused at once)"},
     {"max-queue", 0, PP_CONF_INT, O(max_queue), 1, 10000000, "N",
      "jobs queued per client before its socket is no longer read (default 8192)"},
     {"max-output-mib", 0, PP_CONF_DOUBLE, O(max_output_mib), 1, 65536, "MIB",
@@ -105,6 +106,17 @@ static const pp_conf_opt options[] = {
     {"worker-user", 0, PP_CONF_STR, O(worker_user), 0, 0, "USER",
      "run the workers as USER, which they become before loading any module (ppserver "
      "started as root only)"},
+    {"no-tls", 0, PP_CONF_BOOL, O(no_tls), 0, 0, "",
+     "plaintext connections, for a trusted network only (clients set pp_config.no_tls; "
+     "a mismatch is refused)"},
+    {"tls-cert", 0, PP_CONF_STR, O(tls_cert), 0, 0, "FILE",
+     "this node's certificate (PEM): certificates instead of the secret's key for TLS, "
+     "with --tls-key and --tls-ca"},
+    {"tls-key", 0, PP_CONF_STR, O(tls_key), 0, 0, "FILE", "its private key (PEM)"},
+    {"tls-ca", 0, PP_CONF_STR, O(tls_ca), 0, 0, "FILE",
+     "the CA certificate(s) the clients' certificates must chain to (PEM)"},
+    {"no-secret", 0, PP_CONF_BOOL, O(no_secret), 0, 0, "",
+     "with certificates: no shared secret, the certificates alone authenticate"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -459,12 +471,47 @@ static int check_cache(const srv_cfg *cfg)
     return GO_ON;
 }
 
+/* TLS settings that go together: the three certificate files, none with
+ * --no-tls, and --no-secret only with certificates. */
+static int check_tls(const srv_cfg *cfg)
+{
+    int certs = !!cfg->tls_cert + !!cfg->tls_key + !!cfg->tls_ca;
+    const char *why = NULL;
+    if (certs != 0 && certs != 3)
+        why = "--tls-cert, --tls-key and --tls-ca go together";
+    else if (certs && cfg->no_tls)
+        why = "certificates are for TLS: --no-tls and --tls-cert/--tls-key/--tls-ca exclude "
+              "each other";
+    else if (cfg->no_secret && !certs)
+        why = "--no-secret needs certificates (--tls-cert, --tls-key, --tls-ca): without a "
+              "secret they alone authenticate";
+    if (why) {
+        fprintf(stderr, "ppserver: %s\n", why);
+        return EX_CONFIG;
+    }
+    if (cfg->no_tls)
+        fprintf(stderr, "ppserver: warning: --no-tls: jobs, results and modules cross the "
+                        "network in plaintext, and anyone on the path can change them\n");
+    return GO_ON;
+}
+
 /* The secret, as every side takes it (pp_auth_secret: no trailing
  * newline), into *out (malloc'd). */
 static int take_secret(const srv_cfg *cfg, int on_cmdline, char **out)
 {
     char err[PP_ERR_LEN];
     char *secret = NULL;
+    if (cfg->no_secret) {
+        /* Certificates authenticate; the inner proof runs with a public
+         * stand-in (checked in check_tls()). */
+        if (cfg->secret || cfg->secret_file) {
+            fprintf(stderr, "ppserver: --no-secret and a secret (-s, --secret-file, PP_SECRET) "
+                            "exclude each other\n");
+            return EX_CONFIG;
+        }
+        *out = strdup(PP_AUTH_NO_SECRET);
+        return *out ? GO_ON : EX_OSERR;
+    }
     if (cfg->secret_file) {
         secret = pp_conf_read_secret(cfg->secret_file, err);
         if (!secret) {
@@ -591,6 +638,8 @@ int main(int argc, char **argv)
         rc = resolve_worker_user(&cfg);
     if (rc == GO_ON)
         rc = check_cache(&cfg);
+    if (rc == GO_ON)
+        rc = check_tls(&cfg);
     if (rc == GO_ON)
         rc = take_secret(&cfg, on_cmdline, &secret);
     if (rc == GO_ON)

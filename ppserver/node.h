@@ -29,6 +29,7 @@
 #include "pp_log.h"
 #include "pp_loop.h"
 #include "pp_pool.h"
+#include "pp_tls.h"
 
 /* Settings: defaults < configuration file < environment < command line. */
 typedef struct srv_cfg {
@@ -67,6 +68,9 @@ typedef struct srv_cfg {
     int max_hs_per_address;   /* connections of one address in their handshake */
     double log_rate;          /* log lines a second per kind (0 = no limit) */
     char *worker_user;        /* run the workers as this user (ppserver as root) */
+    int no_tls;               /* plaintext (trusted networks only) */
+    char *tls_cert, *tls_key, *tls_ca; /* certificates instead of the secret's key */
+    int no_secret;            /* with certificates: no shared secret */
     int worker_uid, worker_gid; /* worker_user's ids, or -1 */
 } srv_cfg;
 
@@ -149,6 +153,8 @@ struct session {
     session_state state;
     pp_hs hs;                 /* the handshake, until S_READY */
     pp_timer timer;           /* handshake deadline, refusal delay, closing */
+    uint8_t binding[PP_TLS_BINDING_LEN]; /* the TLS session's, once its handshake is done */
+    int bound;                /* binding is set (TLS) */
     double last_rx, last_job;
     sjob *qhead, *qtail;      /* ready to run */
     sjob *parked;             /* waiting for their module */
@@ -171,6 +177,9 @@ struct server {
     pp_loop *loop;
     pp_log log;
     pp_auth_key key;
+    pp_tls *tls;              /* TLS for every session; NULL with --no-tls */
+    uint8_t plain_reply[128]; /* with --no-tls: the ERROR frame a TLS client gets */
+    size_t plain_reply_len;
     int lfd;
     pp_io lio;
     int port;

@@ -360,6 +360,47 @@ static int start_pool(server *srv, const srv_cfg *cfg, char *err)
     return srv->pool ? 0 : -1;
 }
 
+/* The ERROR frame (PP_E_TLS) a client of the other kind gets, in
+ * plaintext, before the node closes: it says what to fix. */
+static size_t mismatch_reply(const char *msg, uint8_t *out, size_t cap)
+{
+    pp_buf b;
+    pp_buf_init(&b, cap);
+    size_t n = 0;
+    if (pp_proto_error(&b, PP_E_TLS, msg) == 0 && PP_WIRE_HDR + b.len <= cap) {
+        pp_wire_encode_hdr(out, PP_T_ERROR, 0, 0, (uint32_t)b.len);
+        memcpy(out + PP_WIRE_HDR, b.data, b.len);
+        n = PP_WIRE_HDR + b.len;
+    }
+    pp_buf_reset(&b);
+    return n;
+}
+
+/* TLS for every session (the secret's key, or certificates), or with
+ * --no-tls the reply that tells a TLS client this node speaks plaintext. */
+static int start_tls(server *srv, const srv_cfg *cfg, char *err)
+{
+    if (cfg->no_tls) {
+        srv->plain_reply_len = mismatch_reply("this node speaks plaintext (ppserver --no-tls): "
+                                              "a TLS client is refused",
+                                              srv->plain_reply, sizeof srv->plain_reply);
+        return 0;
+    }
+    uint8_t reply[128];
+    size_t n = mismatch_reply("this node requires TLS (a plaintext client is refused)", reply,
+                              sizeof reply);
+    int certs = cfg->tls_cert != NULL;
+    pp_tls_opts o = {.server = 1,
+                     .psk = certs ? NULL : srv->key.psk,
+                     .cert = cfg->tls_cert,
+                     .key = cfg->tls_key,
+                     .ca = cfg->tls_ca,
+                     .plaintext_reply = reply,
+                     .plaintext_reply_len = n};
+    srv->tls = pp_tls_new(&o, err);
+    return srv->tls ? 0 : -1;
+}
+
 int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
                 char *err)
 {
@@ -380,6 +421,8 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     /* scrypt's 16 MiB came from the heap (main.c keeps large blocks there)
      * and would stay mapped for the node's life. */
     malloc_trim(0);
+    if (start_tls(srv, cfg, err) != 0)
+        return -1;
     if (pp_module_cache_init(cfg->cache_dir, err) != 0)
         return -1;
     if (modules_init(srv) != 0) {
@@ -463,5 +506,7 @@ void server_destroy(server *srv)
     modules_free(srv);
     pp_log_flush(&srv->log);
     pp_log_limit_destroy(&srv->log_limit);
+    pp_tls_free(srv->tls);
+    srv->tls = NULL;
     pp_auth_wipe(&srv->key, sizeof srv->key);
 }

@@ -121,7 +121,7 @@ static int on_hello(session *s, const pp_frame *f, refusal *r)
 {
     server *srv = s->srv;
     uint8_t chal[PP_CHALLENGE_LEN];
-    if (pp_hs_server_hello(&s->hs, &srv->key, NULL, f, srv->max_frame,
+    if (pp_hs_server_hello(&s->hs, &srv->key, s->bound ? s->binding : NULL, f, srv->max_frame,
                            (uint32_t)pp_pool_target(srv->pool), chal) != PP_HS_OK)
         return refuse(r, s->hs.err_code ? s->hs.err_code : PP_E_PROTOCOL, PP_LOG_WARN, "%s",
                       s->hs.err);
@@ -592,10 +592,42 @@ static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
     return rc;
 }
 
+/* The TLS handshake is done: the inner proof will be bound to it. */
+static void sess_ready(pp_conn *c, void *data)
+{
+    session *s = data;
+    if (!s->srv->tls)
+        return;
+    if (pp_tls_binding(pp_conn_transport_ctx(c), s->binding) != 0) {
+        sess_close_now(s, "cannot bind the handshake to the TLS session");
+        return;
+    }
+    s->bound = 1;
+}
+
+/* A TLS handshake that failed because the client's key is not ours: a
+ * wrong secret, counted and logged as one. */
+static int tls_wrong_key(session *s)
+{
+    server *srv = s->srv;
+    if (!srv->tls || s->state != S_HELLO || s->bound ||
+        !pp_tls_wrong_key(pp_conn_transport_ctx(s->conn)))
+        return 0;
+    int n = lockout_count(srv, s->addr, pp_now());
+    pp_log(&srv->log, PP_LOG_WARN, "%s: authentication failed (the client's TLS key is not "
+                                   "ours: wrong secret?); %d from this address within %.0f s",
+           s->peer, n, srv->cfg->auth_lockout);
+    return 1;
+}
+
 static void sess_closed(pp_conn *c, const char *why, void *data)
 {
     (void)c;
     session *s = data;
+    if (tls_wrong_key(s)) {
+        session_free(s);
+        return;
+    }
     int level = s->state == S_READY || s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
     if (strncmp(why, "end of file", 11) != 0 || s->state == S_HELLO)
         level = s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
@@ -615,9 +647,19 @@ session *session_new(server *srv, int fd, const char *peer)
     char *colon = strrchr(s->addr, ':');
     if (colon)
         *colon = 0;
-    pp_conn_cbs cbs = {.on_frame = sess_frame, .on_close = sess_closed};
-    s->conn = pp_conn_new(srv->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, NULL, &cbs, s);
+    /* TLS; or plaintext that tells a TLS client so (--no-tls). */
+    pp_transport tr;
+    char err[PP_ERR_LEN];
+    if (srv->tls ? pp_tls_transport(srv->tls, &tr, err) != 0
+                 : pp_tls_sniff_transport(srv->plain_reply, srv->plain_reply_len, &tr) != 0) {
+        free(s);
+        return NULL;
+    }
+    pp_conn_cbs cbs = {.on_frame = sess_frame, .on_close = sess_closed, .on_ready = sess_ready};
+    s->conn = pp_conn_new(srv->loop, fd, fd, PP_PREAUTH_MAX, PP_T_NET_MAX, &tr, &cbs, s);
     if (!s->conn) {
+        if (tr.ops->free)
+            tr.ops->free(tr.ctx);
         free(s);
         return NULL;
     }

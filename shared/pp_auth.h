@@ -34,6 +34,11 @@ typedef struct pp_auth_key {
     uint8_t psk[32];          /* K_psk: TLS 1.3's external PSK */
 } pp_auth_key;
 
+/* What stands for the secret when certificates alone authenticate (no
+ * secret: ppserver --no-secret, pp_config.no_secret).  Public: the inner
+ * proof then proves nothing, the certificates do. */
+#define PP_AUTH_NO_SECRET "pp: certificates only, no shared secret"
+
 /* scrypt's cost: N (a power of 2), r, p, and the salt. */
 #define PP_KDF_N (1u << 14)
 #define PP_KDF_R 8u

@@ -29,7 +29,7 @@ struct pp_tls {
 typedef struct tls_conn {
     pp_tls *t;
     SSL *ssl;
-    int peeked;                  /* the peer's first bytes were looked at */
+    int plain_peer;              /* the peer's first record header was "PP": a pp frame */
     int wrong_key;               /* the handshake failed for a key that is not ours */
     uint8_t stage[STAGE];        /* small frames gathered into one record */
     size_t staged;               /* bytes in stage waiting for SSL_write */
@@ -232,8 +232,9 @@ static pp_tr_status fail_ssl(tls_conn *c, int rc, const char *what)
     int e = SSL_get_error(c->ssl, rc);
     unsigned long code = ERR_peek_error();
     int reason = ERR_GET_REASON(code);
-    if (e == SSL_ERROR_SYSCALL && !code) {
-        pp_seterr(c->err, "%s: %s", what, errno ? strerror(errno) : "the peer closed");
+    if ((e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) && !code) {
+        pp_seterr(c->err, "%s: %s", what,
+                  e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "the peer closed");
         return PP_TR_FAILED;
     }
     c->wrong_key = c->t->psk && (reason == SSL_R_BINDER_DOES_NOT_VERIFY ||
@@ -253,6 +254,35 @@ static pp_tr_status fail_ssl(tls_conn *c, int rc, const char *what)
     return PP_TR_FAILED;
 }
 
+/* Each record header OpenSSL reads, before it checks it: a plaintext
+ * peer's first bytes are a pp frame's "PP" (a client's HELLO, or a node's
+ * ERROR telling us it speaks plaintext).  Seen here whenever they arrive,
+ * even within the very read that follows our ClientHello. */
+static void on_record(int write_p, int version, int content_type, const void *buf, size_t len,
+                      SSL *ssl, void *arg)
+{
+    (void)version;
+    (void)ssl;
+    const unsigned char *p = buf;
+    if (!write_p && content_type == SSL3_RT_HEADER && len >= 2 && p[0] == 'P' && p[1] == 'P')
+        ((tls_conn *)arg)->plain_peer = 1;
+}
+
+/* The peer speaks plaintext: a node tells the client so, in a pp frame it
+ * can read; either side says so. */
+static pp_tr_status fail_plain_peer(tls_conn *c, int fd)
+{
+    ERR_clear_error();
+    if (c->t->server) {
+        reply_raw(fd, c->t->reply, c->t->reply_len);
+        pp_seterr(c->err, "the client speaks plaintext; this node requires TLS");
+    } else {
+        pp_seterr(c->err, "the node speaks plaintext; this client requires TLS (turn TLS off on "
+                          "both sides only on a trusted network)");
+    }
+    return PP_TR_FAILED;
+}
+
 static pp_tr_status tls_handshake(void *ctx, int rfd, int wfd)
 {
     tls_conn *c = ctx;
@@ -260,23 +290,6 @@ static pp_tr_status tls_handshake(void *ctx, int rfd, int wfd)
     if (SSL_get_fd(c->ssl) < 0 && (SSL_set_rfd(c->ssl, rfd) != 1 || SSL_set_wfd(c->ssl, wfd) != 1)) {
         openssl_error(c->err, "TLS", "cannot attach the socket");
         return PP_TR_FAILED;
-    }
-    /* A plaintext peer: a client's first frame, or a node's ERROR frame in
-     * answer to our ClientHello.  Looked at until the peer's first two
-     * bytes are in, never later (they would be the middle of a record). */
-    if (!c->peeked) {
-        int kind = sniff(rfd);
-        if (kind == 1) {
-            if (t->server) {
-                reply_raw(rfd, t->reply, t->reply_len);
-                pp_seterr(c->err, "the client speaks plaintext; this node requires TLS");
-            } else {
-                pp_seterr(c->err, "the node speaks plaintext; this client requires TLS (turn "
-                                  "TLS off on both sides only on a trusted network)");
-            }
-            return PP_TR_FAILED;
-        }
-        c->peeked = kind >= 0;
     }
     ERR_clear_error();
     int rc = SSL_do_handshake(c->ssl);
@@ -286,8 +299,11 @@ static pp_tr_status tls_handshake(void *ctx, int rfd, int wfd)
             return PP_TR_WANT_READ;
         if (e == SSL_ERROR_WANT_WRITE)
             return PP_TR_WANT_WRITE;
+        if (c->plain_peer)
+            return fail_plain_peer(c, rfd);
         return fail_ssl(c, rc, "TLS handshake");
     }
+    SSL_set_msg_callback(c->ssl, NULL); /* the handshake's records only */
     /* PSK mode: the PSK must have been used, or the peer was not proven
      * (traps 2 and 3), whatever OpenSSL accepted. */
     if (t->psk && !SSL_session_reused(c->ssl)) {
@@ -422,6 +438,8 @@ int pp_tls_transport(pp_tls *t, pp_transport *out, char *err)
         return -1;
     }
     SSL_set_app_data(c->ssl, t);
+    SSL_set_msg_callback(c->ssl, on_record);
+    SSL_set_msg_callback_arg(c->ssl, c);
     if (t->server)
         SSL_set_accept_state(c->ssl);
     else

@@ -115,6 +115,18 @@ typedef struct pp_config {
                                        see only PATH, HOME, TMPDIR, ... else),
                                        e.g. {"LD_PRELOAD", NULL} for a task
                                        module built with -fsanitize=address */
+    int no_tls;                     /* 1: plaintext to the nodes, for a trusted
+                                       network where the CPU matters (the nodes
+                                       run with --no-tls too; a mismatch is
+                                       refused, never a silent downgrade).
+                                       0 (default): TLS 1.3 keyed by the secret */
+    const char *tls_cert;           /* PEM files: certificates (mutual) instead of
+                                       the secret's key for TLS, for sites with a
+                                       PKI; the secret is still required and */
+    const char *tls_key;            /*   proven inside, unless no_secret */
+    const char *tls_ca;
+    int no_secret;                  /* with certificates only: no shared secret
+                                       (the nodes run with --no-secret) */
 } pp_config;
 
 typedef struct pp_submit_opts {
@@ -135,6 +147,9 @@ typedef struct pp_node_info {
     uint64_t connects;              /* connection attempts to it so far (0 for
                                        "local"): steady growth means it keeps
                                        failing; retries back off to every 2 s */
+    char why[256];                  /* why it is not up (or went down last), e.g.
+                                       "the node speaks plaintext ..."; "" if
+                                       nothing went wrong */
 } pp_node_info;
 
 typedef struct pp_stats {

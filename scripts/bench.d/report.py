@@ -153,20 +153,31 @@ def main():
         return None if a is None else a <= b
 
     G = "Gearman, 2 workers"
+    PL = "plaintext"
     # B1, B2: tiny jobs.
     b1, b1g = med("b1.pp", "jobs_per_s"), med("b1.g", "jobs_per_s")
     fig("B1", "tiny jobs, local pool (2 workers)", "jobs/s", b1, b1g, G,
         "≥ 100000 and ≥ 10× Gearman", check(ge(b1, 1e5), ge(div(b1, b1g), 10)))
     b2, b2g = med("b2.pp", "jobs_per_s"), med("b2.g", "jobs_per_s")
-    fig("B2", "tiny jobs, 2 ppservers (1 worker each), ncpus 0", "jobs/s", b2, b2g, G,
+    fig("B2", "tiny jobs, 2 ppservers (1 worker each), ncpus 0, TLS", "jobs/s", b2, b2g, G,
         "≥ 5× Gearman", check(ge(div(b2, b2g), 5)))
+    b2p = med("b2.plain", "jobs_per_s")
+    fig("B2", "the same in plaintext (--no-tls)", "jobs/s", b2p, b2g, G)
+    fig("B2", "TLS / plaintext", "", b2, b2p, PL, "≥ 80 %", check(ge(div(b2, b2p), 0.8)),
+        ratio=div(b2, b2p), ratio_pct=True)
     # B3: round trips.
     for mode, limit in (("local", 50), ("remote", 100)):
         m, mg = med("b3." + mode, "median_us"), med("b3.g", "median_us")
-        fig("B3", "round trip, %s, median" % mode, "µs", m, mg, G,
+        tls = ", TLS" if mode == "remote" else ""
+        fig("B3", "round trip, %s%s, median" % (mode, tls), "µs", m, mg, G,
             "≤ %d and ≤ ½ Gearman" % limit, check(le(m, limit), le(div(m, mg), 0.5)))
-        fig("B3", "round trip, %s, p99" % mode, "µs", med("b3." + mode, "p99_us"),
+        fig("B3", "round trip, %s%s, p99" % (mode, tls), "µs", med("b3." + mode, "p99_us"),
             med("b3.g", "p99_us"), G)
+    m, mp = med("b3.remote", "median_us"), med("b3.plain", "median_us")
+    fig("B3", "round trip, remote, plaintext, median", "µs", mp, med("b3.g", "median_us"), G)
+    extra = m - mp if m is not None and mp is not None else None
+    fig("B3", "TLS − plaintext, remote median", "µs", extra, None, "", "≤ 10",
+        check(le(extra, 10)))
     # B4: CPU-bound scaling.
     P = "GNU parallel -jN spin-cmd"
     t1, t2 = med("b4.pp1", "seconds"), med("b4.pp2", "seconds")
@@ -184,13 +195,14 @@ def main():
     # B5: payload.
     for size in (small, big):
         g = med("b5.g.%d" % size, "mb_per_s")
-        for mode in ("local", "remote"):
+        for mode, label in (("local", "local"), ("remote", "remote, TLS"),
+                            ("plain", "remote, plaintext")):
             v = med("b5.%s.%d" % (mode, size), "mb_per_s")
             if size == big:
                 target, met = "≥ 500 (set for 64 MiB)", check(ge(v, 500))
             else:
                 target, met = "", None
-            fig("B5", "echo of %s, %s" % (mib(size), mode), "MB/s", v, g, "Gearman", target, met)
+            fig("B5", "echo of %s, %s" % (mib(size), label), "MB/s", v, g, "Gearman", target, met)
     # B6: memory.
     rss, rss_g = med("b6.rss", "rss_mb"), med("b6.g", "rss_mb")
     fig("B6", "idle ppserver -w 2 with its workers, RSS", "MB", rss, rss_g,
@@ -205,6 +217,13 @@ def main():
     fig("B7", "1 ms jobs, ppserver -w 2 behind +%g ms each way" % meta["counts"]["delay_ms_each_way"],
         "jobs/s", d, nd, "the same without the delay", "≥ 85 %",
         check(ge(share, 0.85)), ratio=share, ratio_pct=True)
+
+    # B8: connection set-up.
+    c, cp = med("b8.tls", "median_ms"), med("b8.plain", "median_ms")
+    fig("B8", "connection set-up (TCP, TLS, proof), median", "ms", c, cp, PL, "≤ 2",
+        check(le(c, 2)))
+    fig("B8", "key derivation (pp_server_new, scrypt), median", "ms",
+        med("b8.tls", "new_median_ms"), None, "")
 
     print_table(figures, meta)
 

@@ -10,8 +10,10 @@
  *   pp-bench queue   [--jobs N]               client RSS per queued job
  *   pp-bench hide    [--jobs N] [--ms MS]     throughput of short CPU jobs
  *   pp-bench rss     --pid PID                RSS of a process tree
+ *   pp-bench connect [--n N]                  connection set-up (TCP, TLS,
+ *                                             proof) after the key derivation: ms
  * Common: [--ncpus N] [--servers host:port,...] [--secret-file F]
- *         [--warmup N]
+ *         [--warmup N] [--no-tls]
  * --ncpus defaults to 2 without --servers and to 0 with them.  Timings start
  * after the workers and nodes are up and warmed (module shipped and loaded),
  * at the first submit, and stop when the last result is in and checked. */
@@ -40,6 +42,7 @@ typedef struct opts {
     char **servers;
     int nservers;
     char *secret;
+    int no_tls;
 } opts;
 
 static void usage(FILE *fp)
@@ -52,7 +55,9 @@ static void usage(FILE *fp)
           "  queue   [--jobs N=1000000]               client RSS per queued job (ncpus 0)\n"
           "  hide    [--jobs N=2000] [--ms MS=1]      throughput of short CPU jobs\n"
           "  rss     --pid PID                        RSS (and PSS) of a process tree, KiB\n"
+          "  connect [--n N=30]                       connection set-up to one node, ms\n"
           "common: [--ncpus N] [--servers host:port,...] [--secret-file F] [--warmup N]\n"
+          "        [--no-tls] (plaintext to nodes that run --no-tls)\n"
           "--ncpus defaults to 2 without --servers, 0 with them.  One JSON object per\n"
           "line on stdout; exit 1 if a job failed or a result was wrong.\n",
           fp);
@@ -67,6 +72,7 @@ static pp_server *make_server(const opts *o)
         .ppservers = (const char *const *)o->servers,
         .secret = o->secret,
         .log_level = getenv("PP_LOG") ? NULL : "error",
+        .no_tls = o->no_tls,
     };
     pp_server *s = pp_server_new(&cfg);
     if (!s) {
@@ -195,6 +201,7 @@ static void json_common(const opts *o, const char *bench)
     bu_json_str("mode", o->nservers ? "remote" : "local");
     bu_json_long("ncpus", o->ncpus);
     bu_json_long("servers", o->nservers);
+    bu_json_long("tls", o->nservers && !o->no_tls);
 }
 
 /* ---- B1, B2: tiny jobs ---- */
@@ -566,6 +573,71 @@ static int cmd_rss(const opts *o)
     return 0;
 }
 
+/* ---- B8: connection set-up ---- */
+
+/* pp_server_new() derives the keys (scrypt) before it returns; the
+ * connection to the node (TCP, TLS handshake, inner proof) starts after.
+ * Each round times both: the derivation, and from pp_server_new()'s return
+ * until the node is up (polled every 20 µs). */
+static int cmd_connect(const opts *o)
+{
+    long n = o->n > 0 ? o->n : 30;
+    if (o->nservers != 1) {
+        fprintf(stderr, "pp-bench connect: give exactly one --servers node\n");
+        return 2;
+    }
+    double *setup = malloc((size_t)n * sizeof *setup), *kdf = malloc((size_t)n * sizeof *kdf);
+    if (!setup || !kdf) {
+        free(setup);
+        free(kdf);
+        return 1;
+    }
+    pp_config cfg = {.ncpus = 0,
+                     .ppservers = (const char *const *)o->servers,
+                     .secret = o->secret,
+                     .log_level = getenv("PP_LOG") ? NULL : "error",
+                     .no_tls = o->no_tls};
+    long errors = 0;
+    for (long i = 0; i < n && !errors; i++) {
+        int64_t t0 = bu_now_ns();
+        pp_server *s = pp_server_new(&cfg);
+        int64_t t1 = bu_now_ns(), t2 = t1;
+        if (!s) {
+            fprintf(stderr, "pp-bench: %s\n", pp_last_error());
+            errors++;
+            break;
+        }
+        pp_node_info nodes[2];
+        int up = 0;
+        while (!up && t2 - t1 < 10 * 1000000000LL) {
+            up = pp_get_active_nodes(s, nodes, 2) == 2 && nodes[1].state == PP_NODE_UP;
+            t2 = bu_now_ns();
+            if (!up) {
+                struct timespec nap = {0, 20 * 1000L};
+                nanosleep(&nap, NULL);
+            }
+        }
+        if (!up) {
+            fprintf(stderr, "pp-bench: the node did not come up within 10 s: %s\n",
+                    nodes[1].why);
+            errors++;
+        }
+        pp_server_free(s);
+        kdf[i] = (double)(t1 - t0) / 1e6;
+        setup[i] = (double)(t2 - t1) / 1e6;
+    }
+    json_common(o, "connect");
+    bu_json_long("n", n);
+    bu_json_num("median_ms", errors ? 0 : bu_quantile(setup, (size_t)n, 0.5));
+    bu_json_num("p99_ms", errors ? 0 : bu_quantile(setup, (size_t)n, 0.99));
+    bu_json_num("new_median_ms", errors ? 0 : bu_quantile(kdf, (size_t)n, 0.5));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    free(setup);
+    free(kdf);
+    return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -580,7 +652,8 @@ int main(int argc, char **argv)
         {"warmup", required_argument, NULL, 'W'},  {"pid", required_argument, NULL, 'p'},
         {"ncpus", required_argument, NULL, 'c'},   {"ms", required_argument, NULL, 'm'},
         {"servers", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+        {"no-tls", no_argument, NULL, 'T'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     int c, rc = 2;
     long v;
     optind = 2;
@@ -632,6 +705,9 @@ int main(int argc, char **argv)
             if (!(o.secret = bu_read_secret(optarg)))
                 goto out;
             break;
+        case 'T':
+            o.no_tls = 1;
+            break;
         case 'h':
             usage(stdout);
             rc = 0;
@@ -664,6 +740,8 @@ int main(int argc, char **argv)
         rc = cmd_hide(&o);
     else if (strcmp(o.cmd, "rss") == 0)
         rc = cmd_rss(&o);
+    else if (strcmp(o.cmd, "connect") == 0)
+        rc = cmd_connect(&o);
     else {
         fprintf(stderr, "pp-bench: unknown command \"%s\"\n", o.cmd);
         usage(stderr);

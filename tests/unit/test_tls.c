@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "certs.h"
 #include "cunit_main.h"
 #include "pp_auth.h"
 #include "pp_buf.h"
@@ -360,54 +361,6 @@ static void test_plaintext_peers(void)
 
 /* ---- set-up ---- */
 
-static int sh(const char *cmd)
-{
-    char full[2048];
-    snprintf(full, sizeof full, "cd %s && (%s) >/dev/null 2>&1", certdir, cmd);
-    return system(full) == 0 ? 0 : -1;
-}
-
-/* A CA, a server and a client certificate it signed, one another CA
- * signed, and one that expired. */
-static void make_certs(void)
-{
-    const char *req = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
-    char cmd[1024];
-    int rc = 0;
-    snprintf(cmd, sizeof cmd, "%s -keyout ca.key -out ca.crt -days 2 -subj /CN=pp-test-ca", req);
-    rc |= sh(cmd);
-    snprintf(cmd, sizeof cmd, "%s -keyout other.key -out other.crt -days 2 -subj /CN=other-ca",
-             req);
-    rc |= sh(cmd);
-    const char *leaf[][3] = {{"server", "ca", "-days 2"},
-                             {"client", "ca", "-days 2"},
-                             {"stranger", "other", "-days 2"},
-                             {"expired", "ca", "-not_before 20200101000000Z -not_after "
-                                               "20200102000000Z"}};
-    for (size_t i = 0; i < PP_ARRAY_LEN(leaf); i++) {
-        snprintf(cmd, sizeof cmd,
-                 "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
-                 "-keyout %s.key -out %s.csr -subj /CN=%s && openssl x509 -req -in %s.csr "
-                 "-CA %s.crt -CAkey %s.key -CAcreateserial -out %s.crt %s",
-                 leaf[i][0], leaf[i][0], leaf[i][0], leaf[i][0], leaf[i][1], leaf[i][1],
-                 leaf[i][0], leaf[i][2]);
-        if (sh(cmd) != 0 && strcmp(leaf[i][0], "expired") == 0) {
-            /* An older openssl x509 has no -not_before: backdate with -days
-             * on a fake clock is not possible; make it expire now instead. */
-            snprintf(cmd, sizeof cmd,
-                     "openssl x509 -req -in expired.csr -CA ca.crt -CAkey ca.key "
-                     "-CAcreateserial -out expired.crt -days -1");
-            rc |= sh(cmd);
-        } else if (strcmp(leaf[i][0], "expired") != 0) {
-            struct stat st;
-            char f[128];
-            snprintf(f, sizeof f, "%s/%s.crt", certdir, leaf[i][0]);
-            rc |= stat(f, &st);
-        }
-    }
-    have_certs = rc == 0;
-}
-
 static int suite_init(void)
 {
     signal(SIGPIPE, SIG_IGN); /* a test thread writes to sockets itself */
@@ -417,8 +370,7 @@ static int suite_init(void)
     if (pp_auth_derive("the-shared-secret-of-the-tls-tests", 34, &key) != 0 ||
         pp_auth_derive("another-secret-of-the-tls-tests!!", 33, &other_key) != 0)
         return -1;
-    if (system("command -v openssl >/dev/null 2>&1") == 0)
-        make_certs();
+    have_certs = certs_make(certdir) == 0;
     return 0;
 }
 
