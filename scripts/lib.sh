@@ -7,10 +7,11 @@ PP_JOBS=$(nproc 2>/dev/null || echo 2)
 
 # The Debian packages pp needs to build, test and run its demos.  systemd
 # gives systemd-analyze, which checks conf/ppserver.service; the package does
-# not make itself the init (systemd-sysv does) nor start anything.
+# not make itself the init (systemd-sysv does) nor start anything.  faketime
+# runs a ppserver on a fast clock (a TLS key older than its lifetime).
 PP_PACKAGES="build-essential cmake pkg-config libssl-dev zlib1g-dev
 libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps iproute2 openssl
-universal-ctags systemd"
+universal-ctags systemd faketime"
 
 pp_log() { printf '==> %s\n' "$*" >&2; }
 

@@ -19,7 +19,8 @@
 
 struct pp_tls {
     SSL_CTX *ctx;
-    SSL_SESSION *psk;            /* the external PSK as a session; NULL with certs */
+    uint8_t psk[32];             /* the external PSK (wiped at free) */
+    const SSL_CIPHER *cipher;    /* its suite; NULL with certificates */
     int server;
     void *reply;                 /* plaintext_reply (owned copy) */
     size_t reply_len;
@@ -54,18 +55,28 @@ static void openssl_error(char *err, const char *what, const char *fallback)
 
 /* ---- the PSK ---- */
 
-static SSL_SESSION *psk_session(const uint8_t psk[32], SSL_CTX *ctx)
+/* The suite the PSK is bound to: 0 or -1. */
+static int psk_cipher(pp_tls *t)
 {
     static const unsigned char aes128gcmsha256[] = {0x13, 0x01};
-    SSL *probe = SSL_new(ctx); /* SSL_CIPHER_find() needs an SSL */
-    const SSL_CIPHER *cipher = probe ? SSL_CIPHER_find(probe, aes128gcmsha256) : NULL;
-    SSL_SESSION *s = cipher ? SSL_SESSION_new() : NULL;
-    if (s && (!SSL_SESSION_set1_master_key(s, psk, 32) || !SSL_SESSION_set_cipher(s, cipher) ||
+    SSL *probe = SSL_new(t->ctx); /* SSL_CIPHER_find() needs an SSL */
+    t->cipher = probe ? SSL_CIPHER_find(probe, aes128gcmsha256) : NULL;
+    SSL_free(probe);
+    return t->cipher ? 0 : -1;
+}
+
+/* The PSK as a new session for one handshake.  A session has a lifetime
+ * (OpenSSL's default: 300 s from its creation): one made once and shared
+ * would refuse every handshake after that, so each gets its own. */
+static SSL_SESSION *psk_session(const pp_tls *t)
+{
+    SSL_SESSION *s = SSL_SESSION_new();
+    if (s && (!SSL_SESSION_set1_master_key(s, t->psk, sizeof t->psk) ||
+              !SSL_SESSION_set_cipher(s, t->cipher) ||
               !SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION))) {
         SSL_SESSION_free(s);
         s = NULL;
     }
-    SSL_free(probe);
     return s;
 }
 
@@ -76,13 +87,12 @@ static int use_psk(SSL *ssl, const EVP_MD *md, const unsigned char **id, size_t 
 {
     pp_tls *t = SSL_get_app_data(ssl);
     *sess = NULL;
-    if (!t || !t->psk)
+    if (!t || !t->cipher)
         return 0;
     if (md && EVP_MD_get_type(md) != NID_sha256)
         return 1;
-    if (!SSL_SESSION_up_ref(t->psk))
+    if (!(*sess = psk_session(t)))
         return 0;
-    *sess = t->psk;
     *id = (const unsigned char *)PP_TLS_IDENTITY;
     *idlen = sizeof PP_TLS_IDENTITY - 1;
     return 1;
@@ -94,13 +104,10 @@ static int find_psk(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION
 {
     pp_tls *t = SSL_get_app_data(ssl);
     *sess = NULL;
-    if (!t || !t->psk || idlen != sizeof PP_TLS_IDENTITY - 1 ||
+    if (!t || !t->cipher || idlen != sizeof PP_TLS_IDENTITY - 1 ||
         memcmp(id, PP_TLS_IDENTITY, idlen) != 0)
         return 1;
-    if (!SSL_SESSION_up_ref(t->psk))
-        return 0;
-    *sess = t->psk;
-    return 1;
+    return (*sess = psk_session(t)) != NULL;
 }
 
 /* ---- the configuration ---- */
@@ -164,7 +171,10 @@ pp_tls *pp_tls_new(const pp_tls_opts *o, char *err)
         if (load_certs(t, o, err) != 0)
             goto fail;
     } else {
-        if (!(t->psk = psk_session(o->psk, t->ctx))) {
+        memcpy(t->psk, o->psk, sizeof t->psk);
+        SSL_SESSION *probe = psk_cipher(t) == 0 ? psk_session(t) : NULL;
+        SSL_SESSION_free(probe); /* made once here: a failure shows now */
+        if (!probe) {
             openssl_error(err, "TLS", "cannot set up the pre-shared key");
             goto fail;
         }
@@ -195,7 +205,7 @@ void pp_tls_free(pp_tls *t)
 {
     if (!t)
         return;
-    SSL_SESSION_free(t->psk);
+    OPENSSL_cleanse(t->psk, sizeof t->psk);
     SSL_CTX_free(t->ctx);
     free(t->reply);
     free(t);
@@ -237,7 +247,7 @@ static pp_tr_status fail_ssl(tls_conn *c, int rc, const char *what)
                   e == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "the peer closed");
         return PP_TR_FAILED;
     }
-    c->wrong_key = c->t->psk && (reason == SSL_R_BINDER_DOES_NOT_VERIFY ||
+    c->wrong_key = c->t->cipher && (reason == SSL_R_BINDER_DOES_NOT_VERIFY ||
                                  reason == SSL_R_SSLV3_ALERT_ILLEGAL_PARAMETER ||
                                  reason == SSL_R_TLSV1_ALERT_DECRYPT_ERROR);
     openssl_error(c->err, what, "failed");
@@ -306,7 +316,7 @@ static pp_tr_status tls_handshake(void *ctx, int rfd, int wfd)
     SSL_set_msg_callback(c->ssl, NULL); /* the handshake's records only */
     /* PSK mode: the PSK must have been used, or the peer was not proven
      * (traps 2 and 3), whatever OpenSSL accepted. */
-    if (t->psk && !SSL_session_reused(c->ssl)) {
+    if (t->cipher && !SSL_session_reused(c->ssl)) {
         pp_seterr(c->err, "TLS handshake: the peer did not use the shared key");
         return PP_TR_FAILED;
     }

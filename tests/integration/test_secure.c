@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "certs.h"
@@ -686,6 +687,61 @@ static void test_vanishing_node_no_sigpipe(void)
     srv_alive(h); /* reaps the killed node */
 }
 
+/* ==== long-lived keys ================================================== */
+
+#define FAKETIME_LIB "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+/* The seconds between the first and the last timestamp of the log. */
+static double log_span(const srv_harness *h)
+{
+    FILE *fp = fopen(h->log_file, "r");
+    if (!fp)
+        return -1;
+    char line[1024];
+    double first = -1, last = -1;
+    while (fgets(line, sizeof line, fp)) {
+        struct tm tm = {0};
+        double frac = 0;
+        char *rest = strptime(line, "%Y-%m-%d %H:%M:%S", &tm);
+        if (!rest || sscanf(rest, "%lf", &frac) != 1)
+            continue;
+        double t = (double)timegm(&tm) + frac;
+        if (first < 0)
+            first = t;
+        last = t;
+    }
+    fclose(fp);
+    return first < 0 ? -1 : last - first;
+}
+
+/* A node up for longer than OpenSSL gives a TLS session (300 s by default)
+ * still takes new clients: the key is not a session made once that expires.
+ * The node runs on a clock 100 times fast (libfaketime), so 4 s are 400. */
+static void test_key_outlives_session_lifetime(void)
+{
+    if (access(FAKETIME_LIB, R_OK) != 0) {
+        fprintf(stderr, "skipped: no %s (Debian package faketime)\n", FAKETIME_LIB);
+        return;
+    }
+    const char *env[] = {"LD_PRELOAD=" FAKETIME_LIB, "FAKETIME=+0 x100", NULL};
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1"), .env = env});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pp_server *s = client_new(&(client_cfg){.port = h->port});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(squares(s, 10, 0, 30), 10);
+    client_free();
+    sleep_s(4.0);
+    s = client_new(&(client_cfg){.port = h->port});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(squares(s, 10, 0, 30), 10);
+    client_free();
+    /* The premise: the node's clock did run past the lifetime. */
+    double span = log_span(h);
+    CU_ASSERT(span > 330);
+    if (span <= 330)
+        fprintf(stderr, "the node's log spans %.1f s, not the 400 s expected\n", span);
+}
+
 /* ==== registration ===================================================== */
 
 static int suite_init(void)
@@ -723,6 +779,7 @@ int pp_register_suites(void)
         {"injected_frame_never_runs", test_injected_frame_never_runs},
         {"injected_frame_runs_in_plaintext", test_injected_frame_runs_in_plaintext},
         {"vanishing_node_no_sigpipe", test_vanishing_node_no_sigpipe},
+        {"key_outlives_session_lifetime", test_key_outlives_session_lifetime},
         {NULL, NULL}};
     static const pp_test peers[] = {
         {"openssl_s_client", test_openssl_s_client},

@@ -71,12 +71,15 @@ char *srv_slurp(const char *path, size_t *len)
 }
 
 /* The environment for ppserver: ours without PP_SECRET and TMPDIR, then
- * TMPDIR=tmpdir (if given) and PP_SECRET=secret (if given).  The strings
- * are owned by the caller's arrays (freed with free_env). */
-static char **make_env(const char *tmpdir, const char *secret)
+ * TMPDIR=tmpdir (if given), PP_SECRET=secret (if given) and `extra`
+ * ("NAME=VALUE" strings, or NULL).  The strings are owned by the caller's
+ * arrays (freed with free_env). */
+static char **make_env(const char *tmpdir, const char *secret, const char *const *extra)
 {
     size_t n = 0;
     for (char **e = environ; *e; e++)
+        n++;
+    for (const char *const *e = extra; e && *e; e++)
         n++;
     char **env = calloc(n + 3, sizeof *env);
     if (!env)
@@ -99,6 +102,9 @@ static char **make_env(const char *tmpdir, const char *secret)
         if (env[k])
             snprintf(env[k++], l, "PP_SECRET=%s", secret);
     }
+    for (const char *const *e = extra; e && *e; e++)
+        if ((env[k] = strdup(*e)))
+            k++;
     env[k] = NULL;
     return env;
 }
@@ -200,7 +206,7 @@ int srv_run_once(const char *const *argv, const char *env_secret, double limit,
     while (argv[n])
         n++;
     char **av = calloc(n + 1, sizeof *av);
-    char **env = make_env(NULL, env_secret);
+    char **env = make_env(NULL, env_secret, NULL);
     int status = -1;
     if (av && env) {
         av[0] = (char *)exe;
@@ -317,7 +323,7 @@ int srv_start(srv_harness *h, const srv_opts *opts)
     for (const char *const *a = opts->args; a && *a && n < 94; a++)
         av[n++] = *a;
     av[n] = NULL;
-    char **env = make_env(h->dir, opts->env_secret);
+    char **env = make_env(h->dir, opts->env_secret, opts->env);
     if (!env)
         return -1;
     pid_t pid = spawn((char *const *)av, env, h->err_file, opts->own_netns);

@@ -41,6 +41,7 @@ typedef struct srv_opts {
     const char *addr;        /* -i ADDR; NULL = 127.0.0.1 */
     int own_netns;           /* start it in a new network namespace of its own
                                 (needs CAP_SYS_ADMIN; only its loopback, down) */
+    const char *const *env;  /* more "NAME=VALUE" for its environment, or NULL */
 } srv_opts;
 
 /* The ppserver executable ($PP_SERVER), or NULL. */
