@@ -6,17 +6,39 @@
  * returned (s->teardown). */
 #include "internal.h"
 
+/* The callbacks list links through cbnext: a job cancelled while the
+ * scheduler still holds it is in one of its lists through `next`. */
+static void cb_push(job_list *l, pp_job *j)
+{
+    j->cbnext = NULL;
+    if (l->tail)
+        l->tail->cbnext = j;
+    else
+        l->head = j;
+    l->tail = j;
+    l->n++;
+}
+
+static pp_job *cb_pop(job_list *l)
+{
+    pp_job *j = l->head;
+    if (j) {
+        l->head = j->cbnext;
+        if (!l->head)
+            l->tail = NULL;
+        l->n--;
+    }
+    return j;
+}
+
 /* Runs j's callback (mu held on entry and exit, released meanwhile) and
- * drops the library's hold on the job. */
+ * retires the job. */
 static void run_one(pp_server *s, pp_job *j)
 {
     pthread_mutex_unlock(&s->mu);
     j->cb(j, j->cb_arg);
     pthread_mutex_lock(&s->mu);
-    if (j->group)
-        j->group->outstanding--;
-    s->outstanding--;
-    pp_job_unref(j);
+    pp_job_retire_locked(s, j);
     if (s->waiters)
         pthread_cond_broadcast(&s->done_cv);
 }
@@ -24,7 +46,7 @@ static void run_one(pp_server *s, pp_job *j)
 static void run_all_locked(pp_server *s)
 {
     pp_job *j;
-    while ((j = job_list_pop(&s->callbacks)))
+    while ((j = cb_pop(&s->callbacks)))
         run_one(s, j);
 }
 
@@ -41,7 +63,7 @@ static void *callback_main(void *arg)
             s->teardown(s);
             return NULL;
         }
-        pp_job *j = job_list_pop(&s->callbacks);
+        pp_job *j = cb_pop(&s->callbacks);
         if (!j)
             break; /* stopped and drained */
         run_one(s, j);
@@ -59,7 +81,7 @@ void pp_callback_queue_locked(pp_server *s, pp_job *j)
             pp_log(&s->log, PP_LOG_ERROR, "cannot start the callback thread; callbacks run "
                                           "on the scheduler thread");
     }
-    job_list_push(&s->callbacks, j);
+    cb_push(&s->callbacks, j);
     if (s->cb_started)
         pthread_cond_signal(&s->cb_cv);
     else

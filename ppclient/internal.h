@@ -4,7 +4,9 @@
  *
  * Where each concern lives:
  *   server.c    pp_server_new/free, the local pool's size
- *   submit.c    pp_submit, jobs, waits, groups
+ *   submit.c    pp_submit, jobs, waits, groups, cancels, pp_next_done
+ *   joblists.c  a group's pending and finished jobs, cancel requests
+ *   map.c       pp_map: items in batch jobs, per-item outcomes
  *   tasks.c     the task registry: task -> module file, symbol, SHA-256
  *   sched.c     the scheduler thread and its policy: which job runs next
  *               and where, re-queueing, publishing finished jobs
@@ -43,9 +45,26 @@
 
 typedef struct pp_backend pp_backend;
 
+/* A list of jobs linked through `next` (the scheduler's and callbacks'
+ * lists) or through `fnext` (finished lists). */
+typedef struct job_list {
+    pp_job *head, *tail;
+    size_t n;
+} job_list;
+
+/* Jobs finished (and called back), in that order, for pp_next_done(); each
+ * holds a reference.  Jobs freed by the caller meanwhile are pruned. */
+typedef struct done_list {
+    pp_job *head, *tail;
+    size_t n;
+    size_t compact_at;           /* n at which freed entries are swept out */
+} done_list;
+
 typedef struct pp_group {
     struct pp_group *next;
     size_t outstanding;          /* (mu) jobs not yet finished + called back */
+    pp_job *live;                /* (mu) its pending jobs (lnext), for cancels */
+    done_list finished;          /* (mu) */
     char name[];
 } pp_group;
 
@@ -87,19 +106,39 @@ struct pp_job {
     size_t result_len;
     pp_node *node;               /* where it ran */
     uint64_t run_ns;             /* task run time, for the node's statistics */
+    uint64_t done_seq;           /* (mu) its place in the order jobs finished */
     int attempts;                /* (sched) node failures while it ran there */
+    int priority;                /* higher runs first */
+    int retries;                 /* (sched) runs left after a failure */
+    int runs_failed;             /* (sched) runs that failed and were retried */
+    uint64_t rid;                /* (sched) its dispatch id on a node */
+    pp_backend *where;           /* (sched) the backend holding it, or NULL */
+    pp_backend *avoid;           /* (sched) where its last run failed */
+    _Atomic int cancelled;       /* set once, under mu, by pp_job_cancel() */
     int end_status;              /* (sched) how it ended, until publish() makes it
                                     the status: readers of a final status may
                                     then read the result */
     struct pp_job *next;         /* in the incoming, ready, done or callback list */
+    struct pp_job *cnext;        /* (mu) in the cancel requests */
+    struct pp_job *fnext;        /* (mu) in its group's finished list */
+    struct pp_job *cbnext;       /* (mu) in the callbacks due */
+    struct pp_job *lprev, *lnext; /* (mu) among its group's pending jobs */
     size_t len;
     unsigned char arg[];         /* the argument bytes, copied at submit */
 };
 
-typedef struct job_list {
-    pp_job *head, *tail;
-    size_t n;
-} job_list;
+/* The ready queue: a FIFO per priority, highest first.  Almost always one
+ * level, so a push is one comparison. */
+typedef struct ready_level {
+    int priority;
+    job_list q;
+} ready_level;
+
+typedef struct ready_queue {
+    ready_level *lv;             /* nlv levels in use, highest priority first */
+    int nlv, cap;
+    size_t n;                    /* jobs in all levels */
+} ready_queue;
 
 struct pp_server {
     pthread_mutex_t mu;
@@ -110,6 +149,10 @@ struct pp_server {
     int free_requested;          /* (mu) pp_server_free() from a callback */
 
     job_list incoming;           /* (mu) submitted, not yet seen by the scheduler */
+    int incoming_prio;           /* (mu) the priority of every incoming job... */
+    int incoming_mixed;          /* (mu) ...unless they differ */
+    pp_job *cancels;             /* (mu) cancelled jobs for the scheduler to stop,
+                                    through cnext, each holding a reference */
     int wake_pending;            /* (mu) the eventfd was written since the last drain */
     int efd;                     /* eventfd that wakes the scheduler */
     int ncpus_want;              /* (mu) local workers wanted */
@@ -119,11 +162,15 @@ struct pp_server {
     uint32_t ntasks, captasks;
     pp_group *groups;            /* (mu) named groups */
     size_t outstanding;          /* (mu) every job not yet finished + called back */
+    pp_job *live;                /* (mu) pending jobs of no named group */
+    done_list finished;          /* (mu) jobs of no named group, as pp_group's */
+    uint64_t done_seq;           /* (mu) finished jobs so far, for their order */
+    int max_pending;             /* bound on `outstanding` for pp_submit() */
 
     pp_node **nodes;             /* node 0 is "local"; the array is fixed after new() */
     int nnodes;
 
-    uint64_t submitted, ndone, nfailed; /* (mu) */
+    uint64_t submitted, ndone, nfailed, ncancelled, nretried; /* (mu) */
     double t0;
 
     /* scheduler thread */
@@ -134,7 +181,7 @@ struct pp_server {
     pp_io efd_io;                /* (sched) */
     pp_backend **backends;       /* (sched) in dispatch order: local first */
     int nbackends;
-    job_list ready;              /* (sched) queued, waiting for a backend */
+    ready_queue ready;           /* (sched) queued, waiting for a backend */
     job_list done;               /* (sched) finished, to publish in the next hook */
     int idle_warned;             /* (sched) "no worker, no node" logged once */
     double idle_since;           /* (sched) since when that holds, 0 = not */
@@ -145,7 +192,9 @@ struct pp_server {
     pthread_t cb_thread;
     int cb_started;              /* (mu) */
     int cb_stop;                 /* (mu) */
-    job_list callbacks;          /* (mu) finished jobs whose callbacks are due */
+    job_list callbacks;          /* (mu) finished jobs whose callbacks are due
+                                    (through cbnext: a cancelled job may still
+                                    be in a scheduler list) */
     /* pp_server_free() asked for from a callback: run by the callback
      * thread once that callback returned (server.c sets it). */
     void (*teardown)(pp_server *s);
@@ -161,6 +210,7 @@ struct pp_server {
     double heartbeat, node_timeout;
     int max_attempts;
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
+    int worker_max_jobs;         /* local workers replaced after so many; 0 = never */
     double no_node_timeout;      /* 0 = jobs wait for ever for a worker or node */
 };
 
@@ -238,8 +288,31 @@ PP_HIDDEN void pp_tasks_free(pp_server *s);
 /* ---- submit.c ---- */
 
 /* pp_submit() of a task already registered. */
+/* pp_submit() of a task already registered; `flags` go on the job's frames
+ * (PP_WIRE_F_BATCH for a batch argument, pp_proto.h). */
 PP_HIDDEN pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg,
-                                  size_t len, const pp_submit_opts *opts, const char *who);
+                                  size_t len, const pp_submit_opts *opts, uint16_t flags,
+                                  const char *who);
+
+
+/* ---- joblists.c: pending, cancelled and finished jobs (mu held) ---- */
+
+/* A new job joins its group's pending jobs. */
+PP_HIDDEN void pp_job_link_live_locked(pp_server *s, pp_job *j);
+/* The job is final: it leaves them. */
+PP_HIDDEN void pp_job_unlink_live_locked(pp_server *s, pp_job *j);
+/* The job is final and called back: its group's pp_next_done() may return
+ * it; the library's reference goes to that list (or is dropped when the
+ * caller freed the job). */
+PP_HIDDEN void pp_job_retire_locked(pp_server *s, pp_job *j);
+/* The oldest finished job of `g` (of any group when `all`), or NULL; the
+ * caller gets the list's reference. */
+PP_HIDDEN pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all);
+/* Drops the list's references (teardown). */
+PP_HIDDEN void pp_finished_free(done_list *l);
+/* Takes the cancel requests: the caller stops each job and drops the
+ * reference the request holds. */
+PP_HIDDEN pp_job *pp_cancels_take_locked(pp_server *s);
 
 /* ---- sched.c: the scheduler thread ---- */
 

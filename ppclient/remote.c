@@ -303,12 +303,19 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
     pp_msg_result m;
     if (pp_proto_result_decode(block, blen,
                                1u << PP_DONE | 1u << PP_FAILED | 1u << PP_ELOAD |
-                                   1u << PP_CRASHED | 1u << PP_TIMEOUT,
+                                   1u << PP_CRASHED | 1u << PP_TIMEOUT | 1u << PP_CANCELLED,
                                &m) != 0) {
         free(block);
         return fail(fl, 1, 0, "the node sent a malformed result");
     }
     pp_job *j = r->slots[i].job;
+    /* A batch result answers a batch job that ran, nothing else. */
+    int batch = (f->hdr.flags & PP_WIRE_F_BATCH) != 0;
+    if (batch != (m.status == PP_DONE && (j->pj.flags & PP_WIRE_F_BATCH))) {
+        free(block);
+        return fail(fl, 1, 0, "the node sent a result %s the batch flag it should have",
+                    batch ? "with" : "without");
+    }
     r->slots[i].job = NULL;
     r->freelist[r->nfree++] = i;
     r->inflight--;
@@ -421,8 +428,10 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
     char name[16];
     if (f->hdr.type == PP_T_ERROR)
         rc = on_error_frame(r, f, &fl);
-    else if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (r->state != N_UP || f->hdr.type != PP_T_RRESULT))
-        rc = fail(&fl, r->state == N_UP, 0, "compressed frame where none is allowed");
+    else if ((f->hdr.flags & (PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH)) &&
+             (r->state != N_UP || f->hdr.type != PP_T_RRESULT))
+        rc = fail(&fl, r->state == N_UP, 0, "a flag (compressed, batch) on a frame that "
+                                            "cannot have it");
     else if (r->state == N_HELLO && f->hdr.type == PP_T_CHALLENGE)
         rc = on_challenge(r, f, &fl);
     else if (r->state == N_PROOF && f->hdr.type == PP_T_ACCEPT)
@@ -562,22 +571,24 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     if (!r->nfree)
         return -1;
     uint8_t head[PP_RJOB_HEAD_MAX];
-    size_t hlen = pp_proto_rjob_head(head, j->task->hash, j->task->symbol, j->pj.timeout);
+    size_t hlen = pp_proto_rjob_head(head, j->task->hash, j->task->symbol, j->pj.timeout,
+                                     j->priority);
     uint32_t i = r->freelist[r->nfree - 1];
     uint64_t id = (++r->seq << SLOT_BITS) | i;
     void *zip;
     size_t ziplen;
     int zr = pp_zip_maybe(head, hlen, j->arg, j->len, &zip, &ziplen);
     if (zr == 1) {
-        if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB, id, NULL, 0, zip, ziplen, free,
-                             zip) != 0) {
+        if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB | j->pj.flags, id, NULL, 0, zip,
+                             ziplen, free, zip) != 0) {
             free(zip);
             return -1;
         }
-    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, 0, id, head, hlen, j->arg, j->len, NULL,
-                                NULL) != 0) {
+    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, j->pj.flags, id, head, hlen, j->arg, j->len,
+                                NULL, NULL) != 0) {
         return -1;
     }
+    j->rid = id;
     r->nfree--;
     r->slots[i] = (slot){.job = j, .id = id};
     r->inflight++;
@@ -590,6 +601,16 @@ static void r_flush(pp_backend *b)
     /* One write for everything this turn queued: jobs, modules, PONGs. */
     if (r->conn && pp_conn_outbytes(r->conn))
         pp_conn_flush(r->conn);
+}
+
+/* The node stops the job and answers its RJOB with PP_CANCELLED (or with
+ * the result, when it had already run): the slot stays until then. */
+static void r_cancel(pp_backend *b, pp_job *j)
+{
+    remote *r = of(b);
+    uint32_t i = (uint32_t)(j->rid & (MAX_SLOTS - 1));
+    if (r->conn && r->slots && r->slots[i].job == j && r->slots[i].id == j->rid)
+        pp_conn_send(r->conn, PP_T_CANCEL, 0, j->rid, NULL, 0);
 }
 
 static pp_backend_state r_state(pp_backend *b)
@@ -632,6 +653,7 @@ static const pp_backend_ops remote_ops = {
     .room = r_room,
     .dispatch = r_dispatch,
     .flush = r_flush,
+    .cancel = r_cancel,
     .state = r_state,
     .describe = r_describe,
 };

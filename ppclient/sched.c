@@ -35,11 +35,165 @@ static void efd_ready(pp_loop *loop, pp_io *io, unsigned ev)
     }
 }
 
+/* ---- the ready queue ---- */
+
+/* The level for `prio`, made if new (levels stay sorted, highest first).
+ * Never NULL once the queue has its first level: without memory for a new
+ * level the job joins the nearest one (out of order, never lost). */
+static job_list *rq_level(ready_queue *rq, int prio)
+{
+    if (rq->nlv == 1 && rq->lv[0].priority == prio)
+        return &rq->lv[0].q; /* the usual case: one priority */
+    int lo = 0, hi = rq->nlv;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (rq->lv[mid].priority > prio)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < rq->nlv && rq->lv[lo].priority == prio)
+        return &rq->lv[lo].q;
+    if (rq->nlv == rq->cap) {
+        int cap = rq->cap ? rq->cap * 2 : 8;
+        ready_level *v = realloc(rq->lv, (size_t)cap * sizeof *v);
+        if (!v)
+            return rq->nlv ? &rq->lv[lo < rq->nlv ? lo : rq->nlv - 1].q : NULL;
+        rq->lv = v;
+        rq->cap = cap;
+    }
+    memmove(&rq->lv[lo + 1], &rq->lv[lo], (size_t)(rq->nlv - lo) * sizeof *rq->lv);
+    rq->lv[lo] = (ready_level){.priority = prio};
+    rq->nlv++;
+    return &rq->lv[lo].q;
+}
+
+/* Removes level i if it is empty. */
+static void rq_trim(ready_queue *rq, int i)
+{
+    if (rq->lv[i].q.head)
+        return;
+    memmove(&rq->lv[i], &rq->lv[i + 1], (size_t)(rq->nlv - i - 1) * sizeof *rq->lv);
+    rq->nlv--;
+}
+
+static void rq_push(ready_queue *rq, pp_job *j, int front)
+{
+    job_list *l = rq_level(rq, j->priority);
+    if (front)
+        job_list_push_front(l, j);
+    else
+        job_list_push(l, j);
+    rq->n++;
+}
+
+static pp_job *rq_pop(ready_queue *rq)
+{
+    if (!rq->nlv)
+        return NULL;
+    pp_job *j = job_list_pop(&rq->lv[0].q);
+    rq->n--;
+    rq_trim(rq, 0);
+    return j;
+}
+
+/* ---- cancelled jobs ---- */
+
+static int is_cancelled(const pp_job *j)
+{
+    return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);
+}
+
+/* A cancelled job leaves the scheduler: pp_job_cancel() already made it
+ * final and called it back; this drops the hold it took for us. */
+static void let_go(pp_job *j)
+{
+    j->where = NULL;
+    pp_job_unref(j);
+}
+
+/* Drops the cancelled jobs from the ready queue: one pass after a round of
+ * cancels, however many there were. */
+static void rq_sweep(pp_server *s)
+{
+    ready_queue *rq = &s->ready;
+    for (int i = rq->nlv - 1; i >= 0; i--) {
+        job_list keep = {0};
+        pp_job *j;
+        while ((j = job_list_pop(&rq->lv[i].q))) {
+            if (is_cancelled(j)) {
+                rq->n--;
+                let_go(j);
+            } else {
+                job_list_push(&keep, j);
+            }
+        }
+        rq->lv[i].q = keep;
+        rq_trim(rq, i);
+    }
+}
+
+/* Stops what pp_job_cancel() cancelled: a job on a backend is cancelled
+ * there (it comes back through finish or requeue and is let go then); one
+ * in the queue is swept out. */
+static void stop_cancelled(pp_server *s, pp_job *c)
+{
+    int sweep = 0;
+    while (c) {
+        pp_job *next = c->cnext;
+        if (c->where) {
+            if (c->where->ops->cancel)
+                c->where->ops->cancel(c->where, c);
+        } else {
+            sweep = 1;
+        }
+        pp_job_unref(c); /* the request's reference */
+        c = next;
+    }
+    if (sweep)
+        rq_sweep(s);
+}
+
 /* ---- jobs coming back from backends ---- */
+
+static int retryable(int status)
+{
+    return status == PP_FAILED || status == PP_CRASHED || status == PP_TIMEOUT;
+}
 
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
                      size_t len, pp_node *node, uint64_t run_ns)
 {
+    if (is_cancelled(j)) {
+        free(mem); /* a result that arrived after all is dropped */
+        let_go(j);
+        return;
+    }
+    if (retryable(status) && j->retries > 0) {
+        /* Once more, before newer jobs of its priority, elsewhere if it can. */
+        free(mem);
+        j->retries--;
+        j->runs_failed++;
+        j->avoid = j->where;
+        j->where = NULL;
+        pthread_mutex_lock(&s->mu);
+        s->nretried++;
+        pthread_mutex_unlock(&s->mu);
+        rq_push(&s->ready, j, 1);
+        return;
+    }
+    if (j->runs_failed && status != PP_DONE) {
+        /* Says how many runs failed, then the last one's reason. */
+        char *text = NULL;
+        int n = asprintf(&text, "%d runs failed; the last: %s", j->runs_failed + 1,
+                         data ? data : "");
+        if (n >= 0) {
+            free(mem);
+            mem = text;
+            data = text;
+            len = (size_t)n;
+        }
+    }
     free(j->result_mem);
     j->result_mem = mem;
     j->result = data;
@@ -47,6 +201,7 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
     j->node = node;
     j->run_ns = run_ns;
     j->end_status = status;
+    j->where = NULL;
     job_list_push(&s->done, j);
 }
 
@@ -68,7 +223,12 @@ void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
 
 void pp_sched_requeue(pp_server *s, pp_job *j)
 {
-    job_list_push_front(&s->ready, j);
+    if (is_cancelled(j)) {
+        let_go(j);
+        return;
+    }
+    j->where = NULL;
+    rq_push(&s->ready, j, 1);
 }
 
 void pp_sched_poke(pp_server *s)
@@ -87,24 +247,27 @@ static void publish(pp_server *s)
     pthread_mutex_lock(&s->mu);
     pp_job *j;
     while ((j = job_list_pop(&done))) {
+        if (is_cancelled(j)) { /* cancelled after it ended here: cancel won */
+            let_go(j);
+            continue;
+        }
         int st = j->end_status;
         atomic_store_explicit(&j->status, st, memory_order_release);
+        pp_job_unlink_live_locked(s, j);
         if (st == PP_DONE)
             s->ndone++;
         else
             s->nfailed++;
+        if (st == PP_CANCELLED)
+            s->ncancelled++;
         if (j->node && st != PP_CANCELLED) {
             j->node->jobs++;
             j->node->busy_ns += j->run_ns;
         }
-        if (j->cb) {
+        if (j->cb)
             pp_callback_queue_locked(s, j);
-            continue;
-        }
-        if (j->group)
-            j->group->outstanding--;
-        s->outstanding--;
-        pp_job_unref(j);
+        else
+            pp_job_retire_locked(s, j);
     }
     if (s->waiters)
         pthread_cond_broadcast(&s->done_cv);
@@ -118,7 +281,18 @@ static void take_incoming(pp_server *s)
 {
     pthread_mutex_lock(&s->mu);
     s->wake_pending = 0;
-    job_list_splice(&s->ready, &s->incoming);
+    if (!s->incoming_mixed) { /* one priority: the whole list at once */
+        job_list *l = s->incoming.head ? rq_level(&s->ready, s->incoming_prio) : NULL;
+        if (l) {
+            s->ready.n += s->incoming.n;
+            job_list_splice(l, &s->incoming);
+        }
+    }
+    pp_job *j;
+    while ((j = job_list_pop(&s->incoming)))
+        rq_push(&s->ready, j, 0);
+    s->incoming_mixed = 0;
+    pp_job *cancels = pp_cancels_take_locked(s);
     int resize = s->ncpus_dirty ? s->ncpus_want : -1;
     s->ncpus_dirty = 0;
     if (s->stopping) {
@@ -126,29 +300,57 @@ static void take_incoming(pp_server *s)
         pp_loop_break(s->loop);
     }
     pthread_mutex_unlock(&s->mu);
+    stop_cancelled(s, cancels);
     for (int i = 0; resize >= 0 && i < s->nbackends; i++)
         if (s->backends[i]->ops->resize)
             s->backends[i]->ops->resize(s->backends[i], resize);
 }
 
-/* The next job to run: the head of the queue (submission order; jobs handed
- * back go to the front). */
-static pp_job *next_job(pp_server *s)
+/* Whether a backend other than `b` is up to run a job that failed on `b`. */
+static int other_up(pp_server *s, const pp_backend *b)
 {
-    return job_list_pop(&s->ready);
+    for (int i = 0; i < s->nbackends; i++)
+        if (s->backends[i] != b && s->backends[i]->ops->state(s->backends[i]) == PP_BACKEND_UP)
+            return 1;
+    return 0;
 }
 
-/* Each backend in turn takes what it has room for. */
+#define AVOID_SCAN 64 /* jobs passed over per backend and round, at most */
+
+/* Each backend in turn takes what it has room for, highest priority first
+ * (jobs handed back go before newer ones of their priority).  A job whose
+ * last run failed on a backend waits for another one while one is up. */
 static void dispatch(pp_server *s)
 {
     for (int i = 0; i < s->nbackends; i++) {
         pp_backend *b = s->backends[i];
-        while (s->ready.head && b->ops->room(b) > 0) {
-            pp_job *j = next_job(s);
+        job_list aside = {0};
+        while (s->ready.n && b->ops->room(b) > 0) {
+            pp_job *j = rq_pop(&s->ready);
+            if (is_cancelled(j)) {
+                let_go(j);
+                continue;
+            }
+            if (j->avoid == b && aside.n < AVOID_SCAN && other_up(s, b)) {
+                job_list_push(&aside, j);
+                continue;
+            }
+            j->where = b;
             if (b->ops->dispatch(b, j) != 0) {
-                pp_sched_requeue(s, j);
+                j->where = NULL;
+                rq_push(&s->ready, j, 1);
                 break;
             }
+        }
+        /* Back in front, in their order. */
+        pp_job *rev = NULL, *j;
+        while ((j = job_list_pop(&aside))) {
+            j->next = rev;
+            rev = j;
+        }
+        while ((j = rev)) {
+            rev = j->next;
+            rq_push(&s->ready, j, 1);
         }
         b->ops->flush(b);
     }
@@ -172,7 +374,7 @@ static void lose_waiting(pp_server *s, const char *why)
     pp_log(&s->log, PP_LOG_ERROR, "%zu job(s) lost: %s%s%s", s->ready.n, why,
            nodes[0] ? ": " : "", nodes);
     pp_job *j;
-    while ((j = job_list_pop(&s->ready)))
+    while ((j = rq_pop(&s->ready)))
         pp_sched_fail(s, j, PP_LOST, "lost: %s%s%s", why, nodes[0] ? ": " : "", nodes);
 }
 
@@ -240,6 +442,12 @@ static void idle_timer_fired(pp_loop *loop, pp_timer *t)
 
 int pp_sched_init(pp_server *s, char *err)
 {
+    /* The first levels now: a push never lacks one (rq_level()). */
+    s->ready = (ready_queue){.lv = malloc(8 * sizeof(ready_level)), .cap = 8};
+    if (!s->ready.lv) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
     s->efd_io = (pp_io){.fd = s->efd, .fn = efd_ready, .data = s};
     s->idle_timer = (pp_timer){.fn = idle_timer_fired, .data = s};
     if (pp_loop_add(s->loop, &s->efd_io, PP_EV_READ) != 0 ||
@@ -281,11 +489,11 @@ void pp_sched_shutdown(pp_server *s)
     s->nbackends = 0;
     publish(s); /* results that arrived in the last turn still count */
     /* ...then everything not finished is cancelled. */
-    pthread_mutex_lock(&s->mu);
-    job_list_splice(&s->ready, &s->incoming);
-    pthread_mutex_unlock(&s->mu);
+    take_incoming(s);
     pp_job *j;
-    while ((j = job_list_pop(&s->ready)))
+    while ((j = rq_pop(&s->ready)))
         pp_sched_fail(s, j, PP_CANCELLED, "cancelled: the server was freed before the job ran");
     publish(s);
+    free(s->ready.lv);
+    s->ready = (ready_queue){0};
 }

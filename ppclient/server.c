@@ -45,9 +45,11 @@ static void server_destroy(pp_server *s)
     }
     free(s->nodes);
     pp_tasks_free(s);
+    pp_finished_free(&s->finished);
     while (s->groups) {
         pp_group *g = s->groups;
         s->groups = g->next;
+        pp_finished_free(&g->finished);
         free(g);
     }
     if (s->loop)
@@ -160,6 +162,10 @@ static int check_config(const pp_config *cfg)
                      cfg->job_memory_mib);
         return -1;
     }
+    if (cfg->max_pending < 0 || cfg->worker_max_jobs < 0) {
+        pp_set_error("pp_server_new: max_pending and worker_max_jobs must be >= 0 (0 = none)");
+        return -1;
+    }
     if (cfg->no_node_timeout < 0 || isnan(cfg->no_node_timeout)) {
         pp_set_error("pp_server_new: no_node_timeout must be >= 0 seconds");
         return -1;
@@ -247,6 +253,8 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     s->max_attempts = cfg->max_attempts > 0 ? cfg->max_attempts : 3;
     s->job_memory_mib = cfg->job_memory_mib;
     s->no_node_timeout = cfg->no_node_timeout;
+    s->max_pending = cfg->max_pending;
+    s->worker_max_jobs = cfg->worker_max_jobs;
     s->worker_path = pp_spawn_find_worker(cfg->worker_path, err);
     if (!s->worker_path && s->ncpus_want > 0)
         return -1;

@@ -54,6 +54,8 @@ PP_API int pp_get_stats(pp_server *s, pp_stats *out)
         .busy_seconds = (double)busy * 1e-9,
         .wall_seconds = pp_now() - s->t0,
         .nodes = s->nnodes,
+        .cancelled = s->ncancelled,
+        .retried = s->nretried,
     };
     pthread_mutex_unlock(&s->mu);
     return 0;
@@ -77,10 +79,12 @@ PP_API void pp_print_stats(pp_server *s, FILE *fp)
                 (unsigned long long)n->jobs, total ? 100.0 * (double)n->jobs / (double)total : 0.0,
                 busy, n->jobs ? busy / (double)n->jobs : 0.0, state_name(n->state));
     }
-    fprintf(fp, "Jobs: %llu submitted, %llu done, %llu not done, %llu pending\n",
+    fprintf(fp, "Jobs: %llu submitted, %llu done, %llu not done, %llu pending, %llu cancelled, "
+                "%llu retried\n",
             (unsigned long long)s->submitted, (unsigned long long)s->ndone,
             (unsigned long long)s->nfailed,
-            (unsigned long long)(s->submitted - s->ndone - s->nfailed));
+            (unsigned long long)(s->submitted - s->ndone - s->nfailed),
+            (unsigned long long)s->ncancelled, (unsigned long long)s->nretried);
     fprintf(fp, "Time elapsed since server creation: %.3f s\n", pp_now() - s->t0);
     pthread_mutex_unlock(&s->mu);
 }

@@ -2,6 +2,7 @@
 /* submit.c -- pp_submit, jobs, groups, waits. */
 #include <math.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -31,26 +32,55 @@ static pp_group *group_get_locked(pp_server *s, const char *name, int create)
 
 /* ---- jobs ---- */
 
-pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
-                        const pp_submit_opts *opts, const char *who)
+/* With max_pending: waits until a job may be added (mu held).  Never on
+ * the callback thread, which the jobs waited for may need: it may go over
+ * the bound.  0, or -1 when it would wait and `nowait` says not to. */
+static int wait_for_room_locked(pp_server *s, int nowait)
+{
+    if (s->max_pending <= 0 || s->outstanding < (size_t)s->max_pending || s->stopping ||
+        pp_callback_thread_locked(s))
+        return 0;
+    if (nowait)
+        return -1;
+    s->waiters++;
+    while (s->outstanding >= (size_t)s->max_pending && !s->stopping)
+        pthread_cond_wait(&s->done_cv, &s->mu);
+    s->waiters--;
+    return 0;
+}
+
+/* The submit arguments, checked.  0, or -1 with pp_last_error() set. */
+static int check_submit(const void *arg, size_t len, const pp_submit_opts *opts, const char *who)
 {
     if (!arg && len) {
         pp_set_error("%s: arg is NULL but len is %zu", who, len);
-        return NULL;
+        return -1;
     }
     if (len > PP_MAX_FRAME - 4) {
         pp_set_error("%s: an argument of %zu bytes exceeds the limit of %u", who, len,
                      PP_MAX_FRAME - 4);
-        return NULL;
+        return -1;
     }
     if (opts && (opts->timeout < 0 || isnan(opts->timeout))) {
         pp_set_error("%s: the timeout must be >= 0 seconds", who);
-        return NULL;
+        return -1;
     }
     if (opts && opts->group && strlen(opts->group) > 1024) {
         pp_set_error("%s: group names are limited to 1024 bytes", who);
-        return NULL;
+        return -1;
     }
+    if (opts && opts->retries < 0) {
+        pp_set_error("%s: retries must be >= 0", who);
+        return -1;
+    }
+    return 0;
+}
+
+pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
+                        const pp_submit_opts *opts, uint16_t flags, const char *who)
+{
+    if (check_submit(arg, len, opts, who) != 0)
+        return NULL;
     pp_job *j = pp_malloc_big(sizeof *j + len + 1);
     if (!j) {
         pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
@@ -67,18 +97,23 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
     atomic_init(&j->refs, 2);
     j->pj.arg = j->arg;
     j->pj.len = len;
+    j->pj.flags = flags;
     if (opts) {
         j->cb = opts->callback;
         j->cb_arg = opts->callback_arg;
         j->pj.timeout = opts->timeout;
+        j->priority = opts->priority;
+        j->retries = opts->retries;
     }
     pthread_mutex_lock(&s->mu);
-    const char *why = NULL;
-    if (s->stopping)
-        why = "the server is shutting down";
+    char why[96] = "";
+    if (wait_for_room_locked(s, opts && opts->nowait) != 0)
+        snprintf(why, sizeof why, "%d jobs are pending, the max_pending bound", s->max_pending);
+    else if (s->stopping)
+        snprintf(why, sizeof why, "the server is shutting down");
     else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
-        why = "out of memory";
-    if (why) {
+        snprintf(why, sizeof why, "out of memory");
+    if (why[0]) {
         pthread_mutex_unlock(&s->mu);
         pp_set_error("%s: %s", who, why);
         free(j);
@@ -88,6 +123,11 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
         j->group->outstanding++;
     s->outstanding++;
     s->submitted++;
+    pp_job_link_live_locked(s, j);
+    if (!s->incoming.head)
+        s->incoming_prio = j->priority;
+    else if (j->priority != s->incoming_prio)
+        s->incoming_mixed = 1;
     job_list_push(&s->incoming, j);
     pp_sched_wake_locked(s);
     pthread_mutex_unlock(&s->mu);
@@ -102,7 +142,7 @@ PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len
         return NULL;
     }
     pp_task_entry *t = pp_tasks_get(s, task, "pp_submit");
-    return t ? pp_submit_entry(s, t, arg, len, opts, "pp_submit") : NULL;
+    return t ? pp_submit_entry(s, t, arg, len, opts, 0, "pp_submit") : NULL;
 }
 
 PP_API int pp_job_status(const pp_job *j)
@@ -181,15 +221,20 @@ PP_API int pp_job_wait_for(pp_job *j, double seconds)
     return job_wait_until(j, pp_now() + seconds);
 }
 
+/* What a job cancelled by the caller says: the scheduler may still be
+ * writing its result fields, which are then never read. */
+static const char cancelled_text[] = "cancelled by the caller";
+
 PP_API const void *pp_job_result(pp_job *j, size_t *len)
 {
     if (len)
         *len = 0;
     int st = pp_job_wait(j);
     if (st != PP_DONE) {
-        if (st >= 0)
-            pp_set_error("pp_job_result: the job %s%s%s", pp_strerror(st),
-                         j->result_len ? ": " : "", j->result_len ? j->result : "");
+        if (st >= 0) {
+            const char *e = pp_job_error(j);
+            pp_set_error("pp_job_result: the job %s%s%s", pp_strerror(st), e[0] ? ": " : "", e);
+        }
         return NULL;
     }
     if (len)
@@ -202,9 +247,11 @@ PP_API const char *pp_job_error(const pp_job *j)
     if (!j)
         return "";
     int st = atomic_load_explicit(&((pp_job *)j)->status, memory_order_acquire);
-    if (st == PP_PENDING || st == PP_DONE || !j->result)
+    if (st == PP_PENDING || st == PP_DONE)
         return "";
-    return j->result;
+    if (atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire))
+        return cancelled_text;
+    return j->result ? j->result : "";
 }
 
 PP_API const char *pp_job_node(const pp_job *j)
@@ -212,7 +259,8 @@ PP_API const char *pp_job_node(const pp_job *j)
     if (!j)
         return "";
     int st = atomic_load_explicit(&((pp_job *)j)->status, memory_order_acquire);
-    if (st == PP_PENDING || !j->node)
+    if (st == PP_PENDING || atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire) ||
+        !j->node)
         return "";
     return j->node->name;
 }
@@ -285,4 +333,136 @@ PP_API int pp_wait_for(pp_server *s, const char *group, double seconds)
         return -1;
     }
     return wait_group(s, group, pp_now() + seconds, "pp_wait_for");
+}
+
+/* ---- cancel ---- */
+
+/* Ends a pending job PP_CANCELLED now (mu held): final for every reader at
+ * once, its callback queued; the scheduler is asked to stop it wherever it
+ * is.  It takes two references: the scheduler's hold (dropped when the job
+ * leaves the scheduler) and the request's. */
+static void cancel_locked(pp_server *s, pp_job *j)
+{
+    atomic_store_explicit(&j->cancelled, 1, memory_order_release);
+    atomic_fetch_add_explicit(&j->refs, 2, memory_order_relaxed);
+    atomic_store_explicit(&j->status, PP_CANCELLED, memory_order_release);
+    pp_job_unlink_live_locked(s, j);
+    s->nfailed++;
+    s->ncancelled++;
+    j->cnext = s->cancels;
+    s->cancels = j;
+    if (j->cb)
+        pp_callback_queue_locked(s, j);
+    else
+        pp_job_retire_locked(s, j);
+}
+
+PP_API int pp_job_cancel(pp_job *j)
+{
+    if (!j) {
+        pp_set_error("pp_job_cancel: NULL job");
+        return -1;
+    }
+    pp_server *s = j->s;
+    pthread_mutex_lock(&s->mu);
+    int ended = atomic_load_explicit(&j->status, memory_order_acquire) != PP_PENDING;
+    if (!ended) {
+        cancel_locked(s, j);
+        pp_sched_wake_locked(s);
+        if (s->waiters)
+            pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ended;
+}
+
+/* Cancels every job on the list; returns how many. */
+static int cancel_all_locked(pp_server *s, pp_job *j)
+{
+    int n = 0;
+    while (j) {
+        pp_job *next = j->lnext;
+        cancel_locked(s, j);
+        n++;
+        j = next;
+    }
+    return n;
+}
+
+PP_API int pp_cancel_group(pp_server *s, const char *group)
+{
+    if (!s) {
+        pp_set_error("pp_cancel_group: NULL server");
+        return -1;
+    }
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    if (group) {
+        pp_group *g = group_get_locked(s, group, 0);
+        n = g ? cancel_all_locked(s, g->live) : 0;
+    } else {
+        n = cancel_all_locked(s, s->live);
+        for (pp_group *g = s->groups; g; g = g->next)
+            n += cancel_all_locked(s, g->live);
+    }
+    if (n) {
+        pp_sched_wake_locked(s);
+        if (s->waiters)
+            pthread_cond_broadcast(&s->done_cv);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ---- results as they finish ---- */
+
+PP_API pp_job *pp_next_done(pp_server *s, const char *group, double timeout)
+{
+    if (!s || isnan(timeout)) {
+        pp_set_error("pp_next_done: %s", !s ? "NULL server" : "the timeout is NaN");
+        return NULL;
+    }
+    double deadline = timeout < 0 ? -1 : pp_now() + timeout;
+    pthread_mutex_lock(&s->mu);
+    if (timeout != 0 && pp_callback_thread_locked(s)) {
+        pthread_mutex_unlock(&s->mu);
+        pp_set_error("pp_next_done: called from a callback with a timeout, it would wait "
+                     "for itself (use 0)");
+        return NULL;
+    }
+    pp_group *g = group ? group_get_locked(s, group, 0) : NULL;
+    pp_job *j = NULL;
+    size_t left = 0;
+    s->waiters++;
+    for (;;) {
+        if ((j = pp_finished_take_locked(s, g, !group)))
+            break;
+        left = group ? (g ? g->outstanding : 0) : s->outstanding;
+        if (!left)
+            break;
+        if (deadline < 0) {
+            pthread_cond_wait(&s->done_cv, &s->mu);
+            continue;
+        }
+        double rest = deadline - pp_now();
+        if (rest <= 0)
+            break;
+        struct timespec ts;
+        deadline_ts(&ts, rest);
+        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+    }
+    s->waiters--;
+    if (j) /* the list's reference; the caller's handle holds the job */
+        atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel);
+    pthread_mutex_unlock(&s->mu);
+    if (!j) {
+        const char *gq = group ? " of group \"" : "", *gn = group ? group : "",
+                   *ge = group ? "\"" : "";
+        if (!left)
+            pp_set_error("pp_next_done: no job left%s%s%s: every one was returned", gq, gn, ge);
+        else
+            pp_set_error("pp_next_done: none finished within %g s (%zu job(s)%s%s%s pending)",
+                         timeout, left, gq, gn, ge);
+    }
+    return j;
 }

@@ -59,7 +59,7 @@ PP_API pp_job *pp_template_submit(pp_template *t, const void *arg, size_t len)
         pp_set_error("pp_template_submit: the template is NULL");
         return NULL;
     }
-    return pp_submit_entry(t->s, t->task, arg, len, &t->opts, "pp_template_submit");
+    return pp_submit_entry(t->s, t->task, arg, len, &t->opts, 0, "pp_template_submit");
 }
 
 PP_API pp_job *pp_template_submitf(pp_template *t, const char *fmt, ...)

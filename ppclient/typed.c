@@ -26,7 +26,7 @@ pp_job *pp_vsubmitf_entry(pp_server *s, pp_task_entry *task, const pp_submit_opt
     pp_buf_init(&b, PP_MAX_FRAME - 4);
     pp_job *j = NULL;
     if (pp_vpack(&b, fmt, ap) == 0)
-        j = pp_submit_entry(s, task, b.data ? b.data : (const void *)"", b.len, opts, who);
+        j = pp_submit_entry(s, task, b.data ? b.data : (const void *)"", b.len, opts, 0, who);
     pp_buf_reset(&b);
     return j;
 }

@@ -77,6 +77,9 @@ static const pp_conf_opt options[] = {
     {"job-memory-mib", 0, PP_CONF_INT, O(job_memory_mib), 0, 1 << 24, "MIB",
      "virtual memory of each worker, its task included (RLIMIT_AS; default 0 = "
      "no limit; at least 64)"},
+    {"max-jobs-per-worker", 0, PP_CONF_INT, O(max_jobs_per_worker), 0, 1 << 30, "N",
+     "replace a worker once it has run N jobs, a fresh process for the next ones (as "
+     "Parallel Python's ppserver -r did after every job; default 0 = never)"},
     {"max-auth-failures", 0, PP_CONF_INT, O(max_auth_failures), 0, 1000000, "N",
      "wrong secrets from one address within --auth-lockout before it is refused "
      "(default 20; 0 = never)"},

@@ -58,6 +58,7 @@ typedef struct srv_cfg {
     int max_queue;            /* jobs queued per client before reading pauses */
     double max_output_mib;    /* results waiting for a client before it is cut off */
     int job_memory_mib;       /* each worker's virtual memory; 0 = no limit */
+    int max_jobs_per_worker;  /* jobs a worker runs before it is replaced; 0 = no limit */
     int max_auth_failures;    /* per address within auth_lockout; 0 = no lockout */
     double auth_lockout;      /* seconds */
     char *worker_env;         /* comma-separated variable names the workers get too */
@@ -106,9 +107,17 @@ typedef struct sjob {
     size_t bytes;             /* its size, charged to the budgets until freed */
     module *mod;
     char symbol[256];
+    int32_t prio;             /* higher runs first among its client's queued jobs */
+    int cancelled;            /* the client sent CANCEL while it was on a worker */
     struct sjob *next;        /* in a session queue */
     struct sjob *rprev, *rnext; /* in the session's list of running jobs */
 } sjob;
+
+/* A session's queued jobs of one priority, in arrival order. */
+typedef struct prio_fifo {
+    int32_t prio;
+    sjob *head, *tail;
+} prio_fifo;
 
 /* A module a session asked for (NEED), and since when. */
 typedef struct ask {
@@ -156,7 +165,11 @@ struct session {
     uint8_t binding[PP_TLS_BINDING_LEN]; /* the TLS session's, once its handshake is done */
     int bound;                /* binding is set (TLS) */
     double last_rx, last_job;
-    sjob *qhead, *qtail;      /* ready to run */
+    /* Ready to run: a FIFO per distinct priority among them, highest
+     * first (none empty).  With one priority (the usual case) that is one
+     * FIFO, so priorities cost nothing until they are used. */
+    prio_fifo *fifos;
+    int nfifos, capfifos;
     sjob *parked;             /* waiting for their module */
     sjob *running;            /* on workers */
     size_t nqueued, nparked, nrunning;

@@ -49,7 +49,7 @@ static void dispatch(server *srv)
     int misses = 0;
     while (s && misses < srv->nsessions && pp_pool_has_room(srv->pool)) {
         session *next = s->next ? s->next : srv->sessions;
-        sjob *j = s->qhead;
+        sjob *j = session_peek_job(s);
         if (j) {
             uint32_t tid;
             if (pp_pool_task(srv->pool, j->mod->path, j->symbol, &tid) != 0)
@@ -349,6 +349,7 @@ static int start_pool(server *srv, const srv_cfg *cfg, char *err)
     pp_pool_opts po = {.worker_path = worker, .workers = cfg->workers,
                        .max_frame = srv->max_frame, .log = &srv->log,
                        .job_memory_mib = (unsigned)cfg->job_memory_mib,
+                       .max_jobs_per_worker = (unsigned)cfg->max_jobs_per_worker,
                        .env = (const char *const *)pass,
                        .worker_user_set = as_user,
                        .worker_uid = as_user ? (uid_t)cfg->worker_uid : 0,

@@ -22,6 +22,7 @@
 #include "session.h"
 
 #define CLOSE_GRACE 1.0           /* seconds to let an error frame reach the peer */
+#define CANCEL_TEXT "cancelled by the client" /* a cancelled job's RRESULT */
 
 static const char *const state_names[] = {"hello", "auth", "ready", "closing"};
 
@@ -220,15 +221,54 @@ static void update_pause(session *s)
     }
 }
 
-static void queue_job(session *s, sjob *j)
+/* ---- the queue: a FIFO per distinct priority, highest first ---- */
+
+/* Where the FIFO of priority prio is in s->fifos (a binary search), or
+ * where it would go; *found says which. */
+static int fifo_find(const session *s, int32_t prio, int *found)
 {
-    j->next = NULL;
-    if (s->qtail)
-        s->qtail->next = j;
-    else
-        s->qhead = j;
-    s->qtail = j;
-    s->nqueued++;
+    int lo = 0, hi = s->nfifos;
+    while (lo < hi) {
+        int mid = lo + (hi - lo) / 2;
+        if (s->fifos[mid].prio > prio)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < s->nfifos && s->fifos[lo].prio == prio;
+    return lo;
+}
+
+/* The FIFO of priority prio, made (empty) if there is none; NULL when out
+ * of memory.  The array only grows: a client switching priorities does not
+ * reallocate it every time. */
+static prio_fifo *fifo_for(session *s, int32_t prio)
+{
+    int found, i = fifo_find(s, prio, &found);
+    if (found)
+        return &s->fifos[i];
+    if (s->nfifos == s->capfifos) {
+        int cap = s->capfifos ? 2 * s->capfifos : 4;
+        prio_fifo *f = realloc(s->fifos, (size_t)cap * sizeof *f);
+        if (!f)
+            return NULL;
+        s->fifos = f;
+        s->capfifos = cap;
+    }
+    memmove(&s->fifos[i + 1], &s->fifos[i], (size_t)(s->nfifos - i) * sizeof *s->fifos);
+    s->fifos[i] = (prio_fifo){.prio = prio};
+    s->nfifos++;
+    return &s->fifos[i];
+}
+
+/* FIFO i lost its last job: it goes, so that fifos[0] always holds the
+ * next job to run. */
+static void fifo_drop_if_empty(session *s, int i)
+{
+    if (s->fifos[i].head)
+        return;
+    memmove(&s->fifos[i], &s->fifos[i + 1], (size_t)(s->nfifos - i - 1) * sizeof *s->fifos);
+    s->nfifos--;
 }
 
 /* Ends a job the node will not run: a RESULT with `status` and why. */
@@ -239,6 +279,39 @@ static void send_failure(session *s, uint64_t id, int status, const char *why)
     pp_proto_result_head(p, status, 0);
     memcpy(p + PP_RESULT_HDR, why, n);
     pp_conn_send(s->conn, PP_T_RRESULT, 0, id, p, PP_RESULT_HDR + n);
+}
+
+/* Queues j behind the jobs of its priority (at their front with `front`:
+ * a job handed back by the pool keeps its place).  Out of memory for a new
+ * priority's FIFO, j ends PP_FAILED saying so and is freed: every job
+ * still gets its one result. */
+static void queue_job_at(session *s, sjob *j, int front)
+{
+    prio_fifo *q = fifo_for(s, j->prio);
+    if (!q) {
+        send_failure(s, j->id, PP_FAILED, "the node is out of memory");
+        free_job(j);
+        return;
+    }
+    j->next = NULL;
+    if (front) {
+        j->next = q->head;
+        q->head = j;
+        if (!q->tail)
+            q->tail = j;
+    } else {
+        if (q->tail)
+            q->tail->next = j;
+        else
+            q->head = j;
+        q->tail = j;
+    }
+    s->nqueued++;
+}
+
+static void queue_job(session *s, sjob *j)
+{
+    queue_job_at(s, j, 0);
 }
 
 /* The ask of s for module m, or -1. */
@@ -316,6 +389,16 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed JOB frame %llu",
                       (unsigned long long)h->id);
     }
+    /* A batch's items are checked here, where the client can be told: the
+     * worker and the pool then read a well-formed batch. */
+    if ((h->flags & PP_WIRE_F_BATCH) &&
+        pp_proto_batch_check(m.arg, m.len, PP_BATCH_ARGS, NULL) != 0) {
+        free(unzipped);
+        free(owned);
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed batch in job %llu (a count "
+                                                     "or length that does not fit its %zu "
+                                                     "bytes)", (unsigned long long)h->id, m.len);
+    }
     char why[PP_ERR_LEN];
     module *mod = module_for_job(s, m.hash, why);
     if (!mod) {
@@ -350,6 +433,8 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     j->pj.arg = (uint8_t *)block + m.arg_off;
     j->pj.len = m.len;
     j->pj.timeout = m.timeout_ms / 1000.0;
+    j->pj.flags = h->flags & PP_WIRE_F_BATCH;
+    j->prio = m.priority;
     s->last_job = pp_now();
     if (mod->present) {
         queue_job(s, j);
@@ -544,11 +629,139 @@ static int on_module(session *s, const pp_frame *f, refusal *r)
     return 0;
 }
 
+/* ---- CANCEL ---- */
+
+/* Takes the queued jobs of s with this id out of its queue: a list. */
+static sjob *take_queued(session *s, uint64_t id)
+{
+    sjob *out = NULL;
+    for (int i = 0; i < s->nfifos; i++) {
+        prio_fifo *q = &s->fifos[i];
+        sjob *prev = NULL;
+        for (sjob *j = q->head, *n; j; j = n) {
+            n = j->next;
+            if (j->id != id) {
+                prev = j;
+                continue;
+            }
+            if (prev)
+                prev->next = n;
+            else
+                q->head = n;
+            if (q->tail == j)
+                q->tail = prev;
+            s->nqueued--;
+            j->next = out;
+            out = j;
+        }
+        if (!q->head) {
+            fifo_drop_if_empty(s, i);
+            i--;
+        }
+    }
+    return out;
+}
+
+/* The same for jobs parked for their module. */
+static sjob *take_parked_id(session *s, uint64_t id)
+{
+    sjob *out = NULL;
+    for (sjob **pp = &s->parked; *pp;) {
+        sjob *j = *pp;
+        if (j->id != id) {
+            pp = &j->next;
+            continue;
+        }
+        *pp = j->next;
+        s->nparked--;
+        j->next = out;
+        out = j;
+    }
+    return out;
+}
+
+/* Drops the JOB frames with this id still waiting for the budgets;
+ * returns how many. */
+static int drop_backlogged(session *s, uint64_t id)
+{
+    int n = 0;
+    backlogged *prev = NULL;
+    for (backlogged *b = s->backlog, *next; b; b = next) {
+        next = b->next;
+        if (b->hdr.id != id) {
+            prev = b;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            s->backlog = next;
+        if (s->backlog_tail == b)
+            s->backlog_tail = prev;
+        s->nbacklog--;
+        s->backlog_bytes -= b->hdr.len + BACKLOG_OVERHEAD;
+        s->srv->backlog_bytes -= b->hdr.len + BACKLOG_OVERHEAD;
+        free(b->payload);
+        free(b);
+        n++;
+    }
+    return n;
+}
+
+static int cancel_match(pp_pool_job *pj, void *arg)
+{
+    return PP_CONTAINER_OF(pj, sjob, pj) == arg;
+}
+
+/* CANCEL: the client's job with this id ends PP_CANCELLED, once.  Not run
+ * yet (waiting for the budgets, for its module, or queued): dropped and
+ * answered now.  On a worker: the pool kills that worker (its process
+ * group too) and starts another, and the job comes back through
+ * session_job_done (it ran) or session_job_requeue (it was waiting behind
+ * another job there), both of which answer it.  Answered already or never
+ * sent: nothing to do -- the client has, or will get, its one result.
+ * Only this session's jobs are looked at. */
+static int on_cancel(session *s, const pp_frame *f, refusal *r)
+{
+    server *srv = s->srv;
+    if (pp_proto_cancel_decode(f) != 0)
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed CANCEL frame (%u payload "
+                                                     "bytes)", f->hdr.len);
+    uint64_t id = f->hdr.id;
+    int n = drop_backlogged(s, id);
+    for (int k = 0; k < n; k++)
+        send_failure(s, id, PP_CANCELLED, CANCEL_TEXT);
+    sjob *list = take_queued(s, id), *parked = take_parked_id(s, id);
+    for (int pass = 0; pass < 2; pass++) {
+        for (sjob *j = pass ? parked : list, *next; j; j = next, n++) {
+            next = j->next;
+            send_failure(s, id, PP_CANCELLED, CANCEL_TEXT);
+            free_job(j);
+        }
+    }
+    for (sjob *j = s->running; j; j = j->rnext) {
+        if (j->id != id || j->cancelled)
+            continue;
+        j->cancelled = 1;
+        n++;
+        if (srv->pool)
+            pp_pool_cancel_if(srv->pool, cancel_match, j);
+        break; /* the running list may have changed: one per CANCEL */
+    }
+    if (n)
+        pp_log(&srv->log, PP_LOG_DEBUG, "%s: job %llu cancelled by the client", s->peer,
+               (unsigned long long)id);
+    update_pause(s);
+    return 0;
+}
+
 static int on_ready_frame(session *s, const pp_frame *f, refusal *r)
 {
     switch (f->hdr.type) {
     case PP_T_RJOB:
         return on_job(s, f, r);
+    case PP_T_CANCEL:
+        return on_cancel(s, f, r);
     case PP_T_MODULE:
         return on_module(s, f, r);
     case PP_T_PING:
@@ -576,6 +789,10 @@ static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
     if ((f->hdr.flags & PP_WIRE_F_ZLIB) && (s->state != S_READY || t != PP_T_RJOB))
         /* zlib only after authentication, and only where it is expected. */
         rc = refuse(&r, PP_E_PROTOCOL, PP_LOG_WARN, "compressed frame of type %u refused", t);
+    else if ((f->hdr.flags & ~PP_WIRE_F_ZLIB) && t != PP_T_RJOB)
+        /* A batch is a job's; no other frame a client sends carries flags. */
+        rc = refuse(&r, PP_E_PROTOCOL, PP_LOG_WARN, "frame %s with flags 0x%04x refused",
+                    pp_proto_type_name(t, name), f->hdr.flags);
     else if (s->state == S_HELLO && t == PP_T_HELLO)
         rc = on_hello(s, f, &r);
     else if (s->state == S_AUTH && t == PP_T_PROOF)
@@ -700,10 +917,13 @@ void session_free(session *s)
     if (s->next)
         s->next->prev = s->prev;
     srv->nsessions--;
-    for (sjob *j = s->qhead, *n; j; j = n) {
-        n = j->next;
-        free_job(j);
+    for (int i = 0; i < s->nfifos; i++) {
+        for (sjob *j = s->fifos[i].head, *n; j; j = n) {
+            n = j->next;
+            free_job(j);
+        }
     }
+    free(s->fifos);
     for (sjob *j = s->parked, *n; j; j = n) {
         n = j->next;
         free_job(j);
@@ -742,8 +962,16 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
 {
     session *s = j->sess;
     j->srv->freed += len; /* the result's block goes once written */
-    if (s) {
+    if (s && j->cancelled && status == PP_CANCELLED) {
+        /* Killed on its worker at the client's request: the client hears
+         * why in its own words, not the pool's. */
         running_remove(s, j);
+        send_failure(s, j->id, PP_CANCELLED, CANCEL_TEXT);
+        update_pause(s);
+    } else if (s) {
+        running_remove(s, j);
+        /* A batch result goes as the worker made it, flagged as one. */
+        uint16_t batch = j->pj.rflags & PP_WIRE_F_BATCH;
         uint8_t head[PP_RESULT_HDR];
         pp_proto_result_head(head, status, run_ns);
         void *zip;
@@ -751,11 +979,11 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
         if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
             free(block);
             block = zip;
-            if (pp_conn_send_ref(s->conn, PP_T_RRESULT, PP_WIRE_F_ZLIB, j->id, NULL, 0, zip,
-                                 ziplen, free, zip) == 0)
+            if (pp_conn_send_ref(s->conn, PP_T_RRESULT, PP_WIRE_F_ZLIB | batch, j->id, NULL, 0,
+                                 zip, ziplen, free, zip) == 0)
                 block = NULL;
-        } else if (pp_conn_send_ref(s->conn, PP_T_RRESULT, 0, j->id, head, sizeof head, data,
-                                    len, free, block) == 0) {
+        } else if (pp_conn_send_ref(s->conn, PP_T_RRESULT, batch, j->id, head, sizeof head,
+                                    data, len, free, block) == 0) {
             block = NULL; /* the conn frees it once written */
         }
         update_pause(s);
@@ -772,21 +1000,33 @@ void session_job_requeue(sjob *j)
         return;
     }
     running_remove(s, j);
-    j->next = s->qhead;
-    s->qhead = j;
-    if (!s->qtail)
-        s->qtail = j;
-    s->nqueued++;
+    if (j->cancelled) {
+        /* Cancelled while it waited on a worker: taken back unrun, so it
+         * ends here instead of running later. */
+        send_failure(s, j->id, PP_CANCELLED, CANCEL_TEXT);
+        free_job(j);
+        update_pause(s);
+        return;
+    }
+    queue_job_at(s, j, 1);
+}
+
+sjob *session_peek_job(const session *s)
+{
+    return s->nfifos ? s->fifos[0].head : NULL;
 }
 
 sjob *session_next_job(session *s)
 {
-    sjob *j = s->qhead;
-    if (!j)
+    if (!s->nfifos)
         return NULL;
-    s->qhead = j->next;
-    if (!s->qhead)
-        s->qtail = NULL;
+    prio_fifo *q = &s->fifos[0];
+    sjob *j = q->head;
+    q->head = j->next;
+    if (!q->head) {
+        q->tail = NULL;
+        fifo_drop_if_empty(s, 0);
+    }
     s->nqueued--;
     j->next = NULL;
     j->rprev = NULL;

@@ -13,12 +13,15 @@ void session_free(session *s);
  * holds data) is freed once written. */
 void session_job_done(sjob *j, int status, void *block, const char *data, size_t len,
                       uint64_t run_ns);
-/* Puts a job back at the front of its session's queue. */
+/* Puts a job back at the front of its session's queue (of its priority);
+ * one the client cancelled ends PP_CANCELLED instead. */
 void session_job_requeue(sjob *j);
 /* Takes in the JOB frames waiting in its backlog that fit the budgets now
  * (call when memory was given back: every loop turn). */
 void session_admit(session *s);
-/* Takes the next queued job, or NULL. */
+/* The job that runs next (highest priority, then oldest), or NULL. */
+sjob *session_peek_job(const session *s);
+/* Takes that job (it is on a worker from now on), or NULL. */
 sjob *session_next_job(session *s);
 /* Heartbeat duties: PING, liveness, idle and stuck-output checks. */
 void session_tick(session *s, double now);

@@ -33,7 +33,8 @@
 typedef enum worker_state {
     W_STARTING, /* spawned; its WHELLO has not come yet (START_DEADLINE) */
     W_READY,    /* takes jobs */
-    W_RETIRING, /* the pool shrank: it finishes the jobs it holds, then goes */
+    W_RETIRING, /* the pool shrank, or it was sent max_jobs_per_worker jobs: it
+                   finishes the jobs it holds, then goes */
     W_DEAD,     /* killed and reaped; freed at the next loop turn */
 } worker_state;
 
@@ -57,6 +58,7 @@ typedef struct worker {
     worker_state state;
     pp_pool_job *head, *tail; /* in flight, in the order the worker runs them */
     int inflight;
+    unsigned sent;            /* jobs sent to it (taken back or not) */
     pp_pool_job *timed_out;   /* the job a timeout kill is for */
     uint64_t revoked_hi;      /* highest job id taken back from this worker */
     uint64_t flush_asked;     /* running job for which a flush was requested */
@@ -78,6 +80,7 @@ struct pp_pool {
     char *tmpdir;
     uint32_t max_frame;
     unsigned job_memory_mib;      /* 0 = no limit */
+    unsigned max_jobs;            /* per worker; 0 = no limit */
     int user_set;                 /* workers run as uid:gid */
     uid_t uid;
     gid_t gid;
@@ -105,6 +108,7 @@ static void worker_lost(worker *w, kill_reason why);
 static void hand_back(pp_pool *p, pp_pool_job *list, pp_pool_job *culprit, kill_reason why,
                       const char *reason);
 static int maintain(pp_pool *p);
+static void retire(worker *w);
 static void rebalance_timer(pp_loop *loop, pp_timer *t);
 
 /* The job the worker is running now and its start (pp_now() seconds), or
@@ -160,6 +164,23 @@ static void update_depth(pp_pool *p, uint64_t run_ns)
     p->depth = pp_pipeline_depth(PP_PIPELINE_LOCAL_S, p->avg_ns * 1e-9, 0);
 }
 
+/* Whether a RESULT's flags and data do not answer job j: PP_WIRE_F_BATCH
+ * on exactly the PP_DONE of a batch, its data a well-formed batch result
+ * with as many items as the argument had (which the owner and libpp then
+ * read without checking against the job). */
+static int batch_result_bad(const pp_pool_job *j, uint16_t flags, const pp_msg_result *r)
+{
+    int is_batch = (j->flags & PP_WIRE_F_BATCH) != 0;
+    if (flags & ~PP_WIRE_F_BATCH)
+        return 1;
+    if (!(flags & PP_WIRE_F_BATCH))
+        return is_batch && r->status == PP_DONE;
+    uint32_t n;
+    return !is_batch || r->status != PP_DONE || j->len < 4 ||
+           pp_proto_batch_check(r->data, r->len, PP_BATCH_RESULTS, &n) != 0 ||
+           n != pp_load32(j->arg);
+}
+
 /* A RESULT.  0, or -1 with the reason in w->note. */
 static int on_result(worker *w, const pp_frame *f)
 {
@@ -180,6 +201,12 @@ static int on_result(worker *w, const pp_frame *f)
                  (int)w->proc.pid);
         return -1;
     }
+    if (batch_result_bad(j, f->hdr.flags, &r)) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a malformed batch result",
+                 (int)w->proc.pid);
+        return -1;
+    }
+    j->rflags = f->hdr.flags & PP_WIRE_F_BATCH;
     uint8_t *block = pp_conn_take(w->conn, f);
     if (!block) {
         snprintf(w->note, sizeof w->note, "out of memory for a result");
@@ -500,6 +527,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->ud = ud;
     p->max_frame = opts->max_frame;
     p->job_memory_mib = opts->job_memory_mib;
+    p->max_jobs = opts->max_jobs_per_worker;
     p->user_set = opts->worker_user_set;
     p->uid = opts->worker_uid;
     p->gid = opts->worker_gid;
@@ -575,13 +603,10 @@ int pp_pool_resize(pp_pool *p, int n)
         }
         if (!pick)
             break;
-        if (pick->state == W_STARTING || pick->inflight == 0) {
+        if (pick->state == W_STARTING)
             worker_lost(pick, KILL_RETIRE);
-        } else {
-            pick->state = W_RETIRING;
-            p->nready--;
-            p->nalive--;
-        }
+        else
+            retire(pick);
     }
     return maintain(p);
 }
@@ -655,6 +680,30 @@ static double running_for(const worker *w, double now)
     return now - (double)atomic_load_explicit(&w->proc.st->start_ns, memory_order_relaxed) * 1e-9;
 }
 
+/* A READY worker takes no more jobs: it finishes those it holds, then goes
+ * (at once if it holds none), and a new one starts in its place. */
+static void retire(worker *w)
+{
+    pp_pool *p = w->pool;
+    if (w->state != W_READY)
+        return;
+    w->state = W_RETIRING;
+    p->nready--;
+    p->nalive--;
+    if (w->inflight == 0)
+        worker_lost(w, KILL_RETIRE);
+    else
+        maintain(p);
+}
+
+/* A retiring worker whose jobs were all taken back has nothing left to
+ * answer: it goes now. */
+static void retire_if_done(worker *w)
+{
+    if (w->state == W_RETIRING && w->inflight == 0)
+        worker_lost(w, KILL_RETIRE);
+}
+
 static worker *pick_worker(const pp_pool *p)
 {
     worker *best = NULL;
@@ -712,7 +761,7 @@ out:
 
 int pp_pool_submit(pp_pool *p, pp_pool_job *j)
 {
-    if (j->task >= p->ntasks || j->len > p->max_frame)
+    if (j->task >= p->ntasks || j->len > p->max_frame || (j->flags & ~PP_WIRE_F_BATCH))
         return -1;
     worker *w = pick_worker(p);
     if (!w)
@@ -722,8 +771,9 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
     uint8_t head[PP_JOB_HEAD];
     pp_proto_job_head(head, j->task);
     j->seq = ++p->seq;
-    if (pp_conn_send_ref(w->conn, PP_T_JOB, 0, j->seq, head, sizeof head, j->arg, j->len, NULL, NULL) !=
-        0)
+    j->rflags = 0;
+    if (pp_conn_send_ref(w->conn, PP_T_JOB, j->flags, j->seq, head, sizeof head, j->arg, j->len,
+                         NULL, NULL) != 0)
         return -1;
     j->next = NULL;
     if (w->tail)
@@ -735,6 +785,8 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
     p->inflight++;
     if (j->timeout > 0 && !pp_timer_armed(&w->timer))
         arm_timeout(w);
+    if (p->max_jobs && ++w->sent >= p->max_jobs)
+        retire(w);
     return 0;
 }
 
@@ -802,6 +854,8 @@ void pp_pool_cancel_if(pp_pool *p, int (*match)(pp_pool_job *j, void *arg), void
         if (run && match(run, arg)) {
             w->timed_out = run;
             worker_lost(w, KILL_CANCEL);
+        } else {
+            retire_if_done(w);
         }
     }
 }

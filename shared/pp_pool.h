@@ -9,7 +9,9 @@
  * only the job it was running (PP_CRASHED naming the signal or exit code);
  * the jobs queued behind it go back to the owner.  A job over its timeout
  * gets its worker's whole process group killed (PP_TIMEOUT).  Dead workers
- * are replaced.  Every call is from the loop's thread. */
+ * are replaced, and so are workers that were sent max_jobs_per_worker jobs
+ * once they have answered them.  A batch job (PP_WIRE_F_BATCH) is one job
+ * here, answered by one RESULT.  Every call is from the loop's thread. */
 #ifndef PP_POOL_H
 #define PP_POOL_H
 
@@ -25,13 +27,19 @@
 typedef struct pp_pool pp_pool;
 
 /* A job as the pool sees it, embedded in the owner's job.  The owner sets
- * arg, len, task and timeout; arg must stay valid until the pool hands the
- * job back through on_done or on_requeue. */
+ * arg, len, task, timeout and flags; arg must stay valid until the pool
+ * hands the job back through on_done or on_requeue. */
 typedef struct pp_pool_job {
     const void *arg;
     size_t len;
     uint32_t task;                /* from pp_pool_task() */
-    double timeout;               /* seconds of run time; 0 = none */
+    double timeout;               /* seconds of run time; 0 = none (a batch's: all its items) */
+    uint16_t flags;               /* of the JOB frame: PP_WIRE_F_BATCH (arg is a batch
+                                     argument, pp_proto.h) or 0 */
+    /* set by the pool before on_done */
+    uint16_t rflags;              /* of the RESULT: PP_WIRE_F_BATCH when the data is a
+                                     batch result (checked: one item per argument item),
+                                     else 0 (a batch's own failure, or not a batch) */
     /* pool-private */
     struct pp_pool_job *next;
     uint64_t seq;
@@ -69,6 +77,9 @@ typedef struct pp_pool_opts {
                                      task module; 0 = as the owner */
     uid_t worker_uid;
     gid_t worker_gid;
+    unsigned max_jobs_per_worker; /* a worker sent this many jobs is sent no more and,
+                                     once it has answered them, is replaced (as by a
+                                     resize: no job lost or run twice); 0 = no limit */
 } pp_pool_opts;
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err

@@ -140,8 +140,20 @@ int pp_proto_error_decode(const pp_frame *f, pp_msg_error *m)
     return rd.bad || rd.left ? -1 : 0;
 }
 
+/* An i32 as sent (two's complement), and back, without relying on how C
+ * converts an out-of-range unsigned value. */
+static uint32_t from_i32(int32_t v)
+{
+    return v >= 0 ? (uint32_t)v : ~(uint32_t)(-(v + 1));
+}
+
+static int32_t to_i32(uint32_t v)
+{
+    return v <= INT32_MAX ? (int32_t)v : -(int32_t)(~v) - 1;
+}
+
 size_t pp_proto_rjob_head(uint8_t out[PP_RJOB_HEAD_MAX], const uint8_t hash[PP_SHA256_LEN],
-                          const char *symbol, double timeout)
+                          const char *symbol, double timeout, int32_t priority)
 {
     size_t slen = strlen(symbol);
     if (!slen || slen > PP_SYMBOL_MAX)
@@ -152,7 +164,8 @@ size_t pp_proto_rjob_head(uint8_t out[PP_RJOB_HEAD_MAX], const uint8_t hash[PP_S
     double ms = timeout * 1000.0;
     pp_store32(out + PP_SHA256_LEN + 2 + slen,
                ms <= 0 ? 0 : ms >= 4e9 ? 0xFFFFFFFFu : (uint32_t)(ms < 1 ? 1 : ms));
-    return PP_SHA256_LEN + 2 + slen + 4;
+    pp_store32(out + PP_SHA256_LEN + 2 + slen + 4, from_i32(priority));
+    return PP_SHA256_LEN + 2 + slen + 8;
 }
 
 int pp_proto_rjob_decode(const uint8_t *p, size_t n, pp_msg_rjob *m)
@@ -161,6 +174,7 @@ int pp_proto_rjob_decode(const uint8_t *p, size_t n, pp_msg_rjob *m)
     m->hash = pp_rd_bytes(&rd, PP_SHA256_LEN);
     pp_rd_str16(&rd, m->symbol, sizeof m->symbol);
     m->timeout_ms = pp_rd_u32(&rd);
+    m->priority = to_i32(pp_rd_u32(&rd));
     if (rd.bad || !m->symbol[0])
         return -1;
     m->arg_off = n - rd.left;
@@ -215,6 +229,139 @@ int pp_proto_bye_decode(const pp_frame *f, char reason[PP_ERRMSG_MAX + 1])
     return rd.bad || rd.left ? -1 : 0;
 }
 
+int pp_proto_cancel_decode(const pp_frame *f)
+{
+    return f->hdr.len == 0 ? 0 : -1;
+}
+
+uint16_t pp_proto_flags_allowed(uint8_t type)
+{
+    switch (type) {
+    case PP_T_JOB:
+    case PP_T_RESULT:
+        return PP_WIRE_F_BATCH;
+    case PP_T_RJOB:
+    case PP_T_RRESULT:
+        return PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH;
+    default:
+        return 0;
+    }
+}
+
+/* ---- batches ---- */
+
+int pp_proto_batch_begin(pp_buf *b)
+{
+    b->len = 0;
+    return pp_wr_u32(b, 0);
+}
+
+/* Appends an item's header and bytes, then counts it.  All or nothing. */
+static int batch_append(pp_buf *b, const uint8_t *head, size_t hlen, const void *data,
+                        size_t len)
+{
+    if (b->len < 4 || len > UINT32_MAX)
+        return -1;
+    uint32_t count = pp_load32(b->data);
+    if (count >= PP_BATCH_MAX || pp_buf_reserve(b, hlen + len) != 0)
+        return -1;
+    if (pp_buf_append(b, head, hlen) != 0 || (len && pp_buf_append(b, data, len) != 0))
+        return -1; /* cannot happen: reserved */
+    pp_store32(b->data, count + 1);
+    return 0;
+}
+
+int pp_proto_batch_add(pp_buf *b, const void *item, size_t len)
+{
+    uint8_t head[4];
+    pp_store32(head, (uint32_t)len);
+    return batch_append(b, head, sizeof head, item, len);
+}
+
+int pp_proto_batch_add_result(pp_buf *b, int status, const void *data, size_t len)
+{
+    if (status != PP_DONE && status != PP_FAILED)
+        return -1;
+    uint8_t head[PP_BATCH_ITEM_HDR] = {(uint8_t)status};
+    pp_store32(head + 4, (uint32_t)len);
+    return batch_append(b, head, sizeof head, data, len);
+}
+
+/* Bytes before each item's data. */
+static size_t item_head(pp_batch_kind kind)
+{
+    return kind == PP_BATCH_RESULTS ? PP_BATCH_ITEM_HDR : 4;
+}
+
+int pp_proto_batch_open(pp_batch_iter *it, const void *p, size_t n, pp_batch_kind kind)
+{
+    *it = (pp_batch_iter){.kind = kind, .bad = 1};
+    if (n < 4)
+        return -1;
+    it->bad = 0;
+    it->count = pp_load32(p);
+    it->p = (const uint8_t *)p + 4;
+    it->left = n - 4;
+    /* Every item takes its header at least: a count the bytes cannot hold
+     * is refused before any item is read. */
+    if (it->count > PP_BATCH_MAX || it->count > it->left / item_head(kind)) {
+        it->bad = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Marks the iterator failed for good; returns -1. */
+static int batch_bad(pp_batch_iter *it)
+{
+    it->bad = 1;
+    return -1;
+}
+
+int pp_proto_batch_next(pp_batch_iter *it, pp_batch_item *item)
+{
+    if (it->bad)
+        return -1;
+    if (it->done == it->count)
+        return it->left == 0 ? 0 : batch_bad(it); /* bytes after the last item */
+    size_t hl = item_head(it->kind);
+    if (it->left < hl)
+        return batch_bad(it);
+    const uint8_t *h = it->p;
+    int status = PP_DONE;
+    if (it->kind == PP_BATCH_RESULTS) {
+        status = h[0];
+        if ((status != PP_DONE && status != PP_FAILED) || h[1] || h[2] || h[3])
+            return batch_bad(it);
+    }
+    uint32_t len = pp_load32(h + hl - 4);
+    if (len > it->left - hl) /* past the end */
+        return batch_bad(it);
+    item->status = status;
+    item->data = h + hl;
+    item->len = len;
+    it->p += hl + len;
+    it->left -= hl + len;
+    it->done++;
+    return 1;
+}
+
+int pp_proto_batch_check(const void *p, size_t n, pp_batch_kind kind, uint32_t *count)
+{
+    pp_batch_iter it;
+    pp_batch_item item;
+    if (pp_proto_batch_open(&it, p, n, kind) != 0)
+        return -1;
+    int r;
+    while ((r = pp_proto_batch_next(&it, &item)) == 1) {
+    }
+    if (r != 0)
+        return -1;
+    if (count)
+        *count = it.count;
+    return 0;
+}
+
 uint64_t pp_proto_ping_token(double t)
 {
     return t > 0 ? (uint64_t)(t * 1e6) : 0;
@@ -233,7 +380,7 @@ const char *pp_proto_type_name(uint8_t type, char buf[16])
         [PP_T_PROOF] = "PROOF", [PP_T_ACCEPT] = "ACCEPT", [PP_T_ERROR] = "ERROR",
         [PP_T_RJOB] = "RJOB", [PP_T_RRESULT] = "RRESULT", [PP_T_NEED] = "NEED",
         [PP_T_MODULE] = "MODULE", [PP_T_NCPUS] = "NCPUS", [PP_T_PING] = "PING",
-        [PP_T_PONG] = "PONG", [PP_T_BYE] = "BYE",
+        [PP_T_PONG] = "PONG", [PP_T_BYE] = "BYE", [PP_T_CANCEL] = "CANCEL",
     };
     if (type < PP_ARRAY_LEN(names) && names[type])
         return names[type];

@@ -11,14 +11,20 @@
  *   1  WHELLO    worker -> pool   u32 pid, u32 frame version
  *   2  TASKDEF   pool -> worker   u32 task id, str16 module path, str16 symbol
  *   3  JOB       pool -> worker   id = the pool's sequence; u32 task id, then
- *                                 the argument bytes
+ *                                 the argument bytes (a batch argument with
+ *                                 PP_WIRE_F_BATCH, below)
  *   4  RESULT    worker -> pool   id as sent; u8 pp_status, 7 zero bytes, u64
  *                                 run time (ns), then the result or the error
  *                                 text (PP_RESULT_HDR bytes in: the result
- *                                 stays 16-byte aligned where it was received)
+ *                                 stays 16-byte aligned where it was received).
+ *                                 For a batch JOB: PP_DONE and a batch result
+ *                                 (below), or the batch's own failure
+ *                                 (PP_CRASHED, PP_TIMEOUT, PP_ELOAD, PP_FAILED
+ *                                 for a malformed batch) and its error text.
  *
- * TCP, client <-> ppserver.  The handshake first (pre-authentication
- * frames are capped at PP_PREAUTH_MAX bytes; pp_handshake.h has its steps):
+ * TCP, client <-> ppserver (protocol version 2).  The handshake first
+ * (pre-authentication frames are capped at PP_PREAUTH_MAX bytes;
+ * pp_handshake.h has its steps):
  *  16  HELLO      C->S  u8 ver_min, u8 ver_max, Nc[32]
  *  17  CHALLENGE  S->C  u8 ver, Ns[32], u32 max frame, u32 ncpus
  *  18  PROOF      C->S  the client's MAC[32]
@@ -26,8 +32,14 @@
  *  20  ERROR      either  u16 code, str16 message; the sender then closes
  * Then:
  *  21  RJOB       C->S  id = the dispatch's id; module SHA-256[32], str16
- *                       symbol, u32 timeout (ms, 0 = none), then the argument
- *  22  RRESULT    S->C  id as sent; as RESULT above
+ *                       symbol, u32 timeout (ms, 0 = none), i32 priority
+ *                       (higher runs first among the client's queued jobs),
+ *                       then the argument (a batch argument with
+ *                       PP_WIRE_F_BATCH)
+ *  22  RRESULT    S->C  id as sent; as RESULT above.  PP_WIRE_F_BATCH set
+ *                       exactly when the data is a batch result (a batch
+ *                       RJOB that ended PP_DONE); any other status of a
+ *                       batch is the whole batch's, with its error text.
  *  23  NEED       S->C  module SHA-256[32]: send it (once per hash)
  *  24  MODULE     C->S  module SHA-256[32], then the module file as a pp_zip
  *                       payload (always compressed)
@@ -36,8 +48,25 @@
  *  27  PONG               frame proves liveness.
  *  28  BYE        S->C  str16 reason: the server stops; jobs in flight are
  *                       not run, the client sends them elsewhere.
+ *  29  CANCEL     C->S  id = an RJOB's id; empty payload.  Queued or waiting
+ *                       for its module: dropped, its RRESULT is PP_CANCELLED;
+ *                       running: its worker is killed and replaced, the
+ *                       RRESULT is PP_CANCELLED; already answered or
+ *                       unknown: ignored.  Every RJOB gets one RRESULT.
  * After authentication RJOB and RRESULT payloads may be zlib-compressed
- * (PP_WIRE_F_ZLIB, pp_zip.h): the whole payload, head included. */
+ * (PP_WIRE_F_ZLIB, pp_zip.h): the whole payload, head included.
+ *
+ * Batches: several items of one task in one job (PP_WIRE_F_BATCH, on JOB
+ * and RJOB, and on the RESULT or RRESULT answering a batch; on any other
+ * frame it is a protocol error).  The
+ * worker runs the task once per item, in order.
+ *   argument  u32 count (at most PP_BATCH_MAX), then per item u32 len and
+ *             the item's bytes
+ *   result    u32 count, then per item u8 pp_status (PP_DONE or PP_FAILED),
+ *             3 zero bytes, u32 len and the item's result or error text
+ * Nothing may follow the last item.  A crash, a timeout or an exit during
+ * an item ends the whole batch (PP_CRASHED, PP_TIMEOUT): no item's result
+ * is known then. */
 #ifndef PP_PROTO_H
 #define PP_PROTO_H
 
@@ -67,7 +96,8 @@
 #define PP_T_PING 26
 #define PP_T_PONG 27
 #define PP_T_BYE 28
-#define PP_T_NET_MAX 28     /* highest type on TCP */
+#define PP_T_CANCEL 29
+#define PP_T_NET_MAX 29     /* highest type on TCP */
 
 /* ERROR codes. */
 #define PP_E_AUTH 1         /* authentication failed */
@@ -78,15 +108,17 @@
 #define PP_E_TLS 6          /* TLS on one side, plaintext on the other */
 
 /* Limits and constants, each defined here only. */
-#define PP_PROTO_MIN 1             /* protocol versions this build speaks */
-#define PP_PROTO_MAX 1
+#define PP_PROTO_MIN 2             /* protocol versions this build speaks */
+#define PP_PROTO_MAX 2
 #define PP_PREAUTH_MAX 4096        /* largest frame before authentication */
 #define PP_RESULT_HDR 16           /* status and run time before a result */
 #define PP_MODULE_MAX (256u << 20) /* largest task module, inflated */
 #define PP_SYMBOL_MAX 255          /* longest task symbol name */
 #define PP_NCPUS_MAX 65536         /* most CPUs a node may announce */
 #define PP_ERRMSG_MAX 511          /* longest ERROR and BYE text */
-#define PP_RJOB_HEAD_MAX (PP_SHA256_LEN + 2 + PP_SYMBOL_MAX + 4)
+#define PP_RJOB_HEAD_MAX (PP_SHA256_LEN + 2 + PP_SYMBOL_MAX + 4 + 4)
+#define PP_BATCH_MAX 65536         /* most items in one batch */
+#define PP_BATCH_ITEM_HDR 8        /* before each item of a batch result */
 
 /* ---- worker pipes ---- */
 
@@ -167,6 +199,7 @@ typedef struct pp_msg_rjob {
     const uint8_t *hash;    /* PP_SHA256_LEN bytes, into the payload */
     char symbol[PP_SYMBOL_MAX + 1];
     uint32_t timeout_ms;
+    int32_t priority;
     const uint8_t *arg;     /* into the payload */
     size_t len;
     size_t arg_off;         /* where arg starts in the payload */
@@ -175,7 +208,7 @@ typedef struct pp_msg_rjob {
  * when the symbol is empty or longer than PP_SYMBOL_MAX.  timeout in
  * seconds (0 = none), sent in whole milliseconds (at least 1). */
 size_t pp_proto_rjob_head(uint8_t out[PP_RJOB_HEAD_MAX], const uint8_t hash[PP_SHA256_LEN],
-                          const char *symbol, double timeout);
+                          const char *symbol, double timeout, int32_t priority);
 /* Decodes n payload bytes (inflated already, if they were compressed). */
 int pp_proto_rjob_decode(const uint8_t *p, size_t n, pp_msg_rjob *m);
 
@@ -196,6 +229,59 @@ int pp_proto_ncpus_decode(const pp_frame *f, uint32_t *n);
 /* BYE into b (emptied first).  0 or -1. */
 int pp_proto_bye(pp_buf *b, const char *reason);
 int pp_proto_bye_decode(const pp_frame *f, char reason[PP_ERRMSG_MAX + 1]);
+
+/* CANCEL: no payload (pp_conn_send(c, PP_T_CANCEL, 0, id, NULL, 0)); a
+ * payload is malformed.  0 or -1. */
+int pp_proto_cancel_decode(const pp_frame *f);
+
+/* The header flags a frame of this type may carry: PP_WIRE_F_ZLIB on RJOB
+ * and RRESULT, PP_WIRE_F_BATCH on JOB, RESULT, RJOB and RRESULT, none on
+ * the others.  (Whether zlib is expected yet, and whether a RESULT or
+ * RRESULT answers a batch, is the receiver's business.) */
+uint16_t pp_proto_flags_allowed(uint8_t type);
+
+/* ---- batches (layouts above) ---- */
+
+/* A batch argument: pp_proto_batch_begin() empties b and writes a count of
+ * 0; each pp_proto_batch_add() appends an item and patches the count, so b
+ * holds a whole batch after every call.  0, or -1 (PP_BATCH_MAX items
+ * already, b's cap, no memory; b unchanged then). */
+int pp_proto_batch_begin(pp_buf *b);
+int pp_proto_batch_add(pp_buf *b, const void *item, size_t len);
+/* The same for a batch result (after pp_proto_batch_begin()): an item's
+ * status (PP_DONE or PP_FAILED, else -1) and its result or error text. */
+int pp_proto_batch_add_result(pp_buf *b, int status, const void *data, size_t len);
+
+/* What a batch holds: arguments (items without a status) or results. */
+typedef enum pp_batch_kind { PP_BATCH_ARGS, PP_BATCH_RESULTS } pp_batch_kind;
+
+typedef struct pp_batch_item {
+    int status;             /* PP_DONE or PP_FAILED; PP_DONE for an argument */
+    const uint8_t *data;    /* into the batch */
+    size_t len;
+} pp_batch_item;
+
+/* Reads a batch in place, checking each length against the bytes left
+ * before it is used: never reads past the n bytes given. */
+typedef struct pp_batch_iter {
+    const uint8_t *p;       /* the next item */
+    size_t left;            /* bytes from p to the end */
+    uint32_t count, done;   /* items in the batch, items read */
+    pp_batch_kind kind;
+    int bad;                /* malformed: every call fails */
+} pp_batch_iter;
+
+/* Starts reading n bytes at p.  0, or -1 when they cannot hold a batch: no
+ * count, a count above PP_BATCH_MAX or larger than the bytes could hold. */
+int pp_proto_batch_open(pp_batch_iter *it, const void *p, size_t n, pp_batch_kind kind);
+/* The next item: 1 with it in *item, 0 after the last one (every byte
+ * used), -1 when the batch is malformed (a length past the end, a status
+ * not allowed, non-zero padding, bytes after the last item).  Once -1,
+ * always -1. */
+int pp_proto_batch_next(pp_batch_iter *it, pp_batch_item *item);
+/* Checks a whole batch: 0 with its item count in *count (may be NULL), or
+ * -1 when it is malformed. */
+int pp_proto_batch_check(const void *p, size_t n, pp_batch_kind kind, uint32_t *count);
 
 /* PING tokens: a time in microseconds, so that the PONG gives a round
  * trip.  The token for pp_now() time t, and the time a token stands for. */

@@ -12,9 +12,11 @@
  *   8                                               16             20
  *
  * then `payload length` bytes.  ver is PP_WIRE_VERSION.  flags bit 0 means the
- * payload is zlib-compressed (only after authentication).  A reader refuses a
- * bad magic, another version, an unknown type, unknown flag bits, a non-zero
- * reserved field and a length above its maximum, before allocating anything.
+ * payload is zlib-compressed (only after authentication), bit 1 that it is a
+ * batch of items (pp_proto.h says on which types each may appear).  A reader
+ * refuses a bad magic, another version, an unknown type, unknown flag bits, a
+ * non-zero reserved field and a length above its maximum, before allocating
+ * anything.
  *
  * The messages -- type numbers and payloads -- are pp_proto.h's; this file
  * frames them and gives the field codecs their decoders use. */
@@ -33,7 +35,8 @@
 #define PP_WIRE_HDR 20
 
 #define PP_WIRE_F_ZLIB 0x0001u
-#define PP_WIRE_F_ALL 0x0001u
+#define PP_WIRE_F_BATCH 0x0002u
+#define PP_WIRE_F_ALL 0x0003u
 
 /* A decoded header. */
 typedef struct pp_frame_hdr {

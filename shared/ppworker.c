@@ -9,7 +9,11 @@
  * unsent result is older than FLUSH_AGE, so that a tiny job costs a fraction
  * of a system call.  Other results go out before the next job starts.  The
  * job running now is published in a page shared with the pool, which is how
- * a crash or a timeout is charged to the right job. */
+ * a crash or a timeout is charged to the right job.
+ *
+ * A batch job (PP_WIRE_F_BATCH) runs its task once per item, in order, and
+ * answers one RESULT holding every item's status and output (pp_proto.h):
+ * the pool sees one job, so a crash or a timeout ends the whole batch. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -107,11 +111,12 @@ static void flush(worker *w)
     w->out.len = 0;
 }
 
-static void send_result(worker *w, uint64_t id, int status, uint64_t run_ns,
+/* A RESULT frame (flags: PP_WIRE_F_BATCH for a batch result, else 0). */
+static void send_result(worker *w, uint64_t id, uint16_t flags, int status, uint64_t run_ns,
                         const void *data, size_t len)
 {
     uint8_t hdr[PP_WIRE_HDR + PP_RESULT_HDR];
-    pp_wire_encode_hdr(hdr, PP_T_RESULT, 0, id, (uint32_t)(len + PP_RESULT_HDR));
+    pp_wire_encode_hdr(hdr, PP_T_RESULT, flags, id, (uint32_t)(len + PP_RESULT_HDR));
     pp_proto_result_head(hdr + PP_WIRE_HDR, status, run_ns);
     if (len > FLUSH_BYTES) {
         /* Large results go straight out, without a copy into the batch. */
@@ -183,6 +188,67 @@ static pp_task resolve(task_slot *t)
     return NULL;
 }
 
+/* Runs a task once per item of a batch argument, in order, into one batch
+ * result (res): an item whose task returns non-zero is PP_FAILED with its
+ * output as the error text, and the batch goes on.  One output buffer
+ * serves every item (emptied, never freed, between them), so an item costs
+ * its task call and the copy of its output.  0, or -1 with the reason for
+ * the whole batch's PP_FAILED in msg (a malformed batch, results over the
+ * frame limit). */
+static int run_batch(worker *w, pp_task fn, const uint8_t *arg, size_t len, pp_buf *res,
+                     char *msg, size_t msgcap)
+{
+    pp_batch_iter it;
+    pp_batch_item item;
+    if (pp_proto_batch_open(&it, arg, len, PP_BATCH_ARGS) != 0) {
+        snprintf(msg, msgcap, "malformed batch: its item count does not fit its %zu bytes "
+                 "(or is above %u)", len, PP_BATCH_MAX);
+        return -1;
+    }
+    if (pp_proto_batch_begin(res) != 0) {
+        snprintf(msg, msgcap, "out of memory for the batch's results");
+        return -1;
+    }
+    /* Room for results about the size of the arguments up front (each
+     * item's head is 4 bytes longer): no reallocation per item for most
+     * batches.  Only a hint: the results may grow past it. */
+    (void)pp_buf_reserve(res, len + 4 * (size_t)it.count);
+    size_t limit = w->max_frame - PP_RESULT_HDR;
+    pp_buf out;
+    pp_buf_init(&out, limit - 4 - PP_BATCH_ITEM_HDR);
+    int r, rc = 0;
+    while ((r = pp_proto_batch_next(&it, &item)) == 1) {
+        out.len = 0;
+        out.overflow = 0;
+        if (out.data)
+            out.data[0] = 0;
+        int trc = fn(item.len ? item.data : NULL, item.len, &out);
+        int st = trc == 0 && !out.overflow ? PP_DONE : PP_FAILED;
+        const void *data = out.data;
+        size_t n = out.len;
+        char over[128];
+        if (out.overflow) {
+            n = (size_t)snprintf(over, sizeof over, "the result exceeds the limit of %zu bytes",
+                                 out.max);
+            data = over;
+        }
+        if (pp_proto_batch_add_result(res, st, data, n) != 0) {
+            snprintf(msg, msgcap, "the batch's results exceed the limit of %zu bytes (at item "
+                     "%u of %u)", limit, it.done, it.count);
+            rc = -1;
+            break;
+        }
+    }
+    if (r < 0) {
+        snprintf(msg, msgcap, "malformed batch: item %u of %u runs past its %zu bytes, or "
+                 "bytes follow the last item", it.done + 1, it.count, len);
+        rc = -1;
+    }
+    w->big_freed |= out.cap >= BIG_JOB || res->len >= BIG_JOB;
+    pp_buf_reset(&out);
+    return rc;
+}
+
 static void on_job(worker *w, const pp_frame *f)
 {
     pp_msg_job job;
@@ -191,9 +257,10 @@ static void on_job(worker *w, const pp_frame *f)
     uint32_t id = job.task;
     const uint8_t *arg = job.arg;
     size_t len = job.len;
+    int batch = (f->hdr.flags & PP_WIRE_F_BATCH) != 0;
     if (id >= w->ntasks || !w->tasks[id].module) {
         static const char m[] = "unknown task id (no definition was sent)";
-        send_result(w, f->hdr.id, PP_FAILED, 0, m, sizeof m - 1);
+        send_result(w, f->hdr.id, 0, PP_FAILED, 0, m, sizeof m - 1);
         return;
     }
     /* Results waiting in the batch go out first unless jobs are tiny. */
@@ -206,7 +273,7 @@ static void on_job(worker *w, const pp_frame *f)
     uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
     for (;;) {
         if ((g & PP_WORKER_REVOKE) && f->hdr.id <= (g & ~PP_WORKER_REVOKE)) {
-            send_result(w, f->hdr.id, PP_WORKER_REVOKED, 0, NULL, 0);
+            send_result(w, f->hdr.id, 0, PP_WORKER_REVOKED, 0, NULL, 0);
             return;
         }
         if (atomic_compare_exchange_weak_explicit(&w->st->gate, &g, f->hdr.id,
@@ -219,25 +286,33 @@ static void on_job(worker *w, const pp_frame *f)
     pp_task fn = resolve(t);
     if (!fn) {
         atomic_store_explicit(&w->st->seq, 0, memory_order_release);
-        send_result(w, f->hdr.id, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
+        send_result(w, f->hdr.id, 0, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
         return;
     }
     pp_buf out;
     pp_buf_init(&out, w->max_frame - PP_RESULT_HDR);
+    char msg[256];
     pthread_mutex_unlock(&w->mu);
-    int rc = fn(len ? arg : NULL, len, &out);
+    /* A batch is one job to the pool: the page names it while every item
+     * runs, so a crash or a timeout in any item ends the whole batch. */
+    int rc = batch ? run_batch(w, fn, arg, len, &out, msg, sizeof msg)
+                   : fn(len ? arg : NULL, len, &out);
     pthread_mutex_lock(&w->mu);
     double run = pp_now() - t0;
     atomic_store_explicit(&w->st->seq, 0, memory_order_release);
     w->avg_run = 0.8 * w->avg_run + 0.2 * run;
     uint64_t run_ns = (uint64_t)(run * 1e9);
-    if (out.overflow) {
+    if (batch && rc != 0) {
+        send_result(w, f->hdr.id, 0, PP_FAILED, run_ns, msg, strlen(msg));
+    } else if (batch) {
+        send_result(w, f->hdr.id, PP_WIRE_F_BATCH, PP_DONE, run_ns, out.data, out.len);
+    } else if (out.overflow) {
         char m[128];
         int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
                          w->max_frame - PP_RESULT_HDR);
-        send_result(w, f->hdr.id, PP_FAILED, run_ns, m, (size_t)n);
+        send_result(w, f->hdr.id, 0, PP_FAILED, run_ns, m, (size_t)n);
     } else {
-        send_result(w, f->hdr.id, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
+        send_result(w, f->hdr.id, 0, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
     }
     w->big_freed |= len >= BIG_JOB || out.len >= BIG_JOB;
     pp_buf_reset(&out);
@@ -357,6 +432,8 @@ static void serve(worker *w)
         pp_frame f;
         int rc;
         while ((rc = pp_wire_reader_next(&w->rd, &f)) == 1) {
+            if (f.hdr.flags & ~pp_proto_flags_allowed(f.hdr.type))
+                die("a frame with flags it may not carry from the parent", NULL);
             if (f.hdr.type == PP_T_JOB)
                 on_job(w, &f);
             else if (f.hdr.type == PP_T_TASKDEF)

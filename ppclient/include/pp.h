@@ -127,6 +127,18 @@ typedef struct pp_config {
     const char *tls_ca;
     int no_secret;                  /* with certificates only: no shared secret
                                        (the nodes run with --no-secret) */
+    int max_pending;                /* at most this many jobs pending (submitted,
+                                       not yet finished and called back): beyond
+                                       it pp_submit() waits, or fails at once with
+                                       pp_submit_opts.nowait.  Keeps a program
+                                       that submits millions of jobs within
+                                       bounded memory.  A submit from a callback
+                                       never waits (it may go over the bound:
+                                       waiting there could wait for itself).
+                                       0 = unlimited */
+    int worker_max_jobs;            /* a local worker is replaced after this many
+                                       jobs, between jobs (for tasks that leak);
+                                       0 = never */
 } pp_config;
 
 typedef struct pp_submit_opts {
@@ -134,6 +146,17 @@ typedef struct pp_submit_opts {
     pp_callback callback;           /* NULL: none */
     void *callback_arg;
     double timeout;                 /* seconds of run time; 0 = none */
+    int priority;                   /* higher runs first; equal priorities run in
+                                       submission order.  Default 0; negative
+                                       values run after the default */
+    int retries;                    /* times a job that ended PP_FAILED,
+                                       PP_CRASHED or PP_TIMEOUT runs again
+                                       (elsewhere when another node or the local
+                                       pool is up) before that status is final;
+                                       0 = none.  Node failures have their own
+                                       cap (pp_config.max_attempts) */
+    int nowait;                     /* with pp_config.max_pending: return NULL
+                                       ("... jobs pending") instead of waiting */
 } pp_submit_opts;
 
 typedef struct pp_node_info {
@@ -160,6 +183,8 @@ typedef struct pp_stats {
     double busy_seconds;            /* task run time summed over all nodes */
     double wall_seconds;            /* time since pp_server_new() */
     int nodes;                      /* nodes, "local" included */
+    uint64_t cancelled;             /* of `failed`: ended PP_CANCELLED */
+    uint64_t retried;               /* runs retried (pp_submit_opts.retries) */
 } pp_stats;
 
 /* ---- servers ---------------------------------------------------------- */
@@ -235,6 +260,134 @@ PP_API int pp_wait(pp_server *s, const char *group);
  * group has finished, 1 when time ran out first (pp_last_error() says how
  * many are left), -1 on a bad argument or from a callback. */
 PP_API int pp_wait_for(pp_server *s, const char *group, double seconds);
+
+/* ---- control -------------------------------------------------------------- */
+
+/* Cancels the job: returns 0 when it had not ended and now ends
+ * PP_CANCELLED (at once: its status changes before this returns, its
+ * callback runs exactly once), 1 when it had already ended (nothing
+ * changes), -1 if j is NULL.  A queued job is dropped; one running on a
+ * local worker has the worker's process group killed and the worker
+ * replaced; one running on a node is cancelled there (the node replaces
+ * that worker; other clients' jobs are untouched) and a result arriving
+ * later is dropped.  A cancelled job is never retried or sent again. */
+PP_API int pp_job_cancel(pp_job *j);
+
+/* pp_job_cancel() on every pending job of `group` (NULL = every job);
+ * returns how many it cancelled, or -1 if s is NULL. */
+PP_API int pp_cancel_group(pp_server *s, const char *group);
+
+/* The next job of `group` (NULL = any group) to finish, in the order they
+ * finish (a job with a callback once the callback returned), each returned
+ * once, to one caller.  Waits up to `timeout` seconds (< 0 = no limit, 0 =
+ * do not wait).  Jobs whose handle was already freed are never returned;
+ * the job returned is still the caller's to free.  NULL when every job of
+ * the group has been returned ("pp_next_done: no job left"), when the
+ * time ran out ("pp_next_done: none finished within ..."), or from a
+ * callback with timeout != 0: see pp_last_error(). */
+PP_API pp_job *pp_next_done(pp_server *s, const char *group, double timeout);
+
+/* ---- map ------------------------------------------------------------------
+ * One task over an array of arguments.  Items are packed into batch jobs
+ * (many items per job; the worker runs the task once per item, exactly as
+ * pp_submit() would run it on that argument), so that a map over a million
+ * 8-byte items runs at the rate of tiny jobs or better.  Each item has its
+ * own outcome: PP_DONE with its result, PP_FAILED with the task's error
+ * text.  A batch whose worker crashed or timed out, or that failed as a
+ * whole (its results together over the frame limit), is run again item by
+ * item, so that only the item at fault fails (PP_CRASHED, PP_TIMEOUT,
+ * PP_FAILED); a batch lost, cancelled or whose module cannot load gives
+ * every item its status and text ("cancelled" for a cancelled one).
+ *
+ * Batching (pp_map_opts.batch 0): about 8 jobs per CPU (local workers and
+ * the nodes' CPUs when the map is made, so that every CPU gets several),
+ * each of at most 1024 items and 1 MiB of arguments; an item of 64 KiB or
+ * more is a job of its own.  With pp_map_opts.batch = k, k items a job
+ * (at most 65536, and 256 MiB of arguments); 1 = one job per item.
+ * The jobs count in pp_get_stats() and pp_wait() as jobs (not items), in
+ * the map's group.  With pp_config.max_pending, pp_map_new() waits for
+ * room as pp_submit() does.
+ *
+ * Memory: the items are copied into the jobs (the map keeps no other
+ * copy); per item the map keeps about 13 bytes, plus its result, copied
+ * out of its batch's into one block per batch, 16-byte aligned.
+ *
+ * Threads: any thread may call any function on a map, pp_map_free() once.
+ * On the callback thread (where the map's own jobs are called back) a
+ * call that would wait for an item refuses instead (-1, "it would wait
+ * for itself"). */
+
+typedef struct pp_map pp_map;
+
+typedef struct pp_map_opts {
+    const char *group;              /* the batch jobs' group (pp_wait,
+                                       pp_cancel_group); NULL: the default */
+    int priority;                   /* as pp_submit_opts */
+    int retries;                    /* per item: times an item that ended
+                                       PP_FAILED, PP_CRASHED or PP_TIMEOUT runs
+                                       again, in a job of its own, before that
+                                       is final (its text then says how many
+                                       of those runs failed).  A batch is never
+                                       retried whole; running a failed batch's
+                                       items again alone is not a retry */
+    double timeout;                 /* seconds of run time per item; 0 = none.
+                                       A batch of k items has k times as
+                                       long; the item that overran then
+                                       ends PP_TIMEOUT alone */
+    size_t batch;                   /* items per job; 0 = chosen from the item
+                                       count, the CPUs and the item sizes */
+} pp_map_opts;
+
+/* Maps `task` over `n` items of `item_size` bytes each, at `items`
+ * (contiguous, e.g. an array of structs), copied: the caller may reuse the
+ * array at once.  n may be 0 (a map with nothing to do).  Returns once
+ * every job is submitted; the items run meanwhile.  NULL on failure
+ * (pp_last_error(); nothing is left running).  Free with pp_map_free(). */
+PP_API pp_map *pp_map_new(pp_server *s, pp_task task, const void *items, size_t item_size,
+                          size_t n, const pp_map_opts *opts);
+
+/* The same over `n` arguments of different lengths: args[i], lens[i]
+ * (args[i] may be NULL when lens[i] is 0). */
+PP_API pp_map *pp_map_newv(pp_server *s, pp_task task, const void *const *args,
+                           const size_t *lens, size_t n, const pp_map_opts *opts);
+
+/* Waits for item i and returns its pp_status; *data and *len (either may
+ * be NULL) get its result (PP_DONE) or its error text, valid until
+ * pp_map_free(), aligned as pp_job_result()'s and NUL-terminated.  -1 on a
+ * bad argument, or on the callback thread while item i is pending (*data
+ * NULL, *len 0 then). */
+PP_API int pp_map_result(pp_map *m, size_t i, const void **data, size_t *len);
+
+/* The next item to finish, in completion order, each once (to one caller,
+ * whichever thread asks): 1 and its index in *i (its result is then there:
+ * pp_map_result() does not wait); 0 when every item has been returned;
+ * -1 when `timeout` seconds passed first (0 = do not wait, < 0 = no limit),
+ * on a bad argument, or on the callback thread with timeout != 0
+ * (pp_last_error() says which). */
+PP_API int pp_map_next(pp_map *m, double timeout, size_t *i);
+
+/* Waits for every item; returns how many did not end PP_DONE, or -1 (NULL,
+ * or called from a callback while items are pending). */
+PP_API long pp_map_wait(pp_map *m);
+
+/* Cancels the items not finished yet (they end PP_CANCELLED; their jobs
+ * are dropped, or stopped where they run: a batch's results come back
+ * whole, so all the items of a batch still running are cancelled); items
+ * finished keep their results.  Returns how many items it cancelled (0
+ * once nothing is left), or -1 if m is NULL. */
+PP_API long pp_map_cancel(pp_map *m);
+
+/* Items finished so far, and in all.  Do not wait; 0 if m is NULL. */
+PP_API size_t pp_map_done(const pp_map *m);
+PP_API size_t pp_map_size(const pp_map *m);
+
+/* Cancels what is left, waits for its jobs' callbacks (promptly: cancelled
+ * jobs are called back at once), and frees the map and its results.  From
+ * a callback it returns at once, and the map is freed after the callback
+ * of its last job.  A map may outlive its server: pp_server_free() ends
+ * its items PP_CANCELLED, and the map stays readable until pp_map_free().
+ * NULL is a no-op. */
+PP_API void pp_map_free(pp_map *m);
 
 /* ---- templates (Parallel Python's pp.Template) -------------------------- */
 

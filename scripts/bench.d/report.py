@@ -14,14 +14,14 @@ import sys
 
 PEER_SHORT = {"Gearman, 2 workers": "Gearman", "Gearman": "Gearman",
               "GNU parallel -jN spin-cmd": "parallel", "gearmand + 2 workers": "gearmand+2",
-              "the same without the delay": "no delay"}
+              "the same without the delay": "no delay", "B1's tiny jobs": "B1 jobs/s"}
 
 
 def num(v, unit):
     """A figure, with the precision its unit deserves."""
     if v is None:
         return "n/a"
-    if unit in ("jobs/s", "bytes") or abs(v) >= 1000:
+    if unit in ("jobs/s", "items/s", "bytes") or abs(v) >= 1000:
         return "{:,.0f}".format(v)
     if unit == "s":
         return "%.3f" % v
@@ -158,6 +158,12 @@ def main():
     b1, b1g = med("b1.pp", "jobs_per_s"), med("b1.g", "jobs_per_s")
     fig("B1", "tiny jobs, local pool (2 workers)", "jobs/s", b1, b1g, G,
         "≥ 100000 and ≥ 10× Gearman", check(ge(b1, 1e5), ge(div(b1, b1g), 10)))
+    # B1 beside it: pp_map over 8-byte items (batch jobs), items/s against
+    # B1's jobs/s from the same runs.
+    bm = med("b1.map", "items_per_s")
+    fig("B1", "map of {:,} 8-byte items (pp_map), local pool (2 workers)".format(
+        meta["counts"].get("map_items", 1000000)), "items/s", bm, b1, "B1's tiny jobs",
+        "≥ B1's jobs/s", check(ge(div(bm, b1), 1)))
     b2, b2g = med("b2.pp", "jobs_per_s"), med("b2.g", "jobs_per_s")
     fig("B2", "tiny jobs, 2 ppservers (1 worker each), ncpus 0, TLS", "jobs/s", b2, b2g, G,
         "≥ 5× Gearman", check(ge(div(b2, b2g), 5)))
@@ -224,6 +230,21 @@ def main():
         check(le(c, 2)))
     fig("B8", "key derivation (pp_server_new, scrypt), median", "ms",
         med("b8.tls", "new_median_ms"), None, "")
+
+    # B9: job control.  The counts come from the runs themselves.
+    def count(key, field):
+        vals = [r.get(field) for r in runs.get(key, []) if isinstance(r.get(field), int)]
+        return vals[0] if vals else 0
+    fig("B9", "pp_cancel_group of {:,} queued jobs until pp_wait returns".format(
+        count("b9.cancel", "jobs")), "ms", med("b9.cancel", "ms"), None, "")
+    n_rss, at = count("b9.rss", "jobs"), count("b9.rss", "checkpoint_jobs")
+    kb = lambda field: div(med("b9.rss", field), 1024)
+    fig("B9", "client RSS after {:,} of {:,} tiny jobs, max_pending 10,000".format(at, n_rss),
+        "MB", kb("rss_checkpoint_kb"), None, "")
+    fig("B9", "client RSS at the end of the {:,} jobs".format(n_rss), "MB", kb("rss_end_kb"),
+        None, "")
+    peak = kb("peak_rss_kb")
+    fig("B9", "client peak RSS (VmHWM) over the {:,} jobs".format(n_rss), "MB", peak, None, "")
 
     print_table(figures, meta)
 

@@ -4,6 +4,7 @@
  * JSON object on one line; scripts/bench runs them and builds the table.
  *
  *   pp-bench tiny    [--jobs N] [--bytes B]   tiny echo jobs: jobs/s
+ *   pp-bench map     [--n N] [--bytes B]      pp_map over N small items: items/s
  *   pp-bench latency [--n N]                  submit then wait, one at a time: µs
  *   pp-bench cpu     [--jobs N] [--ms MS]     CPU-bound jobs: wall seconds
  *   pp-bench payload [--bytes B] [--reps R]   echo of a large argument: MB/s
@@ -12,6 +13,11 @@
  *   pp-bench rss     --pid PID                RSS of a process tree
  *   pp-bench connect [--n N]                  connection set-up (TCP, TLS,
  *                                             proof) after the key derivation: ms
+ *   pp-bench cancel  [--jobs N]               pp_cancel_group of N jobs queued
+ *                                             behind busy workers, until pp_wait
+ *                                             returns: ms
+ *   pp-bench pending-rss [--n N]              N tiny jobs (freed at once) with
+ *                                             max_pending 10000: client RSS
  * Common: [--ncpus N] [--servers host:port,...] [--secret-file F]
  *         [--warmup N] [--no-tls]
  * --ncpus defaults to 2 without --servers and to 0 with them.  Timings start
@@ -49,6 +55,7 @@ static void usage(FILE *fp)
 {
     fputs("usage: pp-bench COMMAND [options]\n"
           "  tiny    [--jobs N=200000] [--bytes B=8]  tiny echo jobs, jobs/s\n"
+          "  map     [--n N=1000000] [--bytes B=8]    pp_map over N echo items, items/s\n"
           "  latency [--n N=5000]                     submit+wait one at a time, us\n"
           "  cpu     [--jobs N=32] [--ms MS=50]       CPU-bound jobs, wall seconds\n"
           "  payload [--bytes B=1048576] [--reps R]   echo of one large argument, MB/s\n"
@@ -56,6 +63,9 @@ static void usage(FILE *fp)
           "  hide    [--jobs N=2000] [--ms MS=1]      throughput of short CPU jobs\n"
           "  rss     --pid PID                        RSS (and PSS) of a process tree, KiB\n"
           "  connect [--n N=30]                       connection set-up to one node, ms\n"
+          "  cancel  [--jobs N=100000]                cancel N queued jobs until pp_wait, ms\n"
+          "  pending-rss [--n N=10000000]             N tiny jobs with max_pending 10000:\n"
+          "                                           client RSS at 1 M, at the end, peak\n"
           "common: [--ncpus N] [--servers host:port,...] [--secret-file F] [--warmup N]\n"
           "        [--no-tls] (plaintext to nodes that run --no-tls)\n"
           "--ncpus defaults to 2 without --servers, 0 with them.  One JSON object per\n"
@@ -264,6 +274,76 @@ static int cmd_tiny(const opts *o)
     bu_json_num("seconds", t1 - t0);
     bu_json_num("submit_seconds", t_sub - t0);
     bu_json_num("jobs_per_s", (double)n / (t1 - t0));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
+/* ---- B1 beside it: a map over many tiny items ---- */
+
+/* pp_map_new() over n items of `bytes` each (the first 8 a tag), echoed:
+ * the clock runs from pp_map_new() until every result is in and checked,
+ * as B1's does from the first submit. */
+static int cmd_map(const opts *o)
+{
+    long n = o->n > 0 ? o->n : 1000000;
+    size_t bytes = o->bytes >= 0 ? (size_t)o->bytes : 8;
+    if (bytes < 8 || bytes > 4096) {
+        fprintf(stderr, "pp-bench map: --bytes must be 8..4096\n");
+        return 2;
+    }
+    pp_server *s = make_server(o);
+    if (!s)
+        return 1;
+    unsigned char arg[8] = {0};
+    long warm = o->warmup >= 0 ? o->warmup : 2000;
+    unsigned char *items = calloc((size_t)n, bytes);
+    if (!items || warm_up(s, o, ppbench_echo, arg, sizeof arg, warm) != 0) {
+        free(items);
+        pp_server_free(s);
+        return 1;
+    }
+    for (long i = 0; i < n; i++) {
+        uint64_t tag = (uint64_t)i;
+        memcpy(items + (size_t)i * bytes, &tag, sizeof tag);
+    }
+    pp_stats before, after;
+    pp_get_stats(s, &before);
+    long errors = 0;
+    double t0 = bu_now();
+    pp_map *m = pp_map_new(s, ppbench_echo, items, bytes, (size_t)n, NULL);
+    if (!m) {
+        fprintf(stderr, "pp-bench: pp_map_new: %s\n", pp_last_error());
+        free(items);
+        pp_server_free(s);
+        return 1;
+    }
+    double t_new = bu_now();
+    for (long i = 0; i < n; i++) {
+        const void *r;
+        size_t len;
+        int st = pp_map_result(m, (size_t)i, &r, &len);
+        uint64_t tag = 0;
+        if (st == PP_DONE && len == bytes)
+            memcpy(&tag, r, sizeof tag);
+        if (st != PP_DONE || len != bytes || tag != (uint64_t)i) {
+            if (errors++ < 5)
+                fprintf(stderr, "pp-bench: item %ld: %s %s\n", i, pp_strerror(st),
+                        st == PP_DONE || st < 0 ? "" : (const char *)r);
+        }
+    }
+    double t1 = bu_now();
+    pp_get_stats(s, &after);
+    pp_map_free(m);
+    free(items);
+    pp_server_free(s);
+    json_common(o, "map");
+    bu_json_long("items", n);
+    bu_json_long("bytes", (long long)bytes);
+    bu_json_long("jobs", (long long)(after.submitted - before.submitted));
+    bu_json_num("seconds", t1 - t0);
+    bu_json_num("new_seconds", t_new - t0);
+    bu_json_num("items_per_s", (double)n / (t1 - t0));
     bu_json_long("errors", errors);
     bu_json_end();
     return errors ? 1 : 0;
@@ -547,6 +627,194 @@ static int cmd_queue(const opts *o)
     return errors ? 1 : 0;
 }
 
+/* ---- B9: job control: cancelling a queue, memory under max_pending ---- */
+
+/* A field of /proc/self/status ("VmRSS", "VmHWM") in KiB, or -1. */
+static long self_status_kb(const char *field)
+{
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (!fp)
+        return -1;
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, fp))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            kb = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(fp);
+    return kb;
+}
+
+/* N tiny jobs queued behind workers each busy with a long job (so none of
+ * them is on a worker: the pool sends nothing behind a job past the long
+ * mark), then timed: pp_cancel_group() of their group until pp_wait() on
+ * it returns, every callback-free job final.  Local workers only. */
+static int cmd_cancel(const opts *o)
+{
+    long n = o->jobs > 0 ? o->jobs : 100000;
+    if (o->nservers || o->ncpus < 1) {
+        fprintf(stderr, "pp-bench cancel: local workers only (--ncpus >= 1, no --servers)\n");
+        return 2;
+    }
+    pp_server *s = make_server(o);
+    if (!s)
+        return 1;
+    pp_job **jobs = malloc((size_t)n * sizeof *jobs), *block[64];
+    int nblock = o->ncpus < 64 ? o->ncpus : 64;
+    if (!jobs || warm_up(s, o, ppbench_echo, NULL, 0, 0) != 0) {
+        free(jobs);
+        pp_server_free(s);
+        return 1;
+    }
+    /* One job of 60 s of CPU per worker, running before the others come. */
+    int64_t us = 60 * 1000000LL;
+    for (int i = 0; i < nblock; i++)
+        block[i] = pp_submit(s, ppbench_spin, &us, sizeof us,
+                             &(pp_submit_opts){.group = "block"});
+    struct timespec nap = {0, 100 * 1000000L};
+    nanosleep(&nap, NULL);
+    long errors = 0, submitted = 0;
+    unsigned char arg[8] = {0};
+    double ts0 = bu_now();
+    for (long i = 0; i < n; i++) {
+        jobs[i] = pp_submit(s, ppbench_echo, arg, sizeof arg,
+                            &(pp_submit_opts){.group = "queued"});
+        if (!jobs[i]) {
+            fprintf(stderr, "pp-bench: submit %ld: %s\n", i, pp_last_error());
+            errors++;
+            break;
+        }
+        submitted++;
+    }
+    double ts1 = bu_now();
+    nap.tv_nsec = 50 * 1000000L;
+    nanosleep(&nap, NULL); /* the scheduler has them in its queue */
+    pp_stats before;
+    pp_get_stats(s, &before);
+    double t0 = bu_now();
+    int cancelled = pp_cancel_group(s, "queued");
+    double t_cancel = bu_now();
+    pp_wait(s, "queued");
+    double t1 = bu_now();
+    long not_cancelled = 0;
+    for (long i = 0; i < submitted; i++) {
+        not_cancelled += pp_job_status(jobs[i]) != PP_CANCELLED;
+        pp_job_free(jobs[i]);
+    }
+    if (cancelled != submitted || not_cancelled) {
+        fprintf(stderr, "pp-bench cancel: %d of %ld cancelled, %ld not PP_CANCELLED\n",
+                cancelled, submitted, not_cancelled);
+        errors++;
+    }
+    long busy_before = (long)before.pending - submitted; /* the blockers: still running */
+    pp_cancel_group(s, "block");
+    for (int i = 0; i < nblock; i++)
+        pp_job_free(block[i]);
+    pp_server_free(s);
+    free(jobs);
+    json_common(o, "cancel");
+    bu_json_long("jobs", n);
+    bu_json_long("cancelled", cancelled);
+    bu_json_long("blocked_workers", busy_before);
+    bu_json_num("submit_seconds", ts1 - ts0);
+    bu_json_num("cancel_ms", (t_cancel - t0) * 1000.0);
+    bu_json_num("ms", (t1 - t0) * 1000.0);
+    bu_json_num("us_per_job", (t1 - t0) * 1e6 / (double)(n > 0 ? n : 1));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
+/* N tiny echo jobs, each handle freed at once, through a server with
+ * max_pending 10000: the submitting thread waits for room, so the client's
+ * memory stays flat however many jobs go through.  RSS before, at 1 M jobs
+ * submitted (N/2 when N < 2 M), at the end (all done), the peak (VmHWM)
+ * and the largest RSS sampled every 65536 jobs. */
+static int cmd_pending_rss(const opts *o)
+{
+    long n = o->n > 0 ? o->n : 10000000;
+    const int max_pending = 10000;
+    if (o->nservers || o->ncpus < 1) {
+        fprintf(stderr, "pp-bench pending-rss: local workers only (--ncpus >= 1)\n");
+        return 2;
+    }
+    pp_config cfg = {.ncpus = o->ncpus,
+                     .log_level = getenv("PP_LOG") ? NULL : "error",
+                     .max_pending = max_pending};
+    pp_server *s = pp_server_new(&cfg);
+    if (!s) {
+        fprintf(stderr, "pp-bench: %s\n", pp_last_error());
+        return 1;
+    }
+    unsigned char arg[8] = {0};
+    if (warm_up(s, o, ppbench_echo, arg, sizeof arg, 2000) != 0) {
+        pp_server_free(s);
+        return 1;
+    }
+    long checkpoint = n >= 2000000 ? 1000000 : n / 2;
+    long rss_start = self_status_kb("VmRSS"), rss_checkpoint = -1, rss_max = rss_start;
+    long errors = 0;
+    uint64_t max_seen = 0;
+    double t0 = bu_now();
+    for (long i = 0; i < n; i++) {
+        uint64_t tag = (uint64_t)i;
+        memcpy(arg, &tag, sizeof tag);
+        pp_job *j = pp_submit(s, ppbench_echo, arg, sizeof arg, NULL);
+        if (!j) {
+            fprintf(stderr, "pp-bench: submit %ld: %s\n", i, pp_last_error());
+            errors++;
+            break;
+        }
+        pp_job_free(j);
+        if (i + 1 == checkpoint)
+            rss_checkpoint = self_status_kb("VmRSS");
+        if ((i & 0xffff) == 0) { /* every 65536 jobs: the bound, and RSS */
+            pp_stats st;
+            if (pp_get_stats(s, &st) == 0 && st.pending > max_seen)
+                max_seen = st.pending;
+            long rss = self_status_kb("VmRSS");
+            rss_max = rss > rss_max ? rss : rss_max;
+        }
+    }
+    pp_wait(s, NULL);
+    double t1 = bu_now();
+    /* VmHWM is the kernel's high-water mark, updated at its own times (it
+     * can miss a short peak); the sampled maximum is beside it. */
+    long rss_end = self_status_kb("VmRSS"), peak = self_status_kb("VmHWM");
+    pp_stats st = {0};
+    pp_get_stats(s, &st);
+    if (st.failed) {
+        fprintf(stderr, "pp-bench pending-rss: %llu job(s) failed\n",
+                (unsigned long long)st.failed);
+        errors++;
+    }
+    if (max_seen > (uint64_t)max_pending) {
+        fprintf(stderr, "pp-bench pending-rss: %llu pending seen, over the bound\n",
+                (unsigned long long)max_seen);
+        errors++;
+    }
+    pp_server_free(s);
+    json_common(o, "pending-rss");
+    bu_json_long("jobs", n);
+    bu_json_long("max_pending", max_pending);
+    bu_json_long("max_pending_seen", (long long)max_seen);
+    bu_json_long("rss_start_kb", rss_start);
+    bu_json_long("checkpoint_jobs", checkpoint);
+    bu_json_long("rss_checkpoint_kb", rss_checkpoint);
+    bu_json_long("rss_end_kb", rss_end);
+    bu_json_long("peak_rss_kb", peak);
+    bu_json_num("peak_rss_mb", (double)peak / 1024.0);
+    bu_json_long("rss_max_sampled_kb", rss_max);
+    bu_json_long("growth_after_checkpoint_kb", rss_end - rss_checkpoint);
+    bu_json_num("seconds", t1 - t0);
+    bu_json_num("jobs_per_s", (double)n / (t1 - t0));
+    bu_json_long("errors", errors);
+    bu_json_end();
+    return errors ? 1 : 0;
+}
+
 /* ---- B6: RSS of a process tree ---- */
 
 static int cmd_rss(const opts *o)
@@ -728,6 +996,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(o.cmd, "tiny") == 0)
         rc = cmd_tiny(&o);
+    else if (strcmp(o.cmd, "map") == 0)
+        rc = cmd_map(&o);
     else if (strcmp(o.cmd, "latency") == 0)
         rc = cmd_latency(&o);
     else if (strcmp(o.cmd, "cpu") == 0)
@@ -742,6 +1012,10 @@ int main(int argc, char **argv)
         rc = cmd_rss(&o);
     else if (strcmp(o.cmd, "connect") == 0)
         rc = cmd_connect(&o);
+    else if (strcmp(o.cmd, "cancel") == 0)
+        rc = cmd_cancel(&o);
+    else if (strcmp(o.cmd, "pending-rss") == 0)
+        rc = cmd_pending_rss(&o);
     else {
         fprintf(stderr, "pp-bench: unknown command \"%s\"\n", o.cmd);
         usage(stderr);

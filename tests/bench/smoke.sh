@@ -80,12 +80,16 @@ pb="$bin/pp-bench"
 
 check "rss of the idle ppserver" rss_kb pss_kb processes -- "$pb" rss --pid "$server_pid"
 check "tiny local" jobs_per_s seconds -- "$pb" tiny --jobs 2000
+check "map local" items_per_s seconds jobs -- "$pb" map --n 20000
 check "latency local" median_us p99_us -- "$pb" latency --n 50
 check "cpu 1 worker" seconds jobs_per_s -- "$pb" cpu --jobs 4 --ms 5 --ncpus 1
 check "cpu 2 workers" seconds jobs_per_s -- "$pb" cpu --jobs 4 --ms 5 --ncpus 2
 check "payload local 1 MiB" mb_per_s median_mb_per_s -- "$pb" payload --bytes 1048576 --reps 3
 check "queue" bytes_per_job rss_after_kb -- "$pb" queue --jobs 10000
+check "cancel of queued jobs" ms -- "$pb" cancel --jobs 1000
+check "rss with max_pending" peak_rss_kb jobs_per_s -- "$pb" pending-rss --n 20000
 check "tiny remote" jobs_per_s -- "$pb" tiny --jobs 2000 "${remote[@]}"
+check "map remote" items_per_s jobs -- "$pb" map --n 20000 "${remote[@]}"
 check "latency remote" median_us p99_us -- "$pb" latency --n 50 "${remote[@]}"
 check "payload remote 1 MiB" mb_per_s -- "$pb" payload --bytes 1048576 --reps 3 "${remote[@]}"
 check "hide direct" jobs_per_s -- "$pb" hide --jobs 100 --ms 1 --warmup 20 "${remote[@]}"

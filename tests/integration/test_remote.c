@@ -692,13 +692,15 @@ static int raw_auth(int port, const char *secret, hs_state *x)
     return raw_auth_from(NULL, port, secret, x);
 }
 
-/* A JOB payload: module hash, symbol, timeout, argument. */
+/* A JOB payload: module hash, symbol, timeout (none), priority (0),
+ * argument. */
 static void job_payload(pp_buf *b, const uint8_t hash[PP_SHA256_LEN], const char *symbol,
                         const void *arg, size_t len)
 {
     pp_buf_init(b, 1u << 20);
     pp_buf_append(b, hash, PP_SHA256_LEN);
     pp_wr_str16(b, symbol);
+    pp_wr_u32(b, 0);
     pp_wr_u32(b, 0);
     if (len)
         pp_buf_append(b, arg, len);
@@ -1740,9 +1742,9 @@ static void fake_frame(int cfd, const pp_frame *fr, void *arg)
     fake_srv *f = arg;
     atomic_fetch_add(&f->seen[fr->hdr.type], 1);
     if (fr->hdr.type == PP_T_HELLO) {
-        /* A well-formed CHALLENGE: version 1, a nonce, limits. */
+        /* A well-formed CHALLENGE: the version we speak, a nonce, limits. */
         uint8_t chal[1 + PP_NONCE_LEN + 8];
-        chal[0] = 1;
+        chal[0] = PP_PROTO_MAX;
         pp_auth_nonce(chal + 1);
         pp_store32(chal + 1 + PP_NONCE_LEN, 1u << 20);
         pp_store32(chal + 5 + PP_NONCE_LEN, 2);
@@ -1866,7 +1868,7 @@ static void test_a3_replay_reflection(void)
     hs_state first;
     int fd1 = raw_auth(h->port, h->secret, &first);
     CU_ASSERT_FATAL(fd1 >= 0);
-    CU_ASSERT_EQUAL(first.ver, 1);
+    CU_ASSERT_EQUAL(first.ver, PP_PROTO_MAX);
     CU_ASSERT_EQUAL(first.ncpus, 1);
     CU_ASSERT(first.bound); /* a TLS session, whose binding the proofs cover */
     pp_auth_key k;
@@ -1877,7 +1879,7 @@ static void test_a3_replay_reflection(void)
     CU_ASSERT_FATAL(fd >= 0);
     hs_state x;
     memset(&x, 0, sizeof x);
-    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, first.nc), 0);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, PP_PROTO_MAX, PP_PROTO_MAX, first.nc), 0);
     CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
     CU_ASSERT(memcmp(x.ns, first.ns, PP_NONCE_LEN) != 0); /* a fresh server nonce */
     CU_ASSERT_EQUAL(send_frame(fd, PP_T_PROOF, 0, 0, first.proof, PP_MAC_LEN), 0);
@@ -1890,7 +1892,7 @@ static void test_a3_replay_reflection(void)
     fd = raw_connect(h);
     CU_ASSERT_FATAL(fd >= 0);
     memset(&x, 0, sizeof x);
-    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, first.nc), 0);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, PP_PROTO_MAX, PP_PROTO_MAX, first.nc), 0);
     CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
     CU_ASSERT_EQUAL(send_frame(fd, PP_T_PROOF, 0, 0, first.accept, PP_MAC_LEN), 0);
     rf = expect_close(fd, 5);
@@ -1902,7 +1904,7 @@ static void test_a3_replay_reflection(void)
     fd = raw_connect(h);
     CU_ASSERT_FATAL(fd >= 0);
     memset(&x, 0, sizeof x);
-    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, NULL), 0);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, PP_PROTO_MAX, PP_PROTO_MAX, NULL), 0);
     CU_ASSERT_EQUAL_FATAL(raw_challenge(fd, &x), 0);
     uint8_t mac[PP_MAC_LEN];
     pp_auth_proof(&k, PP_ROLE_SERVER, x.ver, x.nc, x.ns, x.transcript, mac);
@@ -1969,9 +1971,19 @@ static void test_a4_version_mismatch(void)
     CU_ASSERT(rf.got_error);
     CU_ASSERT_EQUAL(rf.code, PP_E_VERSION);
     CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "9..9"));
-    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "1..1"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "2..2"));
     CU_ASSERT(rf.closed);
     CU_ASSERT_EQUAL(rf.other, 0);
+    raw_close(fd);
+    /* A version 1 client (before priorities, CANCEL and batches): the same
+     * refusal, naming both ranges, so that its user knows to upgrade. */
+    fd = raw_connect(h);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL(raw_hello(fd, &x, 1, 1, NULL), 0);
+    rf = expect_close(fd, 5);
+    CU_ASSERT(rf.got_error && rf.closed && rf.other == 0);
+    CU_ASSERT_EQUAL(rf.code, PP_E_VERSION);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "client speaks 1..1, server speaks 2..2"));
     raw_close(fd);
     CU_ASSERT_EQUAL(settle_fds(h, fds0), fds0);
     CU_ASSERT(served(h));
@@ -4580,6 +4592,452 @@ static int add_suite(const char *name, const pp_test *tests)
     return 0;
 }
 
+/* ==== control over jobs: CANCEL, priorities, batches, recycling ======== */
+
+/* A raw client that runs real jobs: the test task module is sent when the
+ * node asks for it (NEED), PINGs are answered, and results are read one
+ * by one with their header. */
+typedef struct rawc {
+    int fd;
+    uint8_t hash[PP_SHA256_LEN];
+    void *zip;                /* the module as a MODULE frame carries it */
+    size_t zlen;
+} rawc;
+
+static int rc_open(rawc *c, const srv_harness *h)
+{
+    memset(c, 0, sizeof *c);
+    c->fd = -1;
+    size_t mlen = 0;
+    char *mod = srv_slurp(getenv("PP_TEST_TASKS"), &mlen);
+    if (!mod)
+        return -1;
+    pp_sha256(mod, mlen, c->hash);
+    int rc = pp_zip_deflate(mod, mlen, 6, &c->zip, &c->zlen);
+    free(mod);
+    hs_state x;
+    if (rc == 0)
+        c->fd = raw_auth(h->port, h->secret, &x);
+    return c->fd >= 0 ? 0 : -1;
+}
+
+static void rc_close(rawc *c)
+{
+    raw_close(c->fd);
+    c->fd = -1;
+    free(c->zip);
+    c->zip = NULL;
+}
+
+/* An RJOB of the test module's `symbol` with this id, priority and flags. */
+static int rc_job(rawc *c, uint64_t id, const char *symbol, int32_t prio, uint16_t flags,
+                  const void *arg, size_t len)
+{
+    uint8_t head[PP_RJOB_HEAD_MAX];
+    size_t hl = pp_proto_rjob_head(head, c->hash, symbol, 0, prio);
+    uint8_t *p = malloc(hl + len + 1);
+    if (!hl || !p) {
+        free(p);
+        return -1;
+    }
+    memcpy(p, head, hl);
+    if (len)
+        memcpy(p + hl, arg, len);
+    int rc = send_frame(c->fd, PP_T_RJOB, flags, id, p, hl + len);
+    free(p);
+    return rc;
+}
+
+/* A job whose argument is pp_pack(fmt, one value). */
+static int rc_job_l(rawc *c, uint64_t id, const char *symbol, int32_t prio, long v)
+{
+    pp_buf b;
+    pp_buf_init(&b, 64);
+    int rc = pp_pack(&b, "l", v) != 0 ? -1 : rc_job(c, id, symbol, prio, 0, b.data, b.len);
+    pp_buf_reset(&b);
+    return rc;
+}
+
+/* A result as read by rc_result(). */
+typedef struct rres {
+    uint64_t id;
+    uint16_t flags;
+    int status;
+    uint8_t *payload;         /* malloc'd (the frame's payload) */
+    const uint8_t *data;      /* the result or error text, in payload */
+    size_t len;
+} rres;
+
+/* The next RRESULT within `limit` seconds, sending the module when asked
+ * and answering PINGs: 1, 0 when the connection ended, -1 on timeout or
+ * anything else. */
+static int rc_result(rawc *c, double limit, rres *r)
+{
+    double end = now_s() + limit;
+    memset(r, 0, sizeof *r);
+    for (;;) {
+        double left = end - now_s();
+        if (left <= 0)
+            return -1;
+        pp_frame_hdr h;
+        uint8_t *p = NULL;
+        int k = read_frame(c->fd, left, &h, &p);
+        if (k != 1)
+            return k;
+        if (h.type == PP_T_NEED) {
+            int ok = h.len == PP_SHA256_LEN && memcmp(p, c->hash, PP_SHA256_LEN) == 0 &&
+                     send_module(c->fd, c->hash, c->zip, c->zlen) == 0;
+            free(p);
+            if (!ok)
+                return -1;
+            continue;
+        }
+        if (h.type == PP_T_PING) {
+            send_frame(c->fd, PP_T_PONG, 0, h.id, NULL, 0);
+            free(p);
+            continue;
+        }
+        if (h.type != PP_T_RRESULT || (h.flags & PP_WIRE_F_ZLIB)) {
+            if (h.type != PP_T_NCPUS) {
+                fprintf(stderr, "\n  unexpected frame type %u, flags %u\n", h.type, h.flags);
+                free(p);
+                return -1;
+            }
+            free(p);
+            continue;
+        }
+        pp_msg_result m;
+        if (pp_proto_result_decode(p, h.len, 0xFFFFu, &m) != 0) {
+            free(p);
+            return -1;
+        }
+        *r = (rres){.id = h.id, .flags = h.flags, .status = m.status, .payload = p,
+                    .data = m.data, .len = m.len};
+        return 1;
+    }
+}
+
+/* The "l" value of a result (a pid, for t_pid and t_sleep), or -1. */
+static long rres_long(const rres *r)
+{
+    long v = -1;
+    if (r->status != PP_DONE || pp_unpack(r->data, r->len, "l", &v) != 0)
+        return -1;
+    return v;
+}
+
+/* Reads n results into out[] (ids recorded in order); the count read. */
+static int rc_results(rawc *c, int n, double limit, rres *out)
+{
+    double end = now_s() + limit;
+    int got = 0;
+    while (got < n && rc_result(c, end - now_s(), &out[got]) == 1)
+        got++;
+    return got;
+}
+
+static void rres_free(rres *r, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(r[i].payload);
+        r[i].payload = NULL;
+    }
+}
+
+static int pid_gone_within(long pid, double limit)
+{
+    for (double end = now_s() + limit; now_s() < end; sleep_s(0.01))
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            return 1;
+    return 0;
+}
+
+/* CANCEL of a job still queued: it ends PP_CANCELLED at once and never
+ * runs (its file never appears); the job running meanwhile is not
+ * disturbed; CANCELs of an unknown id, of an answered one and a second
+ * CANCEL of the same job are ignored, and the connection stays up. */
+static void test_cancel_queued(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc c;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
+    char running[600], never[600];
+    snprintf(running, sizeof running, "%s/cancel-running.pid", tmpdir);
+    snprintf(never, sizeof never, "%s/cancel-never.pid", tmpdir);
+    unlink(running);
+    unlink(never);
+    /* A sleeper holds the one worker (its pid file says it runs). */
+    CU_ASSERT_EQUAL(rc_job_l(&c, 1, "t_sleep", 0, 700), 0);
+    rres r;
+    CU_ASSERT_EQUAL(rc_result(&c, 0.3, &r), -1); /* sends the module meanwhile */
+    CU_ASSERT_EQUAL(rc_job(&c, 2, "t_pid_file_sleep", 0, 0, never, strlen(never)), 0);
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_CANCEL, 0, 2, NULL, 0), 0);
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_CANCEL, 0, 2, NULL, 0), 0);     /* again */
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_CANCEL, 0, 777, NULL, 0), 0);   /* never sent */
+    double t0 = now_s();
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 5, &r), 1);
+    CU_ASSERT(r.id == 2 && r.status == PP_CANCELLED && r.flags == 0);
+    CU_ASSERT(r.len == strlen("cancelled by the client") &&
+              memcmp(r.data, "cancelled by the client", r.len) == 0);
+    CU_ASSERT(now_s() - t0 < 0.5); /* at once, not after the sleeper */
+    rres_free(&r, 1);
+    /* The sleeper ends as it would have; then nothing more comes (one
+     * result per job), and the cancelled job never ran. */
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 10, &r), 1);
+    CU_ASSERT(r.id == 1 && r.status == PP_DONE);
+    rres_free(&r, 1);
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_CANCEL, 0, 1, NULL, 0), 0); /* answered already */
+    CU_ASSERT_EQUAL(rc_result(&c, 0.5, &r), -1);
+    struct stat st;
+    CU_ASSERT_NOT_EQUAL(stat(never, &st), 0);
+    /* The connection is still up and runs jobs. */
+    CU_ASSERT_EQUAL(rc_job(&c, 3, "t_pid", 0, 0, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 10, &r), 1);
+    CU_ASSERT(r.id == 3 && rres_long(&r) > 0);
+    rres_free(&r, 1);
+    CU_ASSERT_NOT_EQUAL(stat(never, &st), 0);
+    /* A CANCEL with a payload is not the protocol: refused, closed. */
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_CANCEL, 0, 3, "x", 1), 0);
+    refusal rf = expect_close(c.fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_PROTOCOL && rf.closed);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "malformed CANCEL"));
+    rc_close(&c);
+    unlink(running);
+    CU_ASSERT(served(h));
+}
+
+/* CANCEL of a job running on a worker: that worker is killed (its pid is
+ * gone) and replaced, the client gets PP_CANCELLED, its next job starts
+ * within a second on the new worker, and another client's job queued on
+ * the same node completes as usual. */
+static void test_cancel_running(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc a, b;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&a, h), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_open(&b, h), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/cancel-long.pid", tmpdir);
+    unlink(path);
+    /* A's job would sleep 30 s. */
+    CU_ASSERT_EQUAL(rc_job(&a, 1, "t_pid_file_sleep", 0, 0, path, strlen(path)), 0);
+    rres r;
+    long pid = -1;
+    for (double end = now_s() + 10; pid <= 0 && now_s() < end;) {
+        rc_result(&a, 0.05, &r); /* sends the module when asked */
+        rres_free(&r, 1);
+        pid = read_pid_file(path);
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    /* B's job and A's next one wait for the worker. */
+    CU_ASSERT_EQUAL(rc_job_l(&b, 9, "t_sleep", 0, 100), 0);
+    CU_ASSERT_EQUAL(rc_job(&a, 2, "t_pid", 0, 0, NULL, 0), 0);
+    CU_ASSERT_EQUAL(rc_result(&b, 0.3, &r), -1); /* B's module: already here */
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(send_frame(a.fd, PP_T_CANCEL, 0, 1, NULL, 0), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&a, 5, &r), 1);
+    CU_ASSERT(r.id == 1 && r.status == PP_CANCELLED);
+    CU_ASSERT(r.len == strlen("cancelled by the client") &&
+              memcmp(r.data, "cancelled by the client", r.len) == 0);
+    rres_free(&r, 1);
+    CU_ASSERT(pid_gone_within(pid, 2));
+    /* A's next job, on a new worker, within a second of the CANCEL (B's
+     * 100 ms job may go first: workers are shared in turn). */
+    CU_ASSERT_EQUAL_FATAL(rc_result(&a, 5, &r), 1);
+    double waited = now_s() - t0;
+    long npid = rres_long(&r);
+    CU_ASSERT(r.id == 2 && npid > 0 && npid != pid);
+    CU_ASSERT(waited < 1.0);
+    printf("\n    cancelled worker %ld gone; next job on worker %ld %.0f ms after the CANCEL ",
+           pid, npid, waited * 1e3);
+    rres_free(&r, 1);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&b, 5, &r), 1);
+    CU_ASSERT(r.id == 9 && r.status == PP_DONE);
+    rres_free(&r, 1);
+    /* Nothing more for either: one result per job. */
+    CU_ASSERT_EQUAL(rc_result(&a, 0.3, &r), -1);
+    CU_ASSERT_EQUAL(rc_result(&b, 0.1, &r), -1);
+    rc_close(&a);
+    rc_close(&b);
+    unlink(path);
+    CU_ASSERT(served(h));
+}
+
+/* Priorities on a one-worker node: 20 jobs of priority 0 and 20 of
+ * priority 10, sent interleaved while the worker is busy, run all the
+ * priority-10 ones first, each priority in arrival order. */
+static void test_priorities(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc c;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
+    rres r;
+    /* The module first, so that nothing waits for it below. */
+    CU_ASSERT_EQUAL(rc_job(&c, 1000, "t_echo", 0, 0, "w", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 10, &r), 1);
+    rres_free(&r, 1);
+    /* The worker busy for 500 ms: a running job that long gets nothing
+     * sent behind it, so everything below waits in the node's queue. */
+    CU_ASSERT_EQUAL(rc_job_l(&c, 999, "t_sleep", 0, 500), 0);
+    sleep_s(0.15);
+    enum { N = 40 };
+    for (int i = 0; i < N; i++) {
+        char arg[16];
+        int n = snprintf(arg, sizeof arg, "%d", i);
+        CU_ASSERT_EQUAL(rc_job(&c, (uint64_t)i + 1, "t_echo", i % 2 ? 10 : 0, 0, arg,
+                               (size_t)n), 0);
+    }
+    rres got[N + 1];
+    int n = rc_results(&c, N + 1, 20, got);
+    CU_ASSERT_EQUAL_FATAL(n, N + 1);
+    CU_ASSERT_EQUAL(got[0].id, 999);
+    int ok = 1;
+    for (int k = 0; k < N; k++) {
+        /* 2, 4, ..., 40 (priority 10), then 1, 3, ..., 39. */
+        uint64_t want = k < N / 2 ? (uint64_t)(2 * k + 2) : (uint64_t)(2 * (k - N / 2) + 1);
+        if (got[k + 1].id != want || got[k + 1].status != PP_DONE) {
+            fprintf(stderr, "\n  result %d: job %llu, expected %llu", k + 1,
+                    (unsigned long long)got[k + 1].id, (unsigned long long)want);
+            ok = 0;
+        }
+    }
+    CU_ASSERT(ok);
+    rres_free(got, n);
+    rc_close(&c);
+    CU_ASSERT(served(h));
+}
+
+/* Two clients on a one-worker node, one flooding high-priority jobs: the
+ * other still gets its turn (priorities order a client's own jobs only;
+ * the workers go round the clients). */
+static void test_priority_no_starvation(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc a, b;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&a, h), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_open(&b, h), 0);
+    rres r;
+    CU_ASSERT_EQUAL(rc_job(&a, 1000, "t_echo", 0, 0, "w", 1), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&a, 10, &r), 1);
+    rres_free(&r, 1);
+    enum { FLOOD = 100, OWN = 5 };
+    for (int i = 0; i < FLOOD; i++) /* 100 x 20 ms = 2 s of work at priority 1000 */
+        CU_ASSERT_EQUAL(rc_job_l(&a, (uint64_t)i + 1, "t_sleep", 1000, 20), 0);
+    sleep_s(0.1);
+    double t0 = now_s();
+    for (int i = 0; i < OWN; i++)
+        CU_ASSERT_EQUAL(rc_job(&b, (uint64_t)i + 1, "t_echo", -5, 0, "b", 1), 0);
+    rres mine[OWN];
+    int n = rc_results(&b, OWN, 10, mine);
+    double took = now_s() - t0;
+    CU_ASSERT_EQUAL(n, OWN);
+    rres_free(mine, n);
+    printf("\n    the other client's %d jobs done %.0f ms into a 2 s flood ", OWN, took * 1e3);
+    CU_ASSERT(took < 1.0); /* one of its jobs per turn of the worker: about 5 x 20 ms */
+    static rres flood[FLOOD];
+    n = rc_results(&a, FLOOD, 30, flood);
+    CU_ASSERT_EQUAL(n, FLOOD);
+    rres_free(flood, n);
+    rc_close(&a);
+    rc_close(&b);
+    CU_ASSERT(served(h));
+}
+
+/* A batch through a node: the RRESULT carries PP_WIRE_F_BATCH and the
+ * worker's batch result (items in order, a failed one among them); a batch
+ * whose item crashes ends PP_CRASHED as a whole; a malformed batch is a
+ * protocol error, refused before any worker sees it. */
+static void test_batch_through_node(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc c;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
+    static const char *const items[] = {"alpha", "fail", "", "omega"};
+    pp_buf b;
+    pp_buf_init(&b, 1 << 16);
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&b), 0);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(pp_proto_batch_add(&b, items[i], strlen(items[i])), 0);
+    CU_ASSERT_EQUAL(rc_job(&c, 5, "t_item", 3, PP_WIRE_F_BATCH, b.data, b.len), 0);
+    rres r;
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 10, &r), 1);
+    CU_ASSERT(r.id == 5 && r.status == PP_DONE && r.flags == PP_WIRE_F_BATCH);
+    pp_batch_iter it;
+    pp_batch_item item;
+    CU_ASSERT_EQUAL_FATAL(pp_proto_batch_open(&it, r.data, r.len, PP_BATCH_RESULTS), 0);
+    CU_ASSERT_EQUAL(it.count, 4);
+    static const char *const want[] = {"alpha", "item failed", "", "omega"};
+    for (int i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL_FATAL(pp_proto_batch_next(&it, &item), 1);
+        CU_ASSERT_EQUAL(item.status, i == 1 ? PP_FAILED : PP_DONE);
+        CU_ASSERT(item.len == strlen(want[i]) && memcmp(item.data, want[i], item.len) == 0);
+    }
+    CU_ASSERT_EQUAL(pp_proto_batch_next(&it, &item), 0);
+    rres_free(&r, 1);
+    /* A crash in an item: the batch as a whole, not flagged as a batch
+     * result. */
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&b), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "ok", 2), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "segv", 4), 0);
+    CU_ASSERT_EQUAL(rc_job(&c, 6, "t_item", 0, PP_WIRE_F_BATCH, b.data, b.len), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_result(&c, 10, &r), 1);
+    CU_ASSERT(r.id == 6 && r.status == PP_CRASHED && r.flags == 0);
+    rres_free(&r, 1);
+    /* A count the bytes cannot hold: refused as the protocol error it is. */
+    static const uint8_t bad[] = {0, 0, 0, 9, 0, 0, 0, 1, 'x'};
+    CU_ASSERT_EQUAL(rc_job(&c, 7, "t_item", 0, PP_WIRE_F_BATCH, bad, sizeof bad), 0);
+    refusal rf = expect_close(c.fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_PROTOCOL && rf.closed);
+    CU_ASSERT_PTR_NOT_NULL(strstr(rf.msg, "malformed batch"));
+    rc_close(&c);
+    /* The batch flag on a frame that is not a job: refused too. */
+    CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
+    CU_ASSERT_EQUAL(send_frame(c.fd, PP_T_PING, PP_WIRE_F_BATCH, 1, NULL, 0), 0);
+    rf = expect_close(c.fd, 5);
+    CU_ASSERT(rf.got_error && rf.code == PP_E_PROTOCOL && rf.closed);
+    rc_close(&c);
+    pp_buf_reset(&b);
+    CU_ASSERT(served(h));
+}
+
+/* --max-jobs-per-worker 3 on a one-worker node: 10 jobs run on 4 distinct
+ * worker processes, each job once, none lost. */
+static void test_max_jobs_per_worker_node(void)
+{
+    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--max-jobs-per-worker",
+                                                           "3")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    rawc c;
+    CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
+    enum { N = 10 };
+    for (int i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(rc_job(&c, (uint64_t)i + 1, "t_pid", 0, 0, NULL, 0), 0);
+    rres got[N];
+    int n = rc_results(&c, N, 30, got);
+    CU_ASSERT_EQUAL_FATAL(n, N);
+    long pids[N];
+    int seen_id[N + 1] = {0}, distinct = 0, ok = 1;
+    for (int i = 0; i < N; i++) {
+        pids[i] = rres_long(&got[i]);
+        ok = ok && pids[i] > 0 && got[i].id >= 1 && got[i].id <= N && !seen_id[got[i].id]++;
+        int seen = 0;
+        for (int k = 0; k < i; k++)
+            seen = seen || pids[k] == pids[i];
+        distinct += !seen;
+    }
+    CU_ASSERT(ok);
+    CU_ASSERT_EQUAL(distinct, 4);
+    rres_free(got, n);
+    CU_ASSERT_EQUAL(rc_result(&c, 0.3, &got[0]), -1); /* nothing twice */
+    rc_close(&c);
+    CU_ASSERT(served(h));
+}
+
 int pp_register_suites(void)
 {
     static const pp_test results[] = {
@@ -4651,6 +5109,19 @@ int pp_register_suites(void)
         {"H6 a node's result declaring 4 GiB is refused before allocating",
          test_h6_result_bomb},
         {NULL, NULL}};
+    static const pp_test control[] = {
+        {"CANCEL of a queued job: PP_CANCELLED, never run; unknown ids ignored",
+         test_cancel_queued},
+        {"CANCEL of a running job: worker killed and replaced, others go on",
+         test_cancel_running},
+        {"priorities: a client's higher priority jobs first, in order", test_priorities},
+        {"priorities: a flood of high priority does not starve another client",
+         test_priority_no_starvation},
+        {"a batch through a node; a crashing item; a malformed batch refused",
+         test_batch_through_node},
+        {"--max-jobs-per-worker 3: 10 jobs on 4 workers, none lost",
+         test_max_jobs_per_worker_node},
+        {NULL, NULL}};
     static const pp_test partition[] = {
         {"F3 a node partitioned, then healed", test_f3_partition},
         {NULL, NULL}};
@@ -4669,7 +5140,8 @@ int pp_register_suites(void)
         add_suite("authentication", auth) ||
         add_suite("connections", conns) || add_suite("frames and streams", frames) ||
         add_suite("node failures", faults) || add_suite("load", load) ||
-        add_suite("the holes around the wire", holes))
+        add_suite("the holes around the wire", holes) ||
+        add_suite("control over jobs", control))
         return -1;
     return 0;
 }

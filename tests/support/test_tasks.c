@@ -268,3 +268,145 @@ int t_try_create(const void *arg, size_t len, pp_buf *out)
     }
     return pp_pack(out, "l", e) == 0 ? 0 : 1;
 }
+
+/* One item of a batch, by its bytes: "fail" fails (text "item failed"),
+ * "segv" crashes the worker, "exit" exits it with status 3, "sleep" sleeps
+ * 50 ms, anything else is echoed. */
+int t_item(const void *arg, size_t len, pp_buf *out)
+{
+    if (len == 4 && memcmp(arg, "fail", 4) == 0)
+        return pp_buf_printf(out, "item failed"), 1;
+    if (len == 4 && memcmp(arg, "segv", 4) == 0)
+        raise(SIGSEGV);
+    if (len == 4 && memcmp(arg, "exit", 4) == 0)
+        _exit(3);
+    if (len == 5 && memcmp(arg, "sleep", 5) == 0)
+        sleep_ms(50);
+    return pp_buf_append(out, arg, len) == 0 ? 0 : 1;
+}
+
+/* pp_map's items: an int64_t, host order, 8 bytes. */
+static int sq8_arg(const void *arg, size_t len, pp_buf *out, int64_t *v)
+{
+    if (len != sizeof *v)
+        return pp_buf_printf(out, "want 8 bytes, got %zu", len), -1;
+    memcpy(v, arg, sizeof *v);
+    return 0;
+}
+
+static int sq8_result(int64_t v, pp_buf *out)
+{
+    int64_t sq = v * v;
+    return pp_buf_append(out, &sq, sizeof sq) == 0 ? 0 : 1;
+}
+
+int t_sq8(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t v;
+    return sq8_arg(arg, len, out, &v) ? 1 : sq8_result(v, out);
+}
+
+int t_sq8_fail7(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t v;
+    if (sq8_arg(arg, len, out, &v))
+        return 1;
+    if (v % 7 == 0)
+        return pp_buf_printf(out, "multiple of 7: %lld", (long long)v), 1;
+    return sq8_result(v, out);
+}
+
+int t_sq8_crash(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t v;
+    if (sq8_arg(arg, len, out, &v))
+        return 1;
+    if (v == T_SQ8_CRASH_AT)
+        raise(SIGSEGV);
+    return sq8_result(v, out);
+}
+
+int t_sleep8(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t ms;
+    if (sq8_arg(arg, len, out, &ms))
+        return 1;
+    sleep_ms((long)ms);
+    return pp_buf_append(out, &ms, sizeof ms) == 0 ? 0 : 1;
+}
+
+/* ---- job control (test_control.c) ---- */
+
+static long mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long)ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+/* "l" ms: sleeps that long -> "ll" when it started and ended, CLOCK_MONOTONIC
+ * nanoseconds (one clock for every process of the machine, local workers
+ * and a ppserver's alike, so run order can be told across them). */
+int t_stamp(const void *arg, size_t len, pp_buf *out)
+{
+    long ms;
+    if (pp_unpack(arg, len, "l", &ms) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    long start = mono_ns();
+    if (ms > 0)
+        sleep_ms(ms);
+    return pp_pack(out, "ll", start, mono_ns()) == 0 ? 0 : 1;
+}
+
+/* "s" path: creates the file (a side effect that stays visible) -> "l" pid. */
+int t_touch(const void *arg, size_t len, pp_buf *out)
+{
+    const char *path = NULL;
+    if (pp_unpack(arg, len, "s", &path) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pp_buf_printf(out, "t_touch: %s: %s", path, strerror(errno)), 1;
+    close(fd);
+    return pp_pack(out, "l", (long)getpid()) == 0 ? 0 : 1;
+}
+
+/* "ss" marker, how: a task that goes wrong on its first run only.  The
+ * first run (no file at `marker`) creates the marker, then "fail" fails
+ * ("first run fails on purpose"), "segv" crashes the worker, "hang" sleeps
+ * 30 s (for a timeout); any later run finds the marker and returns "l" its
+ * pid. */
+int t_first_run(const void *arg, size_t len, pp_buf *out)
+{
+    const char *marker = NULL, *how = NULL;
+    if (pp_unpack(arg, len, "ss", &marker, &how) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno != EEXIST)
+            return pp_buf_printf(out, "t_first_run: %s: %s", marker, strerror(errno)), 1;
+        return pp_pack(out, "l", (long)getpid()) == 0 ? 0 : 1;
+    }
+    close(fd);
+    if (strcmp(how, "segv") == 0)
+        raise(SIGSEGV);
+    if (strcmp(how, "hang") == 0)
+        sleep_ms(30000);
+    return pp_buf_printf(out, "first run fails on purpose"), 1;
+}
+
+int t_sq8_fail_once(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t v;
+    if (sq8_arg(arg, len, out, &v))
+        return 1;
+    const char *dir = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/pp-map-once-%lld", dir ? dir : "/tmp", (long long)v);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return pp_buf_printf(out, "first run of %lld fails", (long long)v), 1;
+    }
+    return sq8_result(v, out);
+}

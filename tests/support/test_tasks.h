@@ -21,6 +21,18 @@ int t_pattern(const void *arg, size_t len, pp_buf *out);       /* "l" n -> n pat
 int t_parent_file(const void *arg, size_t len, pp_buf *out);   /* "s" name -> /proc/<ppid>/name */
 int t_ids(const void *arg, size_t len, pp_buf *out);           /* -> "ll" uid, gid */
 int t_try_create(const void *arg, size_t len, pp_buf *out);    /* "s" path -> "l" 0 or errno */
+int t_item(const void *arg, size_t len, pp_buf *out);          /* a batch item: "fail", "segv", "exit", "sleep", else echo */
+/* pp_map's items: 8 bytes, an int64_t in host order. */
+#define T_SQ8_CRASH_AT 4321
+int t_sq8(const void *arg, size_t len, pp_buf *out);           /* v -> v*v */
+int t_sq8_fail7(const void *arg, size_t len, pp_buf *out);     /* fails on multiples of 7 */
+int t_sq8_crash(const void *arg, size_t len, pp_buf *out);     /* SIGSEGV on T_SQ8_CRASH_AT */
+int t_sleep8(const void *arg, size_t len, pp_buf *out);        /* sleeps v ms -> v */
+int t_sq8_fail_once(const void *arg, size_t len, pp_buf *out); /* fails the 1st run per v (a file in $TMPDIR) */
+/* Job control (test_control): */
+int t_stamp(const void *arg, size_t len, pp_buf *out);         /* "l" ms: sleeps -> "ll" start, end ns (CLOCK_MONOTONIC) */
+int t_touch(const void *arg, size_t len, pp_buf *out);         /* "s" path: creates it -> "l" pid */
+int t_first_run(const void *arg, size_t len, pp_buf *out);     /* "ss" marker, how: 1st run makes marker, then fails/segv/hangs; later runs -> "l" pid */
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif

@@ -3,7 +3,9 @@
  * byte by byte against the layouts of pp_proto.h written out by hand; every
  * decoder against short, long and out-of-range payloads; the handshake's
  * two roles against each other, and against a wrong secret, a replayed
- * proof, a reflected proof and a version with nothing in common. */
+ * proof, a reflected proof and a version with nothing in common; batches
+ * (layouts, limits, every malformed form read without going past the
+ * bytes given). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,20 +124,23 @@ static void test_hello_challenge(void)
     f.hdr.len--;
     CU_ASSERT_EQUAL(pp_proto_hello_decode(&f, &d), -1);
 
-    pp_msg_challenge c = {.ver = 1, .max_frame = 0x11223344, .ncpus = 8};
+    pp_msg_challenge c = {.ver = PP_PROTO_MAX, .max_frame = 0x11223344, .ncpus = 8};
     memset(c.nonce, 0x55, PP_NONCE_LEN);
     uint8_t cb[PP_CHALLENGE_LEN];
     pp_proto_challenge(cb, &c);
-    CU_ASSERT(cb[0] == 1 && cb[1] == 0x55 && cb[33] == 0x11 && cb[36] == 0x44 && cb[40] == 8);
+    CU_ASSERT(cb[0] == PP_PROTO_MAX && cb[1] == 0x55 && cb[33] == 0x11 && cb[36] == 0x44 && cb[40] == 8);
     pp_msg_challenge cd;
     f = frame_of(PP_T_CHALLENGE, cb, sizeof cb);
     CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), 0);
-    CU_ASSERT(cd.ver == 1 && cd.max_frame == 0x11223344 && cd.ncpus == 8);
+    CU_ASSERT(cd.ver == PP_PROTO_MAX && cd.max_frame == 0x11223344 && cd.ncpus == 8);
     c.ncpus = PP_NCPUS_MAX + 1; /* a node cannot claim more CPUs than exist */
     pp_proto_challenge(cb, &c);
     CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), -1);
     c.ncpus = 8;
     c.ver = PP_PROTO_MAX + 1; /* a version we do not speak */
+    pp_proto_challenge(cb, &c);
+    CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), -1);
+    c.ver = 1; /* version 1 (no priorities, CANCEL or batches) is no longer spoken */
     pp_proto_challenge(cb, &c);
     CU_ASSERT_EQUAL(pp_proto_challenge_decode(&f, &cd), -1);
 }
@@ -194,30 +199,275 @@ static void test_rjob(void)
     for (int i = 0; i < PP_SHA256_LEN; i++)
         hash[i] = (uint8_t)i;
     uint8_t h[PP_RJOB_HEAD_MAX + 3];
-    size_t n = pp_proto_rjob_head(h, hash, "sq", 1.5);
-    CU_ASSERT_EQUAL_FATAL(n, PP_SHA256_LEN + 2 + 2 + 4);
+    size_t n = pp_proto_rjob_head(h, hash, "sq", 1.5, 7);
+    CU_ASSERT_EQUAL_FATAL(n, PP_SHA256_LEN + 2 + 2 + 4 + 4);
     CU_ASSERT_EQUAL(memcmp(h, hash, PP_SHA256_LEN), 0);
-    const uint8_t rest[] = {0, 2, 's', 'q', 0, 0, 0x05, 0xDC}; /* 1500 ms */
+    const uint8_t rest[] = {0, 2, 's', 'q', 0, 0, 0x05, 0xDC, /* 1500 ms */
+                            0, 0, 0, 7};                      /* priority 7 */
     CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN, rest, sizeof rest), 0);
     memcpy(h + n, "arg", 3);
     pp_msg_rjob m;
     CU_ASSERT_EQUAL(pp_proto_rjob_decode(h, n + 3, &m), 0);
     CU_ASSERT(m.hash == h && strcmp(m.symbol, "sq") == 0 && m.timeout_ms == 1500 &&
-              m.len == 3 && m.arg == h + n && m.arg_off == n);
+              m.priority == 7 && m.len == 3 && m.arg == h + n && m.arg_off == n);
     for (size_t k = 0; k < n; k++) /* every truncation of the head */
         CU_ASSERT_EQUAL(pp_proto_rjob_decode(h, k, &m), -1);
     /* Timeouts: none, below a millisecond, huge. */
-    pp_proto_rjob_head(h, hash, "sq", 0);
+    pp_proto_rjob_head(h, hash, "sq", 0, 0);
     CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\0\0\0\0", 4), 0);
-    pp_proto_rjob_head(h, hash, "sq", 1e-6);
+    pp_proto_rjob_head(h, hash, "sq", 1e-6, 0);
     CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\0\0\0\1", 4), 0);
-    pp_proto_rjob_head(h, hash, "sq", 1e12);
+    pp_proto_rjob_head(h, hash, "sq", 1e12, 0);
     CU_ASSERT_EQUAL(memcmp(h + PP_SHA256_LEN + 4, "\xff\xff\xff\xff", 4), 0);
-    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, "", 0), 0);
+    /* Priorities are two's complement, big-endian, both ends of the range. */
+    static const struct { int32_t v; uint8_t b[4]; } prios[] = {
+        {0, {0, 0, 0, 0}},
+        {-1, {0xff, 0xff, 0xff, 0xff}},
+        {-2, {0xff, 0xff, 0xff, 0xfe}},
+        {0x01020304, {1, 2, 3, 4}},
+        {INT32_MAX, {0x7f, 0xff, 0xff, 0xff}},
+        {INT32_MIN, {0x80, 0, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof prios / sizeof prios[0]; i++) {
+        n = pp_proto_rjob_head(h, hash, "sq", 0, prios[i].v);
+        CU_ASSERT_EQUAL(memcmp(h + n - 4, prios[i].b, 4), 0);
+        CU_ASSERT(pp_proto_rjob_decode(h, n, &m) == 0 && m.priority == prios[i].v && m.len == 0);
+    }
+    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, "", 0, 0), 0);
     char longsym[PP_SYMBOL_MAX + 2];
     memset(longsym, 'y', sizeof longsym - 1);
     longsym[sizeof longsym - 1] = 0;
-    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, longsym, 0), 0);
+    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, longsym, 0, 0), 0);
+    /* The longest symbol fills the head exactly. */
+    longsym[PP_SYMBOL_MAX] = 0;
+    CU_ASSERT_EQUAL(pp_proto_rjob_head(h, hash, longsym, 0, -5), PP_RJOB_HEAD_MAX);
+}
+
+/* CANCEL is an id and nothing else; the flags each type may carry. */
+static void test_cancel_and_flags(void)
+{
+    uint8_t one = 0;
+    pp_frame f = frame_of(PP_T_CANCEL, NULL, 0);
+    f.hdr.id = 42;
+    CU_ASSERT_EQUAL(pp_proto_cancel_decode(&f), 0);
+    f = frame_of(PP_T_CANCEL, &one, 1); /* a payload: malformed */
+    CU_ASSERT_EQUAL(pp_proto_cancel_decode(&f), -1);
+    char buf[16];
+    CU_ASSERT_STRING_EQUAL(pp_proto_type_name(PP_T_CANCEL, buf), "CANCEL");
+    CU_ASSERT_EQUAL(PP_T_NET_MAX, PP_T_CANCEL);
+    CU_ASSERT_EQUAL(PP_PROTO_MIN, 2);
+    CU_ASSERT_EQUAL(PP_PROTO_MAX, 2);
+    CU_ASSERT_EQUAL(PP_WIRE_F_ALL, PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH);
+    CU_ASSERT_EQUAL(pp_proto_flags_allowed(PP_T_JOB), PP_WIRE_F_BATCH);
+    CU_ASSERT_EQUAL(pp_proto_flags_allowed(PP_T_RESULT), PP_WIRE_F_BATCH);
+    CU_ASSERT_EQUAL(pp_proto_flags_allowed(PP_T_RJOB), PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH);
+    CU_ASSERT_EQUAL(pp_proto_flags_allowed(PP_T_RRESULT), PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH);
+    static const uint8_t none[] = {PP_T_WHELLO, PP_T_TASKDEF, PP_T_HELLO, PP_T_CHALLENGE,
+                                   PP_T_PROOF, PP_T_ACCEPT, PP_T_ERROR, PP_T_NEED,
+                                   PP_T_MODULE, PP_T_NCPUS, PP_T_PING, PP_T_PONG,
+                                   PP_T_BYE, PP_T_CANCEL, 0, 99};
+    for (size_t i = 0; i < sizeof none; i++)
+        CU_ASSERT_EQUAL(pp_proto_flags_allowed(none[i]), 0);
+}
+
+/* ---- batches ---- */
+
+/* A copy of n bytes in a block of exactly n bytes: under ASan, a read past
+ * the end of what the iterator was given is caught. */
+static uint8_t *exact(const void *p, size_t n)
+{
+    uint8_t *c = malloc(n ? n : 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    if (n)
+        memcpy(c, p, n);
+    return c;
+}
+
+/* Reads a batch to its end: the item count, or -1 when it is refused. */
+static long batch_read(const void *p, size_t n, pp_batch_kind kind)
+{
+    uint8_t *c = exact(p, n);
+    pp_batch_iter it;
+    pp_batch_item item;
+    long items = 0;
+    int r = -1;
+    if (pp_proto_batch_open(&it, c, n, kind) == 0) {
+        while ((r = pp_proto_batch_next(&it, &item)) == 1) {
+            CU_ASSERT(item.data >= c + 4 && item.data + item.len <= c + n);
+            items++;
+        }
+        CU_ASSERT_EQUAL(pp_proto_batch_next(&it, &item), r); /* it stays where it ended */
+    }
+    uint32_t count = 0;
+    CU_ASSERT_EQUAL(pp_proto_batch_check(c, n, kind, &count), r == 0 ? 0 : -1);
+    free(c);
+    return r == 0 ? items : -1;
+}
+
+static void test_batch_args(void)
+{
+    pp_buf b;
+    pp_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&b), 0);
+    CU_ASSERT(b.len == 4 && memcmp(b.data, "\0\0\0\0", 4) == 0);
+    CU_ASSERT_EQUAL(batch_read(b.data, b.len, PP_BATCH_ARGS), 0); /* an empty batch */
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "ab", 2), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, NULL, 0), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "xyz", 3), 0);
+    const uint8_t want[] = {0, 0, 0, 3, 0, 0, 0, 2, 'a', 'b', 0, 0, 0, 0,
+                            0, 0, 0, 3, 'x', 'y', 'z'};
+    CU_ASSERT_EQUAL_FATAL(b.len, sizeof want);
+    CU_ASSERT_EQUAL(memcmp(b.data, want, sizeof want), 0);
+    pp_batch_iter it;
+    pp_batch_item item;
+    CU_ASSERT_EQUAL_FATAL(pp_proto_batch_open(&it, b.data, b.len, PP_BATCH_ARGS), 0);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.len == 2 &&
+              memcmp(item.data, "ab", 2) == 0 && item.status == PP_DONE);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.len == 0);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.len == 3 &&
+              memcmp(item.data, "xyz", 3) == 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_next(&it, &item), 0);
+    CU_ASSERT_EQUAL(batch_read(b.data, b.len, PP_BATCH_ARGS), 3);
+    /* Every truncation is refused, and so is a byte too many. */
+    for (size_t k = 0; k < b.len; k++)
+        CU_ASSERT_EQUAL(batch_read(b.data, k, PP_BATCH_ARGS), -1);
+    uint8_t more[sizeof want + 1];
+    memcpy(more, want, sizeof want);
+    more[sizeof want] = 0;
+    CU_ASSERT_EQUAL(batch_read(more, sizeof more, PP_BATCH_ARGS), -1);
+    /* A length past the end, by one and by the most a u32 says. */
+    memcpy(more, want, sizeof want);
+    more[17] = 4; /* the third item claims 4 bytes, 3 follow */
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    memset(more + 14, 0xff, 4);
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    memcpy(more, want, sizeof want);
+    memset(more + 4, 0xff, 4); /* the first item's length wraps nothing */
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    /* Counts: fewer items than said, more than said, more than the bytes
+     * could hold, above PP_BATCH_MAX, the largest u32. */
+    memcpy(more, want, sizeof want);
+    more[3] = 4;
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    more[3] = 2;
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    more[3] = 6; /* 6 heads would need 24 bytes after the count; 17 remain */
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    memset(more, 0xff, 4);
+    CU_ASSERT_EQUAL(batch_read(more, sizeof want, PP_BATCH_ARGS), -1);
+    pp_buf_reset(&b);
+}
+
+/* PP_BATCH_MAX items fit; one more does not, in the encoder or the
+ * iterator, whatever the bytes. */
+static void test_batch_limits(void)
+{
+    pp_buf b;
+    pp_buf_init(&b, 4 + 4 * (size_t)(PP_BATCH_MAX + 1));
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&b), 0);
+    for (int i = 0; i < PP_BATCH_MAX; i++)
+        if (pp_proto_batch_add(&b, NULL, 0) != 0) {
+            CU_FAIL("an item within PP_BATCH_MAX refused");
+            break;
+        }
+    CU_ASSERT_EQUAL(pp_load32(b.data), PP_BATCH_MAX);
+    size_t len = b.len;
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "x", 1), -1); /* one too many: b unchanged */
+    CU_ASSERT(b.len == len && pp_load32(b.data) == PP_BATCH_MAX);
+    CU_ASSERT_EQUAL(batch_read(b.data, b.len, PP_BATCH_ARGS), PP_BATCH_MAX);
+    /* PP_BATCH_MAX + 1 empty items, bytes and all: refused by its count. */
+    CU_ASSERT_EQUAL(pp_buf_reserve(&b, 4), 0);
+    memset(b.data + b.len, 0, 4);
+    b.len += 4;
+    pp_store32(b.data, PP_BATCH_MAX + 1);
+    CU_ASSERT_EQUAL(batch_read(b.data, b.len, PP_BATCH_ARGS), -1);
+    /* The buffer's cap: an item that does not fit leaves b as it was. */
+    pp_buf small;
+    pp_buf_init(&small, 16);
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&small), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&small, "12345678", 8), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&small, "9", 1), -1);
+    CU_ASSERT(small.len == 16 && pp_load32(small.data) == 1);
+    /* Not begun: nothing to add to. */
+    pp_buf none;
+    pp_buf_init(&none, 64);
+    CU_ASSERT_EQUAL(pp_proto_batch_add(&none, "x", 1), -1);
+    pp_buf_reset(&small);
+    pp_buf_reset(&b);
+}
+
+static void test_batch_results(void)
+{
+    pp_buf b;
+    pp_buf_init(&b, 1 << 20);
+    CU_ASSERT_EQUAL(pp_proto_batch_begin(&b), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add_result(&b, PP_DONE, "ok", 2), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add_result(&b, PP_FAILED, "bad", 3), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add_result(&b, PP_DONE, NULL, 0), 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_add_result(&b, PP_CRASHED, "x", 1), -1); /* per item: done or failed */
+    const uint8_t want[] = {0, 0, 0, 3,
+                            PP_DONE, 0, 0, 0, 0, 0, 0, 2, 'o', 'k',
+                            PP_FAILED, 0, 0, 0, 0, 0, 0, 3, 'b', 'a', 'd',
+                            PP_DONE, 0, 0, 0, 0, 0, 0, 0};
+    CU_ASSERT_EQUAL_FATAL(b.len, sizeof want);
+    CU_ASSERT_EQUAL(memcmp(b.data, want, sizeof want), 0);
+    pp_batch_iter it;
+    pp_batch_item item;
+    CU_ASSERT_EQUAL_FATAL(pp_proto_batch_open(&it, b.data, b.len, PP_BATCH_RESULTS), 0);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.status == PP_DONE && item.len == 2 &&
+              memcmp(item.data, "ok", 2) == 0);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.status == PP_FAILED &&
+              item.len == 3 && memcmp(item.data, "bad", 3) == 0);
+    CU_ASSERT(pp_proto_batch_next(&it, &item) == 1 && item.status == PP_DONE && item.len == 0);
+    CU_ASSERT_EQUAL(pp_proto_batch_next(&it, &item), 0);
+    uint32_t count = 0;
+    CU_ASSERT(pp_proto_batch_check(b.data, b.len, PP_BATCH_RESULTS, &count) == 0 && count == 3);
+    CU_ASSERT_EQUAL(batch_read(b.data, b.len, PP_BATCH_RESULTS), 3);
+    for (size_t k = 0; k < b.len; k++) /* every truncation */
+        CU_ASSERT_EQUAL(batch_read(b.data, k, PP_BATCH_RESULTS), -1);
+    uint8_t bad[sizeof want + 1];
+    /* A status an item cannot have, non-zero padding, a length past the
+     * end, a byte after the last item. */
+    static const struct { size_t at; uint8_t v; } flips[] = {
+        {4, PP_CRASHED}, {4, PP_PENDING}, {4, 0xff}, {5, 1}, {6, 1}, {7, 1},
+        {11, 3}, {8, 0x80}, {21, 4}, {32, 1},
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        memcpy(bad, want, sizeof want);
+        bad[flips[i].at] = flips[i].v;
+        CU_ASSERT_EQUAL(batch_read(bad, sizeof want, PP_BATCH_RESULTS), -1);
+    }
+    memcpy(bad, want, sizeof want);
+    bad[sizeof want] = 0;
+    CU_ASSERT_EQUAL(batch_read(bad, sizeof bad, PP_BATCH_RESULTS), -1);
+    /* The layouts differ: results read as arguments (and the reverse) do
+     * not pass. */
+    CU_ASSERT_EQUAL(batch_read(want, sizeof want, PP_BATCH_ARGS), -1);
+    pp_buf_reset(&b);
+}
+
+/* Random bytes never make the iterator read outside what it was given
+ * (ASan watches), and whatever it accepts is consistent. */
+static void test_batch_random(void)
+{
+    uint32_t x = 12345;
+    for (int round = 0; round < 20000; round++) {
+        uint8_t p[64] = {0};
+        size_t n = (size_t)(round % 64);
+        for (size_t i = 0; i < n; i++) {
+            x = x * 1103515245u + 12345u;
+            p[i] = (uint8_t)(x >> 16);
+        }
+        /* Small counts and lengths, so that some inputs get far in. */
+        if (n >= 4) {
+            p[0] = p[1] = p[2] = 0;
+            p[3] &= 7;
+        }
+        for (size_t i = 4; i + 4 <= n; i += 5)
+            if (p[i] & 1)
+                p[i] = p[i + 1] = p[i + 2] = 0;
+        batch_read(p, n, round & 1 ? PP_BATCH_RESULTS : PP_BATCH_ARGS);
+    }
 }
 
 static void test_ping_and_names(void)
@@ -342,6 +592,11 @@ static void test_handshake_versions(void)
     snprintf(want, sizeof want, "client speaks %d..%d, server speaks %d..%d", PP_PROTO_MAX + 1,
              PP_PROTO_MAX + 3, PP_PROTO_MIN, PP_PROTO_MAX);
     CU_ASSERT_PTR_NOT_NULL(strstr(s.err, want));
+    /* A version 1 client (before priorities, CANCEL and batches). */
+    hello[0] = hello[1] = 1;
+    CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, NULL, &f, 1024, 1, chal), PP_HS_FAIL);
+    CU_ASSERT_EQUAL(s.err_code, PP_E_VERSION);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.err, "client speaks 1..1, server speaks 2..2"));
     hello[0] = 3; /* min above max */
     hello[1] = 1;
     CU_ASSERT_EQUAL(pp_hs_server_hello(&s, &k, NULL, &f, 1024, 1, chal), PP_HS_FAIL);
@@ -360,6 +615,11 @@ int pp_register_suites(void)
         {"HELLO and CHALLENGE", test_hello_challenge},
         {"ERROR, BYE, NCPUS, NEED, MODULE", test_error_bye_ncpus_need_module},
         {"RJOB", test_rjob},
+        {"CANCEL, flags per type", test_cancel_and_flags},
+        {"batch arguments: layout, every malformed form", test_batch_args},
+        {"batch limits: PP_BATCH_MAX, the buffer's cap", test_batch_limits},
+        {"batch results: layout, every malformed form", test_batch_results},
+        {"batches of random bytes", test_batch_random},
         {"PING tokens, type names", test_ping_and_names},
         {"handshake: both roles, a wrong secret", test_handshake_roles},
         {"handshake: replayed and reflected proofs", test_handshake_replay_reflect},

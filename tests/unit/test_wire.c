@@ -193,7 +193,7 @@ static void test_decode_errors(void)
     snprintf(over, sizeof over, "type %d", PP_T_MAX + 1);
     expect_bad(3, PP_T_MAX + 1, ok_len, over);
     expect_bad(3, 0xFF, ok_len, "type 255");
-    expect_bad(5, 0x03, ok_len, "flags 0x0003");  /* unknown bit 1 */
+    expect_bad(5, 0x05, ok_len, "flags 0x0005");  /* unknown bit 2 (bit 1 is PP_WIRE_F_BATCH) */
     expect_bad(4, 0x80, ok_len, "flags 0x8001");  /* unknown bit 15 */
     expect_bad(6, 0x01, ok_len, "reserved");
     expect_bad(7, 0x01, ok_len, "reserved");
@@ -205,7 +205,7 @@ static void test_decode_errors(void)
 static void test_decode_errors_distinct(void)
 {
     static const struct { size_t at; uint8_t val; } cases[] = {
-        {0, 'X'}, {2, 9}, {3, 0}, {5, 0x02}, {6, 1}, {16, 0xFF},
+        {0, 'X'}, {2, 9}, {3, 0}, {5, 0x04}, {6, 1}, {16, 0xFF},
     };
     char msgs[PP_ARRAY_LEN(cases)][PP_ERR_LEN];
     for (size_t i = 0; i < PP_ARRAY_LEN(cases); i++) {

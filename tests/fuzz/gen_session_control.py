@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Writes the fuzz_session corpus inputs for protocol version 2 (priorities,
+# CANCEL of waiting, queued and unknown jobs, batch RJOBs well-formed and
+# not, the batch flag where it does not belong), each for a plaintext and a
+# TLS node, named by SHA-1 as libFuzzer names its inputs:
+#   python3 tests/fuzz/gen_session_control.py tests/fuzz/corpus/session [NAME...]
+# (NAMEs: only those inputs).  The node of fuzz_session has no workers: jobs
+# wait, parked for their module or queued, which is what CANCEL is for.
+import hashlib, os, struct, sys, zlib
+
+out = sys.argv[1]
+MOD = b"\x7fELF fuzz module for CANCEL and batches"
+H = hashlib.sha256(MOD).digest()
+def hdr(t, flags, id, n): return b"PP" + bytes([1, t]) + struct.pack(">HHQI", flags, 0, id, n)
+def frame(t, p=b"", flags=0, id=0): return hdr(t, flags, id, len(p)) + p
+def str16(s): return struct.pack(">H", len(s)) + s
+def rjob(id, prio, arg, flags=0, sym=b"t_echo", timeout=0, h=H):
+    p = h + str16(sym) + struct.pack(">I", timeout) + struct.pack(">i", prio) + arg
+    return frame(21, p, flags, id)
+def batch(items):
+    return struct.pack(">I", len(items)) + b"".join(struct.pack(">I", len(i)) + i for i in items)
+def module():
+    # a job first: the node stores only a module it asked for (NEED)
+    return rjob(100, 0, b"w") + frame(24, H + struct.pack(">I", len(MOD)) + zlib.compress(MOD))
+CANCEL = 29
+inputs = {
+ # parked then queued jobs of three priorities, a batch, cancels of each kind
+ "cancel_mix": rjob(1, 5, b"a") + rjob(2, -3, batch([b"x", b"yz"]), 2) + frame(CANCEL, id=1)
+   + module() + rjob(3, 10, b"c") + rjob(4, 10, b"d") + rjob(5, 0, b"e") + frame(CANCEL, id=4)
+   + frame(CANCEL, id=2) + frame(CANCEL, id=99) + frame(CANCEL, id=5) + frame(CANCEL, id=5),
+ # jobs parked for a module nobody sends: cancelled while they wait for it
+ "cancel_parked": rjob(30, 0, b"a", h=hashlib.sha256(b"never sent").digest())
+   + rjob(31, 4, b"b", h=hashlib.sha256(b"never sent").digest()) + frame(CANCEL, id=31)
+   + frame(CANCEL, id=30) + frame(CANCEL, id=30),
+ "cancel_payload": module() + rjob(7, 0, b"a") + frame(CANCEL, b"\x00", id=7),
+ "batch_ok": module() + rjob(8, 1, batch([b"", b"1", b"22" * 10]), 2) + rjob(9, 1, batch([]), 2),
+ "batch_bad_len": module() + rjob(10, 0, struct.pack(">II", 1, 9) + b"abc", 2),
+ "batch_bad_count": module() + rjob(11, 0, struct.pack(">I", 70000) + b"\0" * 16, 2),
+ "batch_trailing": module() + rjob(12, 0, batch([b"q"]) + b"!", 2),
+ "batch_flag_on_ping": frame(26, b"", 2, 5),
+ "batch_flag_on_cancel": frame(CANCEL, b"", 2, 1),
+ "prio_extremes": module() + b"".join(rjob(20 + i, p, b"p") for i, p in
+   enumerate([0, -1, 2**31 - 1, -2**31, 7, 7, 0, -1])) + frame(CANCEL, id=22) + frame(CANCEL, id=23),
+}
+only = sys.argv[2:]
+for name, body in inputs.items():
+    if only and name not in only:
+        continue
+    for first in (0x01, 0x03):
+        data = bytes([first]) + body
+        fn = hashlib.sha1(data).hexdigest()
+        open(os.path.join(out, fn), "wb").write(data)
+        print(fn, name, hex(first), len(data))
