@@ -33,9 +33,11 @@ typedef struct pp_backend_ops {
     int (*dispatch)(pp_backend *b, pp_job *j);
     /* The end of a dispatch round: writes what the round queued. */
     void (*flush)(pp_backend *b);
-    /* Stops a job it holds (NULL: it cannot); the job comes back through
-     * pp_sched_finish() or pp_sched_requeue(), now or later. */
-    void (*cancel)(pp_backend *b, pp_job *j);
+    /* Stops the jobs it holds that pp_job_cancel() ended (NULL: it
+     * cannot); each comes back through pp_sched_finish() or
+     * pp_sched_requeue(), now or later, as usual.  Called after cancels,
+     * so it may see a job it already stops: once is enough. */
+    void (*cancel)(pp_backend *b);
     /* Sets its number of workers (NULL: not its to set). */
     void (*resize)(pp_backend *b, int n);
     pp_backend_state (*state)(pp_backend *b);

@@ -6,13 +6,14 @@
  * returned (s->teardown). */
 #include "internal.h"
 
-/* The callbacks list links through cbnext: a job cancelled while the
- * scheduler still holds it is in one of its lists through `next`. */
+/* The callbacks list links through gnext: a job cancelled while the
+ * scheduler still holds it is in one of its lists through `next`, and it
+ * has left its group's pending jobs. */
 static void cb_push(job_list *l, pp_job *j)
 {
-    j->cbnext = NULL;
+    j->gnext = NULL;
     if (l->tail)
-        l->tail->cbnext = j;
+        l->tail->gnext = j;
     else
         l->head = j;
     l->tail = j;
@@ -23,7 +24,7 @@ static pp_job *cb_pop(job_list *l)
 {
     pp_job *j = l->head;
     if (j) {
-        l->head = j->cbnext;
+        l->head = j->gnext;
         if (!l->head)
             l->tail = NULL;
         l->n--;

@@ -40,24 +40,32 @@
 
 #define PP_HIDDEN __attribute__((visibility("hidden")))
 
+/* Most retries and node failures a job may be given (kept in 16 bits). */
+#define PP_RETRIES_MAX 10000
+
 /* Largest argument or result, in bytes. */
 #define PP_MAX_FRAME (1u << 30)
 
 typedef struct pp_backend pp_backend;
 
-/* A list of jobs linked through `next` (the scheduler's and callbacks'
- * lists) or through `fnext` (finished lists). */
+/* A list of jobs linked through `next` (the scheduler's lists) or `gnext`
+ * (the callbacks due). */
 typedef struct job_list {
     pp_job *head, *tail;
     size_t n;
 } job_list;
 
-/* Jobs finished (and called back), in that order, for pp_next_done(); each
- * holds a reference.  Jobs freed by the caller meanwhile are pruned. */
+/* Jobs finished (and called back), in that order, for pp_next_done():
+ * entries pointing to them, cleared when the caller frees the job
+ * (joblists.c). */
+typedef struct done_ref {
+    _Atomic(pp_job *) job;       /* NULL once taken or freed */
+    struct done_ref *next;
+    uint32_t done_seq;           /* its place in the order jobs finished */
+} done_ref;
+
 typedef struct done_list {
-    pp_job *head, *tail;
-    size_t n;
-    size_t compact_at;           /* n at which freed entries are swept out */
+    done_ref *head, *tail;
 } done_list;
 
 typedef struct pp_group {
@@ -91,7 +99,8 @@ typedef struct pp_task_entry {
 } pp_task_entry;
 
 struct pp_job {
-    pp_pool_job pj;              /* (sched) what the worker pool sees */
+    pp_pool_job pj;              /* (sched) what the worker pool sees; pj.len is
+                                    the argument's length */
     pp_server *s;
     _Atomic int status;          /* published with release under mu */
     _Atomic int refs;            /* the caller's handle + the library's, and
@@ -106,24 +115,22 @@ struct pp_job {
     size_t result_len;
     pp_node *node;               /* where it ran */
     uint64_t run_ns;             /* task run time, for the node's statistics */
-    uint64_t done_seq;           /* (mu) its place in the order jobs finished */
-    int attempts;                /* (sched) node failures while it ran there */
-    int priority;                /* higher runs first */
-    int retries;                 /* (sched) runs left after a failure */
-    int runs_failed;             /* (sched) runs that failed and were retried */
-    uint64_t rid;                /* (sched) its dispatch id on a node */
-    pp_backend *where;           /* (sched) the backend holding it, or NULL */
-    pp_backend *avoid;           /* (sched) where its last run failed */
-    _Atomic int cancelled;       /* set once, under mu, by pp_job_cancel() */
-    int end_status;              /* (sched) how it ended, until publish() makes it
+    struct pp_job *next;         /* (sched) in the incoming, ready or done list */
+    /* (mu) Its group's pending jobs while pending (for cancels); the
+     * callbacks due once final (gnext only). */
+    struct pp_job *gprev, *gnext;
+    _Atomic(done_ref *) dref;    /* its entry in its group's finished list */
+    int32_t priority;            /* higher runs first */
+    int16_t attempts;            /* (sched) node failures while it ran there */
+    int16_t retries;             /* (sched) runs left after a failure */
+    int16_t runs_failed;         /* (sched) runs that failed and were retried */
+    uint16_t where;              /* (sched) 1 + the index of the backend holding
+                                    it in s->backends; 0 = none */
+    uint16_t avoid;              /* (sched) the same for where its last run failed */
+    int8_t end_status;           /* (sched) how it ended, until publish() makes it
                                     the status: readers of a final status may
                                     then read the result */
-    struct pp_job *next;         /* in the incoming, ready, done or callback list */
-    struct pp_job *cnext;        /* (mu) in the cancel requests */
-    struct pp_job *fnext;        /* (mu) in its group's finished list */
-    struct pp_job *cbnext;       /* (mu) in the callbacks due */
-    struct pp_job *lprev, *lnext; /* (mu) among its group's pending jobs */
-    size_t len;
+    _Atomic unsigned char cancelled; /* set once, under mu, by pp_job_cancel() */
     unsigned char arg[];         /* the argument bytes, copied at submit */
 };
 
@@ -151,8 +158,9 @@ struct pp_server {
     job_list incoming;           /* (mu) submitted, not yet seen by the scheduler */
     int incoming_prio;           /* (mu) the priority of every incoming job... */
     int incoming_mixed;          /* (mu) ...unless they differ */
-    pp_job *cancels;             /* (mu) cancelled jobs for the scheduler to stop,
-                                    through cnext, each holding a reference */
+    unsigned cancel_gen;         /* (mu) jobs cancelled so far: the scheduler
+                                    stops them when it changes */
+    unsigned cancel_seen;        /* (sched) cancel_gen it last acted on */
     int wake_pending;            /* (mu) the eventfd was written since the last drain */
     int efd;                     /* eventfd that wakes the scheduler */
     int ncpus_want;              /* (mu) local workers wanted */
@@ -164,6 +172,10 @@ struct pp_server {
     size_t outstanding;          /* (mu) every job not yet finished + called back */
     pp_job *live;                /* (mu) pending jobs of no named group */
     done_list finished;          /* (mu) jobs of no named group, as pp_group's */
+    size_t refs_n;               /* (mu) entries on every finished list */
+    done_ref *spare_refs;        /* (mu) entries to reuse, nspare of them */
+    size_t nspare;
+    _Atomic size_t refs_dead;    /* of those, cleared (joblists.c) */
     uint64_t done_seq;           /* (mu) finished jobs so far, for their order */
     int max_pending;             /* bound on `outstanding` for pp_submit() */
 
@@ -193,7 +205,7 @@ struct pp_server {
     int cb_started;              /* (mu) */
     int cb_stop;                 /* (mu) */
     job_list callbacks;          /* (mu) finished jobs whose callbacks are due
-                                    (through cbnext: a cancelled job may still
+                                    (through gnext: a cancelled job may still
                                     be in a scheduler list) */
     /* pp_server_free() asked for from a callback: run by the callback
      * thread once that callback returned (server.c sets it). */
@@ -266,6 +278,12 @@ static inline void job_list_splice(job_list *dst, job_list *src)
 
 #define PP_JOB_FREED (1 << 30)
 
+/* Whether pp_job_cancel() ended it (any thread). */
+static inline int pp_job_cancelled(const pp_job *j)
+{
+    return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);
+}
+
 /* Drops a reference; the last one frees the job and its result. */
 static inline void pp_job_unref(pp_job *j)
 {
@@ -302,17 +320,17 @@ PP_HIDDEN void pp_job_link_live_locked(pp_server *s, pp_job *j);
 /* The job is final: it leaves them. */
 PP_HIDDEN void pp_job_unlink_live_locked(pp_server *s, pp_job *j);
 /* The job is final and called back: its group's pp_next_done() may return
- * it; the library's reference goes to that list (or is dropped when the
- * caller freed the job). */
+ * it (unless the caller freed it); drops the library's reference. */
 PP_HIDDEN void pp_job_retire_locked(pp_server *s, pp_job *j);
-/* The oldest finished job of `g` (of any group when `all`), or NULL; the
- * caller gets the list's reference. */
+/* pp_job_free(): clears the job's finished-list entry (mu not needed). */
+PP_HIDDEN void pp_job_unlist(pp_job *j);
+/* The oldest finished job of `g` (of any group when `all`), taken off its
+ * list, or NULL. */
 PP_HIDDEN pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all);
-/* Drops the list's references (teardown). */
-PP_HIDDEN void pp_finished_free(done_list *l);
-/* Takes the cancel requests: the caller stops each job and drops the
- * reference the request holds. */
-PP_HIDDEN pp_job *pp_cancels_take_locked(pp_server *s);
+/* Frees the entries kept for reuse (teardown). */
+PP_HIDDEN void pp_spare_refs_free(pp_server *s);
+/* Empties the list (teardown: the handles may outlive the server). */
+PP_HIDDEN void pp_finished_free(pp_server *s, done_list *l);
 
 /* ---- sched.c: the scheduler thread ---- */
 

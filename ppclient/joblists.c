@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* joblists.c -- the lists a job joins besides the scheduler's: its group's
- * pending jobs (for cancels), the cancel requests, and its group's finished
- * jobs (for pp_next_done()).  Every function here runs with mu held and
- * calls nothing else of libpp, so that submit.c, sched.c and callback.c
- * can all use it. */
+ * pending jobs (for cancels, through gprev/gnext) and its group's finished
+ * jobs (for pp_next_done(), through a small entry of its own).
+ * Every function here runs with mu held and calls nothing else of libpp,
+ * so that submit.c, sched.c and callback.c can all use it. */
 #include "internal.h"
 
 /* ---- pending jobs, for cancels ---- */
@@ -16,67 +16,109 @@ static pp_job **live_head(pp_server *s, pp_job *j)
 void pp_job_link_live_locked(pp_server *s, pp_job *j)
 {
     pp_job **h = live_head(s, j);
-    j->lprev = NULL;
-    j->lnext = *h;
+    j->gprev = NULL;
+    j->gnext = *h;
     if (*h)
-        (*h)->lprev = j;
+        (*h)->gprev = j;
     *h = j;
 }
 
 void pp_job_unlink_live_locked(pp_server *s, pp_job *j)
 {
-    if (j->lprev)
-        j->lprev->lnext = j->lnext;
+    if (j->gprev)
+        j->gprev->gnext = j->gnext;
     else
-        *live_head(s, j) = j->lnext;
-    if (j->lnext)
-        j->lnext->lprev = j->lprev;
-    j->lprev = j->lnext = NULL;
+        *live_head(s, j) = j->gnext;
+    if (j->gnext)
+        j->gnext->gprev = j->gprev;
+    j->gprev = j->gnext = NULL;
 }
 
-/* ---- finished jobs, for pp_next_done() ---- */
+/* ---- finished jobs, for pp_next_done() ----
+ * A finished list holds small entries (done_ref), not the jobs: each
+ * points to its job until pp_next_done() takes it or pp_job_free() clears
+ * it, so a job is freed by the thread that frees its handle, at once,
+ * without mu (the scheduler holds mu while it publishes).  Cleared entries
+ * are dropped in a sweep of every list once they are many (amortised: each
+ * sweep drops at least as many as it keeps; not at every retire, which
+ * would read, per job, a line another thread just wrote), and at a list's
+ * head by pp_next_done().  j->dref and the FREED bit are each written before the other is
+ * read (sequentially consistent): retiring sees FREED and clears the entry
+ * itself, or pp_job_free() sees the entry and clears it. */
 
-static int handle_freed(pp_job *j)
+#define SPARE_MAX 4096 /* entries kept for reuse: a malloc per job saved */
+
+static void spare(pp_server *s, done_ref *r)
 {
-    return atomic_load_explicit(&j->refs, memory_order_acquire) & PP_JOB_FREED;
+    if (s->nspare >= SPARE_MAX) {
+        free(r);
+        return;
+    }
+    r->next = s->spare_refs;
+    s->spare_refs = r;
+    s->nspare++;
 }
 
-/* Drops the jobs the caller freed from the head of the list. */
-static void done_prune_head(done_list *l)
+void pp_spare_refs_free(pp_server *s)
 {
-    pp_job *j;
-    while ((j = l->head) && handle_freed(j)) {
-        l->head = j->fnext;
+    done_ref *r;
+    while ((r = s->spare_refs)) {
+        s->spare_refs = r->next;
+        free(r);
+    }
+    s->nspare = 0;
+}
+
+/* Drops the cleared entries at the head of the list. */
+static void prune_head(pp_server *s, done_list *l)
+{
+    done_ref *r;
+    while ((r = l->head) && !atomic_load(&r->job)) {
+        l->head = r->next;
         if (!l->head)
             l->tail = NULL;
-        l->n--;
-        pp_job_unref(j);
+        s->refs_n--;
+        atomic_fetch_sub(&s->refs_dead, 1);
+        spare(s, r);
     }
 }
 
-/* Drops every job the caller freed: when the list has doubled since the
- * last sweep, so that a program that never calls pp_next_done() keeps only
- * the handles it holds (amortised O(1) per job). */
-static void done_compact(done_list *l)
+static void sweep_list(pp_server *s, done_list *l)
 {
-    pp_job *keep = NULL, *tail = NULL, *j = l->head;
-    size_t n = 0;
-    while (j) {
-        pp_job *next = j->fnext;
-        if (handle_freed(j)) {
-            pp_job_unref(j);
-        } else {
-            j->fnext = NULL;
-            if (tail)
-                tail->fnext = j;
-            else
-                keep = j;
-            tail = j;
-            n++;
+    done_ref *keep = NULL, *tail = NULL;
+    for (done_ref *r = l->head, *next; r; r = next) {
+        next = r->next;
+        if (!atomic_load(&r->job)) {
+            s->refs_n--;
+            atomic_fetch_sub(&s->refs_dead, 1);
+            spare(s, r);
+            continue;
         }
-        j = next;
+        r->next = NULL;
+        if (tail)
+            tail->next = r;
+        else
+            keep = r;
+        tail = r;
     }
-    *l = (done_list){.head = keep, .tail = tail, .n = n, .compact_at = 2 * n + 1024};
+    l->head = keep;
+    l->tail = tail;
+}
+
+/* Every list, when cleared entries are many. */
+static void sweep_all(pp_server *s)
+{
+    size_t dead = atomic_load(&s->refs_dead);
+    if (dead < 1024 || dead < s->refs_n / 2)
+        return;
+    sweep_list(s, &s->finished);
+    for (pp_group *g = s->groups; g; g = g->next)
+        sweep_list(s, &g->finished);
+}
+
+static int freed(pp_job *j)
+{
+    return atomic_load(&j->refs) & PP_JOB_FREED;
 }
 
 void pp_job_retire_locked(pp_server *s, pp_job *j)
@@ -85,68 +127,88 @@ void pp_job_retire_locked(pp_server *s, pp_job *j)
         j->group->outstanding--;
     s->outstanding--;
     done_list *l = j->group ? &j->group->finished : &s->finished;
-    done_prune_head(l);
-    if (handle_freed(j)) {
-        pp_job_unref(j);
-        return;
+    done_ref *r = NULL;
+    if (!freed(j)) {
+        if ((r = s->spare_refs)) {
+            s->spare_refs = r->next;
+            s->nspare--;
+        } else {
+            r = malloc(sizeof *r);
+        }
     }
-    /* The library's reference is now the list's. */
-    j->done_seq = ++s->done_seq;
-    j->fnext = NULL;
-    if (l->tail)
-        l->tail->fnext = j;
-    else
-        l->head = j;
-    l->tail = j;
-    l->n++;
-    if (l->n >= (l->compact_at ? l->compact_at : 1024))
-        done_compact(l);
+    if (r) { /* without memory the job is only not returned by pp_next_done() */
+        *r = (done_ref){.next = NULL, .done_seq = ++s->done_seq};
+        atomic_init(&r->job, j);
+        atomic_store(&j->dref, r);
+        if (l->tail)
+            l->tail->next = r;
+        else
+            l->head = r;
+        l->tail = r;
+        s->refs_n++;
+        if (freed(j) && atomic_exchange(&r->job, NULL) == j) /* freed meanwhile */
+            atomic_fetch_add(&s->refs_dead, 1);
+        sweep_all(s);
+    }
+    pp_job_unref(j); /* the library's reference */
 }
 
-void pp_finished_free(done_list *l)
+void pp_job_unlist(pp_job *j)
 {
-    pp_job *j;
-    while ((j = l->head)) {
-        l->head = j->fnext;
-        pp_job_unref(j);
-    }
-    *l = (done_list){0};
+    done_ref *r = atomic_load(&j->dref);
+    if (r && atomic_exchange(&r->job, NULL) == j)
+        atomic_fetch_add(&j->s->refs_dead, 1);
 }
 
-/* Takes the oldest finished job from the list (NULL if none). */
-static pp_job *done_take(done_list *l)
+void pp_finished_free(pp_server *s, done_list *l)
 {
-    done_prune_head(l);
-    pp_job *j = l->head;
-    if (j) {
-        l->head = j->fnext;
-        if (!l->head)
-            l->tail = NULL;
-        l->n--;
+    done_ref *r;
+    while ((r = l->head)) {
+        l->head = r->next;
+        pp_job *j = atomic_exchange(&r->job, NULL);
+        if (j) /* its handle may outlive the server */
+            atomic_store(&j->dref, NULL);
+        free(r);
     }
-    return j;
+    l->tail = NULL;
+    (void)s;
+}
+
+/* The list whose head finished first (of g, or of any group), or NULL. */
+static done_list *oldest(pp_server *s, pp_group *g, int all)
+{
+    if (!all) {
+        if (g)
+            prune_head(s, &g->finished);
+        return g && g->finished.head ? &g->finished : NULL;
+    }
+    prune_head(s, &s->finished);
+    done_list *best = s->finished.head ? &s->finished : NULL;
+    for (pp_group *x = s->groups; x; x = x->next) {
+        prune_head(s, &x->finished);
+        if (x->finished.head &&
+            (!best || (int32_t)(x->finished.head->done_seq - best->head->done_seq) < 0))
+            best = &x->finished;
+    }
+    return best;
 }
 
 pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all)
 {
-    if (!all)
-        return g ? done_take(&g->finished) : NULL;
-    done_list *best = NULL;
-    done_prune_head(&s->finished);
-    if (s->finished.head)
-        best = &s->finished;
-    for (pp_group *x = s->groups; x; x = x->next) {
-        done_prune_head(&x->finished);
-        if (x->finished.head && (!best || x->finished.head->done_seq < best->head->done_seq))
-            best = &x->finished;
+    done_list *l;
+    while ((l = oldest(s, g, all))) {
+        done_ref *r = l->head;
+        l->head = r->next;
+        if (!l->head)
+            l->tail = NULL;
+        s->refs_n--;
+        pp_job *j = atomic_exchange(&r->job, NULL);
+        spare(s, r);
+        if (j) {
+            atomic_store(&j->dref, NULL);
+            return j;
+        }
+        atomic_fetch_sub(&s->refs_dead, 1); /* cleared while we looked */
     }
-    return best ? done_take(best) : NULL;
+    return NULL;
 }
-
-pp_job *pp_cancels_take_locked(pp_server *s)
-{
-    pp_job *c = s->cancels;
-    s->cancels = NULL;
-    return c;
-}
-

@@ -57,14 +57,17 @@ static void l_flush(pp_backend *b)
     pp_pool_flush(of(b)->pool);
 }
 
-static int is_job(pp_pool_job *pj, void *arg)
+static int cancelled(pp_pool_job *pj, void *arg)
 {
-    return pj == arg;
+    (void)arg;
+    return pp_job_cancelled(PP_CONTAINER_OF(pj, pp_job, pj));
 }
 
-static void l_cancel(pp_backend *b, pp_job *j)
+/* The pool takes back the cancelled jobs not started yet and kills the
+ * workers running one. */
+static void l_cancel(pp_backend *b)
 {
-    pp_pool_cancel_if(of(b)->pool, is_job, &j->pj);
+    pp_pool_cancel_if(of(b)->pool, cancelled, NULL);
 }
 
 static void l_resize(pp_backend *b, int n)

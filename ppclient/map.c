@@ -352,7 +352,7 @@ static size_t split_locked(pp_map *m, map_unit *u, pp_job *j, int status, size_t
     const char *text;
     size_t tlen = take_result(u, j, &text);
     size_t bad = 0;
-    pp_proto_batch_open(&it, j->arg, j->len, PP_BATCH_ARGS); /* ours: well formed */
+    pp_proto_batch_open(&it, j->arg, j->pj.len, PP_BATCH_ARGS); /* ours: well formed */
     for (uint32_t k = 0; k < u->count; k++) {
         int got = pp_proto_batch_next(&it, &item) == 1;
         if (m->cancelled) {
@@ -378,7 +378,7 @@ static size_t retry_failed_locked(pp_map *m, map_unit *u, pp_job *j, size_t *mov
     pp_batch_iter it;
     pp_batch_item item;
     size_t bad = 0;
-    pp_proto_batch_open(&it, j->arg, j->len, PP_BATCH_ARGS); /* ours: well formed */
+    pp_proto_batch_open(&it, j->arg, j->pj.len, PP_BATCH_ARGS); /* ours: well formed */
     for (uint32_t k = 0; k < u->count && pp_proto_batch_next(&it, &item) == 1; k++) {
         size_t i = u->first + k;
         if (item_status(m, i) != PP_PENDING)

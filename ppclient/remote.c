@@ -56,6 +56,7 @@ static const char *const state_names[] = {"down", "refused", "connecting", "hell
 typedef struct slot {
     pp_job *job;
     uint64_t id;
+    int cancel_sent;              /* CANCEL sent for it */
 } slot;
 
 typedef struct remote {
@@ -577,18 +578,17 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     uint64_t id = (++r->seq << SLOT_BITS) | i;
     void *zip;
     size_t ziplen;
-    int zr = pp_zip_maybe(head, hlen, j->arg, j->len, &zip, &ziplen);
+    int zr = pp_zip_maybe(head, hlen, j->arg, j->pj.len, &zip, &ziplen);
     if (zr == 1) {
         if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB | j->pj.flags, id, NULL, 0, zip,
                              ziplen, free, zip) != 0) {
             free(zip);
             return -1;
         }
-    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, j->pj.flags, id, head, hlen, j->arg, j->len,
-                                NULL, NULL) != 0) {
+    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, j->pj.flags, id, head, hlen, j->arg,
+                                j->pj.len, NULL, NULL) != 0) {
         return -1;
     }
-    j->rid = id;
     r->nfree--;
     r->slots[i] = (slot){.job = j, .id = id};
     r->inflight++;
@@ -603,14 +603,19 @@ static void r_flush(pp_backend *b)
         pp_conn_flush(r->conn);
 }
 
-/* The node stops the job and answers its RJOB with PP_CANCELLED (or with
- * the result, when it had already run): the slot stays until then. */
-static void r_cancel(pp_backend *b, pp_job *j)
+/* Each job here the caller cancelled gets a CANCEL, once: the node stops
+ * it and answers its RJOB with PP_CANCELLED (or with the result, when it
+ * had already run); the slot stays until then. */
+static void r_cancel(pp_backend *b)
 {
     remote *r = of(b);
-    uint32_t i = (uint32_t)(j->rid & (MAX_SLOTS - 1));
-    if (r->conn && r->slots && r->slots[i].job == j && r->slots[i].id == j->rid)
-        pp_conn_send(r->conn, PP_T_CANCEL, 0, j->rid, NULL, 0);
+    for (uint32_t i = 0; r->conn && r->slots && i < MAX_SLOTS; i++) {
+        slot *sl = &r->slots[i];
+        if (sl->job && !sl->cancel_sent && pp_job_cancelled(sl->job)) {
+            pp_conn_send(r->conn, PP_T_CANCEL, 0, sl->id, NULL, 0);
+            sl->cancel_sent = 1;
+        }
+    }
 }
 
 static pp_backend_state r_state(pp_backend *b)

@@ -99,16 +99,11 @@ static pp_job *rq_pop(ready_queue *rq)
 
 /* ---- cancelled jobs ---- */
 
-static int is_cancelled(const pp_job *j)
-{
-    return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);
-}
-
 /* A cancelled job leaves the scheduler: pp_job_cancel() already made it
  * final and called it back; this drops the hold it took for us. */
 static void let_go(pp_job *j)
 {
-    j->where = NULL;
+    j->where = 0;
     pp_job_unref(j);
 }
 
@@ -121,7 +116,7 @@ static void rq_sweep(pp_server *s)
         job_list keep = {0};
         pp_job *j;
         while ((j = job_list_pop(&rq->lv[i].q))) {
-            if (is_cancelled(j)) {
+            if (pp_job_cancelled(j)) {
                 rq->n--;
                 let_go(j);
             } else {
@@ -133,25 +128,15 @@ static void rq_sweep(pp_server *s)
     }
 }
 
-/* Stops what pp_job_cancel() cancelled: a job on a backend is cancelled
- * there (it comes back through finish or requeue and is let go then); one
- * in the queue is swept out. */
-static void stop_cancelled(pp_server *s, pp_job *c)
+/* Stops what pp_job_cancel() cancelled since the last look: swept out of
+ * the queue; each backend stops those it holds (they come back through
+ * finish or requeue and are let go then). */
+static void stop_cancelled(pp_server *s)
 {
-    int sweep = 0;
-    while (c) {
-        pp_job *next = c->cnext;
-        if (c->where) {
-            if (c->where->ops->cancel)
-                c->where->ops->cancel(c->where, c);
-        } else {
-            sweep = 1;
-        }
-        pp_job_unref(c); /* the request's reference */
-        c = next;
-    }
-    if (sweep)
-        rq_sweep(s);
+    rq_sweep(s);
+    for (int i = 0; i < s->nbackends; i++)
+        if (s->backends[i]->ops->cancel)
+            s->backends[i]->ops->cancel(s->backends[i]);
 }
 
 /* ---- jobs coming back from backends ---- */
@@ -164,7 +149,7 @@ static int retryable(int status)
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
                      size_t len, pp_node *node, uint64_t run_ns)
 {
-    if (is_cancelled(j)) {
+    if (pp_job_cancelled(j)) {
         free(mem); /* a result that arrived after all is dropped */
         let_go(j);
         return;
@@ -175,7 +160,7 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
         j->retries--;
         j->runs_failed++;
         j->avoid = j->where;
-        j->where = NULL;
+        j->where = 0;
         pthread_mutex_lock(&s->mu);
         s->nretried++;
         pthread_mutex_unlock(&s->mu);
@@ -201,7 +186,7 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
     j->node = node;
     j->run_ns = run_ns;
     j->end_status = status;
-    j->where = NULL;
+    j->where = 0;
     job_list_push(&s->done, j);
 }
 
@@ -223,11 +208,11 @@ void pp_sched_fail(pp_server *s, pp_job *j, int status, const char *fmt, ...)
 
 void pp_sched_requeue(pp_server *s, pp_job *j)
 {
-    if (is_cancelled(j)) {
+    if (pp_job_cancelled(j)) {
         let_go(j);
         return;
     }
-    j->where = NULL;
+    j->where = 0;
     rq_push(&s->ready, j, 1);
 }
 
@@ -247,7 +232,7 @@ static void publish(pp_server *s)
     pthread_mutex_lock(&s->mu);
     pp_job *j;
     while ((j = job_list_pop(&done))) {
-        if (is_cancelled(j)) { /* cancelled after it ended here: cancel won */
+        if (pp_job_cancelled(j)) { /* cancelled after it ended here: cancel won */
             let_go(j);
             continue;
         }
@@ -292,7 +277,8 @@ static void take_incoming(pp_server *s)
     while ((j = job_list_pop(&s->incoming)))
         rq_push(&s->ready, j, 0);
     s->incoming_mixed = 0;
-    pp_job *cancels = pp_cancels_take_locked(s);
+    int cancels = s->cancel_gen != s->cancel_seen;
+    s->cancel_seen = s->cancel_gen;
     int resize = s->ncpus_dirty ? s->ncpus_want : -1;
     s->ncpus_dirty = 0;
     if (s->stopping) {
@@ -300,7 +286,8 @@ static void take_incoming(pp_server *s)
         pp_loop_break(s->loop);
     }
     pthread_mutex_unlock(&s->mu);
-    stop_cancelled(s, cancels);
+    if (cancels)
+        stop_cancelled(s);
     for (int i = 0; resize >= 0 && i < s->nbackends; i++)
         if (s->backends[i]->ops->resize)
             s->backends[i]->ops->resize(s->backends[i], resize);
@@ -327,17 +314,17 @@ static void dispatch(pp_server *s)
         job_list aside = {0};
         while (s->ready.n && b->ops->room(b) > 0) {
             pp_job *j = rq_pop(&s->ready);
-            if (is_cancelled(j)) {
+            if (pp_job_cancelled(j)) {
                 let_go(j);
                 continue;
             }
-            if (j->avoid == b && aside.n < AVOID_SCAN && other_up(s, b)) {
+            if (j->avoid == i + 1 && aside.n < AVOID_SCAN && other_up(s, b)) {
                 job_list_push(&aside, j);
                 continue;
             }
-            j->where = b;
+            j->where = (uint16_t)(i + 1);
             if (b->ops->dispatch(b, j) != 0) {
-                j->where = NULL;
+                j->where = 0;
                 rq_push(&s->ready, j, 1);
                 break;
             }
@@ -460,6 +447,8 @@ int pp_sched_init(pp_server *s, char *err)
 
 int pp_sched_add(pp_server *s, pp_backend *b)
 {
+    if (s->nbackends >= UINT16_MAX) /* a job names its backend in 16 bits */
+        return -1;
     pp_backend **v = realloc(s->backends, ((size_t)s->nbackends + 1) * sizeof *v);
     if (!v)
         return -1;

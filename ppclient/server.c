@@ -45,13 +45,14 @@ static void server_destroy(pp_server *s)
     }
     free(s->nodes);
     pp_tasks_free(s);
-    pp_finished_free(&s->finished);
+    pp_finished_free(s, &s->finished);
     while (s->groups) {
         pp_group *g = s->groups;
         s->groups = g->next;
-        pp_finished_free(&g->finished);
+        pp_finished_free(s, &g->finished);
         free(g);
     }
+    pp_spare_refs_free(s);
     if (s->loop)
         pp_loop_free(s->loop); /* runs the deferred frees */
     if (s->efd >= 0)
@@ -155,6 +156,10 @@ static int check_config(const pp_config *cfg)
     }
     if (cfg->heartbeat < 0 || cfg->node_timeout < 0 || cfg->max_attempts < 0) {
         pp_set_error("pp_server_new: heartbeat, node_timeout and max_attempts must be >= 0");
+        return -1;
+    }
+    if (cfg->max_attempts > PP_RETRIES_MAX) {
+        pp_set_error("pp_server_new: max_attempts must be at most %d", PP_RETRIES_MAX);
         return -1;
     }
     if (cfg->job_memory_mib != 0 && (cfg->job_memory_mib < 64 || cfg->job_memory_mib > 1 << 24)) {

@@ -69,8 +69,8 @@ static int check_submit(const void *arg, size_t len, const pp_submit_opts *opts,
         pp_set_error("%s: group names are limited to 1024 bytes", who);
         return -1;
     }
-    if (opts && opts->retries < 0) {
-        pp_set_error("%s: retries must be >= 0", who);
+    if (opts && (opts->retries < 0 || opts->retries > PP_RETRIES_MAX)) {
+        pp_set_error("%s: retries must be 0..%d", who, PP_RETRIES_MAX);
         return -1;
     }
     return 0;
@@ -90,7 +90,6 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
     if (len)
         memcpy(j->arg, arg, len);
     j->arg[len] = 0;
-    j->len = len;
     j->s = s;
     j->task = task;
     atomic_init(&j->status, PP_PENDING);
@@ -269,7 +268,7 @@ PP_API void pp_job_free(pp_job *j)
 {
     if (!j)
         return;
-    if (atomic_fetch_or_explicit(&j->refs, PP_JOB_FREED, memory_order_acq_rel) & PP_JOB_FREED) {
+    if (atomic_fetch_or(&j->refs, PP_JOB_FREED) & PP_JOB_FREED) {
         /* The library still holds the job (else this is a use after free
          * nothing can catch): refuse, loudly, instead of freeing it under
          * the library's feet. */
@@ -278,6 +277,7 @@ PP_API void pp_job_free(pp_job *j)
                                          "second call is ignored (free each handle once)");
         return;
     }
+    pp_job_unlist(j); /* see joblists.c */
     pp_job_unref(j);
 }
 
@@ -338,19 +338,18 @@ PP_API int pp_wait_for(pp_server *s, const char *group, double seconds)
 /* ---- cancel ---- */
 
 /* Ends a pending job PP_CANCELLED now (mu held): final for every reader at
- * once, its callback queued; the scheduler is asked to stop it wherever it
- * is.  It takes two references: the scheduler's hold (dropped when the job
- * leaves the scheduler) and the request's. */
+ * once, its callback queued; the scheduler stops it wherever it is when it
+ * sees cancel_gen change.  The reference taken here is the scheduler's
+ * hold, dropped when the job leaves the scheduler (sched.c let_go()). */
 static void cancel_locked(pp_server *s, pp_job *j)
 {
     atomic_store_explicit(&j->cancelled, 1, memory_order_release);
-    atomic_fetch_add_explicit(&j->refs, 2, memory_order_relaxed);
+    atomic_fetch_add_explicit(&j->refs, 1, memory_order_relaxed);
     atomic_store_explicit(&j->status, PP_CANCELLED, memory_order_release);
     pp_job_unlink_live_locked(s, j);
     s->nfailed++;
     s->ncancelled++;
-    j->cnext = s->cancels;
-    s->cancels = j;
+    s->cancel_gen++;
     if (j->cb)
         pp_callback_queue_locked(s, j);
     else
@@ -381,7 +380,7 @@ static int cancel_all_locked(pp_server *s, pp_job *j)
 {
     int n = 0;
     while (j) {
-        pp_job *next = j->lnext;
+        pp_job *next = j->gnext; /* cancel_locked() relinks j */
         cancel_locked(s, j);
         n++;
         j = next;
@@ -452,8 +451,6 @@ PP_API pp_job *pp_next_done(pp_server *s, const char *group, double timeout)
         pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
     }
     s->waiters--;
-    if (j) /* the list's reference; the caller's handle holds the job */
-        atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel);
     pthread_mutex_unlock(&s->mu);
     if (!j) {
         const char *gq = group ? " of group \"" : "", *gn = group ? group : "",
