@@ -56,16 +56,26 @@ typedef struct job_list {
 } job_list;
 
 /* Jobs finished (and called back), in that order, for pp_next_done():
- * entries pointing to them, cleared when the caller frees the job
- * (joblists.c). */
-typedef struct done_ref {
+ * entries in chunks, each pointing to its job until pp_next_done() takes
+ * it or pp_job_free() clears it (joblists.c). */
+#define PP_DONE_CHUNK 1024
+
+typedef struct done_entry {
     _Atomic(pp_job *) job;       /* NULL once taken or freed */
-    struct done_ref *next;
-    uint32_t done_seq;           /* its place in the order jobs finished */
-} done_ref;
+    uint32_t seq;                /* its place in the order jobs finished */
+} done_entry;
+
+typedef struct done_chunk {
+    struct done_chunk *next;
+    uint32_t used;               /* (mu) entries written */
+    uint32_t rd;                 /* (mu) entries before it are taken or cleared */
+    uint32_t taken;              /* (mu) entries pp_next_done() took */
+    _Atomic uint32_t cleared;    /* entries pp_job_free() cleared */
+    done_entry e[PP_DONE_CHUNK];
+} done_chunk;
 
 typedef struct done_list {
-    done_ref *head, *tail;
+    done_chunk *head, *tail;
 } done_list;
 
 typedef struct pp_group {
@@ -119,7 +129,7 @@ struct pp_job {
     /* (mu) Its group's pending jobs while pending (for cancels); the
      * callbacks due once final (gnext only). */
     struct pp_job *gprev, *gnext;
-    _Atomic(done_ref *) dref;    /* its entry in its group's finished list */
+    _Atomic(done_chunk *) dc;    /* its finished-list entry: dc->e[di], or NULL */
     int32_t priority;            /* higher runs first */
     int16_t attempts;            /* (sched) node failures while it ran there */
     int16_t retries;             /* (sched) runs left after a failure */
@@ -127,6 +137,7 @@ struct pp_job {
     uint16_t where;              /* (sched) 1 + the index of the backend holding
                                     it in s->backends; 0 = none */
     uint16_t avoid;              /* (sched) the same for where its last run failed */
+    uint16_t di;                 /* (mu) with dc */
     int8_t end_status;           /* (sched) how it ended, until publish() makes it
                                     the status: readers of a final status may
                                     then read the result */
@@ -172,9 +183,7 @@ struct pp_server {
     size_t outstanding;          /* (mu) every job not yet finished + called back */
     pp_job *live;                /* (mu) pending jobs of no named group */
     done_list finished;          /* (mu) jobs of no named group, as pp_group's */
-    size_t refs_n;               /* (mu) entries on every finished list */
-    done_ref *spare_refs;        /* (mu) entries to reuse, nspare of them */
-    size_t nspare;
+    done_chunk *spare_chunk;     /* (mu) one chunk kept for reuse */
     _Atomic size_t refs_dead;    /* of those, cleared (joblists.c) */
     uint64_t done_seq;           /* (mu) finished jobs so far, for their order */
     int max_pending;             /* bound on `outstanding` for pp_submit() */
@@ -327,8 +336,8 @@ PP_HIDDEN void pp_job_unlist(pp_job *j);
 /* The oldest finished job of `g` (of any group when `all`), taken off its
  * list, or NULL. */
 PP_HIDDEN pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all);
-/* Frees the entries kept for reuse (teardown). */
-PP_HIDDEN void pp_spare_refs_free(pp_server *s);
+/* Frees the chunk kept for reuse (teardown). */
+PP_HIDDEN void pp_spare_chunk_free(pp_server *s);
 /* Empties the list (teardown: the handles may outlive the server). */
 PP_HIDDEN void pp_finished_free(pp_server *s, done_list *l);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* joblists.c -- the lists a job joins besides the scheduler's: its group's
  * pending jobs (for cancels, through gprev/gnext) and its group's finished
- * jobs (for pp_next_done(), through a small entry of its own).
+ * jobs (for pp_next_done(), an entry in a chunk).
  * Every function here runs with mu held and calls nothing else of libpp,
  * so that submit.c, sched.c and callback.c can all use it. */
 #include "internal.h"
@@ -35,90 +35,75 @@ void pp_job_unlink_live_locked(pp_server *s, pp_job *j)
 }
 
 /* ---- finished jobs, for pp_next_done() ----
- * A finished list holds small entries (done_ref), not the jobs: each
- * points to its job until pp_next_done() takes it or pp_job_free() clears
- * it, so a job is freed by the thread that frees its handle, at once,
- * without mu (the scheduler holds mu while it publishes).  Cleared entries
- * are dropped in a sweep of every list once they are many (amortised: each
- * sweep drops at least as many as it keeps; not at every retire, which
- * would read, per job, a line another thread just wrote), and at a list's
- * head by pp_next_done().  j->dref and the FREED bit are each written before the other is
- * read (sequentially consistent): retiring sees FREED and clears the entry
- * itself, or pp_job_free() sees the entry and clears it. */
-
-#define SPARE_MAX 4096 /* entries kept for reuse: a malloc per job saved */
-
-static void spare(pp_server *s, done_ref *r)
-{
-    if (s->nspare >= SPARE_MAX) {
-        free(r);
-        return;
-    }
-    r->next = s->spare_refs;
-    s->spare_refs = r;
-    s->nspare++;
-}
-
-void pp_spare_refs_free(pp_server *s)
-{
-    done_ref *r;
-    while ((r = s->spare_refs)) {
-        s->spare_refs = r->next;
-        free(r);
-    }
-    s->nspare = 0;
-}
-
-/* Drops the cleared entries at the head of the list. */
-static void prune_head(pp_server *s, done_list *l)
-{
-    done_ref *r;
-    while ((r = l->head) && !atomic_load(&r->job)) {
-        l->head = r->next;
-        if (!l->head)
-            l->tail = NULL;
-        s->refs_n--;
-        atomic_fetch_sub(&s->refs_dead, 1);
-        spare(s, r);
-    }
-}
-
-static void sweep_list(pp_server *s, done_list *l)
-{
-    done_ref *keep = NULL, *tail = NULL;
-    for (done_ref *r = l->head, *next; r; r = next) {
-        next = r->next;
-        if (!atomic_load(&r->job)) {
-            s->refs_n--;
-            atomic_fetch_sub(&s->refs_dead, 1);
-            spare(s, r);
-            continue;
-        }
-        r->next = NULL;
-        if (tail)
-            tail->next = r;
-        else
-            keep = r;
-        tail = r;
-    }
-    l->head = keep;
-    l->tail = tail;
-}
-
-/* Every list, when cleared entries are many. */
-static void sweep_all(pp_server *s)
-{
-    size_t dead = atomic_load(&s->refs_dead);
-    if (dead < 1024 || dead < s->refs_n / 2)
-        return;
-    sweep_list(s, &s->finished);
-    for (pp_group *g = s->groups; g; g = g->next)
-        sweep_list(s, &g->finished);
-}
+ * A finished list is a chain of chunks of entries, each pointing to its job
+ * until pp_next_done() takes it or pp_job_free() clears it (an atomic
+ * exchange, no lock: the scheduler holds mu while it publishes), so a job
+ * is freed at once by the thread that frees it, and an entry costs 16
+ * bytes in a chunk, not an allocation.  A chunk goes once all its entries
+ * are taken or cleared.  j->dc and the FREED bit are each written before
+ * the other is read (sequentially consistent): retiring sees FREED and
+ * clears the entry itself, or pp_job_free() sees the entry and clears it. */
 
 static int freed(pp_job *j)
 {
     return atomic_load(&j->refs) & PP_JOB_FREED;
+}
+
+static int chunk_spent(done_chunk *c)
+{
+    return c->used == PP_DONE_CHUNK && c->taken + atomic_load(&c->cleared) == PP_DONE_CHUNK;
+}
+
+static void chunk_release(pp_server *s, done_chunk *c)
+{
+    if (!s->spare_chunk) {
+        s->spare_chunk = c;
+        return;
+    }
+    free(c);
+}
+
+/* Frees the spent chunks of a list (the tail one is still filling). */
+static void drop_spent(pp_server *s, done_list *l)
+{
+    done_chunk *prev = NULL;
+    for (done_chunk *c = l->head, *next; c; c = next) {
+        next = c->next;
+        if (c != l->tail && chunk_spent(c)) {
+            if (prev)
+                prev->next = next;
+            else
+                l->head = next;
+            chunk_release(s, c);
+        } else {
+            prev = c;
+        }
+    }
+}
+
+/* A new entry at the tail, or NULL without memory. */
+static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chunk **chunk)
+{
+    done_chunk *c = l->tail;
+    if (!c || c->used == PP_DONE_CHUNK) {
+        if (c) /* once per chunk: those spent since go */
+            drop_spent(s, l);
+        done_chunk *n = s->spare_chunk ? s->spare_chunk : malloc(sizeof *n);
+        if (!n)
+            return NULL;
+        s->spare_chunk = NULL;
+        n->next = NULL;
+        n->used = n->rd = n->taken = 0;
+        atomic_init(&n->cleared, 0);
+        if (l->tail)
+            l->tail->next = n;
+        else
+            l->head = n;
+        l->tail = c = n;
+    }
+    *index = c->used;
+    *chunk = c;
+    return &c->e[c->used++];
 }
 
 void pp_job_retire_locked(pp_server *s, pp_job *j)
@@ -127,88 +112,96 @@ void pp_job_retire_locked(pp_server *s, pp_job *j)
         j->group->outstanding--;
     s->outstanding--;
     done_list *l = j->group ? &j->group->finished : &s->finished;
-    done_ref *r = NULL;
-    if (!freed(j)) {
-        if ((r = s->spare_refs)) {
-            s->spare_refs = r->next;
-            s->nspare--;
-        } else {
-            r = malloc(sizeof *r);
-        }
-    }
-    if (r) { /* without memory the job is only not returned by pp_next_done() */
-        *r = (done_ref){.next = NULL, .done_seq = ++s->done_seq};
-        atomic_init(&r->job, j);
-        atomic_store(&j->dref, r);
-        if (l->tail)
-            l->tail->next = r;
-        else
-            l->head = r;
-        l->tail = r;
-        s->refs_n++;
-        if (freed(j) && atomic_exchange(&r->job, NULL) == j) /* freed meanwhile */
-            atomic_fetch_add(&s->refs_dead, 1);
-        sweep_all(s);
+    uint32_t i;
+    done_chunk *c;
+    done_entry *e = freed(j) ? NULL : append(s, l, &i, &c);
+    if (e) { /* without memory the job is only not returned by pp_next_done() */
+        e->seq = ++s->done_seq;
+        atomic_init(&e->job, j);
+        j->di = (uint16_t)i;
+        atomic_store(&j->dc, c);
+        if (freed(j) && atomic_exchange(&e->job, NULL) == j) /* freed meanwhile */
+            atomic_fetch_add(&c->cleared, 1);
     }
     pp_job_unref(j); /* the library's reference */
 }
 
 void pp_job_unlist(pp_job *j)
 {
-    done_ref *r = atomic_load(&j->dref);
-    if (r && atomic_exchange(&r->job, NULL) == j)
-        atomic_fetch_add(&j->s->refs_dead, 1);
+    done_chunk *c = atomic_load(&j->dc);
+    if (c && atomic_exchange(&c->e[j->di].job, NULL) == j)
+        atomic_fetch_add(&c->cleared, 1);
 }
 
 void pp_finished_free(pp_server *s, done_list *l)
 {
-    done_ref *r;
-    while ((r = l->head)) {
-        l->head = r->next;
-        pp_job *j = atomic_exchange(&r->job, NULL);
-        if (j) /* its handle may outlive the server */
-            atomic_store(&j->dref, NULL);
-        free(r);
-    }
-    l->tail = NULL;
     (void)s;
+    for (done_chunk *c = l->head, *next; c; c = next) {
+        next = c->next;
+        for (uint32_t i = 0; i < c->used; i++) {
+            pp_job *j = atomic_exchange(&c->e[i].job, NULL);
+            if (j) /* its handle may outlive the server */
+                atomic_store(&j->dc, NULL);
+        }
+        free(c);
+    }
+    l->head = l->tail = NULL;
 }
 
-/* The list whose head finished first (of g, or of any group), or NULL. */
-static done_list *oldest(pp_server *s, pp_group *g, int all)
+void pp_spare_chunk_free(pp_server *s)
+{
+    free(s->spare_chunk);
+    s->spare_chunk = NULL;
+}
+
+/* The list's first entry not yet taken or cleared, or NULL. */
+static done_entry *first(done_list *l)
+{
+    for (done_chunk *c = l->head; c; c = c->next)
+        for (; c->rd < c->used; c->rd++)
+            if (atomic_load(&c->e[c->rd].job))
+                return &c->e[c->rd];
+    return NULL;
+}
+
+/* The list whose first entry finished first (of g, or of any group). */
+static done_list *oldest(pp_server *s, pp_group *g, int all, done_entry **out)
 {
     if (!all) {
-        if (g)
-            prune_head(s, &g->finished);
-        return g && g->finished.head ? &g->finished : NULL;
+        *out = g ? first(&g->finished) : NULL;
+        return *out ? &g->finished : NULL;
     }
-    prune_head(s, &s->finished);
-    done_list *best = s->finished.head ? &s->finished : NULL;
+    done_list *best = NULL;
+    *out = NULL;
+    done_entry *e = first(&s->finished);
+    if (e) {
+        best = &s->finished;
+        *out = e;
+    }
     for (pp_group *x = s->groups; x; x = x->next) {
-        prune_head(s, &x->finished);
-        if (x->finished.head &&
-            (!best || (int32_t)(x->finished.head->done_seq - best->head->done_seq) < 0))
+        e = first(&x->finished);
+        if (e && (!*out || (int32_t)(e->seq - (*out)->seq) < 0)) {
             best = &x->finished;
+            *out = e;
+        }
     }
     return best;
 }
 
 pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all)
 {
+    done_entry *e;
     done_list *l;
-    while ((l = oldest(s, g, all))) {
-        done_ref *r = l->head;
-        l->head = r->next;
-        if (!l->head)
-            l->tail = NULL;
-        s->refs_n--;
-        pp_job *j = atomic_exchange(&r->job, NULL);
-        spare(s, r);
-        if (j) {
-            atomic_store(&j->dref, NULL);
-            return j;
-        }
-        atomic_fetch_sub(&s->refs_dead, 1); /* cleared while we looked */
+    while ((l = oldest(s, g, all, &e))) {
+        pp_job *j = atomic_exchange(&e->job, NULL);
+        if (!j)
+            continue; /* cleared while we looked */
+        done_chunk *c = atomic_load(&j->dc);
+        atomic_store(&j->dc, NULL);
+        c->taken++;
+        if (c != l->tail && chunk_spent(c))
+            drop_spent(s, l);
+        return j;
     }
     return NULL;
 }

@@ -52,7 +52,7 @@ static void server_destroy(pp_server *s)
         pp_finished_free(s, &g->finished);
         free(g);
     }
-    pp_spare_refs_free(s);
+    pp_spare_chunk_free(s);
     if (s->loop)
         pp_loop_free(s->loop); /* runs the deferred frees */
     if (s->efd >= 0)
