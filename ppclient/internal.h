@@ -70,8 +70,10 @@ typedef struct done_chunk {
     uint32_t used;               /* (mu) entries written */
     uint32_t rd;                 /* (mu) entries before it are taken or cleared */
     uint32_t taken;              /* (mu) entries pp_next_done() took */
-    _Atomic uint32_t cleared;    /* entries pp_job_free() cleared */
-    done_entry e[PP_DONE_CHUNK];
+    /* Entries pp_job_free() cleared: on a line of its own, away from what
+     * the scheduler writes as it appends. */
+    _Alignas(64) _Atomic uint32_t cleared;
+    _Alignas(64) done_entry e[PP_DONE_CHUNK];
 } done_chunk;
 
 typedef struct done_list {

@@ -81,6 +81,14 @@ static void drop_spent(pp_server *s, done_list *l)
     }
 }
 
+/* Where the k-th entry of a chunk goes: entries made one after another
+ * land on different cache lines, so that clearing one (another thread,
+ * pp_job_free()) does not contend with making the next. */
+static uint32_t slot_of(uint32_t k)
+{
+    return (k % 16) * (PP_DONE_CHUNK / 16) + k / 16;
+}
+
 /* A new entry at the tail, or NULL without memory. */
 static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chunk **chunk)
 {
@@ -88,7 +96,7 @@ static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chun
     if (!c || c->used == PP_DONE_CHUNK) {
         if (c) /* once per chunk: those spent since go */
             drop_spent(s, l);
-        done_chunk *n = s->spare_chunk ? s->spare_chunk : malloc(sizeof *n);
+        done_chunk *n = s->spare_chunk ? s->spare_chunk : aligned_alloc(64, sizeof *n);
         if (!n)
             return NULL;
         s->spare_chunk = NULL;
@@ -101,9 +109,9 @@ static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chun
             l->head = n;
         l->tail = c = n;
     }
-    *index = c->used;
+    *index = slot_of(c->used++);
     *chunk = c;
-    return &c->e[c->used++];
+    return &c->e[*index];
 }
 
 void pp_job_retire_locked(pp_server *s, pp_job *j)
@@ -139,7 +147,7 @@ void pp_finished_free(pp_server *s, done_list *l)
     for (done_chunk *c = l->head, *next; c; c = next) {
         next = c->next;
         for (uint32_t i = 0; i < c->used; i++) {
-            pp_job *j = atomic_exchange(&c->e[i].job, NULL);
+            pp_job *j = atomic_exchange(&c->e[slot_of(i)].job, NULL);
             if (j) /* its handle may outlive the server */
                 atomic_store(&j->dc, NULL);
         }
@@ -159,8 +167,8 @@ static done_entry *first(done_list *l)
 {
     for (done_chunk *c = l->head; c; c = c->next)
         for (; c->rd < c->used; c->rd++)
-            if (atomic_load(&c->e[c->rd].job))
-                return &c->e[c->rd];
+            if (atomic_load(&c->e[slot_of(c->rd)].job))
+                return &c->e[slot_of(c->rd)];
     return NULL;
 }
 

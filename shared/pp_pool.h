@@ -32,15 +32,15 @@ typedef struct pp_pool pp_pool;
 typedef struct pp_pool_job {
     const void *arg;
     size_t len;
-    uint32_t task;                /* from pp_pool_task() */
     double timeout;               /* seconds of run time; 0 = none (a batch's: all its items) */
+    uint32_t task;                /* from pp_pool_task() */
     uint16_t flags;               /* of the JOB frame: PP_WIRE_F_BATCH (arg is a batch
                                      argument, pp_proto.h) or 0 */
     /* set by the pool before on_done */
     uint16_t rflags;              /* of the RESULT: PP_WIRE_F_BATCH when the data is a
                                      batch result (checked: one item per argument item),
                                      else 0 (a batch's own failure, or not a batch) */
-    /* pool-private */
+    /* pool-private (fields ordered to leave no padding: one per job) */
     struct pp_pool_job *next;
     uint64_t seq;
     unsigned requeues;            /* times its worker died under it */
