@@ -81,14 +81,6 @@ static void drop_spent(pp_server *s, done_list *l)
     }
 }
 
-/* Where the k-th entry of a chunk goes: entries made one after another
- * land on different cache lines, so that clearing one (another thread,
- * pp_job_free()) does not contend with making the next. */
-static uint32_t slot_of(uint32_t k)
-{
-    return (k % 16) * (PP_DONE_CHUNK / 16) + k / 16;
-}
-
 /* A new entry at the tail, or NULL without memory. */
 static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chunk **chunk)
 {
@@ -109,7 +101,7 @@ static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chun
             l->head = n;
         l->tail = c = n;
     }
-    *index = slot_of(c->used++);
+    *index = c->used++;
     *chunk = c;
     return &c->e[*index];
 }
@@ -147,7 +139,7 @@ void pp_finished_free(pp_server *s, done_list *l)
     for (done_chunk *c = l->head, *next; c; c = next) {
         next = c->next;
         for (uint32_t i = 0; i < c->used; i++) {
-            pp_job *j = atomic_exchange(&c->e[slot_of(i)].job, NULL);
+            pp_job *j = atomic_exchange(&c->e[i].job, NULL);
             if (j) /* its handle may outlive the server */
                 atomic_store(&j->dc, NULL);
         }
@@ -167,8 +159,8 @@ static done_entry *first(done_list *l)
 {
     for (done_chunk *c = l->head; c; c = c->next)
         for (; c->rd < c->used; c->rd++)
-            if (atomic_load(&c->e[slot_of(c->rd)].job))
-                return &c->e[slot_of(c->rd)];
+            if (atomic_load(&c->e[c->rd].job))
+                return &c->e[c->rd];
     return NULL;
 }
 
