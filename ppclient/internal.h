@@ -30,9 +30,11 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "pp.h"
 #include "pp_auth.h"
+#include "pp_common.h"
 #include "pp_lasterr.h"
 #include "pp_log.h"
 #include "pp_loop.h"
@@ -288,6 +290,30 @@ static inline void job_list_splice(job_list *dst, job_list *src)
 }
 
 #define PP_JOB_FREED (1 << 30)
+
+/* Waits on cv (mu held) until woken or `deadline` (pp_now() time; < 0 =
+ * none), on a condition variable that uses `clock`.  1 when the deadline
+ * has passed (then without waiting), else 0: the caller looks again. */
+static inline int pp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double deadline,
+                                     clockid_t clock)
+{
+    if (deadline < 0)
+        return pthread_cond_wait(cv, mu), 0;
+    double left = deadline - pp_now();
+    if (left <= 0)
+        return 1;
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + left;
+    ts.tv_sec = (time_t)t;
+    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(cv, mu, &ts);
+    return 0;
+}
 
 /* Whether pp_job_cancel() ended it (any thread). */
 static inline int pp_job_cancelled(const pp_job *j)

@@ -120,36 +120,12 @@ typedef struct plan {
 
 /* ---- waiting ---- */
 
-static void deadline_ts(struct timespec *ts, double left)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    double t = (double)ts->tv_sec + ts->tv_nsec * 1e-9 + left;
-    ts->tv_sec = (time_t)t;
-    ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Waits on m->cv (mu held) until woken or `deadline` (pp_now() time; < 0 =
  * none).  0, or 1 when the deadline has passed. */
 static int map_wait_locked(pp_map *m, double deadline)
 {
     m->waiters++;
-    int late = 0;
-    if (deadline < 0) {
-        pthread_cond_wait(&m->cv, &m->mu);
-    } else {
-        double left = deadline - pp_now();
-        if (left <= 0) {
-            late = 1;
-        } else {
-            struct timespec ts;
-            deadline_ts(&ts, left);
-            late = pthread_cond_timedwait(&m->cv, &m->mu, &ts) == ETIMEDOUT;
-        }
-    }
+    int late = pp_cond_wait_until(&m->cv, &m->mu, deadline, CLOCK_MONOTONIC);
     m->waiters--;
     return late;
 }

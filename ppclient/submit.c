@@ -153,19 +153,6 @@ PP_API int pp_job_status(const pp_job *j)
     return atomic_load_explicit(&((pp_job *)j)->status, memory_order_acquire);
 }
 
-/* Sets ts to `left` seconds from now on the condition variables' clock. */
-static void deadline_ts(struct timespec *ts, double left)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    double t = (double)ts->tv_sec + ts->tv_nsec * 1e-9 + left;
-    ts->tv_sec = (time_t)t;
-    ts->tv_nsec = (long)((t - (double)ts->tv_sec) * 1e9);
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Waits until the job is final or the deadline (pp_now() time; < 0 = none). */
 static int job_wait_until(pp_job *j, double deadline)
 {
@@ -185,17 +172,8 @@ static int job_wait_until(pp_job *j, double deadline)
     pp_server *s = j->s;
     pthread_mutex_lock(&s->mu);
     s->waiters++;
-    while ((st = atomic_load_explicit(&j->status, memory_order_acquire)) == PP_PENDING) {
-        if (deadline < 0) {
-            pthread_cond_wait(&s->done_cv, &s->mu);
-            continue;
-        }
-        double left = deadline - pp_now();
-        if (left <= 0)
-            break;
-        struct timespec ts;
-        deadline_ts(&ts, left);
-        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
+    while ((st = atomic_load_explicit(&j->status, memory_order_acquire)) == PP_PENDING &&
+           !pp_cond_wait_until(&s->done_cv, &s->mu, deadline, CLOCK_REALTIME)) {
     }
     s->waiters--;
     pthread_mutex_unlock(&s->mu);
@@ -300,18 +278,10 @@ static int wait_group(pp_server *s, const char *group, double deadline, const ch
     s->waiters++;
     size_t left;
     while ((left = group ? (g ? g->outstanding : 0) : s->outstanding) > 0) {
-        if (deadline < 0) {
-            pthread_cond_wait(&s->done_cv, &s->mu);
-            continue;
-        }
-        double rest = deadline - pp_now();
-        if (rest <= 0) {
+        if (pp_cond_wait_until(&s->done_cv, &s->mu, deadline, CLOCK_REALTIME)) {
             rc = 1;
             break;
         }
-        struct timespec ts;
-        deadline_ts(&ts, rest);
-        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
     }
     s->waiters--;
     pthread_mutex_unlock(&s->mu);
@@ -437,18 +407,8 @@ PP_API pp_job *pp_next_done(pp_server *s, const char *group, double timeout)
         if ((j = pp_finished_take_locked(s, g, !group)))
             break;
         left = group ? (g ? g->outstanding : 0) : s->outstanding;
-        if (!left)
+        if (!left || pp_cond_wait_until(&s->done_cv, &s->mu, deadline, CLOCK_REALTIME))
             break;
-        if (deadline < 0) {
-            pthread_cond_wait(&s->done_cv, &s->mu);
-            continue;
-        }
-        double rest = deadline - pp_now();
-        if (rest <= 0)
-            break;
-        struct timespec ts;
-        deadline_ts(&ts, rest);
-        pthread_cond_timedwait(&s->done_cv, &s->mu, &ts);
     }
     s->waiters--;
     pthread_mutex_unlock(&s->mu);
