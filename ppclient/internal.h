@@ -5,7 +5,7 @@
  * Where each concern lives:
  *   server.c    pp_server_new/free, the local pool's size
  *   submit.c    pp_submit, jobs, waits, groups, cancels, pp_next_done
- *   joblists.c  a group's pending and finished jobs, cancel requests
+ *   joblists.c  a group's pending and finished jobs
  *   map.c       pp_map: items in batch jobs, per-item outcomes
  *   tasks.c     the task registry: task -> module file, symbol, SHA-256
  *   sched.c     the scheduler thread and its policy: which job runs next
@@ -85,7 +85,7 @@ typedef struct done_list {
 typedef struct pp_group {
     struct pp_group *next;
     size_t outstanding;          /* (mu) jobs not yet finished + called back */
-    pp_job *live;                /* (mu) its pending jobs (lnext), for cancels */
+    pp_job *live;                /* (mu) its pending jobs (gnext), for cancels */
     done_list finished;          /* (mu) */
     char name[];
 } pp_group;
