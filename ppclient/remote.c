@@ -314,8 +314,9 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
     int batch = (f->hdr.flags & PP_WIRE_F_BATCH) != 0;
     if (batch != (m.status == PP_DONE && (j->pj.flags & PP_WIRE_F_BATCH))) {
         free(block);
-        return fail(fl, 1, 0, "the node sent a result %s the batch flag it should have",
-                    batch ? "with" : "without");
+        return fail(fl, 1, 0, "the node sent %s", batch ? "a batch result for a job that is "
+                                                          "not a batch" : "a batch's result "
+                                                          "without the batch flag");
     }
     r->slots[i].job = NULL;
     r->freelist[r->nfree++] = i;

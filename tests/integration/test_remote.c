@@ -4322,8 +4322,11 @@ static void test_h5_worker_user(void)
 
 /* A fake node that knows the secret: TLS with its key, then a correct
  * handshake (pp_handshake.h's server side, bound to the TLS session)
- * announcing max_frame and ncpus as told; PING answered; with `bomb`, a JOB
- * gets a compressed RESULT that declares 0xFFFFFFF0 bytes. */
+ * announcing max_frame and ncpus as told; PING answered; with `bomb` 1, a JOB
+ * gets a compressed RESULT that declares 0xFFFFFFF0 bytes; with 2, every
+ * job gets a well-formed one-item batch result with the batch flag (a lie
+ * for a plain job); with 3, a batch job gets a batch result of one item
+ * whatever its count. */
 typedef struct fake_node {
     int lfd, port;
     char secret[80];
@@ -4364,6 +4367,24 @@ static void fake_node_frame(int cfd, const pp_frame *fr, void *arg)
         }
     } else if (fr->hdr.type == PP_T_PING) {
         send_frame(cfd, PP_T_PONG, 0, fr->hdr.id, NULL, 0);
+    } else if (fr->hdr.type == PP_T_RJOB && fn->bomb >= 2) {
+        if (fn->bomb == 3 && !(fr->hdr.flags & PP_WIRE_F_BATCH))
+            return;
+        /* One item, "4", in a batch result after the result head. */
+        pp_buf b, items;
+        pp_buf_init(&b, 1u << 20);
+        pp_buf_init(&items, 1u << 20);
+        uint8_t head[PP_RESULT_HDR];
+        pp_proto_result_head(head, PP_DONE, 1000);
+        if (pp_buf_append(&b, head, sizeof head) == 0) {
+            long four = 4;
+            if (pp_proto_batch_begin(&items) == 0 &&
+                pp_proto_batch_add_result(&items, PP_DONE, &four, sizeof four) == 0 &&
+                pp_buf_append(&b, items.data, items.len) == 0)
+                send_frame(cfd, PP_T_RRESULT, PP_WIRE_F_BATCH, fr->hdr.id, b.data, b.len);
+        }
+        pp_buf_reset(&items);
+        pp_buf_reset(&b);
     } else if (fr->hdr.type == PP_T_RJOB && fn->bomb) {
         /* A result declaring 0xFFFFFFF0 bytes (its stream holds only the
          * head: a receiver that believed the size allocated it first). */
@@ -4550,6 +4571,87 @@ static void test_h6_result_bomb(void)
     client_free(s);
     fake_nodes_stop();
     free(capture_end());
+}
+
+/* H7.  Attack: a node that knows the secret answers a plain job with a
+ * well-formed batch result (the batch flag set), hoping libpp hands the
+ * batch bytes over as the job's result: libpp drops the node and the job
+ * runs elsewhere, with its right result. */
+static void test_h7_batch_flag_lie(void)
+{
+    static const char secret[] = "the-fake-node-knows-it-0123456789abcdef";
+    enum { N = 3 };
+    pp_job *jobs[N];
+    char name[64];
+    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    fake_node *fn = fake_node_start(secret, 1u << 20, 1, 2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+    pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    double end = now_s() + 10;
+    char *said = NULL;
+    while (now_s() < end) {
+        free(said);
+        said = srv_slurp(capture_path, NULL);
+        if (said && strstr(said, "a batch result for a job that is not a batch"))
+            break;
+        sleep_s(0.05);
+    }
+    CU_ASSERT(atomic_load(&fn->seen[PP_T_RJOB]) >= 1);
+    CU_ASSERT_PTR_NOT_NULL(said ? strstr(said, "a batch result for a job that is not a batch")
+                                : NULL);
+    free(said);
+    for (int i = 0; i < N; i++) /* none took the node's bytes */
+        CU_ASSERT_EQUAL(pp_job_status(jobs[i]), PP_PENDING);
+    finish_locally(s, jobs, N);
+    client_free(s);
+    fake_nodes_stop();
+    free(capture_end());
+}
+
+/* H7.  Attack: a node answers a map's batch job with a batch result of one
+ * item, whatever the batch held: the map never takes an item's result from
+ * the wrong place; the items of that batch fail saying why, none is "done"
+ * with a wrong value. */
+static void test_h7_batch_count_lie(void)
+{
+    static const char secret[] = "the-fake-node-knows-it-0123456789abcdef";
+    enum { N = 40 };
+    char name[64];
+    fake_node *fn = fake_node_start(secret, 1u << 20, 1, 3);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+    snprintf(name, sizeof name, "127.0.0.1:%d", fn->port);
+    const char *list[] = {name, NULL};
+    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    client_register(s);
+    long items[N];
+    for (long i = 0; i < N; i++)
+        items[i] = i;
+    pp_map *m = pp_map_new(s, t_sq8, items, sizeof items[0], N,
+                           &(pp_map_opts){.batch = 10});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    int failed = 0, wrong = 0;
+    double end = now_s() + 20;
+    for (size_t i = 0; i < N && now_s() < end; i++) {
+        const void *data = NULL;
+        size_t len = 0;
+        int st = pp_map_result(m, i, &data, &len);
+        if (st == PP_DONE) {
+            long v;
+            memcpy(&v, data, sizeof v);
+            wrong += len != sizeof v || v != (long)(i * i);
+        } else {
+            failed++;
+            if (failed == 1)
+                CU_ASSERT_PTR_NOT_NULL(strstr((const char *)data, "pp_map"));
+        }
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT_EQUAL(failed, N);
+    pp_map_free(m);
+    client_free(s);
+    fake_nodes_stop();
 }
 
 /* ==== registration ==================================================== */
@@ -5108,6 +5210,9 @@ int pp_register_suites(void)
         {"H6 a node announcing 0xFFFFFFFF bytes and CPUs, or 0 CPUs", test_h6_node_limits},
         {"H6 a node's result declaring 4 GiB is refused before allocating",
          test_h6_result_bomb},
+        {"H7 a node's batch result for a plain job is refused", test_h7_batch_flag_lie},
+        {"H7 a node's batch result with the wrong item count fails those items",
+         test_h7_batch_count_lie},
         {NULL, NULL}};
     static const pp_test control[] = {
         {"CANCEL of a queued job: PP_CANCELLED, never run; unknown ids ignored",
