@@ -15,12 +15,15 @@
 
 #include "internal.h"
 
+struct addrinfo;
+
 /* What a backend can do now, for the scheduler's decisions about jobs
  * nothing can run. */
 typedef enum pp_backend_state {
     PP_BACKEND_UP,       /* it runs jobs (maybe none more right now) */
     PP_BACKEND_WAITING,  /* not now; it may come up (connecting, down) */
     PP_BACKEND_REFUSED,  /* not until the secret changes: the node refused ours */
+    PP_BACKEND_REMOVED,  /* drained and disconnected: out of the count */
 } pp_backend_state;
 
 typedef struct pp_backend_ops {
@@ -38,6 +41,10 @@ typedef struct pp_backend_ops {
      * pp_sched_requeue(), now or later, as usual.  Called after cancels,
      * so it may see a job it already stops: once is enough. */
     void (*cancel)(pp_backend *b);
+    /* on: no new job (room 0); once the jobs it holds are back, it
+     * disconnects and says PP_BACKEND_REMOVED.  off: back in service
+     * (reconnecting if it had gone).  NULL: not a node. */
+    void (*drain)(pp_backend *b, int on);
     /* Sets its number of workers (NULL: not its to set). */
     void (*resize)(pp_backend *b, int n);
     pp_backend_state (*state)(pp_backend *b);
@@ -55,7 +62,10 @@ struct pp_backend {
 /* The backends (server.c adds them when the scheduler starts): each makes
  * itself, starts, and returns NULL with the reason in err on failure. */
 PP_HIDDEN pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err);
-PP_HIDDEN pp_backend *pp_remote_new(pp_server *s, pp_node *node, char *err);
+/* Told the addresses a lookup of a remote node's name found. */
+typedef void (*pp_addrs_fn)(pp_server *s, pp_node *node, const struct addrinfo *res);
+PP_HIDDEN pp_backend *pp_remote_new(pp_server *s, pp_node *node, const char *host, int port,
+                                    pp_addrs_fn seen, char *err);
 
 /* Whether the local pool has all its workers up, and why it has not (for
  * pp_server_new(), which waits for them): 1 ready, 0 not yet, -1 failed. */

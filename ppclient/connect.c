@@ -97,6 +97,8 @@ static void lookup_ready(pp_loop *loop, pp_io *io, unsigned ev)
         finish(c, -1, err);
         return;
     }
+    if (c->seen)
+        c->seen(c, res);
     c->addrs = res;
     c->untried = res;
     try_next(c);

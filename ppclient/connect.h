@@ -26,6 +26,9 @@ struct pp_connector {
     int port;
     pp_connect_fn done;
     void *data;                   /* the owner's */
+    /* Optional: told the addresses each lookup of the name found, before
+     * they are tried (it must not stop the connector). */
+    void (*seen)(pp_connector *c, const struct addrinfo *res);
     /* while an attempt runs */
     pp_resolve *lookup;
     pp_io lio;                    /* watches the lookup's fd */

@@ -99,6 +99,8 @@ typedef struct pp_node {
     uint64_t busy_ns;            /* (mu) */
     uint64_t connects;           /* (mu) connection attempts */
     char why[PP_ERR_LEN];        /* (mu) why it is not up, or went down last */
+    void *owner;                 /* (sched) the node list's entry that wants it
+                                    (nodes.c), NULL: none (draining) */
 } pp_node;
 
 /* A task as the registry knows it (tasks.c).  Immutable once registered,
@@ -192,8 +194,14 @@ struct pp_server {
     uint64_t done_seq;           /* (mu) finished jobs so far, for their order */
     int max_pending;             /* bound on `outstanding` for pp_submit() */
 
-    pp_node **nodes;             /* node 0 is "local"; the array is fixed after new() */
-    int nnodes;
+    pp_node **nodes;             /* (mu) node 0 is "local"; nodes are added, never
+                                    freed before the server (names stay valid) */
+    int nnodes, capnodes;
+    struct pp_node_req *node_reqs; /* (mu) node list changes for the scheduler */
+    char **files;                /* (mu) nodes files in use ("@/abs/path") */
+    int nfiles;
+    struct nodeset *nodeset;     /* (sched) the node list (nodes.c) */
+    double resolve_interval;     /* seconds between lookups of nodes' names */
 
     uint64_t submitted, ndone, nfailed, ncancelled, nretried; /* (mu) */
     double t0;

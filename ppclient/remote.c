@@ -48,10 +48,11 @@ typedef enum node_state {
     N_HELLO,      /* HELLO sent; waiting for CHALLENGE (HANDSHAKE_TIMEOUT) */
     N_PROOF,      /* PROOF sent; waiting for ACCEPT */
     N_UP,         /* authenticated: jobs flow */
+    N_REMOVED,    /* drained and disconnected (pp_remove_node): until wanted again */
 } node_state;
 
 static const char *const state_names[] = {"down", "refused", "connecting", "hello",
-                                          "proof", "up"};
+                                          "proof", "up", "removed"};
 
 typedef struct slot {
     pp_job *job;
@@ -83,6 +84,8 @@ typedef struct remote {
     uint64_t seq;
     int quiet;                    /* "cannot reach" was logged for this streak */
     int refused_before;           /* the refusal was logged for this streak */
+    int draining;                 /* no new jobs; disconnect once none is left */
+    pp_addrs_fn seen;             /* told what lookups of the name found */
     char why[PP_ERR_LEN];         /* why the last connection ended */
 } remote;
 
@@ -120,18 +123,39 @@ static void set_state(remote *r, node_state st)
         [N_DOWN] = PP_NODE_DOWN,          [N_REFUSED] = PP_NODE_AUTH_FAILED,
         [N_CONNECTING] = PP_NODE_CONNECTING, [N_HELLO] = PP_NODE_CONNECTING,
         [N_PROOF] = PP_NODE_CONNECTING,   [N_UP] = PP_NODE_UP,
+        [N_REMOVED] = PP_NODE_REMOVED,
     };
     pp_server *s = r->b.s;
     r->state = st;
     pthread_mutex_lock(&s->mu);
-    r->b.node->state = public_state[st];
+    r->b.node->state = r->draining && st != N_REMOVED ? PP_NODE_DRAINING : public_state[st];
     if (st == N_UP)
         r->b.node->ncpus = r->ncpus;
+    else if (st == N_REMOVED)
+        r->b.node->ncpus = 0;
     snprintf(r->b.node->why, sizeof r->b.node->why, "%s", r->why);
     pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- losing the connection ---- */
+
+/* A drained node goes: connection, timers and attempts stopped. */
+static void r_retire(remote *r)
+{
+    pp_server *s = r->b.s;
+    pp_timer_stop(s->loop, &r->timer);
+    pp_timer_stop(s->loop, &r->hb);
+    pp_connector_stop(&r->cx);
+    if (r->conn) {
+        pp_conn_free(r->conn);
+        r->conn = NULL;
+    }
+    r->tls = NULL;
+    pp_hs_wipe(&r->hs);
+    snprintf(r->why, sizeof r->why, "removed");
+    set_state(r, N_REMOVED);
+    pp_log(&s->log, PP_LOG_INFO, "%s: node removed", r->b.node->name);
+}
 
 /* Ends the connection.  Jobs in flight go back to the queue; when the node
  * failed (not a BYE) that counts as an attempt, and a job out of attempts
@@ -176,6 +200,12 @@ static void r_lost(remote *r, const char *why, int node_failed, int refused, int
         r->quiet = 1;
     }
     r->refused_before |= refused;
+    if (r->draining) {
+        r_retire(r);
+        if (requeued)
+            pp_sched_poke(s);
+        return;
+    }
     set_state(r, refused ? N_REFUSED : N_DOWN);
     double delay = refused || slow ? AUTH_RETRY : r->backoff;
     r->backoff = r->backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : r->backoff * 2;
@@ -538,7 +568,7 @@ static void r_connect(remote *r)
 static int r_room(pp_backend *b)
 {
     remote *r = of(b);
-    if (r->state != N_UP || r->ncpus <= 0)
+    if (r->state != N_UP || r->ncpus <= 0 || r->draining)
         return 0;
     long cap = (long)r->ncpus * pp_pipeline_depth(PP_PIPELINE_NODE_S, r->avg_ns * 1e-9, r->rtt) +
                PREFETCH;
@@ -599,6 +629,10 @@ static int r_dispatch(pp_backend *b, pp_job *j)
 static void r_flush(pp_backend *b)
 {
     remote *r = of(b);
+    if (r->draining && !r->inflight && r->state != N_REMOVED) {
+        r_retire(r); /* here, not in a frame handler: the conn may go */
+        return;
+    }
     /* One write for everything this turn queued: jobs, modules, PONGs. */
     if (r->conn && pp_conn_outbytes(r->conn))
         pp_conn_flush(r->conn);
@@ -619,9 +653,36 @@ static void r_cancel(pp_backend *b)
     }
 }
 
+/* Draining: held jobs finish, none more; then it goes (r_flush, r_lost).
+ * Wanted again: back in service, reconnecting if it had gone. */
+static void r_drain(pp_backend *b, int on)
+{
+    remote *r = of(b);
+    if (on == r->draining)
+        return;
+    r->draining = on;
+    if (on && (r->state != N_UP || !r->inflight)) {
+        r_retire(r);
+    } else if (on) {
+        pp_log(&b->s->log, PP_LOG_INFO, "%s: draining (%d job(s) in flight)", b->node->name,
+               r->inflight);
+        set_state(r, r->state);
+    } else if (r->state == N_REMOVED) {
+        r->why[0] = 0;
+        r->backoff = BACKOFF_MIN;
+        r_connect(r);
+    } else {
+        set_state(r, r->state);
+    }
+}
+
 static pp_backend_state r_state(pp_backend *b)
 {
     remote *r = of(b);
+    if (r->state == N_REMOVED)
+        return PP_BACKEND_REMOVED;
+    if (r->draining)
+        return PP_BACKEND_WAITING;
     return r->state == N_UP        ? PP_BACKEND_UP
            : r->state == N_REFUSED ? PP_BACKEND_REFUSED
                                    : PP_BACKEND_WAITING;
@@ -660,16 +721,20 @@ static const pp_backend_ops remote_ops = {
     .dispatch = r_dispatch,
     .flush = r_flush,
     .cancel = r_cancel,
+    .drain = r_drain,
     .state = r_state,
     .describe = r_describe,
 };
 
-pp_backend *pp_remote_new(pp_server *s, pp_node *node, char *err)
+static void r_seen(pp_connector *cx, const struct addrinfo *res)
 {
-    char host[256];
-    int port;
-    if (pp_net_parse_hostport(node->name, PP_DEFAULT_PORT, host, sizeof host, &port, err) != 0)
-        return NULL;
+    remote *r = cx->data;
+    r->seen(r->b.s, r->b.node, res);
+}
+
+pp_backend *pp_remote_new(pp_server *s, pp_node *node, const char *host, int port,
+                          pp_addrs_fn seen, char *err)
+{
     remote *r = calloc(1, sizeof *r);
     if (!r) {
         pp_seterr(err, "out of memory");
@@ -680,6 +745,9 @@ pp_backend *pp_remote_new(pp_server *s, pp_node *node, char *err)
     r->timer = (pp_timer){.fn = r_timer, .data = r};
     r->hb = (pp_timer){.fn = r_heartbeat, .data = r};
     pp_connector_init(&r->cx, s->loop, &s->log, node->name, host, port, r_connected, r);
+    r->seen = seen;
+    if (seen)
+        r->cx.seen = r_seen;
     r_connect(r);
     return &r->b;
 }

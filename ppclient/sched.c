@@ -350,7 +350,8 @@ static void lose_waiting(pp_server *s, const char *why)
     size_t used = 0;
     for (int i = 0; i < s->nbackends && used + 1 < sizeof nodes; i++) {
         pp_backend *b = s->backends[i];
-        if (!b->remote || b->ops->state(b) == PP_BACKEND_UP)
+        pp_backend_state st = b->ops->state(b);
+        if (!b->remote || st == PP_BACKEND_UP || st == PP_BACKEND_REMOVED)
             continue;
         if (used)
             used += (size_t)snprintf(nodes + used, sizeof nodes - used, "; ");
@@ -374,7 +375,7 @@ static void check_idle(pp_server *s)
     for (int i = 0; i < s->nbackends; i++) {
         pp_backend_state st = s->backends[i]->ops->state(s->backends[i]);
         up |= st == PP_BACKEND_UP;
-        if (s->backends[i]->remote) {
+        if (s->backends[i]->remote && st != PP_BACKEND_REMOVED) {
             nodes++;
             refused += st == PP_BACKEND_REFUSED;
         }

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "nodes.h"
 #include "pp_common.h"
 #include "pp_conf.h"
 #include "pp_net.h"
@@ -20,21 +21,6 @@
 #include "pp_tls.h"
 
 #define START_WAIT 10.0 /* seconds pp_server_new() waits for the local workers */
-
-static pp_node *node_new(const char *name, int ncpus, int state)
-{
-    pp_node *n = calloc(1, sizeof *n);
-    if (!n)
-        return NULL;
-    n->name = strdup(name);
-    if (!n->name) {
-        free(n);
-        return NULL;
-    }
-    n->ncpus = ncpus;
-    n->state = state;
-    return n;
-}
 
 /* Frees what pp_server_new() built; the threads are already gone. */
 static void server_destroy(pp_server *s)
@@ -44,6 +30,10 @@ static void server_destroy(pp_server *s)
         free(s->nodes[i]);
     }
     free(s->nodes);
+    for (int i = 0; i < s->nfiles; i++)
+        free(s->files[i]);
+    free(s->files);
+    pp_nodes_free_reqs(s->node_reqs);
     pp_tasks_free(s);
     pp_finished_free(s, &s->finished);
     while (s->groups) {
@@ -182,34 +172,13 @@ static int check_config(const pp_config *cfg)
     return 0;
 }
 
-/* The statistics' nodes: "local", then one per ppservers entry, named
- * "host:port" ("[v6]:port").  0, or -1 with the reason in err. */
-static int make_nodes(pp_server *s, const char *const *servers, char *err)
+/* Whether the configuration or the environment gives a secret (or
+ * certificates instead). */
+static int secret_given(const pp_config *cfg)
 {
-    int n = 0;
-    while (servers && servers[n])
-        n++;
-    s->nodes = calloc((size_t)n + 1, sizeof *s->nodes);
-    if (!s->nodes || !(s->nodes[0] = node_new("local", s->ncpus_want,
-                                               s->ncpus_want > 0 ? PP_NODE_UP : PP_NODE_DOWN))) {
-        pp_seterr(err, "out of memory");
-        return -1;
-    }
-    s->nnodes = 1;
-    for (int i = 0; i < n; i++) {
-        char host[256], name[300];
-        int port;
-        if (pp_net_parse_hostport(servers[i], PP_DEFAULT_PORT, host, sizeof host, &port,
-                                  err) != 0)
-            return -1;
-        snprintf(name, sizeof name, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-        if (!(s->nodes[s->nnodes] = node_new(name, 0, PP_NODE_CONNECTING))) {
-            pp_seterr(err, "out of memory");
-            return -1;
-        }
-        s->nnodes++;
-    }
-    return 0;
+    const char *env = getenv("PP_SECRET"), *file = getenv("PP_SECRET_FILE");
+    return cfg->secret || cfg->secret_file || cfg->no_secret || cfg->tls_cert ||
+           (env && *env) || (file && *file);
 }
 
 /* The keys and TLS, for nodes: the secret's keys (a public stand-in with
@@ -263,10 +232,18 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     s->worker_path = pp_spawn_find_worker(cfg->worker_path, err);
     if (!s->worker_path && s->ncpus_want > 0)
         return -1;
-    if (make_nodes(s, cfg->ppservers, err) != 0 ||
-        copy_names(cfg->worker_env, &s->worker_env, err) != 0)
+    int remote = 0;
+    if (copy_names(cfg->worker_env, &s->worker_env, err) != 0 ||
+        !pp_node_add_locked(s, "local", s->ncpus_want,
+                            s->ncpus_want > 0 ? PP_NODE_UP : PP_NODE_DOWN)) {
+        if (!err[0])
+            pp_seterr(err, "out of memory");
         return -1;
-    return s->nnodes > 1 ? take_keys(s, cfg, err) : 0;
+    }
+    if (pp_nodes_configure(s, cfg, &remote, err) != 0)
+        return -1;
+    /* Keys whenever a secret is given, so that pp_add_node() works later. */
+    return remote || secret_given(cfg) ? take_keys(s, cfg, err) : 0;
 }
 
 /* On the scheduler thread: the backends, in dispatch order (the local pool
@@ -277,19 +254,15 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
 static int start_backends(pp_server *s, char *err)
 {
     pp_backend *local = NULL;
-    for (int i = s->worker_path ? 0 : 1; i < s->nnodes; i++) {
+    if (s->worker_path) {
         /* Local workers die with this thread (PR_SET_PDEATHSIG). */
-        pp_backend *b = i == 0 ? pp_local_new(s, s->nodes[0], err)
-                               : pp_remote_new(s, s->nodes[i], err);
-        if (!b)
+        if (!(local = pp_local_new(s, s->nodes[0], err)))
             return -1;
-        if (pp_sched_add(s, b) != 0) {
-            b->ops->free(b);
+        if (pp_sched_add(s, local) != 0) {
+            local->ops->free(local);
             pp_seterr(err, "out of memory");
             return -1;
         }
-        if (i == 0)
-            local = b;
     }
     double give_up = pp_now() + START_WAIT;
     int rc = 1;
@@ -302,7 +275,9 @@ static void *scheduler_thread(void *arg)
 {
     pp_server *s = arg;
     char err[PP_ERR_LEN] = "";
-    int ok = pp_sched_init(s, err) == 0 && start_backends(s, err) == 0;
+    /* The node list first: its hook applies changes before each dispatch. */
+    int ok = pp_nodes_init(s, err) == 0 && pp_sched_init(s, err) == 0 &&
+             start_backends(s, err) == 0;
     pthread_mutex_lock(&s->mu);
     s->start_state = ok ? 1 : -1;
     snprintf(s->start_err, sizeof s->start_err, "%s", err);
@@ -310,6 +285,7 @@ static void *scheduler_thread(void *arg)
     pthread_mutex_unlock(&s->mu);
     if (ok)
         pp_sched_run(s);
+    pp_nodes_shutdown(s);
     pp_sched_shutdown(s); /* deferred frees run in pp_loop_free() */
     return NULL;
 }

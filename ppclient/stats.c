@@ -13,6 +13,8 @@ static const char *state_name(int st)
     case PP_NODE_CONNECTING: return "connecting";
     case PP_NODE_DOWN: return "down";
     case PP_NODE_AUTH_FAILED: return "auth failed";
+    case PP_NODE_DRAINING: return "draining";
+    case PP_NODE_REMOVED: return "removed";
     default: return "?";
     }
 }

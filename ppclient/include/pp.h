@@ -63,7 +63,11 @@ typedef enum pp_node_state {
     PP_NODE_UP = 0,
     PP_NODE_CONNECTING = 1,
     PP_NODE_DOWN = 2,
-    PP_NODE_AUTH_FAILED = 3
+    PP_NODE_AUTH_FAILED = 3,
+    PP_NODE_DRAINING = 4,           /* removed: no new jobs, its jobs in flight
+                                       finish, then it disconnects */
+    PP_NODE_REMOVED = 5             /* removed and disconnected (its line stays
+                                       for the statistics) */
 } pp_node_state;
 
 typedef struct pp_server pp_server;
@@ -85,7 +89,15 @@ typedef void (*pp_callback)(pp_job *j, void *arg);
 
 typedef struct pp_config {
     int ncpus;                      /* local workers; PP_AUTODETECT; 0 = remote only */
-    const char *const *ppservers;   /* NULL-terminated "host[:port]" list, or NULL */
+    const char *const *ppservers;   /* NULL-terminated list of nodes, or NULL:
+                                       $PP_SERVERS (comma-separated), then none.
+                                       An entry is "host[:port]" (a name that
+                                       resolves to several addresses is one node
+                                       per address, looked up again every
+                                       resolve_interval) or "@FILE": a nodes file,
+                                       one host[:port] a line, '#' comments,
+                                       re-read when it changes (nodes added join,
+                                       nodes gone drain) */
     const char *secret;             /* NULL: $PP_SECRET, then none */
     const char *worker_path;        /* NULL: $PP_WORKER, then found beside libpp */
     const char *log_level;          /* "error", "warn" (default), "info", "debug";
@@ -139,6 +151,9 @@ typedef struct pp_config {
     int worker_max_jobs;            /* a local worker is replaced after this many
                                        jobs, between jobs (for tasks that leak);
                                        0 = never */
+    double resolve_interval;        /* seconds between lookups of the nodes' names
+                                       (addresses that appear join, those gone
+                                       drain); 0 = 30 */
 } pp_config;
 
 typedef struct pp_submit_opts {
@@ -207,6 +222,20 @@ PP_API int pp_get_ncpus(pp_server *s);
  * process may run on.  Workers being removed finish the jobs they hold.
  * Returns 0, or -1 on a bad argument. */
 PP_API int pp_set_ncpus(pp_server *s, int ncpus);
+
+/* Adds a node at run time: "host[:port]" (default port 60000), as in
+ * pp_config.ppservers ("@FILE" adds a nodes file).  It joins within the
+ * scheduler's next turn and connects like the others; the server needs the
+ * shared secret (pp_config or the environment) from its start.  A removed
+ * or draining node is taken back into service.  Returns 0, or -1 with
+ * pp_last_error() (a bad name, already a node, no secret).  Any thread. */
+PP_API int pp_add_node(pp_server *s, const char *node);
+
+/* Removes a node as named when added ("host[:port]", "@FILE" for every node
+ * of that file): it drains (no new jobs; its jobs in flight finish and are
+ * delivered), then disconnects and shows PP_NODE_REMOVED.  Returns 0, or
+ * -1 with pp_last_error() (no such node).  Any thread. */
+PP_API int pp_remove_node(pp_server *s, const char *node);
 
 /* ---- jobs --------------------------------------------------------------- */
 
