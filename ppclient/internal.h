@@ -198,6 +198,7 @@ struct pp_server {
                                     freed before the server (names stay valid) */
     int nnodes, capnodes;
     struct pp_node_req *node_reqs; /* (mu) node list changes for the scheduler */
+    _Atomic int node_reqs_set;   /* node_reqs is not empty: a look without mu */
     char **files;                /* (mu) nodes files in use ("@/abs/path") */
     int nfiles;
     struct nodeset *nodeset;     /* (sched) the node list (nodes.c) */

@@ -454,9 +454,11 @@ static size_t auto_batch(pp_server *s, size_t n, size_t avg_bytes)
 {
     pthread_mutex_lock(&s->mu);
     long cpus = s->ncpus_want > 0 ? s->ncpus_want : 0;
-    for (int i = 1; i < s->nnodes; i++)
+    int nodes = 0;
+    for (int i = 1; i < s->nnodes; i++) {
         cpus += s->nodes[i]->ncpus;
-    int nodes = s->nnodes - 1;
+        nodes += s->nodes[i]->state != PP_NODE_REMOVED;
+    }
     pthread_mutex_unlock(&s->mu);
     if (cpus < 1) /* nodes not up yet, or none: a guess */
         cpus = 4L * PP_MAX(nodes, 1);

@@ -509,6 +509,8 @@ static void watch_apply(watch *w)
         if (!w->failing)
             pp_log(&ns->s->log, PP_LOG_WARN, "%s; the nodes stay as they were", err);
         w->failing = 1;
+        w->applied = w->pending; /* looked at again when it changes */
+        w->changing = 0;
         return;
     }
     w->failing = 0;
@@ -542,7 +544,7 @@ static void poll_files(pp_loop *loop, pp_timer *t)
             w->failing = 1;
             continue;
         }
-        if (same_file(&st, &w->applied) && !w->failing) {
+        if (same_file(&st, &w->applied)) {
             w->changing = 0;
         } else if (w->changing && same_file(&st, &w->pending)) {
             watch_apply(w);
@@ -606,9 +608,13 @@ static void apply_requests(pp_loop *loop, void *data)
     (void)loop;
     nodeset *ns = data;
     pp_server *s = ns->s;
+    /* Every turn of the loop comes here: the mutex only when needed. */
+    if (!atomic_load_explicit(&s->node_reqs_set, memory_order_acquire))
+        return;
     pthread_mutex_lock(&s->mu);
     pp_node_req *reqs = s->node_reqs;
     s->node_reqs = NULL;
+    atomic_store_explicit(&s->node_reqs_set, 0, memory_order_relaxed);
     pthread_mutex_unlock(&s->mu);
     while (reqs) {
         pp_node_req *r = reqs;
@@ -715,6 +721,7 @@ int pp_nodes_request(pp_server *s, pp_node_op op, unsigned src, const char *text
     while (*p)
         p = &(*p)->next;
     *p = r;
+    atomic_store_explicit(&s->node_reqs_set, 1, memory_order_release);
     pp_sched_wake_locked(s);
     return 0;
 }
