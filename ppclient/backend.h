@@ -14,6 +14,7 @@
 #define PP_BACKEND_H
 
 #include "internal.h"
+#include "pp_tags.h"
 
 struct addrinfo;
 
@@ -34,7 +35,9 @@ typedef struct pp_backend_ops {
     int (*room)(pp_backend *b);
     /* Takes a job: 0, or -1 (not now: the job stays the scheduler's). */
     int (*dispatch)(pp_backend *b, pp_job *j);
-    /* The end of a dispatch round: writes what the round queued. */
+    /* The end of a dispatch round: writes what the round queued.  A node
+     * is flushed only in the turns it asked to be (pp_sched_flush_due);
+     * the local pool in every turn. */
     void (*flush)(pp_backend *b);
     /* Stops the jobs it holds that pp_job_cancel() ended (NULL: it
      * cannot); each comes back through pp_sched_finish() or
@@ -57,6 +60,9 @@ struct pp_backend {
     pp_server *s;
     pp_node *node;               /* its line in the statistics */
     int remote;                  /* a ppserver node, not this machine's workers */
+    int flush_due;               /* (sched) on the list of backends to flush */
+    pp_tags *tags;               /* its tags (owned; tags.c), NULL: none */
+    int tags_known;              /* they are known: a node has been up */
 };
 
 /* The backends (server.c adds them when the scheduler starts): each makes
@@ -87,6 +93,10 @@ PP_HIDDEN void pp_sched_requeue(pp_server *s, pp_job *j);
 /* Something changed that may let jobs go (a node came up, a worker is
  * ready): the scheduler looks again before it sleeps. */
 PP_HIDDEN void pp_sched_poke(pp_server *s);
+/* The node queued output (or has work for its flush op): its flush op runs
+ * at the end of this turn's dispatch.  Nodes not asking are not visited,
+ * so an idle turn costs the same with 1,000 nodes as with 2. */
+PP_HIDDEN void pp_sched_flush_due(pp_server *s, pp_backend *b);
 
 /* ---- the scheduler thread's life, for server.c ---- */
 

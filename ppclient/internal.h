@@ -15,6 +15,8 @@
  *   remote.c    the remote backend: one per ppserver node (handshake,
  *               jobs in flight, failover)
  *   connect.c   reaching a node: name lookup, addresses, connect, backoff
+ *   nodes.c     the node list: entries, nodes files, pp_add/remove_node
+ *   discover.c  "*": nodes found by their authenticated announcements
  *   callback.c  the callback thread
  *   stats.c, typed.c, template.c: statistics, typed values, templates.
  *
@@ -33,6 +35,7 @@
 #include <time.h>
 
 #include "pp.h"
+#include "pp_announce.h"
 #include "pp_auth.h"
 #include "pp_common.h"
 #include "pp_lasterr.h"
@@ -99,6 +102,8 @@ typedef struct pp_node {
     uint64_t busy_ns;            /* (mu) */
     uint64_t connects;           /* (mu) connection attempts */
     char why[PP_ERR_LEN];        /* (mu) why it is not up, or went down last */
+    const char *tags;            /* (mu) its tags ("gpu,avx512"), NULL: none (yet);
+                                    interned (tags.c): valid until the server goes */
     void *owner;                 /* (sched) the node list's entry that wants it
                                     (nodes.c), NULL: none (draining) */
 } pp_node;
@@ -144,6 +149,10 @@ struct pp_job {
                                     it in s->backends; 0 = none */
     uint16_t avoid;              /* (sched) the same for where its last run failed */
     uint16_t di;                 /* (mu) with dc */
+    uint16_t tagset;             /* the tags a backend must have to run it:
+                                    s->tagset_tab[tagset - 1] (tags.h); 0: any
+                                    backend (most jobs).  16 bits, in what was
+                                    padding: untagged jobs cost nothing more */
     int8_t end_status;           /* (sched) how it ended, until publish() makes it
                                     the status: readers of a final status may
                                     then read the result */
@@ -173,6 +182,8 @@ struct pp_server {
     int free_requested;          /* (mu) pp_server_free() from a callback */
 
     job_list incoming;           /* (mu) submitted, not yet seen by the scheduler */
+    job_list incoming_tagged;    /* (mu) the same, of jobs that need tags: kept
+                                    out of the ready queue (tags.c) */
     int incoming_prio;           /* (mu) the priority of every incoming job... */
     int incoming_mixed;          /* (mu) ...unless they differ */
     unsigned cancel_gen;         /* (mu) jobs cancelled so far: the scheduler
@@ -199,9 +210,22 @@ struct pp_server {
     int nnodes, capnodes;
     struct pp_node_req *node_reqs; /* (mu) node list changes for the scheduler */
     _Atomic int node_reqs_set;   /* node_reqs is not empty: a look without mu */
+    struct pp_node_req *node_reqs_applying; /* (mu) taken, being applied: still
+                                    pending for pp_add_node/pp_remove_node */
     char **files;                /* (mu) nodes files in use ("@/abs/path") */
     int nfiles;
     struct nodeset *nodeset;     /* (sched) the node list (nodes.c) */
+    int discover_port;           /* (mu, stored atomically: discover.c peeks)
+                                    "*" listed: the UDP port discovery listens
+                                    on (discover.c); 0 = none */
+    uint32_t discover_group;     /* (mu) the multicast group it joins (network
+                                    order); 0 = none */
+    uint64_t announces[PP_ANN_REASONS]; /* (mu) announcements taken, then
+                                    ignored, by pp_ann_result */
+    double discover_timeout;     /* a discovered node silent this long drains;
+                                    0 = 3 of its announce intervals */
+    int no_secret;               /* pp_config.no_secret: nothing to discover by */
+    struct discoverer *discoverer; /* (sched) discovery (discover.c), or NULL */
     double resolve_interval;     /* seconds between lookups of nodes' names */
 
     uint64_t submitted, ndone, nfailed, ncancelled, nretried; /* (mu) */
@@ -215,7 +239,18 @@ struct pp_server {
     pp_io efd_io;                /* (sched) */
     pp_backend **backends;       /* (sched) in dispatch order: local first */
     int nbackends;
+    pp_backend **due;            /* (sched) to flush this turn (room for all) */
+    int ndue;
     ready_queue ready;           /* (sched) queued, waiting for a backend */
+    struct tag_waits *tw;        /* (sched) jobs that need tags, queued by tag set
+                                    (tags.c) */
+    struct pp_tagset **tagset_tab; /* (mu) the tag sets jobs need, interned:
+                                    PP_TAGSETS_MAX slots, made on first use; a
+                                    slot once set never changes */
+    int ntagsets;
+    struct tag_text *tag_texts;  /* (mu) nodes' tags as text, interned */
+    int ntag_texts;
+    struct pp_tags *local_tags;  /* pp_config.local_tags, or NULL: none */
     job_list done;               /* (sched) finished, to publish in the next hook */
     int idle_warned;             /* (sched) "no worker, no node" logged once */
     double idle_since;           /* (sched) since when that holds, 0 = not */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "tags.h"
 
 typedef struct local {
     pp_backend b;                 /* the scheduler's handle (first) */
@@ -89,6 +90,7 @@ static void l_free(pp_backend *b)
 {
     local *l = of(b);
     pp_pool_free(l->pool); /* jobs on workers come back through local_requeue */
+    free(l->b.tags);
     free(l);
 }
 
@@ -111,6 +113,11 @@ pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err)
         return NULL;
     }
     l->b = (pp_backend){.ops = &local_ops, .s = s, .node = node};
+    if (pp_tags_set_backend(&l->b, s->local_tags) != 0) { /* pp_config.local_tags */
+        pp_seterr(err, "out of memory");
+        free(l);
+        return NULL;
+    }
     pp_pool_opts o = {
         .worker_path = s->worker_path,
         .workers = s->ncpus_want,
@@ -123,6 +130,7 @@ pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err)
     pp_pool_cbs cbs = {.on_done = local_done, .on_requeue = local_requeue};
     l->pool = pp_pool_new(s->loop, &o, &cbs, l, err);
     if (!l->pool) {
+        free(l->b.tags);
         free(l);
         return NULL;
     }

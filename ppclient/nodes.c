@@ -12,6 +12,7 @@
 #include "nodes.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -22,12 +23,13 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "pp_announce.h"
 #include "pp_net.h"
 #include "pp_resolve.h"
 
 #define NODES_FILE_MAX (1 << 20)  /* bytes */
 #define NODES_LINE_MAX 1024
-#define NODES_PER_FILE 65536
+#define NODES_PER_FILE 4096     /* the list is searched linearly: n*n stays small */
 #define ADDRS_MAX 64              /* addresses of one name used, at most */
 #define FILE_POLL 1.0             /* seconds between looks at the nodes files */
 #define RESOLVE_DEFAULT 30.0
@@ -42,8 +44,22 @@
 static int normalize(const char *text, char name[NAME_LEN], char host[256], int *port,
                      char *err)
 {
+    /* Checked first: the parser's message quotes the text, and a long one
+     * would push the reason out of err.  The longest is "[255 bytes]:65535". */
+    if (strlen(text) > 255 + 8) {
+        pp_seterr(err, "node address \"%.40s...\" longer than %d bytes", text, 255 + 8);
+        return -1;
+    }
     if (pp_net_parse_hostport(text, PP_DEFAULT_PORT, host, 256, port, err) != 0)
         return -1;
+    /* A line of a nodes file is outside input: blanks or bytes no host
+     * name has would make a node that can never be reached. */
+    for (const unsigned char *c = (const unsigned char *)host; *c; c++)
+        if (!(*c < 0x80 && (isalnum(*c) || strchr("-._:%", *c)))) {
+            pp_seterr(err, "bad node address \"%.80s\" (a host name has only letters, "
+                           "digits, '-', '.' and '_')", text);
+            return -1;
+        }
     snprintf(name, NAME_LEN, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, *port);
     return 0;
 }
@@ -269,6 +285,15 @@ static pp_backend *backend_named(pp_server *s, const char *name)
 
 static void seen(pp_server *s, pp_node *node, const struct addrinfo *res);
 
+/* The statistics line named `name` (mu held), or NULL. */
+static pp_node *node_named_locked(pp_server *s, const char *name)
+{
+    for (int i = 1; i < s->nnodes; i++)
+        if (strcmp(s->nodes[i]->name, name) == 0)
+            return s->nodes[i];
+    return NULL;
+}
+
 /* The backend for `name` (reaching host), made or taken back into service,
  * owned by e. */
 static void want_backend(entry *e, const char *name, const char *host)
@@ -282,7 +307,9 @@ static void want_backend(entry *e, const char *name, const char *host)
     }
     char err[PP_ERR_LEN] = "out of memory";
     pthread_mutex_lock(&s->mu);
-    pp_node *node = pp_node_add_locked(s, name, 0, PP_NODE_CONNECTING);
+    pp_node *node = node_named_locked(s, name); /* its line made by add_locked() */
+    if (!node)
+        node = pp_node_add_locked(s, name, 0, PP_NODE_CONNECTING);
     pthread_mutex_unlock(&s->mu);
     if (node && (b = pp_remote_new(s, node, host, e->port, e->is_name ? seen : NULL, err)) &&
         pp_sched_add(s, b) != 0) {
@@ -356,16 +383,19 @@ static int is_loopback(const struct addrinfo *a)
            IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a->ai_addr)->sin6_addr);
 }
 
-/* The name's addresses, numeric, each once; loopback addresses are this
- * machine, however many the name has: the first one only. */
+/* The name's addresses, numeric, each once.  ::1 beside an IPv4 loopback
+ * address is the same ppserver ("localhost"): dropped.  Distinct 127.x
+ * addresses stay distinct: a ppserver each may listen there (-i). */
 static int addresses(const struct addrinfo *res, char (*out)[256], int max)
 {
-    int n = 0, loopback = 0;
+    int n = 0, loopback4 = 0;
+    for (const struct addrinfo *a = res; a; a = a->ai_next)
+        loopback4 |= a->ai_family == AF_INET && is_loopback(a);
     for (const struct addrinfo *a = res; a && n < max; a = a->ai_next) {
         char h[256];
         if (getnameinfo(a->ai_addr, a->ai_addrlen, h, sizeof h, NULL, 0, NI_NUMERICHOST) != 0)
             continue;
-        if (is_loopback(a) && loopback++)
+        if (loopback4 && a->ai_family == AF_INET6 && is_loopback(a))
             continue;
         int seen = 0;
         for (int k = 0; k < n && !seen; k++)
@@ -374,6 +404,15 @@ static int addresses(const struct addrinfo *res, char (*out)[256], int max)
             snprintf(out[n++], 256, "%s", h);
     }
     return n;
+}
+
+/* Whether e has a node in service for `addr` ("name (addr)", written into
+ * name): a name down to one of its addresses keeps that node. */
+static int split_kept(entry *e, const char *addr, char name[NODE_LEN])
+{
+    snprintf(name, NODE_LEN, "%s (%.64s)", e->name, addr);
+    pp_backend *b = backend_named(e->ns->s, name);
+    return b && b->node->owner == e;
 }
 
 /* A name with one address is one node reached by its name (as before any
@@ -400,7 +439,9 @@ static void lookup_done(pp_loop *loop, pp_io *io, unsigned ev)
     char (*names)[NODE_LEN] = malloc(ADDRS_MAX * sizeof *names);
     if (addrs && names) {
         int n = addresses(res, addrs, ADDRS_MAX);
-        if (n <= 1) {
+        if (n == 1 && split_kept(e, addrs[0], names[0])) {
+            /* down to one address: its node stays, no reconnection */
+        } else if (n <= 1) {
             snprintf(names[0], NODE_LEN, "%s", e->name);
             snprintf(addrs[0], 256, "%s", e->host);
             n = 1;
@@ -493,8 +534,10 @@ static void entry_unwant(nodeset *ns, entry *e, unsigned src)
 
 static int same_file(const struct stat *a, const struct stat *b)
 {
+    /* ctime too: chmod o-w mends a refused file without changing its bytes. */
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /* Reads w's file and makes its entries exactly those listed.  On a read
@@ -564,8 +607,8 @@ static void watch_add(nodeset *ns, const char *key)
             return;
     unsigned bit = 0;
     for (int i = 0; i < FILES_MAX && !bit; i++)
-        if (!(ns->file_bits & (PP_SRC_FILE0 << i)))
-            bit = PP_SRC_FILE0 << i;
+        if (!(ns->file_bits & ((unsigned)PP_SRC_FILE0 << i))) /* an enum is an int */
+            bit = (unsigned)PP_SRC_FILE0 << i;
     watch *w = bit ? calloc(1, sizeof *w) : NULL;
     if (!w || !(w->key = strdup(key))) {
         free(w);
@@ -614,11 +657,10 @@ static void apply_requests(pp_loop *loop, void *data)
     pthread_mutex_lock(&s->mu);
     pp_node_req *reqs = s->node_reqs;
     s->node_reqs = NULL;
+    s->node_reqs_applying = reqs; /* until the nodes' states show them */
     atomic_store_explicit(&s->node_reqs_set, 0, memory_order_relaxed);
     pthread_mutex_unlock(&s->mu);
-    while (reqs) {
-        pp_node_req *r = reqs;
-        reqs = r->next;
+    for (pp_node_req *r = reqs; r; r = r->next) {
         int file = r->text[0] == '@';
         if (r->op == PP_NODES_ADD && file) {
             watch_add(ns, r->text);
@@ -629,10 +671,18 @@ static void apply_requests(pp_loop *loop, void *data)
         } else {
             entry *e = entry_find(ns, r->text);
             if (e)
-                entry_unwant(ns, e, ~0u);
+                entry_unwant(ns, e, r->src ? r->src : ~0u); /* 0: every source */
         }
-        free(r);
     }
+    pthread_mutex_lock(&s->mu);
+    s->node_reqs_applying = NULL;
+    pthread_mutex_unlock(&s->mu);
+    pp_nodes_free_reqs(reqs);
+}
+
+void pp_nodes_take(pp_server *s)
+{
+    apply_requests(s->loop, s->nodeset);
 }
 
 int pp_nodes_init(pp_server *s, char *err)
@@ -732,6 +782,9 @@ int pp_nodes_request(pp_server *s, pp_node_op op, unsigned src, const char *text
 static int listed_locked(pp_server *s, const char *name)
 {
     int pending = -1; /* the last request about it decides */
+    for (pp_node_req *r = s->node_reqs_applying; r; r = r->next)
+        if (strcmp(r->text, name) == 0)
+            pending = r->op == PP_NODES_ADD;
     for (pp_node_req *r = s->node_reqs; r; r = r->next)
         if (strcmp(r->text, name) == 0)
             pending = r->op == PP_NODES_ADD;
@@ -756,10 +809,33 @@ static int files_index_locked(pp_server *s, const char *key)
     return -1;
 }
 
+/* "*": discovery (discover.c) listens on `port`, joining `group`; one
+ * listener per server.  0, or -1 with the reason in err. */
+static int discover_locked(pp_server *s, int port, uint32_t group, char *err)
+{
+    if (s->no_secret) {
+        pp_seterr(err, "discovery (\"*\") needs the shared secret: without one nothing "
+                       "could tell a node's announcement from anyone's");
+        return -1;
+    }
+    if (s->discover_port) {
+        pp_seterr(err, "discovery (\"*\") is already on (UDP port %d)", s->discover_port);
+        return -1;
+    }
+    s->discover_group = group;
+    __atomic_store_n(&s->discover_port, port, __ATOMIC_RELEASE); /* discover.c peeks */
+    pp_sched_wake_locked(s);
+    return 0;
+}
+
 /* An entry of the configured list or of pp_add_node(): queued (mu held).
  * 0, or -1 with the reason in err. */
 static int add_locked(pp_server *s, const char *text, unsigned src, char *err)
 {
+    uint32_t group;
+    int uport, star = pp_announce_parse_listen(text, &group, &uport, err);
+    if (star)
+        return star < 0 ? -1 : discover_locked(s, uport, group, err);
     if (text[0] == '@') {
         char *key = file_key(text + 1, err);
         name_list l;
@@ -796,7 +872,10 @@ static int add_locked(pp_server *s, const char *text, unsigned src, char *err)
         pp_seterr(err, "%s is already a node", name);
         return -1;
     }
-    if (pp_nodes_request(s, PP_NODES_ADD, src, name) != 0) {
+    /* Its line now (connecting), so that pp_get_active_nodes() lists the
+     * nodes as soon as pp_server_new() or pp_add_node() returns. */
+    if ((!node_named_locked(s, name) && !pp_node_add_locked(s, name, 0, PP_NODE_CONNECTING)) ||
+        pp_nodes_request(s, PP_NODES_ADD, src, name) != 0) {
         pp_seterr(err, "out of memory");
         return -1;
     }
@@ -808,6 +887,8 @@ static int add_locked(pp_server *s, const char *text, unsigned src, char *err)
 int pp_nodes_configure(pp_server *s, const pp_config *cfg, int *remote, char *err)
 {
     s->resolve_interval = cfg->resolve_interval > 0 ? cfg->resolve_interval : RESOLVE_DEFAULT;
+    s->discover_timeout = cfg->discover_timeout;
+    s->no_secret = cfg->no_secret;
     int n = 0, rc = 0;
     pthread_mutex_lock(&s->mu);
     if (cfg->ppservers) {

@@ -28,7 +28,8 @@ typedef enum pp_node_op { PP_NODES_ADD, PP_NODES_REMOVE } pp_node_op;
 typedef struct pp_node_req {
     struct pp_node_req *next;
     pp_node_op op;
-    unsigned src;                /* for ADD: who wants it; REMOVE clears all */
+    unsigned src;                /* ADD: who wants it; REMOVE: who no longer
+                                    does (0: nobody, pp_remove_node()) */
     char text[];                 /* "host:port" as normalized, or "@/abs/path" */
 } pp_node_req;
 
@@ -48,6 +49,11 @@ PP_HIDDEN int pp_nodes_request(pp_server *s, pp_node_op op, unsigned src, const 
  * up; requests are applied before each sleep of the loop, the configured
  * nodes in the first turn.  0, or -1 with the reason in err. */
 PP_HIDDEN int pp_nodes_init(pp_server *s, char *err);
+
+/* On the scheduler thread: applies the requests queued now, as the hook
+ * does each turn.  pp_server_new() calls it once its backends are up, so
+ * that the configured nodes are listed when it returns. */
+PP_HIDDEN void pp_nodes_take(pp_server *s);
 
 /* On the scheduler thread, before the backends go: lookups and file
  * watches stopped, the list freed. */

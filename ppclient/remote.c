@@ -15,6 +15,7 @@
  * Errors: a frame handler returns 0 to go on, or -1 with a `failure` filled
  * in; r_frame() alone then ends the connection (r_lost). */
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include "pp_proto.h"
 #include "pp_tls.h"
 #include "pp_zip.h"
+#include "tags.h"
 
 #define SLOT_BITS 12
 #define MAX_SLOTS (1u << SLOT_BITS)
@@ -70,6 +72,7 @@ typedef struct remote {
     pp_hs hs;
     pp_timer timer;               /* handshake deadline, or the next attempt */
     pp_timer hb;                  /* heartbeat */
+    uint32_t hb_rand;             /* xorshift state: this node's heartbeat jitter */
     double backoff;
     double last_rx;
     int ncpus;
@@ -226,22 +229,48 @@ static void r_timer(pp_loop *loop, pp_timer *t)
         r_lost(r, "no handshake from the node in time", 0, 0, 0);
 }
 
+/* When the heartbeat timer of a node should fire, at the earliest `at`.
+ * Plus up to a quarter of a heartbeat, different for each node and each
+ * time, so that nodes that came up (or last spoke) together do not all
+ * fire in one turn; then rounded up to an eighth of a heartbeat, so that
+ * 1,000 nodes wake the loop 8 times a heartbeat, not 1,000 times. */
+static double hb_when(remote *r, double at)
+{
+    uint32_t x = r->hb_rand;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    r->hb_rand = x;
+    double hb = r->b.s->heartbeat, step = hb / 8;
+    at += hb * 0.25 * (double)(x >> 8) / (double)(1u << 24);
+    return ceil(at / step) * step;
+}
+
+/* A PING goes only to a node silent for a heartbeat: one sending results,
+ * or its own PINGs, is alive, and with many idle nodes the PINGs were most
+ * of the client's work.  The timer waits for a heartbeat of silence; while
+ * the node stays silent it PINGs every heartbeat, and past node_timeout the
+ * node is dead. */
 static void r_heartbeat(pp_loop *loop, pp_timer *t)
 {
     remote *r = t->data;
     pp_server *s = r->b.s;
     if (r->state != N_UP)
         return;
-    double now = pp_now();
-    if (now - r->last_rx > s->node_timeout) {
+    double now = pp_now(), silent = now - r->last_rx;
+    if (silent > s->node_timeout) {
         char why[96];
-        snprintf(why, sizeof why, "no frame from the node for %.1f s", now - r->last_rx);
+        snprintf(why, sizeof why, "no frame from the node for %.1f s", silent);
         r_lost(r, why, 1, 0, 0);
+        return;
+    }
+    if (silent < s->heartbeat) { /* it spoke since: wait for its silence */
+        pp_timer_start(loop, t, hb_when(r, r->last_rx + s->heartbeat));
         return;
     }
     pp_conn_send(r->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
     pp_conn_flush(r->conn);
-    pp_timer_start(loop, t, now + s->heartbeat);
+    pp_timer_start(loop, t, hb_when(r, now + s->heartbeat));
 }
 
 /* ---- the handshake ---- */
@@ -281,8 +310,9 @@ static int on_accept(remote *r, const pp_frame *f, failure *fl)
     r->last_rx = pp_now();
     r->quiet = 0;
     r->refused_before = 0;
+    pp_tags_set_backend(&r->b, NULL); /* none until a TAGS frame says */
     set_state(r, N_UP);
-    pp_timer_start(s->loop, &r->hb, pp_now() + s->heartbeat);
+    pp_timer_start(s->loop, &r->hb, hb_when(r, r->last_rx + s->heartbeat));
     pp_log(&s->log, PP_LOG_INFO, "%s: node up with %d CPUs", r->b.node->name, r->ncpus);
     return 0;
 }
@@ -350,7 +380,8 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
     }
     r->slots[i].job = NULL;
     r->freelist[r->nfree++] = i;
-    r->inflight--;
+    if (--r->inflight == 0 && r->draining)
+        pp_sched_flush_due(s, &r->b); /* r_flush retires it */
     r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)m.run_ns : (double)m.run_ns;
     /* The data stays where it came, aligned: PP_RESULT_HDR bytes in. */
     pp_sched_finish(s, j, m.status, block, (const char *)m.data, m.len, r->b.node, m.run_ns);
@@ -406,6 +437,7 @@ static int on_need(remote *r, const pp_frame *f, failure *fl)
     if (data && pp_zip_deflate(data, len, 6, &zip, &ziplen) == 0 &&
         pp_conn_send_ref(r->conn, PP_T_MODULE, 0, 0, hash, PP_SHA256_LEN, zip, ziplen, free,
                          zip) == 0) {
+        pp_sched_flush_due(s, &r->b);
         pp_log(&s->log, PP_LOG_INFO, "%s: sent module %s (%zu bytes, %zu compressed)",
                r->b.node->name, path, len, ziplen);
     } else {
@@ -414,6 +446,27 @@ static int on_need(remote *r, const pp_frame *f, failure *fl)
         free(zip);
     }
     free(data);
+    return 0;
+}
+
+/* The node's tags (after ACCEPT): checked as anything from the network,
+ * the node dropped when they are not tags.  A node that sends bad tags
+ * will again, so it is retried only after AUTH_RETRY. */
+static int on_tags(remote *r, const pp_frame *f, failure *fl)
+{
+    pp_server *s = r->b.s;
+    pp_tags t;
+    char why[PP_ERR_LEN];
+    if (pp_proto_tags_decode(f, &t, why) != 0) { /* r_lost() logs it */
+        fl->no_version = 1;
+        return fail(fl, 1, 0, "the node sent bad tags: %s", why);
+    }
+    if (pp_tags_set_backend(&r->b, &t) != 0) {
+        fl->no_version = 1;
+        return fail(fl, 1, 0, "cannot keep the node's tags (too many distinct sets, or out "
+                              "of memory)");
+    }
+    pp_log(&s->log, PP_LOG_INFO, "%s: node tags %s", r->b.node->name, r->b.node->tags);
     return 0;
 }
 
@@ -427,6 +480,7 @@ static int on_up_frame(remote *r, const pp_frame *f, failure *fl)
         return on_need(r, f, fl);
     case PP_T_PING:
         pp_conn_send(r->conn, PP_T_PONG, 0, f->hdr.id, NULL, 0);
+        pp_sched_flush_due(r->b.s, &r->b);
         return 0;
     case PP_T_PONG: {
         double sample = r->last_rx - pp_proto_token_time(f->hdr.id);
@@ -444,6 +498,8 @@ static int on_up_frame(remote *r, const pp_frame *f, failure *fl)
     }
     case PP_T_BYE:
         return fail(fl, 0, 0, "the node is shutting down");
+    case PP_T_TAGS:
+        return on_tags(r, f, fl);
     }
     char name[16];
     return fail(fl, 1, 0, "unexpected frame %s from the node",
@@ -623,6 +679,7 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     r->nfree--;
     r->slots[i] = (slot){.job = j, .id = id};
     r->inflight++;
+    pp_sched_flush_due(s, b);
     return 0;
 }
 
@@ -649,6 +706,7 @@ static void r_cancel(pp_backend *b)
         if (sl->job && !sl->cancel_sent && pp_job_cancelled(sl->job)) {
             pp_conn_send(r->conn, PP_T_CANCEL, 0, sl->id, NULL, 0);
             sl->cancel_sent = 1;
+            pp_sched_flush_due(b->s, b);
         }
     }
 }
@@ -712,6 +770,7 @@ static void r_free(pp_backend *b)
     pp_hs_wipe(&r->hs);
     free(r->slots);
     free(r->freelist);
+    free(r->b.tags);
     free(r);
 }
 
@@ -744,6 +803,8 @@ pp_backend *pp_remote_new(pp_server *s, pp_node *node, const char *host, int por
     r->backoff = BACKOFF_MIN;
     r->timer = (pp_timer){.fn = r_timer, .data = r};
     r->hb = (pp_timer){.fn = r_heartbeat, .data = r};
+    /* Any non-zero seed that differs between nodes: the address of r. */
+    r->hb_rand = (uint32_t)(((uintptr_t)r >> 4) * 2654435761u) | 1u;
     pp_connector_init(&r->cx, s->loop, &s->log, node->name, host, port, r_connected, r);
     r->seen = seen;
     if (seen)

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* sched.c -- the scheduler: one queue of ready jobs and the policy that
  * feeds them to the backends (local pool first, then the nodes, whichever
- * has room), jobs coming back from backends, jobs nothing can run, and
+ * has room), jobs that need tags (a queue per tag set, only for backends
+ * having them), jobs coming back from backends, jobs nothing can run, and
  * publishing finished jobs to waiting threads and to the callback thread.
  * Everything here runs on the scheduler thread except pp_sched_wake_locked.
  * Backends are driven through their ops only (backend.h). */
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "tags.h"
 
 void pp_sched_wake_locked(pp_server *s)
 {
@@ -107,6 +109,90 @@ static void let_go(pp_job *j)
     pp_job_unref(j);
 }
 
+/* ---- jobs that need tags: a queue per tag set (tags.h), out of the ready
+ * queue, so that untagged jobs are dispatched as if tags did not exist ---- */
+
+/* Only wakes the loop: the scheduler's hook then looks at the waits. */
+static void tw_wake(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    (void)t;
+}
+
+static int tw_init(pp_server *s, char *err)
+{
+    if (!(s->tw = calloc(1, sizeof *s->tw))) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
+    s->tw->timer = (pp_timer){.fn = tw_wake, .data = s};
+    return 0;
+}
+
+/* A job into its set's queue, which joins the active sets. */
+static void tw_enqueue(pp_server *s, pp_job *j, int front)
+{
+    pp_tagset *ts = pp_tagset_of(s, j);
+    rq_push(&ts->q, j, front);
+    s->tw->n++;
+    if (!ts->active) {
+        ts->active = 1;
+        ts->anext = s->tw->active;
+        s->tw->active = ts;
+    }
+}
+
+/* Sets left without jobs leave the active ones; their wait is over. */
+static void tw_drop_empty(tag_waits *tw)
+{
+    for (pp_tagset **p = &tw->active; *p;) {
+        pp_tagset *ts = *p;
+        if (ts->q.n) {
+            p = &ts->anext;
+            continue;
+        }
+        *p = ts->anext;
+        ts->anext = NULL;
+        ts->active = 0;
+        ts->since = 0;
+        ts->warned = 0;
+    }
+}
+
+static void tw_take_locked(pp_server *s)
+{
+    pp_job *j;
+    while ((j = job_list_pop(&s->incoming_tagged)))
+        tw_enqueue(s, j, 0);
+}
+
+static void tw_requeue(pp_server *s, pp_job *j)
+{
+    j->where = 0;
+    tw_enqueue(s, j, 1);
+}
+
+static void tw_sweep(pp_server *s)
+{
+    if (!s->tw)
+        return;
+    for (pp_tagset *ts = s->tw->active; ts; ts = ts->anext) {
+        job_list keep = {0};
+        pp_job *j;
+        while ((j = rq_pop(&ts->q))) {
+            if (pp_job_cancelled(j)) {
+                s->tw->n--;
+                let_go(j);
+            } else {
+                job_list_push(&keep, j);
+            }
+        }
+        while ((j = job_list_pop(&keep)))
+            rq_push(&ts->q, j, 0);
+    }
+    tw_drop_empty(s->tw);
+}
+
 /* Drops the cancelled jobs from the ready queue: one pass after a round of
  * cancels, however many there were. */
 static void rq_sweep(pp_server *s)
@@ -134,6 +220,7 @@ static void rq_sweep(pp_server *s)
 static void stop_cancelled(pp_server *s)
 {
     rq_sweep(s);
+    tw_sweep(s);
     for (int i = 0; i < s->nbackends; i++)
         if (s->backends[i]->ops->cancel)
             s->backends[i]->ops->cancel(s->backends[i]);
@@ -164,7 +251,10 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
         pthread_mutex_lock(&s->mu);
         s->nretried++;
         pthread_mutex_unlock(&s->mu);
-        rq_push(&s->ready, j, 1);
+        if (j->tagset)
+            tw_requeue(s, j);
+        else
+            rq_push(&s->ready, j, 1);
         return;
     }
     if (j->runs_failed && status != PP_DONE) {
@@ -213,7 +303,10 @@ void pp_sched_requeue(pp_server *s, pp_job *j)
         return;
     }
     j->where = 0;
-    rq_push(&s->ready, j, 1);
+    if (j->tagset)
+        tw_requeue(s, j);
+    else
+        rq_push(&s->ready, j, 1);
 }
 
 void pp_sched_poke(pp_server *s)
@@ -277,6 +370,8 @@ static void take_incoming(pp_server *s)
     while ((j = job_list_pop(&s->incoming)))
         rq_push(&s->ready, j, 0);
     s->incoming_mixed = 0;
+    if (s->incoming_tagged.head)
+        tw_take_locked(s);
     int cancels = s->cancel_gen != s->cancel_seen;
     s->cancel_seen = s->cancel_gen;
     int resize = s->ncpus_dirty ? s->ncpus_want : -1;
@@ -304,12 +399,238 @@ static int other_up(pp_server *s, const pp_backend *b)
 
 #define AVOID_SCAN 64 /* jobs passed over per backend and round, at most */
 
-/* Each backend in turn takes what it has room for, highest priority first
- * (jobs handed back go before newer ones of their priority).  A job whose
- * last run failed on a backend waits for another one while one is up. */
-static void dispatch(pp_server *s)
+/* ---- jobs that need tags: backends that have them take them ---- */
+
+#define WARN_AFTER 3.0 /* seconds nodes get to come up before a wait is logged */
+
+/* The set b may take whose first job comes first (highest priority), or
+ * NULL. */
+static pp_tagset *tw_best_set(pp_server *s, const pp_backend *b)
+{
+    pp_tagset *best = NULL;
+    for (pp_tagset *ts = s->tw->active; ts; ts = ts->anext)
+        if (ts->q.nlv && (!best || ts->q.lv[0].priority > best->q.lv[0].priority) &&
+            pp_tags_subset(&ts->tags, b->tags))
+            best = ts;
+    return best;
+}
+
+/* Whether a backend other than b is up with every tag of ts. */
+static int tw_other_has(pp_server *s, const pp_backend *b, const pp_tagset *ts)
 {
     for (int i = 0; i < s->nbackends; i++) {
+        pp_backend *o = s->backends[i];
+        if (o != b && o->tags && o->ops->state(o) == PP_BACKEND_UP &&
+            pp_tags_subset(&ts->tags, o->tags))
+            return 1;
+    }
+    return 0;
+}
+
+/* Backend i takes what it has room for.  A job whose last run failed there
+ * waits for another backend with its tags while one is up. */
+static void tw_feed(pp_server *s, pp_backend *b, int i)
+{
+    job_list aside = {0};
+    pp_tagset *ts;
+    while (s->tw->n && b->ops->room(b) > 0 && (ts = tw_best_set(s, b))) {
+        pp_job *j = rq_pop(&ts->q);
+        s->tw->n--;
+        if (pp_job_cancelled(j)) {
+            let_go(j);
+            continue;
+        }
+        if (j->avoid == i + 1 && aside.n < AVOID_SCAN && tw_other_has(s, b, ts)) {
+            job_list_push(&aside, j);
+            continue;
+        }
+        j->where = (uint16_t)(i + 1);
+        if (b->ops->dispatch(b, j) != 0) {
+            tw_requeue(s, j);
+            break;
+        }
+    }
+    /* Back in front of their sets, in their order. */
+    pp_job *rev = NULL, *j;
+    while ((j = job_list_pop(&aside))) {
+        j->next = rev;
+        rev = j;
+    }
+    while ((j = rev)) {
+        rev = j->next;
+        tw_enqueue(s, j, 1);
+    }
+}
+
+static void tw_dispatch(pp_server *s)
+{
+    for (int i = 0; i < s->nbackends && s->tw->n; i++)
+        if (s->backends[i]->tags)
+            tw_feed(s, s->backends[i], i);
+    tw_drop_empty(s->tw);
+}
+
+/* ---- jobs that need tags no backend up has ---- */
+
+/* Every backend but those removed, "name [tags] state", into buf. */
+static void tw_describe(pp_server *s, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = 0;
+    for (int i = 0; i < s->nbackends && used + 1 < len; i++) {
+        pp_backend *b = s->backends[i];
+        pp_backend_state st = b->ops->state(b);
+        if (st == PP_BACKEND_REMOVED)
+            continue;
+        char tags[PP_TAGS_TEXT_MAX] = "no tags";
+        if (!b->tags_known)
+            snprintf(tags, sizeof tags, "tags not known yet");
+        else if (b->tags)
+            pp_tags_text(b->tags, tags, sizeof tags);
+        int n = snprintf(buf + used, len - used, "%s%s [%s] %s", used ? "; " : "",
+                         b->node->name, tags,
+                         st == PP_BACKEND_UP        ? "up"
+                         : st == PP_BACKEND_REFUSED ? "refused our secret"
+                                                    : "not up");
+        used = n < 0 ? len : PP_MIN(used + (size_t)n, len - 1);
+    }
+    if (!buf[0])
+        snprintf(buf, len, "none");
+}
+
+/* Whether a backend up has every tag of ts (1); else 0, with *down set
+ * when one that is not up has them, and *unknown counting the backends
+ * that may still come up whose tags are not known yet. */
+static int tw_runnable(pp_server *s, const pp_tagset *ts, int *down, int *unknown)
+{
+    *down = *unknown = 0;
+    for (int i = 0; i < s->nbackends; i++) {
+        pp_backend *b = s->backends[i];
+        pp_backend_state st = b->ops->state(b);
+        if (st == PP_BACKEND_REMOVED)
+            continue;
+        if (!b->tags_known && st == PP_BACKEND_WAITING)
+            (*unknown)++;
+        if (b->tags && pp_tags_subset(&ts->tags, b->tags)) {
+            if (st == PP_BACKEND_UP)
+                return 1;
+            *down = 1;
+        }
+    }
+    return 0;
+}
+
+/* Ends every job of ts PP_LOST saying why. */
+static void tw_lose(pp_server *s, pp_tagset *ts, const char *why)
+{
+    pp_log(&s->log, PP_LOG_ERROR, "%zu job(s) lost: %s, for %g s (no_node_timeout)", ts->q.n,
+           why, s->no_node_timeout);
+    pp_job *j;
+    while ((j = rq_pop(&ts->q))) {
+        s->tw->n--;
+        pp_sched_fail(s, j, PP_LOST, "lost: %s, for %g s (no_node_timeout)", why,
+                      s->no_node_timeout);
+    }
+}
+
+/* One set that no backend up can take: logged once the nodes had their
+ * chance to come up; lost after no_node_timeout.  When to look again. */
+static double tw_check_set(pp_server *s, pp_tagset *ts, double now)
+{
+    int down, unknown;
+    if (tw_runnable(s, ts, &down, &unknown)) {
+        ts->since = 0;
+        ts->warned = 0;
+        return 0;
+    }
+    if (!ts->since)
+        ts->since = now;
+    double lose_at = s->no_node_timeout > 0 ? ts->since + s->no_node_timeout : 0;
+    int warn = !ts->warned && (!unknown || now - ts->since >= WARN_AFTER);
+    if (!warn && !(lose_at && now >= lose_at)) {
+        double at = ts->warned ? lose_at : ts->since + WARN_AFTER;
+        return lose_at && lose_at < at ? lose_at : at;
+    }
+    char nodes[768], why[PP_TAGS_TEXT_MAX + 900];
+    tw_describe(s, nodes, sizeof nodes);
+    snprintf(why, sizeof why, "%zu job(s) need tags %s: %s (nodes: %s)", ts->q.n, ts->text,
+             down ? "no node that has them is up" : "no node has them", nodes);
+    if (warn) {
+        ts->warned = 1;
+        pp_log(&s->log, PP_LOG_WARN, "%s; they wait for one", why);
+    }
+    if (lose_at && now >= lose_at) {
+        snprintf(why, sizeof why, "it needs tags %s: %s (nodes: %s)", ts->text,
+                 down ? "no node that has them is up" : "no node has them", nodes);
+        tw_lose(s, ts, why);
+        return 0;
+    }
+    return lose_at;
+}
+
+static void tw_check(pp_server *s)
+{
+    double now = pp_now(), next = 0;
+    for (pp_tagset *ts = s->tw->active; ts; ts = ts->anext) {
+        double at = tw_check_set(s, ts, now);
+        if (at > 0 && (!next || at < next))
+            next = at;
+    }
+    tw_drop_empty(s->tw);
+    if (next > 0 && (!pp_timer_armed(&s->tw->timer) || s->tw->timer.when > next))
+        pp_timer_start(s->loop, &s->tw->timer, next);
+}
+
+static void tw_shutdown(pp_server *s)
+{
+    if (!s->tw)
+        return;
+    pp_timer_stop(s->loop, &s->tw->timer);
+    for (pp_tagset *ts = s->tw->active, *n; ts; ts = n) {
+        n = ts->anext;
+        pp_job *j;
+        while ((j = rq_pop(&ts->q)))
+            pp_sched_fail(s, j, PP_CANCELLED, "cancelled: the server was freed before the job ran");
+        ts->anext = NULL;
+        ts->active = 0;
+    }
+    free(s->tw);
+    s->tw = NULL;
+}
+
+void pp_sched_flush_due(pp_server *s, pp_backend *b)
+{
+    if (b->flush_due)
+        return;
+    b->flush_due = 1;
+    s->due[s->ndue++] = b; /* room for every backend (pp_sched_add) */
+}
+
+/* Flushes the backends that asked to be; those that are not nodes stay on
+ * the list (flushed every turn). */
+static void flush_due(pp_server *s)
+{
+    int keep = 0;
+    for (int k = 0; k < s->ndue; k++) {
+        pp_backend *b = s->due[k];
+        b->ops->flush(b);
+        if (b->remote)
+            b->flush_due = 0;
+        else
+            s->due[keep++] = b;
+    }
+    s->ndue = keep;
+}
+
+/* Each backend in turn takes what it has room for, highest priority first
+ * (jobs handed back go before newer ones of their priority).  A job whose
+ * last run failed on a backend waits for another one while one is up.
+ * Only while jobs wait: an idle turn visits no backend. */
+static void dispatch(pp_server *s)
+{
+    if (s->tw->n) /* jobs that need tags: on backends that have them, first */
+        tw_dispatch(s);
+    for (int i = 0; i < s->nbackends && s->ready.n; i++) {
         pp_backend *b = s->backends[i];
         job_list aside = {0};
         while (s->ready.n && b->ops->room(b) > 0) {
@@ -339,8 +660,8 @@ static void dispatch(pp_server *s)
             rev = j->next;
             rq_push(&s->ready, j, 1);
         }
-        b->ops->flush(b);
     }
+    flush_due(s);
 }
 
 /* Ends every queued job PP_LOST: nothing can run them (no_node_timeout). */
@@ -372,7 +693,8 @@ static void lose_waiting(pp_server *s, const char *why)
 static void check_idle(pp_server *s)
 {
     int up = 0, nodes = 0, refused = 0;
-    for (int i = 0; i < s->nbackends; i++) {
+    /* Nothing waiting (most turns): no backend is visited. */
+    for (int i = 0; s->ready.n && i < s->nbackends && !up; i++) {
         pp_backend_state st = s->backends[i]->ops->state(s->backends[i]);
         up |= st == PP_BACKEND_UP;
         if (s->backends[i]->remote && st != PP_BACKEND_REMOVED) {
@@ -416,6 +738,8 @@ static void before_sleep(pp_loop *loop, void *data)
     take_incoming(s);
     dispatch(s);
     check_idle(s);
+    if (s->tw->n)
+        tw_check(s);
     publish(s);
 }
 
@@ -436,6 +760,8 @@ int pp_sched_init(pp_server *s, char *err)
         pp_seterr(err, "out of memory");
         return -1;
     }
+    if (tw_init(s, err) != 0)
+        return -1;
     s->efd_io = (pp_io){.fd = s->efd, .fn = efd_ready, .data = s};
     s->idle_timer = (pp_timer){.fn = idle_timer_fired, .data = s};
     if (pp_loop_add(s->loop, &s->efd_io, PP_EV_READ) != 0 ||
@@ -454,7 +780,13 @@ int pp_sched_add(pp_server *s, pp_backend *b)
     if (!v)
         return -1;
     s->backends = v;
+    v = realloc(s->due, ((size_t)s->nbackends + 1) * sizeof *v);
+    if (!v)
+        return -1; /* the backend array only grew: harmless */
+    s->due = v;
     s->backends[s->nbackends++] = b;
+    if (!b->remote) /* the local pool: flushed every turn */
+        pp_sched_flush_due(s, b);
     return 0;
 }
 
@@ -477,12 +809,16 @@ void pp_sched_shutdown(pp_server *s)
     free(s->backends);
     s->backends = NULL;
     s->nbackends = 0;
+    free(s->due);
+    s->due = NULL;
+    s->ndue = 0;
     publish(s); /* results that arrived in the last turn still count */
     /* ...then everything not finished is cancelled. */
     take_incoming(s);
     pp_job *j;
     while ((j = rq_pop(&s->ready)))
         pp_sched_fail(s, j, PP_CANCELLED, "cancelled: the server was freed before the job ran");
+    tw_shutdown(s);
     publish(s);
     free(s->ready.lv);
     s->ready = (ready_queue){0};

@@ -13,12 +13,14 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "discover.h"
 #include "nodes.h"
 #include "pp_common.h"
 #include "pp_conf.h"
 #include "pp_net.h"
 #include "pp_spawn.h"
 #include "pp_tls.h"
+#include "tags.h"
 
 #define START_WAIT 10.0 /* seconds pp_server_new() waits for the local workers */
 
@@ -34,6 +36,7 @@ static void server_destroy(pp_server *s)
         free(s->files[i]);
     free(s->files);
     pp_nodes_free_reqs(s->node_reqs);
+    pp_tags_free(s);
     pp_tasks_free(s);
     pp_finished_free(s, &s->finished);
     while (s->groups) {
@@ -229,6 +232,17 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     s->no_node_timeout = cfg->no_node_timeout;
     s->max_pending = cfg->max_pending;
     s->worker_max_jobs = cfg->worker_max_jobs;
+    if (cfg->local_tags && cfg->local_tags[0]) {
+        char why[PP_ERR_LEN];
+        if (!(s->local_tags = calloc(1, sizeof *s->local_tags))) {
+            pp_seterr(err, "out of memory");
+            return -1;
+        }
+        if (pp_tags_parse(s->local_tags, cfg->local_tags, why) != 0) {
+            pp_seterr(err, "local_tags \"%.100s\": %s", cfg->local_tags, why);
+            return -1;
+        }
+    }
     s->worker_path = pp_spawn_find_worker(cfg->worker_path, err);
     if (!s->worker_path && s->ncpus_want > 0)
         return -1;
@@ -276,8 +290,10 @@ static void *scheduler_thread(void *arg)
     pp_server *s = arg;
     char err[PP_ERR_LEN] = "";
     /* The node list first: its hook applies changes before each dispatch. */
-    int ok = pp_nodes_init(s, err) == 0 && pp_sched_init(s, err) == 0 &&
-             start_backends(s, err) == 0;
+    int ok = pp_nodes_init(s, err) == 0 && pp_discover_init(s, err) == 0 &&
+             pp_sched_init(s, err) == 0 && start_backends(s, err) == 0;
+    if (ok)
+        pp_nodes_take(s); /* the local pool first: dispatch order */
     pthread_mutex_lock(&s->mu);
     s->start_state = ok ? 1 : -1;
     snprintf(s->start_err, sizeof s->start_err, "%s", err);
@@ -285,6 +301,7 @@ static void *scheduler_thread(void *arg)
     pthread_mutex_unlock(&s->mu);
     if (ok)
         pp_sched_run(s);
+    pp_discover_shutdown(s);
     pp_nodes_shutdown(s);
     pp_sched_shutdown(s); /* deferred frees run in pp_loop_free() */
     return NULL;

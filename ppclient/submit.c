@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "tags.h"
 
 #define SPIN_SECONDS 0.0002
 
@@ -76,10 +77,41 @@ static int check_submit(const void *arg, size_t len, const pp_submit_opts *opts,
     return 0;
 }
 
+/* opts->tags, checked, into *t (emptied).  0, or -1 with pp_last_error(). */
+static int take_tags(const pp_submit_opts *opts, pp_tags *t, const char *who)
+{
+    char why[PP_ERR_LEN];
+    t->n = 0;
+    if (pp_tags_parse(t, opts->tags, why) != 0) {
+        pp_set_error("%s: tags \"%.100s\": %s", who, opts->tags, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* The job joins what the scheduler takes next; mu held. */
+static void hand_over_locked(pp_server *s, pp_job *j)
+{
+    if (j->tagset) { /* kept out of the ready queue (sched.c) */
+        job_list_push(&s->incoming_tagged, j);
+    } else {
+        if (!s->incoming.head)
+            s->incoming_prio = j->priority;
+        else if (j->priority != s->incoming_prio)
+            s->incoming_mixed = 1;
+        job_list_push(&s->incoming, j);
+    }
+    pp_sched_wake_locked(s);
+}
+
 pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
                         const pp_submit_opts *opts, uint16_t flags, const char *who)
 {
     if (check_submit(arg, len, opts, who) != 0)
+        return NULL;
+    pp_tags tags;
+    int tagged = opts && opts->tags && opts->tags[0];
+    if (tagged && take_tags(opts, &tags, who) != 0)
         return NULL;
     pp_job *j = pp_malloc_big(sizeof *j + len + 1);
     if (!j) {
@@ -105,11 +137,14 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
         j->retries = opts->retries;
     }
     pthread_mutex_lock(&s->mu);
-    char why[96] = "";
+    char why[96] = "", tagerr[PP_ERR_LEN]; /* only why is zeroed: per job */
+    pp_tagset *ts = NULL;
     if (wait_for_room_locked(s, opts && opts->nowait) != 0)
         snprintf(why, sizeof why, "%d jobs are pending, the max_pending bound", s->max_pending);
     else if (s->stopping)
         snprintf(why, sizeof why, "the server is shutting down");
+    else if (tagged && !(ts = pp_tagset_get_locked(s, &tags, tagerr)))
+        snprintf(why, sizeof why, "%.90s", tagerr);
     else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
         snprintf(why, sizeof why, "out of memory");
     if (why[0]) {
@@ -118,17 +153,14 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
         free(j);
         return NULL;
     }
+    if (ts)
+        j->tagset = ts->id;
     if (j->group)
         j->group->outstanding++;
     s->outstanding++;
     s->submitted++;
     pp_job_link_live_locked(s, j);
-    if (!s->incoming.head)
-        s->incoming_prio = j->priority;
-    else if (j->priority != s->incoming_prio)
-        s->incoming_mixed = 1;
-    job_list_push(&s->incoming, j);
-    pp_sched_wake_locked(s);
+    hand_over_locked(s, j);
     pthread_mutex_unlock(&s->mu);
     return j;
 }

@@ -12,8 +12,10 @@
 struct pp_template {
     pp_server *s;
     pp_task_entry *task;
-    pp_submit_opts opts;         /* opts.group points to group, or is NULL */
+    pp_submit_opts opts;         /* opts.group points to group, or is NULL;
+                                    opts.tags to tags, or is NULL */
     char *group;                 /* owned copy of the caller's group name */
+    char *tags;                  /* owned copy of the caller's tags */
 };
 
 PP_API pp_template *pp_template_new(pp_server *s, pp_task task, const pp_submit_opts *opts)
@@ -42,13 +44,15 @@ PP_API pp_template *pp_template_new(pp_server *s, pp_task task, const pp_submit_
     t->task = entry;
     if (opts) {
         t->opts = *opts;
-        t->opts.group = NULL;
-        if (opts->group && !(t->group = strdup(opts->group))) {
+        if ((opts->group && !(t->group = strdup(opts->group))) ||
+            (opts->tags && !(t->tags = strdup(opts->tags)))) {
+            free(t->group);
             free(t);
             pp_set_error("pp_template_new: out of memory");
             return NULL;
         }
         t->opts.group = t->group;
+        t->opts.tags = t->tags;
     }
     return t;
 }
@@ -80,5 +84,6 @@ PP_API void pp_template_free(pp_template *t)
     if (!t)
         return;
     free(t->group);
+    free(t->tags);
     free(t);
 }

@@ -21,6 +21,8 @@
 #include "pp_auth.h"
 #include "pp_conf.h"
 #include "pp_module.h"
+#include "pp_tags.h"
+#include "announce.h"
 #include "server.h"
 
 #define O(field) offsetof(srv_cfg, field)
@@ -34,11 +36,15 @@ static const pp_conf_opt options[] = {
     {"secret", 's', PP_CONF_STR, O(secret), 0, 0, "SECRET",
      "shared secret (visible in the process list: prefer --secret-file)"},
     {"secret-file", 0, PP_CONF_STR, O(secret_file), 0, 0, "FILE",
-     "read the shared secret from FILE (must not be readable by others)"},
+     "read the shared secret from FILE (must not be readable by others); \"-\" = "
+     "from standard input, to its end"},
     {"workers", 'w', PP_CONF_INT, O(workers), -1, 4096, "N",
      "worker processes (default: the CPUs available)"},
     {"timeout", 't', PP_CONF_DOUBLE, O(idle_timeout), 0, 1e9, "SECONDS",
      "close client connections idle this long (default 3600; 0 = never)"},
+    {"idle-exit", 0, PP_CONF_DOUBLE, O(idle_exit), 0, 1e9, "SECONDS",
+     "exit (status 0) once no client has been connected this long, counted from the "
+     "start (default 0 = never)"},
     {"config", 'c', PP_CONF_STR, O(config), 0, 0, "FILE",
      "read settings from FILE (keys are the long option names)"},
     {"pidfile", 'P', PP_CONF_STR, O(pidfile), 0, 0, "FILE", "write the process id to FILE"},
@@ -89,6 +95,10 @@ static const pp_conf_opt options[] = {
     {"worker-env", 0, PP_CONF_STR, O(worker_env), 0, 0, "NAME[,NAME...]",
      "pass these environment variables to the workers too (repeatable; e.g. "
      "LD_PRELOAD for task modules built with -fsanitize=address)"},
+    {"tag", 0, PP_CONF_LIST, O(tags), 0, 0, "NAME[,NAME...]",
+     "a tag of this node, told to authenticated clients: jobs that need it "
+     "(pp_submit_opts.tags) run only on nodes that have it (repeatable; at most 32 "
+     "tags of 1 to 32 characters A-Z a-z 0-9 _ . -)"},
     {"session-budget-mib", 0, PP_CONF_DOUBLE, O(session_budget_mib), 1, 1 << 22, "MIB",
      "job bytes (as inflated) one client may have here -- queued, waiting for their "
      "module, running -- before its further jobs wait; also its largest job "
@@ -120,6 +130,13 @@ static const pp_conf_opt options[] = {
      "the CA certificate(s) the clients' certificates must chain to (PEM)"},
     {"no-secret", 0, PP_CONF_BOOL, O(no_secret), 0, 0, "",
      "with certificates: no shared secret, the certificates alone authenticate"},
+    {"announce", 0, PP_CONF_STR, O(announce), 0, 0, "[ADDR[:PORT]]",
+     "announce this node for discovery (clients list \"*\"): a UDP datagram every "
+     "--announce-interval, MAC'd with a key from the secret, to ADDR:PORT (default "
+     "255.255.255.255:60001; a subnet broadcast, a multicast group 224.0.0.0/4 with "
+     "TTL 1, or one address). In the file: announce yes, or announce ADDR[:PORT]"},
+    {"announce-interval", 0, PP_CONF_DOUBLE, O(announce_interval), 0.1, 3600, "SECONDS",
+     "seconds between announcements (default 2); clients drop a node silent for 3 of them"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -195,6 +212,7 @@ static void cfg_defaults(srv_cfg *c)
     c->max_hs_per_address = SRV_MAX_HS_PER_ADDRESS;
     c->log_rate = SRV_LOG_RATE;
     c->worker_uid = c->worker_gid = -1;
+    c->announce_interval = 2;
 }
 
 /* --gen-secret: a fresh secret into a new file of mode 0600. */
@@ -225,18 +243,26 @@ static int gen_secret(const char *path)
     return EX_OK;
 }
 
-/* Writes a small file atomically (temporary, then rename). */
+/* Writes a small file atomically (a temporary in the same directory, then
+ * rename): a reader polling for it sees the whole text or no file.  0, or -1
+ * with errno set. */
 static int write_file(const char *path, const char *text)
 {
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    int n = snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     FILE *fp = fopen(tmp, "w");
     if (!fp)
         return -1;
     int ok = fputs(text, fp) >= 0;
     ok &= fclose(fp) == 0;
     if (!ok || rename(tmp, path) != 0) {
+        int e = errno;
         unlink(tmp);
+        errno = e;
         return -1;
     }
     return 0;
@@ -266,9 +292,11 @@ static void build_getopt(struct option *lopts, char *shorts)
     size_t n = 0;
     strcpy(shorts, "h");
     for (const pp_conf_opt *o = options; o->name; o++, n++) {
-        lopts[n] = (struct option){o->name, o->kind == PP_CONF_BOOL ? no_argument
-                                                                    : required_argument,
-                                   NULL, o->shortc ? o->shortc : (int)(OPT_TABLE + n)};
+        int has = o->kind == PP_CONF_BOOL       ? no_argument
+                  : o->offset == O(announce) ? optional_argument
+                                             : required_argument;
+        lopts[n] = (struct option){o->name, has, NULL,
+                                   o->shortc ? o->shortc : (int)(OPT_TABLE + n)};
         if (o->shortc) {
             size_t l = strlen(shorts);
             shorts[l] = (char)o->shortc;
@@ -283,6 +311,16 @@ static void build_getopt(struct option *lopts, char *shorts)
     lopts[n] = (struct option){NULL, 0, NULL, 0};
 }
 
+/* --announce's address is optional; getopt takes one only as
+ * --announce=ADDR, so the next word is taken too unless it is an option. */
+static void announce_arg(int c, int argc, char **argv)
+{
+    for (const pp_conf_opt *o = options; o->name; o++)
+        if (o->offset == O(announce) && c == (int)(OPT_TABLE + (o - options)) && !optarg &&
+            optind < argc && argv[optind][0] != '-')
+            optarg = argv[optind++];
+}
+
 /* Pass 1 over argv: --help, --version, --gen-secret (each ends the run),
  * and -c (*config). */
 static int first_pass(int argc, char **argv, const struct option *lopts, const char *shorts,
@@ -291,6 +329,7 @@ static int first_pass(int argc, char **argv, const struct option *lopts, const c
     int c;
     opterr = 1;
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+        announce_arg(c, argc, argv);
         if (c == 'h') {
             usage(stdout);
             return EX_OK;
@@ -321,15 +360,24 @@ static int apply_args(int argc, char **argv, const struct option *lopts, const c
 {
     char err[PP_ERR_LEN];
     int env_from_argv = 0, c;
+    unsigned char on_argv[PP_ARRAY_LEN(options)] = {0};
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, shorts, lopts, NULL)) != -1) {
+        announce_arg(c, argc, argv);
         const pp_conf_opt *o = NULL;
         for (const pp_conf_opt *p = options; p->name; p++)
             if (p->shortc ? p->shortc == c : c == (int)(OPT_TABLE + (p - options)))
                 o = p;
         if (!o || o->offset == O(config))
             continue;
+        if (o->kind == PP_CONF_LIST && !on_argv[o - options]) {
+            /* The command line's list replaces the file's; its repeats add up. */
+            char **field = (char **)((char *)cfg + o->offset);
+            free(*field);
+            *field = NULL;
+        }
+        on_argv[o - options] = 1;
         char *joined = NULL;
         if (o->offset == O(worker_env) && env_from_argv && cfg->worker_env) {
             /* Repeated: the lists add up. */
@@ -338,8 +386,10 @@ static int apply_args(int argc, char **argv, const struct option *lopts, const c
                 snprintf(joined, len, "%s,%s", cfg->worker_env, optarg);
         }
         env_from_argv |= o->offset == O(worker_env);
-        int set = pp_conf_set(o, cfg, joined ? joined : o->kind == PP_CONF_BOOL ? "yes" : optarg,
-                              err);
+        const char *value = joined                   ? joined
+                            : o->kind == PP_CONF_BOOL || !optarg ? "yes"
+                                                                 : optarg;
+        int set = pp_conf_set(o, cfg, value, err);
         free(joined);
         if (set != 0) {
             fprintf(stderr, "ppserver: %s\n", err);
@@ -424,6 +474,13 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
                         "least 64 (a worker needs some for itself)\n", cfg->job_memory_mib);
         return EX_USAGE;
     }
+    pp_tags tags = {0};
+    if (cfg->tags && !cfg->tags[0])
+        snprintf(err, sizeof err, "an empty tag");
+    if (cfg->tags && (!cfg->tags[0] || pp_tags_parse(&tags, cfg->tags, err) != 0)) {
+        fprintf(stderr, "ppserver: --tag: %s\n", err);
+        return EX_USAGE;
+    }
     if (!cfg->cache_dir)
         cfg->cache_dir = default_cache_dir();
     if (cfg->workers < 0)
@@ -498,6 +555,53 @@ static int check_tls(const srv_cfg *cfg)
     return GO_ON;
 }
 
+/* --secret-file -: the secret from standard input, read to its end, under
+ * a secret file's rules (at most 4 KiB, trailing newlines dropped, no NUL
+ * byte), so that a launcher can hand it over without a file or argv.  A
+ * pipe is its writer's alone; a file redirected in must be private, as
+ * --secret-file's.  The secret (malloc'd), or NULL with the reason in err. */
+static char *read_secret_stdin(char *err)
+{
+    char buf[4097];
+    size_t n = 0;
+    char *s = NULL;
+    struct stat st;
+    if (fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077)) {
+        pp_seterr(err, "the secret on standard input comes from a file readable by others "
+                       "(mode %03o); chmod 600 it", (unsigned)(st.st_mode & 0777));
+        return NULL;
+    }
+    while (n < sizeof buf) {
+        ssize_t r = read(STDIN_FILENO, buf + n, sizeof buf - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            pp_seterr(err, "cannot read the secret from standard input: %s", strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    if (n == sizeof buf) {
+        pp_seterr(err, "the secret on standard input exceeds 4 KiB");
+        goto out;
+    }
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        n--;
+    if (memchr(buf, 0, n)) {
+        /* It would end the secret early: another secret than the one sent. */
+        pp_seterr(err, "the secret on standard input contains a NUL byte");
+        goto out;
+    }
+    buf[n] = 0;
+    if (!(s = strdup(buf)))
+        pp_seterr(err, "out of memory");
+out:
+    pp_auth_wipe(buf, sizeof buf);
+    return s;
+}
+
 /* The secret, as every side takes it (pp_auth_secret: no trailing
  * newline), into *out (malloc'd). */
 static int take_secret(const srv_cfg *cfg, int on_cmdline, char **out)
@@ -516,7 +620,8 @@ static int take_secret(const srv_cfg *cfg, int on_cmdline, char **out)
         return *out ? GO_ON : EX_OSERR;
     }
     if (cfg->secret_file) {
-        secret = pp_conf_read_secret(cfg->secret_file, err);
+        secret = strcmp(cfg->secret_file, "-") == 0 ? read_secret_stdin(err)
+                                                    : pp_conf_read_secret(cfg->secret_file, err);
         if (!secret) {
             fprintf(stderr, "ppserver: %s\n", err);
             return EX_CONFIG;
@@ -618,8 +723,16 @@ static int serve(srv_cfg *cfg, char *secret)
             return EX_CANTCREAT;
         }
     }
+    announcer *an = NULL;
+    if (cfg->announce && !(an = announce_start(&srv, cfg->announce, cfg->announce_interval,
+                                               err))) {
+        fprintf(stderr, "ppserver: %s\n", err);
+        server_destroy(&srv);
+        return EX_USAGE;
+    }
     rc = server_run(&srv) != 0 ? EX_SOFTWARE : EX_OK;
     pp_log(&srv.log, PP_LOG_INFO, "stopped after %llu jobs", (unsigned long long)srv.jobs_done);
+    announce_stop(an);
     server_destroy(&srv);
     if (cfg->pidfile)
         unlink(cfg->pidfile);

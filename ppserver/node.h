@@ -7,12 +7,13 @@
  *   main.c     options and the configuration file, the secret, daemon mode,
  *              signals, exit codes
  *   server.c   the listener and its caps, the worker pool shared fairly by
- *              the clients, heartbeats, shutdown
+ *              the clients, heartbeats, shutdown, exit when idle
  *   session.c  one client: the handshake (pp_handshake.h), its frames, its
  *              jobs, modules it sends
  *   modules.c  the module table: the modules stored or asked for, by hash
  *              (a hash table); a cached file verified before its first use
  *   lockout.c  wrong secrets counted per address
+ *   announce.c --announce: discovery datagrams on the server's loop
  * server.c uses session.c; session.c uses modules.c and lockout.c, never
  * server.c.  Sessions and the server share these structures. */
 #ifndef PPSERVER_NODE_H
@@ -39,6 +40,7 @@ typedef struct srv_cfg {
     char *secret_file;
     int workers;              /* -1 = the CPUs available */
     double idle_timeout;      /* seconds without jobs before a client is closed */
+    double idle_exit;         /* exit after this long with no client (0 = never) */
     char *config;
     char *pidfile;
     int daemonize;
@@ -72,7 +74,11 @@ typedef struct srv_cfg {
     int no_tls;               /* plaintext (trusted networks only) */
     char *tls_cert, *tls_key, *tls_ca; /* certificates instead of the secret's key */
     int no_secret;            /* with certificates: no shared secret */
+    char *announce;           /* --announce: where to send discovery datagrams
+                                 ("" = the default broadcast); NULL = off */
+    double announce_interval; /* seconds between them */
     int worker_uid, worker_gid; /* worker_user's ids, or -1 */
+    char *tags;               /* --tag: comma-separated tags told to clients */
 } srv_cfg;
 
 /* Defaults of the settings above (also for a srv_cfg built by hand that
@@ -216,8 +222,13 @@ struct server {
     volatile sig_atomic_t *reload;  /* SIGHUP: re-read the worker count */
     int (*reload_workers)(server *srv); /* the new count, or -1 */
     int stopping;
+    pp_timer idle_timer;      /* --idle-exit's deadline */
+    double client_seen;       /* when a client was last connected (or the start) */
     uint64_t jobs_done;
     auth_fail fails[AUTH_FAIL_SLOTS];
+    uint8_t tags_msg[PP_TAGS_PAYLOAD_MAX]; /* TAGS' payload for each client */
+    size_t tags_len;          /* 0: no tags, no TAGS frame */
+    char tags_text[PP_TAGS_TEXT_MAX]; /* "gpu,avx512", for the log */
 };
 
 #endif

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* server.c -- the node: listener and connection caps, the worker pool shared
- * fairly by every client (one job per client per round), heartbeats, and
- * shutdown (clients are told, so they re-dispatch). */
+ * fairly by every client (one job per client per round), heartbeats,
+ * shutdown (clients are told, so they re-dispatch), and the exit of a node
+ * nobody uses (--idle-exit). */
 #include <errno.h>
 #include <malloc.h>
 #include <stdlib.h>
@@ -88,12 +89,45 @@ static void give_back(server *srv, double now)
 #endif
 }
 
+/* A client is connected: a session past its handshake (one still in it, or
+ * refused, keeps no node alive). */
+static int has_client(const server *srv)
+{
+    for (const session *s = srv->sessions; s; s = s->next)
+        if (s->state == S_READY)
+            return 1;
+    return 0;
+}
+
+/* --idle-exit: the node stops by itself once no client has been connected
+ * for that long, counted from the start or from when the last one left
+ * (before_sleep() notes when one was last seen, so the count starts when it
+ * leaves, not at the previous check). */
+static void idle_check(pp_loop *loop, pp_timer *t)
+{
+    server *srv = t->data;
+    double now = pp_now();
+    if (has_client(srv))
+        srv->client_seen = now;
+    double due = srv->client_seen + srv->cfg->idle_exit;
+    if (now < due) {
+        pp_timer_start(loop, t, due);
+        return;
+    }
+    pp_log(&srv->log, PP_LOG_INFO, "no client for %g s (--idle-exit): exiting",
+           srv->cfg->idle_exit);
+    *srv->stop = 1;
+    pp_loop_break(loop);
+}
+
 static void before_sleep(pp_loop *loop, void *data)
 {
     (void)loop;
     server *srv = data;
     if (*srv->stop)
         pp_loop_break(srv->loop);
+    if (srv->cfg->idle_exit > 0 && has_client(srv))
+        srv->client_seen = pp_now();
     if (srv->reload && *srv->reload) {
         *srv->reload = 0;
         int n = srv->reload_workers ? srv->reload_workers(srv) : -1;
@@ -402,6 +436,34 @@ static int start_tls(server *srv, const srv_cfg *cfg, char *err)
     return srv->tls ? 0 : -1;
 }
 
+/* --tag: the TAGS payload each client gets after its ACCEPT (none without
+ * tags: clients of builds without TAGS still talk to an untagged node).
+ * 0, or -1 with the reason in err. */
+static int take_tags(server *srv, const srv_cfg *cfg, char *err)
+{
+    pp_tags t = {0};
+    char why[PP_ERR_LEN];
+    if (cfg->tags && pp_tags_parse(&t, cfg->tags, why) != 0) {
+        pp_seterr(err, "--tag: %s", why);
+        return -1;
+    }
+    pp_tags_text(&t, srv->tags_text, sizeof srv->tags_text);
+    if (!t.n)
+        return 0;
+    pp_buf b;
+    pp_buf_init(&b, sizeof srv->tags_msg);
+    int rc = pp_proto_tags(&b, &t);
+    if (rc == 0 && b.len <= sizeof srv->tags_msg) {
+        memcpy(srv->tags_msg, b.data, b.len);
+        srv->tags_len = b.len;
+    } else {
+        pp_seterr(err, "out of memory");
+        rc = -1;
+    }
+    pp_buf_reset(&b);
+    return rc;
+}
+
 int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atomic_t *stop,
                 char *err)
 {
@@ -410,6 +472,8 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     srv->stop = stop;
     srv->lfd = -1;
     set_limits(srv, cfg);
+    if (take_tags(srv, cfg, err) != 0)
+        return -1;
     /* Repeated lines are limited per kind: a flood of refusals costs a few
      * lines and a count, not a line each. */
     pp_log_limit_init(&srv->log_limit, cfg->log_rate, cfg->log_rate * SRV_LOG_BURST_PER_RATE);
@@ -449,6 +513,11 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     srv->tick.fn = tick;
     srv->tick.data = srv;
     pp_timer_start(srv->loop, &srv->tick, pp_now() + cfg->heartbeat);
+    srv->client_seen = pp_now();
+    if (cfg->idle_exit > 0) {
+        srv->idle_timer = (pp_timer){.fn = idle_check, .data = srv};
+        pp_timer_start(srv->loop, &srv->idle_timer, srv->client_seen + cfg->idle_exit);
+    }
     return 0;
 }
 
@@ -465,8 +534,9 @@ void server_set_workers(server *srv, int n)
 int server_run(server *srv)
 {
     int nw = pp_pool_target(srv->pool);
-    pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d worker%s",
-           srv->cfg->interface ? srv->cfg->interface : "*", srv->port, nw, nw == 1 ? "" : "s");
+    pp_log(&srv->log, PP_LOG_INFO, "listening on %s:%d with %d worker%s%s%s",
+           srv->cfg->interface ? srv->cfg->interface : "*", srv->port, nw, nw == 1 ? "" : "s",
+           srv->tags_len ? ", tags " : "", srv->tags_text);
     while (!*srv->stop) {
         if (pp_loop_run_once(srv->loop, -1) < 0) {
             pp_log(&srv->log, PP_LOG_ERROR, "event loop: %s", strerror(errno));

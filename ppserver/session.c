@@ -144,6 +144,8 @@ static int on_proof(session *s, const pp_frame *f, refusal *r)
                       n, srv->cfg->auth_lockout);
     }
     pp_conn_send(s->conn, PP_T_ACCEPT, 0, 0, mac, sizeof mac);
+    if (srv->tags_len) /* only now: only authenticated clients learn them */
+        pp_conn_send(s->conn, PP_T_TAGS, 0, 0, srv->tags_msg, srv->tags_len);
     pp_timer_stop(srv->loop, &s->timer);
     leave_handshake(s);
     s->timer.fn = closing_timer;
@@ -1091,7 +1093,10 @@ void session_tick(session *s, double now)
     } else {
         s->stuck_ticks = 0;
     }
-    pp_conn_send(s->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
+    /* Only a client silent for a heartbeat is asked: one that sends jobs
+     * or PINGs of its own is alive, and an answer costs it a write. */
+    if (now - s->last_rx >= srv->cfg->heartbeat)
+        pp_conn_send(s->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
 }
 
 void session_bye(session *s, const char *why)

@@ -9,9 +9,12 @@ PP_JOBS=$(nproc 2>/dev/null || echo 2)
 # gives systemd-analyze, which checks conf/ppserver.service; the package does
 # not make itself the init (systemd-sysv does) nor start anything.  faketime
 # runs a ppserver on a fast clock (a TLS key older than its lifetime).
+# slurm-wlm (slurmctld, slurmd, slurm-client) and munge: the slurm test runs
+# scripts/slurm/pp.sbatch on daemons of its own (its own munge key, socket,
+# ports and configuration), apart from any the system runs.
 PP_PACKAGES="build-essential cmake pkg-config libssl-dev zlib1g-dev
 libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps iproute2 openssl
-universal-ctags systemd faketime"
+universal-ctags systemd faketime slurm-wlm slurm-client munge"
 
 pp_log() { printf '==> %s\n' "$*" >&2; }
 

@@ -21,6 +21,7 @@
 
 #define HKDF_INFO "pp auth"
 #define HKDF_INFO_PSK "pp tls13 psk"
+#define HKDF_INFO_ANNOUNCE "pp announce"
 #define LABEL_CLIENT "pp client proof"
 #define LABEL_SERVER "pp server proof"
 #define FILE_CHUNK (64u * 1024u)
@@ -109,7 +110,8 @@ int pp_auth_derive(const void *secret, size_t len, pp_auth_key *out)
     int rc = -1;
     if (scrypt_key(secret, len, k) == 0 &&
         pp_auth_hkdf(k, sizeof k, HKDF_INFO, out->auth, sizeof out->auth) == 0 &&
-        pp_auth_hkdf(k, sizeof k, HKDF_INFO_PSK, out->psk, sizeof out->psk) == 0)
+        pp_auth_hkdf(k, sizeof k, HKDF_INFO_PSK, out->psk, sizeof out->psk) == 0 &&
+        pp_auth_hkdf(k, sizeof k, HKDF_INFO_ANNOUNCE, out->announce, sizeof out->announce) == 0)
         rc = 0;
     pp_auth_wipe(k, sizeof k);
     if (rc != 0)

@@ -10,6 +10,9 @@
  *   K_auth     = HKDF-SHA256(K, salt "", info "pp auth")
  *   K_psk      = HKDF-SHA256(K, salt "", info "pp tls13 psk"), TLS 1.3's
  *                external pre-shared key
+ *   K_announce = HKDF-SHA256(K, salt "", info "pp announce"), the MAC key of
+ *                discovery datagrams (pp_announce.h): sent in the clear to
+ *                anyone listening, so never a key the handshake uses
  * The handshake (see README "Wire protocol"):
  *   transcript = SHA-256(u32 len ‖ HELLO payload ‖ u32 len ‖ CHALLENGE payload)
  *   client MAC = HMAC-SHA256(K_auth, "pp client proof" ‖ ver ‖ Nc ‖ Ns ‖ transcript)
@@ -32,6 +35,7 @@ enum { PP_ROLE_CLIENT = 0, PP_ROLE_SERVER = 1 };
 typedef struct pp_auth_key {
     uint8_t auth[32];         /* K_auth: the proofs' HMAC key */
     uint8_t psk[32];          /* K_psk: TLS 1.3's external PSK */
+    uint8_t announce[32];     /* K_announce: the MAC of discovery datagrams */
 } pp_auth_key;
 
 /* What stands for the secret when certificates alone authenticate (no

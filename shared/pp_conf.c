@@ -56,6 +56,19 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
             return -1;
         }
         return 0;
+    case PP_CONF_LIST:
+        if (*(char **)field) {
+            char *old = *(char **)field, *joined = NULL;
+            if (asprintf(&joined, "%s,%s", old, value) < 0) {
+                pp_seterr(err, "out of memory");
+                return -1;
+            }
+            free(old);
+            *(char **)field = joined;
+            return 0;
+        }
+        /* The first value: stored as a string's. */
+        /* fall through */
     case PP_CONF_STR: {
         char *copy = strdup(value);
         if (!copy) {
@@ -146,7 +159,7 @@ void pp_conf_help(const pp_conf_opt *t, FILE *fp)
 void pp_conf_free(const pp_conf_opt *t, void *base)
 {
     for (; t->name; t++) {
-        if (t->kind == PP_CONF_STR) {
+        if (t->kind == PP_CONF_STR || t->kind == PP_CONF_LIST) {
             char **f = (char **)((char *)base + t->offset);
             free(*f);
             *f = NULL;

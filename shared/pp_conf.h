@@ -8,14 +8,17 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { PP_CONF_INT, PP_CONF_DOUBLE, PP_CONF_STR, PP_CONF_BOOL };
+/* PP_CONF_LIST: a string whose repeats add up (a key on several lines, an
+ * option given several times): the values joined by commas. */
+enum { PP_CONF_INT, PP_CONF_DOUBLE, PP_CONF_STR, PP_CONF_BOOL, PP_CONF_LIST };
 
 typedef struct pp_conf_opt {
     const char *name;     /* long option and file key */
     int shortc;           /* short option letter, or 0 */
     int kind;             /* PP_CONF_* */
     size_t offset;        /* of the field in the settings struct:
-                             int, double, char * (malloc'd) or int (bool) */
+                             int, double, char * (malloc'd; STR, LIST) or
+                             int (bool) */
     double min, max;      /* range for numbers */
     const char *arg;      /* argument name for --help, e.g. "PORT" */
     const char *help;     /* one line */
@@ -24,7 +27,8 @@ typedef struct pp_conf_opt {
 /* Finds an option by name (NULL if unknown). */
 const pp_conf_opt *pp_conf_find(const pp_conf_opt *table, const char *name);
 
-/* Parses and stores one value (strings are copied; the old one freed).
+/* Parses and stores one value (strings are copied; the old one freed; a
+ * LIST's value is appended after a comma).
  * 0, or -1 with the reason in err (PP_ERR_LEN bytes). */
 int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err);
 

@@ -234,6 +234,52 @@ int pp_proto_cancel_decode(const pp_frame *f)
     return f->hdr.len == 0 ? 0 : -1;
 }
 
+int pp_proto_tags(pp_buf *b, const pp_tags *t)
+{
+    b->len = 0;
+    if (t->n < 0 || t->n > PP_TAGS_MAX || pp_wr_u8(b, (uint8_t)t->n))
+        return -1;
+    for (int i = 0; i < t->n; i++) {
+        size_t len = strlen(t->tag[i]);
+        if (pp_wr_u8(b, (uint8_t)len) || pp_buf_append(b, t->tag[i], len))
+            return -1;
+    }
+    return 0;
+}
+
+int pp_proto_tags_decode(const pp_frame *f, pp_tags *t, char *err)
+{
+    t->n = 0;
+    if (f->hdr.len > PP_TAGS_PAYLOAD_MAX) {
+        pp_seterr(err, "%u bytes of tags, more than %d tags of %d bytes take", f->hdr.len,
+                  PP_TAGS_MAX, PP_TAG_MAX);
+        return -1;
+    }
+    pp_rd rd = pp_rd_make(f->payload, f->hdr.len);
+    unsigned count = pp_rd_u8(&rd);
+    if (!rd.bad && count > PP_TAGS_MAX) {
+        pp_seterr(err, "%u tags, more than %d", count, PP_TAGS_MAX);
+        return -1;
+    }
+    for (unsigned i = 0; i < count && !rd.bad; i++) {
+        size_t len = pp_rd_u8(&rd);
+        const uint8_t *p = pp_rd_bytes(&rd, len);
+        if (rd.bad)
+            break;
+        char why[PP_ERR_LEN];
+        int r = pp_tags_add(t, (const char *)p, len, why);
+        if (r != 0) {
+            pp_seterr(err, "tag %u: %s", i + 1, r > 0 ? "the same tag twice" : why);
+            return -1;
+        }
+    }
+    if (rd.bad || rd.left) {
+        pp_seterr(err, "%s", rd.bad ? "tags cut short" : "bytes after the last tag");
+        return -1;
+    }
+    return 0;
+}
+
 uint16_t pp_proto_flags_allowed(uint8_t type)
 {
     switch (type) {
@@ -381,6 +427,7 @@ const char *pp_proto_type_name(uint8_t type, char buf[16])
         [PP_T_RJOB] = "RJOB", [PP_T_RRESULT] = "RRESULT", [PP_T_NEED] = "NEED",
         [PP_T_MODULE] = "MODULE", [PP_T_NCPUS] = "NCPUS", [PP_T_PING] = "PING",
         [PP_T_PONG] = "PONG", [PP_T_BYE] = "BYE", [PP_T_CANCEL] = "CANCEL",
+        [PP_T_TAGS] = "TAGS",
     };
     if (type < PP_ARRAY_LEN(names) && names[type])
         return names[type];

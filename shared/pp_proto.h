@@ -53,6 +53,14 @@
  *                       running: its worker is killed and replaced, the
  *                       RRESULT is PP_CANCELLED; already answered or
  *                       unknown: ignored.  Every RJOB gets one RRESULT.
+ *  30  TAGS       S->C  u8 count (at most PP_TAGS_MAX), then per tag u8 len
+ *                       (1..PP_TAG_MAX) and its bytes (A-Z a-z 0-9 _ . -),
+ *                       no tag twice: the node's tags (ppserver --tag).
+ *                       Sent right after ACCEPT -- to authenticated clients
+ *                       only -- and only by a node that has tags, so an
+ *                       untagged node talks to any client of protocol 2; a
+ *                       client without TAGS closes a tagged node's
+ *                       connection (unknown frame type 30).
  * After authentication RJOB and RRESULT payloads may be zlib-compressed
  * (PP_WIRE_F_ZLIB, pp_zip.h): the whole payload, head included.
  *
@@ -75,6 +83,7 @@
 
 #include "pp_auth.h"
 #include "pp_buf.h"
+#include "pp_tags.h"
 #include "pp_wire.h"
 
 /* Frame types. */
@@ -97,7 +106,8 @@
 #define PP_T_PONG 27
 #define PP_T_BYE 28
 #define PP_T_CANCEL 29
-#define PP_T_NET_MAX 29     /* highest type on TCP */
+#define PP_T_TAGS 30
+#define PP_T_NET_MAX 30     /* highest type on TCP */
 
 /* ERROR codes. */
 #define PP_E_AUTH 1         /* authentication failed */
@@ -119,6 +129,7 @@
 #define PP_RJOB_HEAD_MAX (PP_SHA256_LEN + 2 + PP_SYMBOL_MAX + 4 + 4)
 #define PP_BATCH_MAX 65536         /* most items in one batch */
 #define PP_BATCH_ITEM_HDR 8        /* before each item of a batch result */
+#define PP_TAGS_PAYLOAD_MAX (1 + PP_TAGS_MAX * (1 + PP_TAG_MAX)) /* largest TAGS */
 
 /* ---- worker pipes ---- */
 
@@ -233,6 +244,13 @@ int pp_proto_bye_decode(const pp_frame *f, char reason[PP_ERRMSG_MAX + 1]);
 /* CANCEL: no payload (pp_conn_send(c, PP_T_CANCEL, 0, id, NULL, 0)); a
  * payload is malformed.  0 or -1. */
 int pp_proto_cancel_decode(const pp_frame *f);
+
+/* TAGS into b (emptied first).  0 or -1 (memory). */
+int pp_proto_tags(pp_buf *b, const pp_tags *t);
+/* Into *t (emptied first).  0, or -1 with the reason in err (PP_ERR_LEN
+ * bytes): too long, a count or a length out of range, a tag not allowed
+ * (shown escaped), a tag twice, bytes after the last tag. */
+int pp_proto_tags_decode(const pp_frame *f, pp_tags *t, char *err);
 
 /* The header flags a frame of this type may carry: PP_WIRE_F_ZLIB on RJOB
  * and RRESULT, PP_WIRE_F_BATCH on JOB, RESULT, RJOB and RRESULT, none on

@@ -97,7 +97,10 @@ typedef struct pp_config {
                                        resolve_interval) or "@FILE": a nodes file,
                                        one host[:port] a line, '#' comments,
                                        re-read when it changes (nodes added join,
-                                       nodes gone drain) */
+                                       nodes gone drain), or "*" / "*:PORT"
+                                       / "*GROUP[:PORT]": the nodes that
+                                       announce themselves with our secret
+                                       (ppserver --announce; UDP port 60001) */
     const char *secret;             /* NULL: $PP_SECRET, then none */
     const char *worker_path;        /* NULL: $PP_WORKER, then found beside libpp */
     const char *log_level;          /* "error", "warn" (default), "info", "debug";
@@ -154,6 +157,15 @@ typedef struct pp_config {
     double resolve_interval;        /* seconds between lookups of the nodes' names
                                        (addresses that appear join, those gone
                                        drain); 0 = 30 */
+    double discover_timeout;        /* with "*" in the list (discovery): a found
+                                       node that has not announced itself this
+                                       long drains; 0 = 3 of its intervals */
+    const char *local_tags;         /* the local workers' tags, comma-separated
+                                       ("gpu,avx512"), as ppserver --tag gives a
+                                       node's: jobs that need tags run locally
+                                       only when these hold them all.  A tag is
+                                       1 to 32 of A-Z a-z 0-9 _ . - , at most 32
+                                       tags.  NULL or "" = none */
 } pp_config;
 
 typedef struct pp_submit_opts {
@@ -172,6 +184,14 @@ typedef struct pp_submit_opts {
                                        cap (pp_config.max_attempts) */
     int nowait;                     /* with pp_config.max_pending: return NULL
                                        ("... jobs pending") instead of waiting */
+    const char *tags;               /* comma-separated tags ("gpu,avx512") a
+                                       backend must all have to run the job: a
+                                       node started with ppserver --tag, or the
+                                       local workers with pp_config.local_tags.
+                                       The job waits while none that is up has
+                                       them (logged once; with no_node_timeout
+                                       it then ends PP_LOST).  NULL or "" = runs
+                                       anywhere; copied */
 } pp_submit_opts;
 
 typedef struct pp_node_info {
@@ -188,6 +208,9 @@ typedef struct pp_node_info {
     char why[256];                  /* why it is not up (or went down last), e.g.
                                        "the node speaks plaintext ..."; "" if
                                        nothing went wrong */
+    const char *tags;               /* its tags, "gpu,avx512" (sorted); "" when
+                                       none or not known yet (a node that was
+                                       never up); valid until pp_server_free() */
 } pp_node_info;
 
 typedef struct pp_stats {
@@ -200,6 +223,12 @@ typedef struct pp_stats {
     int nodes;                      /* nodes, "local" included */
     uint64_t cancelled;             /* of `failed`: ended PP_CANCELLED */
     uint64_t retried;               /* runs retried (pp_submit_opts.retries) */
+    /* Discovery ("*"): announcements taken, and those ignored by why. */
+    uint64_t announce_taken;        /* verified, fresh, new */
+    uint64_t announce_bad;          /* not an announcement (length, a field) */
+    uint64_t announce_wrong_key;    /* MAC wrong: another secret, or forged */
+    uint64_t announce_stale;        /* timestamp over 5 s from our clock */
+    uint64_t announce_replayed;     /* nonce seen before */
 } pp_stats;
 
 /* ---- servers ---------------------------------------------------------- */
@@ -224,11 +253,12 @@ PP_API int pp_get_ncpus(pp_server *s);
 PP_API int pp_set_ncpus(pp_server *s, int ncpus);
 
 /* Adds a node at run time: "host[:port]" (default port 60000), as in
- * pp_config.ppservers ("@FILE" adds a nodes file).  It joins within the
- * scheduler's next turn and connects like the others; the server needs the
- * shared secret (pp_config or the environment) from its start.  A removed
- * or draining node is taken back into service.  Returns 0, or -1 with
- * pp_last_error() (a bad name, already a node, no secret).  Any thread. */
+ * pp_config.ppservers ("@FILE" adds a nodes file, "*" turns discovery
+ * on).  It joins within the scheduler's next turn and connects like the
+ * others; the server needs the shared secret (pp_config or the
+ * environment) from its start.  A removed or draining node is taken back
+ * into service.  Returns 0, or -1 with pp_last_error() (a bad name,
+ * already a node, no secret).  Any thread. */
 PP_API int pp_add_node(pp_server *s, const char *node);
 
 /* Removes a node as named when added ("host[:port]", "@FILE" for every node

@@ -2,7 +2,7 @@
 /* fuzz_frames.c -- the frame decoder: pp_wire_reader fed the input in
  * chunks whose sizes the input's first byte chooses (so a header or body may
  * be split anywhere), each frame's payload then read with the bounded field
- * readers as the protocol's parsers do.  Both limits are exercised: the one
+ * readers as the protocol's parsers do, and through the TAGS decoder.  Both limits are exercised: the one
  * before authentication (4 KiB) and a post-authentication one. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +25,11 @@ static void read_fields(const pp_frame *f)
     (void)pp_rd_u64(&rd);
     if (!rd.bad && rd.left)
         (void)pp_rd_bytes(&rd, rd.left);
+    /* The node's tags: a decoder that takes what any peer sends. */
+    pp_tags t;
+    char err[PP_ERR_LEN];
+    if (pp_proto_tags_decode(f, &t, err) == 0 && t.n > PP_TAGS_MAX)
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -410,3 +410,20 @@ int t_sq8_fail_once(const void *arg, size_t len, pp_buf *out)
     }
     return sq8_result(v, out);
 }
+
+/* "sll" path, ms, v: creates the file (the job has reached a worker), then
+ * sleeps ms -> "l" v*v.  A test waits for the file to know where a long
+ * job runs before it changes the nodes. */
+int t_touch_sleep(const void *arg, size_t len, pp_buf *out)
+{
+    const char *path = NULL;
+    long ms = 0, v = 0;
+    if (pp_unpack(arg, len, "sll", &path, &ms, &v) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pp_buf_printf(out, "t_touch_sleep: %s: %s", path, strerror(errno)), 1;
+    close(fd);
+    sleep_ms(ms);
+    return pp_pack(out, "l", v * v) == 0 ? 0 : 1;
+}

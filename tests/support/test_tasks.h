@@ -33,6 +33,8 @@ int t_sq8_fail_once(const void *arg, size_t len, pp_buf *out); /* fails the 1st 
 int t_stamp(const void *arg, size_t len, pp_buf *out);         /* "l" ms: sleeps -> "ll" start, end ns (CLOCK_MONOTONIC) */
 int t_touch(const void *arg, size_t len, pp_buf *out);         /* "s" path: creates it -> "l" pid */
 int t_first_run(const void *arg, size_t len, pp_buf *out);     /* "ss" marker, how: 1st run makes marker, then fails/segv/hangs; later runs -> "l" pid */
+/* Nodes at run time (test_nodes): */
+int t_touch_sleep(const void *arg, size_t len, pp_buf *out);   /* "sll" path, ms, v: creates path, sleeps -> "l" v*v */
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif

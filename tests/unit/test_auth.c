@@ -183,6 +183,11 @@ static void test_derive_wiring(void)
     uint8_t h[32];
     CU_ASSERT_EQUAL_FATAL(pp_auth_hkdf(master, sizeof master, "pp auth", h, sizeof h), 0);
     CU_ASSERT_EQUAL(memcmp(h, k.auth, 32), 0);
+    /* Discovery's key: its own label, neither of the others. */
+    CU_ASSERT_EQUAL_FATAL(pp_auth_hkdf(master, sizeof master, "pp announce", h, sizeof h), 0);
+    CU_ASSERT_EQUAL(memcmp(h, k.announce, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(k.announce, k.auth, 32), 0);
+    CU_ASSERT_NOT_EQUAL(memcmp(k.announce, k.psk, 32), 0);
 }
 
 static void test_derive_deterministic(void)

@@ -455,6 +455,33 @@ static void test_free(void)
     CU_ASSERT_PTR_NULL(s.name);
 }
 
+/* LIST: repeats add up, on the command line (pp_conf_set) and in a file
+ * (a key on several lines, or a comma list); freed by pp_conf_free. */
+static void test_list(void)
+{
+    typedef struct {
+        char *tags;
+    } lset;
+    static const pp_conf_opt lt[] = {
+        {"tag", 0, PP_CONF_LIST, offsetof(lset, tags), 0, 0, "NAME", "a tag"},
+        {NULL, 0, 0, 0, 0, 0, NULL, NULL},
+    };
+    lset v = {0};
+    char err[PP_ERR_LEN], path[256];
+    CU_ASSERT_EQUAL(pp_conf_set(&lt[0], &v, "gpu", err), 0);
+    CU_ASSERT_STRING_EQUAL(v.tags, "gpu");
+    CU_ASSERT_EQUAL(pp_conf_set(&lt[0], &v, "avx512,fast", err), 0);
+    CU_ASSERT_STRING_EQUAL(v.tags, "gpu,avx512,fast");
+    pp_conf_free(lt, &v);
+    CU_ASSERT_PTR_NULL(v.tags);
+    write_file("list.conf", "tag gpu\n# a comment\ntag = avx512\ntag a,b\n", path,
+               sizeof path);
+    CU_ASSERT_EQUAL(pp_conf_load(lt, &v, path, err), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v.tags);
+    CU_ASSERT_STRING_EQUAL(v.tags, "gpu,avx512,a,b");
+    pp_conf_free(lt, &v);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test set[] = {
@@ -472,6 +499,7 @@ int pp_register_suites(void)
         {"errors are FILE:LINE: reason", test_load_errors},
         {"a long comment line that fits", test_load_long_ok},
         {"a missing file", test_load_missing},
+        {"LIST: repeats add up", test_list},
         {"secret files: trimmed, mode, NUL, size", test_secret},
         {NULL, NULL},
     };

@@ -254,7 +254,7 @@ static void test_cancel_and_flags(void)
     CU_ASSERT_EQUAL(pp_proto_cancel_decode(&f), -1);
     char buf[16];
     CU_ASSERT_STRING_EQUAL(pp_proto_type_name(PP_T_CANCEL, buf), "CANCEL");
-    CU_ASSERT_EQUAL(PP_T_NET_MAX, PP_T_CANCEL);
+    CU_ASSERT_EQUAL(PP_T_NET_MAX, PP_T_TAGS);
     CU_ASSERT_EQUAL(PP_PROTO_MIN, 2);
     CU_ASSERT_EQUAL(PP_PROTO_MAX, 2);
     CU_ASSERT_EQUAL(PP_WIRE_F_ALL, PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH);
@@ -606,6 +606,126 @@ static void test_handshake_versions(void)
     CU_ASSERT_EQUAL(s.err_code, PP_E_PROTOCOL);
 }
 
+/* ---- node tags ---- */
+
+/* Tag syntax, sets kept sorted and distinct, lists, subsets. */
+static void test_tag_sets(void)
+{
+    char err[PP_ERR_LEN], text[PP_TAGS_TEXT_MAX];
+    CU_ASSERT(pp_tag_ok("gpu", 3) && pp_tag_ok("a.B-c_9", 7));
+    CU_ASSERT(!pp_tag_ok("", 0) && !pp_tag_ok("g u", 3) && !pp_tag_ok("g,u", 3) &&
+              !pp_tag_ok("g\xc3\xa9", 3) && !pp_tag_ok("a\0b", 3));
+    char t32[34];
+    memset(t32, 'x', 33);
+    t32[33] = 0;
+    CU_ASSERT(pp_tag_ok(t32, 32) && !pp_tag_ok(t32, 33));
+    pp_tags t = {0};
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, " gpu ,avx512,gpu,\tcuda", err), 0);
+    pp_tags_text(&t, text, sizeof text);
+    CU_ASSERT_STRING_EQUAL(text, "avx512,cuda,gpu"); /* sorted, once each */
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, "", err), 0);
+    CU_ASSERT_EQUAL(t.n, 3);
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, "a,,b", err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "an empty tag"));
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, "gpu,", err), -1);
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, "bad tag", err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "\"bad tag\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "A-Z a-z 0-9 _ . -"));
+    CU_ASSERT_EQUAL(pp_tags_add(&t, "x\x01\n", 3, err), -1); /* escaped in the message */
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "x\\x01\\x0a"));
+    CU_ASSERT_EQUAL(pp_tags_add(&t, "gpu", 3, err), 1);
+    pp_tags need = {0}, none = {0};
+    CU_ASSERT_EQUAL(pp_tags_parse(&need, "gpu,avx512", err), 0);
+    CU_ASSERT(pp_tags_subset(&need, &t) && !pp_tags_subset(&t, &need));
+    CU_ASSERT(pp_tags_subset(&none, &t) && !pp_tags_subset(&need, &none));
+    /* At most PP_TAGS_MAX. */
+    pp_tags full = {0};
+    for (int i = 0; i < PP_TAGS_MAX; i++) {
+        char n[8];
+        snprintf(n, sizeof n, "t%02d", i);
+        CU_ASSERT_EQUAL(pp_tags_add(&full, n, strlen(n), err), 0);
+    }
+    CU_ASSERT_EQUAL(pp_tags_add(&full, "more", 4, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "more than 32 tags"));
+    CU_ASSERT_EQUAL(pp_tags_add(&full, "t00", 3, err), 1); /* had it: not "more" */
+}
+
+/* TAGS: u8 count, then u8 len and bytes per tag; every malformed form
+ * refused saying why. */
+static void test_tags_frame(void)
+{
+    char err[PP_ERR_LEN];
+    pp_tags t = {0}, got;
+    CU_ASSERT_EQUAL(pp_tags_parse(&t, "gpu,avx512", err), 0);
+    pp_buf b;
+    pp_buf_init(&b, 1u << 20);
+    CU_ASSERT_EQUAL(pp_proto_tags(&b, &t), 0);
+    const uint8_t want[] = {2, 6, 'a', 'v', 'x', '5', '1', '2', 3, 'g', 'p', 'u'};
+    CU_ASSERT_EQUAL(b.len, sizeof want);
+    CU_ASSERT_EQUAL(memcmp(b.data, want, sizeof want), 0);
+    pp_frame f = frame_of(PP_T_TAGS, b.data, b.len);
+    CU_ASSERT_EQUAL(pp_proto_tags_decode(&f, &got, err), 0);
+    CU_ASSERT(got.n == 2 && !strcmp(got.tag[0], "avx512") && !strcmp(got.tag[1], "gpu"));
+    /* No tag: one zero byte. */
+    pp_tags none = {0};
+    CU_ASSERT_EQUAL(pp_proto_tags(&b, &none), 0);
+    CU_ASSERT(b.len == 1 && b.data[0] == 0);
+    /* The largest: 32 tags of 32 bytes. */
+    pp_tags full = {0};
+    for (int i = 0; i < PP_TAGS_MAX; i++) {
+        char n[PP_TAG_MAX + 1];
+        memset(n, 'a' + i % 26, PP_TAG_MAX);
+        n[0] = (char)('A' + i % 26);
+        n[1] = (char)('0' + i / 26);
+        CU_ASSERT_EQUAL(pp_tags_add(&full, n, PP_TAG_MAX, err), 0);
+    }
+    CU_ASSERT_EQUAL(pp_proto_tags(&b, &full), 0);
+    CU_ASSERT_EQUAL(b.len, PP_TAGS_PAYLOAD_MAX);
+    CU_ASSERT_EQUAL(PP_TAGS_PAYLOAD_MAX, 1057);
+    f = frame_of(PP_T_TAGS, b.data, b.len);
+    CU_ASSERT(pp_proto_tags_decode(&f, &got, err) == 0 && got.n == PP_TAGS_MAX);
+    pp_buf_reset(&b);
+    /* Malformed, each with its reason. */
+    static const struct {
+        uint8_t p[8];
+        size_t n;
+        const char *why;
+    } bad[] = {
+        {{0}, 0, "cut short"},
+        {{1, 3, 'g', 'p'}, 4, "cut short"},
+        {{1, 0}, 2, "a tag is 1 to 32"},
+        {{1, 3, 'g', ' ', 'u'}, 5, "\"g u\""},
+        {{1, 2, 'g', 0xff}, 4, "\\xff"},
+        {{2, 1, 'a', 1, 'a'}, 5, "the same tag twice"},
+        {{1, 1, 'a', 0}, 4, "bytes after the last tag"},
+        {{33}, 1, "33 tags, more than 32"},
+        {{1, 33, 'a'}, 3, "cut short"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        f = frame_of(PP_T_TAGS, bad[i].p, bad[i].n);
+        err[0] = 0;
+        CU_ASSERT_EQUAL(pp_proto_tags_decode(&f, &got, err), -1);
+        if (!strstr(err, bad[i].why))
+            fprintf(stderr, "\n    bad TAGS %zu: \"%s\" lacks \"%s\"", i, err, bad[i].why);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+    }
+    /* A tag of 33 bytes, whole. */
+    uint8_t long_tag[35] = {1, 33};
+    memset(long_tag + 2, 'a', 33);
+    f = frame_of(PP_T_TAGS, long_tag, sizeof long_tag);
+    CU_ASSERT_EQUAL(pp_proto_tags_decode(&f, &got, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "(33 bytes)"));
+    /* Oversized: refused by its length before any tag is read. */
+    static uint8_t big[4096];
+    f = frame_of(PP_T_TAGS, big, sizeof big);
+    CU_ASSERT_EQUAL(pp_proto_tags_decode(&f, &got, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "4096 bytes of tags"));
+    char buf[16];
+    CU_ASSERT_STRING_EQUAL(pp_proto_type_name(PP_T_TAGS, buf), "TAGS");
+    CU_ASSERT_EQUAL(PP_T_TAGS, 30);
+    CU_ASSERT_EQUAL(pp_proto_flags_allowed(PP_T_TAGS), 0);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test tests[] = {
@@ -616,6 +736,8 @@ int pp_register_suites(void)
         {"ERROR, BYE, NCPUS, NEED, MODULE", test_error_bye_ncpus_need_module},
         {"RJOB", test_rjob},
         {"CANCEL, flags per type", test_cancel_and_flags},
+        {"tag sets: syntax, order, lists, subsets", test_tag_sets},
+        {"TAGS: layout, limits, every malformed form", test_tags_frame},
         {"batch arguments: layout, every malformed form", test_batch_args},
         {"batch limits: PP_BATCH_MAX, the buffer's cap", test_batch_limits},
         {"batch results: layout, every malformed form", test_batch_results},
