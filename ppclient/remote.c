@@ -40,6 +40,8 @@
 #define BACKOFF_MAX 2.0
 #define AUTH_RETRY 30.0           /* a refused secret is not retried in a storm */
 #define PREFETCH 2                /* jobs in flight beyond the CPUs' depth */
+#define IDLE_HB 5                 /* heartbeats between PINGs to a node holding
+                                     none of our jobs */
 
 /* A node's connection, one state at a time. */
 typedef enum node_state {
@@ -73,6 +75,7 @@ typedef struct remote {
     pp_timer timer;               /* handshake deadline, or the next attempt */
     pp_timer hb;                  /* heartbeat */
     uint32_t hb_rand;             /* xorshift state: this node's heartbeat jitter */
+    double busy_since;            /* when it last got a job while holding none */
     double backoff;
     double last_rx;
     int ncpus;
@@ -257,20 +260,26 @@ static void r_heartbeat(pp_loop *loop, pp_timer *t)
     pp_server *s = r->b.s;
     if (r->state != N_UP)
         return;
+    /* A node holding none of our jobs is asked every IDLE_HB heartbeats:
+     * its death costs no job, only a later notice.  A busy one is judged
+     * from when it got work, not by an idle silence before. */
+    double every = r->inflight ? s->heartbeat : IDLE_HB * s->heartbeat;
+    double limit = r->inflight ? s->node_timeout : s->node_timeout + every;
     double now = pp_now(), silent = now - r->last_rx;
-    if (silent > s->node_timeout) {
+    double judged = r->inflight && r->busy_since > r->last_rx ? now - r->busy_since : silent;
+    if (judged > limit) {
         char why[96];
         snprintf(why, sizeof why, "no frame from the node for %.1f s", silent);
         r_lost(r, why, 1, 0, 0);
         return;
     }
-    if (silent < s->heartbeat) { /* it spoke since: wait for its silence */
-        pp_timer_start(loop, t, hb_when(r, r->last_rx + s->heartbeat));
+    if (silent < every) { /* it spoke since: wait for its silence */
+        pp_timer_start(loop, t, hb_when(r, r->last_rx + every));
         return;
     }
     pp_conn_send(r->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
     pp_conn_flush(r->conn);
-    pp_timer_start(loop, t, hb_when(r, now + s->heartbeat));
+    pp_timer_start(loop, t, hb_when(r, now + every));
 }
 
 /* ---- the handshake ---- */
@@ -678,7 +687,10 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     }
     r->nfree--;
     r->slots[i] = (slot){.job = j, .id = id};
-    r->inflight++;
+    if (++r->inflight == 1) { /* from idle: back to the busy heartbeat */
+        r->busy_since = pp_now();
+        pp_timer_start(s->loop, &r->hb, hb_when(r, r->last_rx + s->heartbeat));
+    }
     pp_sched_flush_due(s, b);
     return 0;
 }

@@ -64,7 +64,8 @@ static const pp_conf_opt options[] = {
     {"handshake-timeout", 0, PP_CONF_DOUBLE, O(handshake_timeout), 0.05, 3600, "SECONDS",
      "total time allowed for a client's handshake (default 10)"},
     {"heartbeat", 0, PP_CONF_DOUBLE, O(heartbeat), 0.05, 3600, "SECONDS",
-     "interval between PINGs to clients (default 1)"},
+     "a client with jobs here silent (no frame) this long gets a PING; one with none, "
+     "after 0.6 x --dead-after (default 1)"},
     {"dead-after", 0, PP_CONF_DOUBLE, O(dead_after), 0.1, 86400, "SECONDS",
      "close a client silent this long (default 10)"},
     {"max-connections", 0, PP_CONF_INT, O(max_connections), 1, 100000, "N",

@@ -1094,8 +1094,12 @@ void session_tick(session *s, double now)
         s->stuck_ticks = 0;
     }
     /* Only a client silent for a heartbeat is asked: one that sends jobs
-     * or PINGs of its own is alive, and an answer costs it a write. */
-    if (now - s->last_rx >= srv->cfg->heartbeat)
+     * or PINGs of its own is alive, and an answer costs it a write.  A
+     * client with no job here PINGs every 5 heartbeats itself (libpp): it
+     * is asked only when that is late, well before dead_after. */
+    int idle = !s->nqueued && !s->nparked && !s->nrunning && !s->backlog;
+    double quiet = idle ? 0.6 * srv->cfg->dead_after : srv->cfg->heartbeat;
+    if (now - s->last_rx >= PP_MAX(quiet, srv->cfg->heartbeat))
         pp_conn_send(s->conn, PP_T_PING, 0, pp_proto_ping_token(now), NULL, 0);
 }
 

@@ -105,8 +105,12 @@ typedef struct pp_config {
     const char *worker_path;        /* NULL: $PP_WORKER, then found beside libpp */
     const char *log_level;          /* "error", "warn" (default), "info", "debug";
                                        NULL: $PP_LOG, then "warn" */
-    double heartbeat;               /* seconds between PINGs to nodes; 0 = 1 */
-    double node_timeout;            /* a node silent this long is dead; 0 = 5 */
+    double heartbeat;               /* a node running jobs gets a PING after this
+                                       many seconds of silence (no frame), one
+                                       holding none after 5 times that; 0 = 1 */
+    double node_timeout;            /* a node running jobs and silent this long is
+                                       dead (one holding none: this plus 5
+                                       heartbeats); 0 = 5 */
     int max_attempts;               /* node failures a job survives; 0 = 3 */
     int job_memory_mib;             /* virtual memory of each local worker, its
                                        task included (RLIMIT_AS): a task that

@@ -14,7 +14,8 @@ import sys
 
 PEER_SHORT = {"Gearman, 2 workers": "Gearman", "Gearman": "Gearman",
               "GNU parallel -jN spin-cmd": "parallel", "gearmand + 2 workers": "gearmand+2",
-              "the same without the delay": "no delay", "B1's tiny jobs": "B1 jobs/s"}
+              "the same without the delay": "no delay", "B1's tiny jobs": "B1 jobs/s",
+              "B2, 2 ppservers": "B2", "1 client": "1 client"}
 
 
 def num(v, unit):
@@ -25,6 +26,8 @@ def num(v, unit):
         return "{:,.0f}".format(v)
     if unit == "s":
         return "%.3f" % v
+    if unit == "% of a core":
+        return "%.2f" % v
     if unit in ("×", ""):
         return "%.2f" % v
     return "%.1f" % v
@@ -110,6 +113,38 @@ def load(path):
             except ValueError:
                 pass
     return runs
+
+
+def scale_rows(fig, med, div, check, le, b2, runs):
+    """S1..S4 (scripts/bench.d/scale.sh): many nodes, many clients."""
+    meta = (runs.get("s.meta") or [{}])[-1]
+    if not meta:
+        return []
+    n, clients = meta.get("nodes", 0), meta.get("clients", 0)
+    what = "{:,} idle ppservers (-w 1), one client".format(n)
+    t = med("s1.nodes", "connect_s")
+    fig("S1", what + ": time to connect all", "s", t, None, "", "≤ 2", check(le(t, 2)))
+    cpu = med("s1.nodes", "idle_cpu_percent")
+    fig("S1", what + ": client CPU while idle", "% of a core", cpu, None, "", "≤ 1",
+        check(le(cpu, 1)))
+    kb = med("s1.nodes", "rss_per_node_kb")
+    fig("S1", what + ": client RSS per node", "KiB", kb, None, "", "≤ 16", check(le(kb, 16)))
+    per = med("s2.clients", "rss_per_client_kb")
+    fig("S2", "ppserver -w 1, RSS growth per idle client (1 → %d clients)" % clients, "KiB",
+        per, None, "")
+    c1, c2 = med("s2.clients", "cpu_low_percent"), med("s2.clients", "cpu_high_percent")
+    fig("S2", "ppserver -w 1, CPU with %d idle clients" % clients, "% of a core", c2, c1,
+        "1 client")
+    for k in (16, 64):
+        v = med("s3.n%d" % k, "jobs_per_s")
+        fig("S3", "tiny jobs, %d ppservers (1 worker each), TLS" % k, "jobs/s", v, b2,
+            "B2, 2 ppservers", ratio=div(v, b2), ratio_pct=True)
+    r = med("s4.share", "ratio")
+    share = (runs.get("s4.share") or [{}])[-1]
+    fig("S4", "%d clients sharing one ppserver -w 2 (%s × %g ms jobs each): slowest / "
+        "fastest completion" % (clients, share.get("jobs", "?"), share.get("ms", 0)), "×",
+        r, None, "", "≤ 1.2", check(le(r, 1.2)))
+    return ["scale rows: " + note for note in meta.get("notes", [])]
 
 
 def main():
@@ -245,6 +280,8 @@ def main():
         None, "")
     peak = kb("peak_rss_kb")
     fig("B9", "client peak RSS (VmHWM) over the {:,} jobs".format(n_rss), "MB", peak, None, "")
+
+    meta.setdefault("notes", []).extend(scale_rows(fig, med, div, check, le, b2, runs) or [])
 
     print_table(figures, meta)
 

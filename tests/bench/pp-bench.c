@@ -91,25 +91,30 @@ static pp_server *make_server(const opts *o)
     }
     if (o->nservers == 0)
         return s;
-    /* Every node up, within 10 s. */
-    pp_node_info nodes[64];
-    for (int tries = 0; tries < 1000; tries++) {
-        int n = pp_get_active_nodes(s, nodes, 64);
+    /* Every node up, within 10 s ("local" first, then the nodes). */
+    int max = o->nservers + 1;
+    pp_node_info *nodes = malloc((size_t)max * sizeof *nodes);
+    for (int tries = 0; nodes && tries < 1000; tries++) {
+        int n = pp_get_active_nodes(s, nodes, max);
         int up = 0;
-        for (int i = 1; i < n && i < 64; i++) {
+        for (int i = 1; i < n && i < max; i++) {
             if (nodes[i].state == PP_NODE_AUTH_FAILED) {
                 fprintf(stderr, "pp-bench: %s: authentication failed\n", nodes[i].name);
+                free(nodes);
                 pp_server_free(s);
                 return NULL;
             }
             up += nodes[i].state == PP_NODE_UP;
         }
-        if (up == o->nservers)
+        if (up == o->nservers) {
+            free(nodes);
             return s;
+        }
         struct timespec nap = {0, 10 * 1000000L};
         nanosleep(&nap, NULL);
     }
     fprintf(stderr, "pp-bench: not every node came up within 10 s\n");
+    free(nodes);
     pp_server_free(s);
     return NULL;
 }
@@ -183,23 +188,28 @@ static int warm_up(pp_server *s, const opts *o, pp_task task, const void *arg, s
         return -1;
     if (per_round <= 0)
         return 0;
-    pp_node_info nodes[64];
-    for (int round = 0; round < 50; round++) {
+    int max = o->nservers + 1;
+    pp_node_info *nodes = malloc((size_t)max * sizeof *nodes);
+    for (int round = 0; nodes && round < 50; round++) {
         if (run_batch(s, task, arg, len, per_round) != 0) {
             fprintf(stderr, "pp-bench: warm-up jobs failed\n");
+            free(nodes);
             return -1;
         }
-        int n = pp_get_active_nodes(s, nodes, 64);
+        int n = pp_get_active_nodes(s, nodes, max);
         int cold = 0;
-        for (int i = 0; i < n && i < 64; i++) {
+        for (int i = 0; i < n && i < max; i++) {
             if (i == 0 && o->ncpus == 0)
                 continue;
             cold += nodes[i].jobs == 0;
         }
-        if (!cold)
+        if (!cold) {
+            free(nodes);
             return 0;
+        }
     }
     fprintf(stderr, "pp-bench: some node ran no warm-up job\n");
+    free(nodes);
     return -1;
 }
 

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 # smoke.sh BIN_DIR -- the benchmark programs with tiny counts, so that the
 # suite never rots: every pp-bench subcommand locally and against a ppserver
-# on 127.0.0.1 (directly and through delay-proxy), spin-cmd, and usage
-# errors.  Each run must print one JSON object with positive figures and no
-# job errors.  No Gearman, no network beyond loopback.
+# on 127.0.0.1 (directly and through delay-proxy), pp-scale's three against
+# it, spin-cmd, and usage errors.  Each run must print one JSON object with
+# positive figures and no job errors.  No Gearman, no network beyond
+# loopback.
 set -uo pipefail
 bin=$(cd "$1" && pwd)
 tmp=$(mktemp -d)
@@ -94,6 +95,14 @@ check "latency remote" median_us p99_us -- "$pb" latency --n 50 "${remote[@]}"
 check "payload remote 1 MiB" mb_per_s -- "$pb" payload --bytes 1048576 --reps 3 "${remote[@]}"
 check "hide direct" jobs_per_s -- "$pb" hide --jobs 100 --ms 1 --warmup 20 "${remote[@]}"
 check "hide through the delay proxy" jobs_per_s -- "$pb" hide --jobs 100 --ms 1 --warmup 20 "${proxied[@]}"
+# The scale rows' program (scripts/bench.d/scale.sh), with one node.
+ps="$bin/pp-scale"
+check "scale: nodes" connect_s idle_s up_at_end -- "$ps" nodes --port-base "$port" --count 1 \
+    --idle 0.5 --secret-file "$tmp/secret"
+check "scale: clients of a node" rss_low_kb rss_high_kb -- "$ps" clients --counts 1,2 --idle 0.5 \
+    --pid "$server_pid" "${remote[@]}"
+check "scale: clients sharing a node" fastest_s slowest_s ratio -- "$ps" share --clients 3 \
+    --jobs 2 --ms 1 "${remote[@]}"
 
 # The GNU parallel peer's command: the same spin, as a process.
 t0=$(date +%s%N)
