@@ -99,39 +99,6 @@ static void client_free(pp_server *s)
     pp_server_free(s);
 }
 
-/* libpp logs to stderr: a test reads it back from a file. */
-static int saved_stderr = -1;
-static char capture_path[320];
-
-static int capture_start(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-XXXXXX", tmpdir);
-    int fd = mkstemp(capture_path);
-    if (fd < 0)
-        return -1;
-    fflush(stderr);
-    saved_stderr = dup(2);
-    if (saved_stderr < 0 || dup2(fd, 2) < 0) {
-        close(fd);
-        unlink(capture_path);
-        if (saved_stderr >= 0)
-            close(saved_stderr);
-        saved_stderr = -1;
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-/* What was written to stderr since capture_start(), malloc'd ("" if none). */
-static char *captured(void)
-{
-    fflush(stderr);
-    size_t len = 0;
-    char *text = saved_stderr >= 0 ? srv_slurp(capture_path, &len) : NULL;
-    return text ? text : calloc(1, 1);
-}
-
 /* Occurrences of `needle` in what was captured. */
 static int captured_count(const char *needle)
 {
@@ -153,22 +120,9 @@ static int wait_captured(const char *needle, int want, double limit)
     return n;
 }
 
-static void capture_end(void)
-{
-    if (saved_stderr < 0)
-        return;
-    char *text = captured();
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    unlink(capture_path);
-    fputs(text, stderr); /* still shown, for a failing test's reader */
-    free(text);
-}
-
 static void test_teardown(void)
 {
-    capture_end();
+    free(capture_end()); /* still shown, for a failing test's reader */
     for (int i = 0; i < MAX_CLIENTS; i++)
         if (clients[i])
             client_free(clients[i]);
@@ -848,7 +802,7 @@ static void test_file_comments(void)
  * as they were (a warning, no hang), until it is good again. */
 static void test_file_bad_change(void)
 {
-    CU_ASSERT_FATAL(capture_start() == 0);
+    CU_ASSERT_FATAL(capture_start(tmpdir) == 0);
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
@@ -939,7 +893,7 @@ static void test_file_edited(void)
  * it is followed again. */
 static void test_file_deleted(void)
 {
-    CU_ASSERT_FATAL(capture_start() == 0);
+    CU_ASSERT_FATAL(capture_start(tmpdir) == 0);
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});

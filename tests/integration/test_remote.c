@@ -223,7 +223,6 @@ static void check_server_exit(srv_harness *h)
 }
 
 static void slow_hold(int on);
-static char *capture_end(void);
 static void fake_nodes_stop(void);
 
 static void test_teardown(void)
@@ -1070,53 +1069,6 @@ static int slow_wait(const int *field, int want, double limit)
     return slow_get(field) == want;
 }
 
-/* libpp logs to stderr: a test may read it back from a file. */
-static int saved_stderr = -1;
-static char capture_path[300];
-
-static int capture_start(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-XXXXXX", tmpdir);
-    int fd = mkstemp(capture_path);
-    if (fd < 0)
-        return -1;
-    fflush(stderr);
-    saved_stderr = dup(2);
-    if (saved_stderr < 0 || dup2(fd, 2) < 0) {
-        close(fd);
-        unlink(capture_path);
-        if (saved_stderr >= 0)
-            close(saved_stderr);
-        saved_stderr = -1;
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-/* Puts stderr back; returns what was written meanwhile (malloc'd, also
- * copied to the real stderr), or NULL when nothing was captured. */
-static char *capture_end(void)
-{
-    if (saved_stderr < 0)
-        return NULL;
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    char *text = NULL;
-    FILE *fp = fopen(capture_path, "r");
-    if (fp) {
-        text = malloc(65537);
-        if (text)
-            text[fread(text, 1, 65536, fp)] = 0;
-        fclose(fp);
-    }
-    unlink(capture_path);
-    if (text)
-        fputs(text, stderr);
-    return text;
-}
 
 /* A client of the named nodes with a secret of its own (no server checks
  * it: these nodes never get that far). */
@@ -1231,7 +1183,7 @@ static void test_slow_lookup(void)
 static void test_unresolvable_name(void)
 {
     const char *bad = "no-such-host.invalid:1";
-    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
     pp_server *s = client_of_names(1, ARGS(bad), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     /* The resolver bounds its own time: 30 s covers its defaults. */
@@ -4548,7 +4500,7 @@ static void test_h6_result_bomb(void)
     enum { N = 1 };
     pp_job *jobs[N];
     char name[64];
-    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
     fake_node *fn = fake_node_start(secret, 0xFFFFFFFFu, 1, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
     pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
@@ -4557,7 +4509,7 @@ static void test_h6_result_bomb(void)
     char *said = NULL;
     while (now_s() < end) {
         free(said);
-        said = srv_slurp(capture_path, NULL);
+        said = captured();
         if (said && strstr(said, "bad compressed result"))
             break;
         sleep_s(0.05);
@@ -4583,7 +4535,7 @@ static void test_h7_batch_flag_lie(void)
     enum { N = 3 };
     pp_job *jobs[N];
     char name[64];
-    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
     fake_node *fn = fake_node_start(secret, 1u << 20, 1, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
     pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
@@ -4592,7 +4544,7 @@ static void test_h7_batch_flag_lie(void)
     char *said = NULL;
     while (now_s() < end) {
         free(said);
-        said = srv_slurp(capture_path, NULL);
+        said = captured();
         if (said && strstr(said, "a batch result for a job that is not a batch"))
             break;
         sleep_s(0.05);

@@ -173,53 +173,6 @@ static int check_squares(pp_job **jobs, int n, const char *const *where)
 
 /* ---- stderr captured: libpp's log ---- */
 
-static char capture_path[300];
-static int saved_stderr = -1;
-
-static int capture_start(void)
-{
-    snprintf(capture_path, sizeof capture_path, "%s/stderr-XXXXXX", tmpdir);
-    int fd = mkstemp(capture_path);
-    if (fd < 0)
-        return -1;
-    fflush(stderr);
-    saved_stderr = dup(2);
-    if (saved_stderr < 0 || dup2(fd, 2) < 0) {
-        close(fd);
-        unlink(capture_path);
-        if (saved_stderr >= 0)
-            close(saved_stderr);
-        saved_stderr = -1;
-        return -1;
-    }
-    close(fd);
-    return 0;
-}
-
-/* What was written so far (malloc'd), capture going on. */
-static char *captured(void)
-{
-    fflush(stderr);
-    char *t = srv_slurp(capture_path, NULL);
-    return t ? t : calloc(1, 1);
-}
-
-/* Puts stderr back; what was written meanwhile (malloc'd, also copied to
- * the real stderr), or NULL. */
-static char *capture_end(void)
-{
-    if (saved_stderr < 0)
-        return NULL;
-    fflush(stderr);
-    dup2(saved_stderr, 2);
-    close(saved_stderr);
-    saved_stderr = -1;
-    char *text = srv_slurp(capture_path, NULL);
-    unlink(capture_path);
-    if (text)
-        fputs(text, stderr);
-    return text;
-}
 
 static int count_of(const char *text, const char *needle)
 {
@@ -471,7 +424,7 @@ static void test_waits_then_runs(void)
     srv_harness *b = start_server(ARGS("-w", "1", "--tag", "cpu"));
     char nb[64], nc[64];
     name_of(b, nb, sizeof nb);
-    CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+    CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
     pp_server *s = client_new(0, &b, 1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_FATAL(wait_tags(s, nb, "cpu", 10)); /* so the log shows it up */
@@ -636,7 +589,7 @@ static void test_fake_node_bad_tags(void)
     };
     memset(big, 'a', sizeof big);
     for (size_t k = 0; k < PP_ARRAY_LEN(cases); k++) {
-        CU_ASSERT_EQUAL_FATAL(capture_start(), 0);
+        CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
         the_fake = fake_start(secret, cases[k].p, cases[k].n);
         CU_ASSERT_PTR_NOT_NULL_FATAL(the_fake);
         char name[64];

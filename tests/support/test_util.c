@@ -4,6 +4,7 @@
 
 #include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,4 +76,76 @@ int parent_of(int pid)
     int ppid;
     snprintf(id, sizeof id, "%d", pid);
     return read_stat(id, name, sizeof name, &ppid) == 0 ? ppid : -1;
+}
+
+/* The capture (tests are single-threaded where they capture). */
+static int saved_stderr = -1;
+static char capture_path[4200];
+
+int capture_start(const char *dir)
+{
+    snprintf(capture_path, sizeof capture_path, "%s/stderr-XXXXXX", dir);
+    int fd = mkstemp(capture_path);
+    if (fd < 0)
+        return -1;
+    fflush(stderr);
+    saved_stderr = dup(2);
+    if (saved_stderr < 0 || dup2(fd, 2) < 0) {
+        close(fd);
+        unlink(capture_path);
+        if (saved_stderr >= 0)
+            close(saved_stderr);
+        saved_stderr = -1;
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* The capture file's bytes (malloc'd, NUL-terminated), or NULL. */
+static char *capture_read(void)
+{
+    FILE *fp = fopen(capture_path, "r");
+    if (!fp)
+        return NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            char *t = realloc(text, cap = cap ? cap * 2 : 65536);
+            if (!t)
+                break;
+            text = t;
+        }
+        size_t n = fread(text + len, 1, cap - len - 1, fp);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(fp);
+    if (text)
+        text[len] = 0;
+    return text;
+}
+
+char *captured(void)
+{
+    fflush(stderr);
+    char *text = saved_stderr >= 0 ? capture_read() : NULL;
+    return text ? text : calloc(1, 1);
+}
+
+char *capture_end(void)
+{
+    if (saved_stderr < 0)
+        return NULL;
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    saved_stderr = -1;
+    char *text = capture_read();
+    unlink(capture_path);
+    if (text)
+        fputs(text, stderr);
+    return text;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* test_util.h -- small helpers the suites share: time, sleeping, and the
- * processes this one started. */
+/* test_util.h -- small helpers the suites share: time, sleeping, the
+ * processes this one started, and libpp's log read back. */
 #ifndef PP_TEST_UTIL_H
 #define PP_TEST_UTIL_H
 
@@ -18,5 +18,15 @@ int wait_children(const char *prefix, int want, double limit);
 
 /* The parent pid of a process, or -1. */
 int parent_of(int pid);
+
+/* stderr into a file in `dir`, so that a test reads libpp's log back; one
+ * capture at a time.  0 or -1. */
+int capture_start(const char *dir);
+/* What was written since capture_start(), capture going on: malloc'd, ""
+ * when nothing (or no capture). */
+char *captured(void);
+/* Puts stderr back; what was written meanwhile (malloc'd, also copied to
+ * the real stderr), or NULL when nothing was captured. */
+char *capture_end(void);
 
 #endif
