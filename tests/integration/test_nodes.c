@@ -798,25 +798,44 @@ static void test_file_comments(void)
  * once it held still for a poll): long enough for any change to be seen. */
 #define FILE_SETTLE 6.0
 
+/* Two nodes a and b sharing a secret, and a client whose nodes file
+ * `path` lists a only, a up.  0, or -1 (the test stops). */
+typedef struct file_pair {
+    srv_harness *a, *b;
+    char na[64], nb[64], path[300];
+    pp_server *s;
+} file_pair;
+
+static int file_pair_start(file_pair *f, const char *workers, const char *file)
+{
+    *f = (file_pair){0};
+    f->a = start_server(&(srv_opts){.args = ARGS("-w", workers)});
+    f->b = f->a ? start_server(&(srv_opts){.args = ARGS("-w", workers), .share_secret = f->a})
+                : NULL;
+    if (!f->b)
+        return -1;
+    char entry[320], text[80];
+    node_name(f->a, f->na, sizeof f->na);
+    node_name(f->b, f->nb, sizeof f->nb);
+    in_tmp(f->path, sizeof f->path, file);
+    snprintf(text, sizeof text, "%s\n", f->na);
+    if (write_renamed(f->path, text) != 0)
+        return -1;
+    snprintf(entry, sizeof entry, "@%s", f->path);
+    f->s = client_list(0, f->a->secret, ARGS(entry), 0);
+    return f->s && wait_up(f->s, f->a, 10) ? 0 : -1;
+}
+
 /* The nodes file turns bad while the program runs: each time the nodes stay
  * as they were (a warning, no hang), until it is good again. */
 static void test_file_bad_change(void)
 {
     CU_ASSERT_FATAL(capture_start(tmpdir) == 0);
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    char na[64], nb[64], path[300], entry[320], text[200];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    in_tmp(path, sizeof path, "nodes-bad-change");
-    snprintf(text, sizeof text, "%s\n", na);
-    CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    snprintf(entry, sizeof entry, "@%s", path);
-    pp_server *s = client_list(0, a->secret, ARGS(entry), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    file_pair f;
+    CU_ASSERT_FATAL(file_pair_start(&f, "1", "nodes-bad-change") == 0);
+    const char *na = f.na, *nb = f.nb, *path = f.path;
+    pp_server *s = f.s;
+    char text[200];
     /* Others may write it: refused, even though it lists good nodes. */
     snprintf(text, sizeof text, "%s\n%s\n", na, nb);
     CU_ASSERT_FATAL(write_in_place(path, text) == 0 && chmod(path, 0666) == 0);
@@ -853,20 +872,12 @@ static void test_file_bad_change(void)
  * then in place (back to a: b drains the same way, a comes back). */
 static void test_file_edited(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    char na[64], nb[64], path[300], entry[320], text[200];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    in_tmp(path, sizeof path, "nodes-edited");
-    snprintf(text, sizeof text, "%s\n", na);
-    CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    snprintf(entry, sizeof entry, "@%s", path);
-    pp_server *s = client_list(0, a->secret, ARGS(entry), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    file_pair f;
+    CU_ASSERT_FATAL(file_pair_start(&f, "2", "nodes-edited") == 0);
+    srv_harness *a = f.a, *b = f.b;
+    const char *na = f.na, *nb = f.nb, *path = f.path;
+    pp_server *s = f.s;
+    char text[200];
     long_jobs lj = {0};
     CU_ASSERT_FATAL(long_start(s, &lj, 2, 5000, "edit-a")); /* on a: the only node */
     snprintf(text, sizeof text, "# a went\n%s\n", nb);
@@ -894,20 +905,12 @@ static void test_file_edited(void)
 static void test_file_deleted(void)
 {
     CU_ASSERT_FATAL(capture_start(tmpdir) == 0);
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
-    char na[64], nb[64], path[300], entry[320], text[200];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    in_tmp(path, sizeof path, "nodes-deleted");
-    snprintf(text, sizeof text, "%s\n", na);
-    CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    snprintf(entry, sizeof entry, "@%s", path);
-    pp_server *s = client_list(0, a->secret, ARGS(entry), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    file_pair f;
+    CU_ASSERT_FATAL(file_pair_start(&f, "1", "nodes-deleted") == 0);
+    srv_harness *b = f.b;
+    const char *na = f.na, *nb = f.nb, *path = f.path;
+    pp_server *s = f.s;
+    char text[200];
     CU_ASSERT_FATAL(unlink(path) == 0);
     CU_ASSERT_EQUAL(wait_captured("No such file or directory", 1, FILE_SETTLE), 1);
     sleep_s(2.5); /* more polls */
