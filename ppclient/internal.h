@@ -83,6 +83,8 @@ typedef struct done_chunk {
 
 typedef struct done_list {
     done_chunk *head, *tail;
+    uint32_t chunks;             /* in the chain */
+    uint32_t sweep_at;           /* chunks at which spent ones are looked for */
 } done_list;
 
 typedef struct pp_group {
@@ -333,7 +335,9 @@ static inline void job_list_splice(job_list *dst, job_list *src)
     src->n = 0;
 }
 
-#define PP_JOB_FREED (1 << 30)
+#define PP_JOB_FREED (1 << 30)   /* pp_job_free() was called */
+#define PP_JOB_INDEXED (1 << 29) /* it has a finished-list entry (joblists.c) */
+#define PP_JOB_COUNT(refs) ((refs) & ~(PP_JOB_FREED | PP_JOB_INDEXED))
 
 /* Waits on cv (mu held) until woken or `deadline` (pp_now() time; < 0 =
  * none), on a condition variable that uses `clock`.  1 when the deadline
@@ -368,7 +372,7 @@ static inline int pp_job_cancelled(const pp_job *j)
 /* Drops a reference; the last one frees the job and its result. */
 static inline void pp_job_unref(pp_job *j)
 {
-    if ((atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) & ~PP_JOB_FREED) == 1) {
+    if (PP_JOB_COUNT(atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel)) == 1) {
         free(j->result_mem);
         free(j);
     }
@@ -403,8 +407,9 @@ PP_HIDDEN void pp_job_unlink_live_locked(pp_server *s, pp_job *j);
 /* The job is final and called back: its group's pp_next_done() may return
  * it (unless the caller freed it); drops the library's reference. */
 PP_HIDDEN void pp_job_retire_locked(pp_server *s, pp_job *j);
-/* pp_job_free(): clears the job's finished-list entry (mu not needed). */
-PP_HIDDEN void pp_job_unlist(pp_job *j);
+/* pp_job_free(), after it set PP_JOB_FREED (`refs`: the value before):
+ * clears the job's finished-list entry if that is its part (mu not needed). */
+PP_HIDDEN void pp_job_unlist(pp_job *j, int refs);
 /* The oldest finished job of `g` (of any group when `all`), taken off its
  * list, or NULL. */
 PP_HIDDEN pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all);

@@ -36,22 +36,19 @@ void pp_job_unlink_live_locked(pp_server *s, pp_job *j)
 
 /* ---- finished jobs, for pp_next_done() ----
  * A finished list is a chain of chunks of entries, each pointing to its job
- * until pp_next_done() takes it or pp_job_free() clears it (an atomic
- * exchange, no lock: the scheduler holds mu while it publishes), so a job
- * is freed at once by the thread that frees it, and an entry costs 16
- * bytes in a chunk, not an allocation.  A chunk goes once all its entries
- * are taken or cleared.  j->dc and the FREED bit are each written before
- * the other is read (sequentially consistent): retiring sees FREED and
- * clears the entry itself, or pp_job_free() sees the entry and clears it. */
-
-static int freed(pp_job *j)
-{
-    return atomic_load(&j->refs) & PP_JOB_FREED;
-}
+ * until pp_next_done() takes it or the job is freed, so that a job is freed
+ * at once by the thread that frees it, and an entry costs 16 bytes in a
+ * chunk, not an allocation.  A chunk goes once all its entries are taken or
+ * cleared.  Which side clears the entry of a job freed is decided by the
+ * order of two steps on j->refs: retiring sets PP_JOB_INDEXED as it drops
+ * the library's reference, pp_job_free() sets PP_JOB_FREED.  Whichever
+ * comes second sees the other's bit and clears the entry; the first never
+ * touches it, so a chunk never goes while one thread still means to. */
 
 static int chunk_spent(done_chunk *c)
 {
-    return c->used == PP_DONE_CHUNK && c->taken + atomic_load(&c->cleared) == PP_DONE_CHUNK;
+    return c->used == PP_DONE_CHUNK &&
+           c->taken + atomic_load_explicit(&c->cleared, memory_order_acquire) == PP_DONE_CHUNK;
 }
 
 static void chunk_release(pp_server *s, done_chunk *c)
@@ -67,6 +64,7 @@ static void chunk_release(pp_server *s, done_chunk *c)
 static void drop_spent(pp_server *s, done_list *l)
 {
     done_chunk *prev = NULL;
+    l->chunks = 0;
     for (done_chunk *c = l->head, *next; c; c = next) {
         next = c->next;
         if (c != l->tail && chunk_spent(c)) {
@@ -77,8 +75,12 @@ static void drop_spent(pp_server *s, done_list *l)
             chunk_release(s, c);
         } else {
             prev = c;
+            l->chunks++;
         }
     }
+    /* The next look once the chain doubled: each chunk costs O(1) looks,
+     * and a chain is at most twice its unspent chunks. */
+    l->sweep_at = 2 * l->chunks + 2;
 }
 
 /* A new entry at the tail, or NULL without memory. */
@@ -86,7 +88,7 @@ static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chun
 {
     done_chunk *c = l->tail;
     if (!c || c->used == PP_DONE_CHUNK) {
-        if (c) /* once per chunk: those spent since go */
+        if (c && l->chunks >= l->sweep_at) /* those spent since go */
             drop_spent(s, l);
         done_chunk *n = s->spare_chunk ? s->spare_chunk : aligned_alloc(64, sizeof *n);
         if (!n)
@@ -100,10 +102,17 @@ static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chun
         else
             l->head = n;
         l->tail = c = n;
+        l->chunks++;
     }
     *index = c->used++;
     *chunk = c;
     return &c->e[*index];
+}
+
+static void clear(done_chunk *c, done_entry *e)
+{
+    atomic_store_explicit(&e->job, NULL, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->cleared, 1, memory_order_release);
 }
 
 void pp_job_retire_locked(pp_server *s, pp_job *j)
@@ -114,23 +123,41 @@ void pp_job_retire_locked(pp_server *s, pp_job *j)
     done_list *l = j->group ? &j->group->finished : &s->finished;
     uint32_t i;
     done_chunk *c;
-    done_entry *e = freed(j) ? NULL : append(s, l, &i, &c);
-    if (e) { /* without memory the job is only not returned by pp_next_done() */
-        e->seq = ++s->done_seq;
-        atomic_init(&e->job, j);
-        j->di = (uint16_t)i;
-        atomic_store(&j->dc, c);
-        if (freed(j) && atomic_exchange(&e->job, NULL) == j) /* freed meanwhile */
-            atomic_fetch_add(&c->cleared, 1);
+    /* A job freed already gets no entry (a free racing with this look is
+     * settled below); without memory, the job is only not returned by
+     * pp_next_done(). */
+    int freed = atomic_load_explicit(&j->refs, memory_order_relaxed) & PP_JOB_FREED;
+    done_entry *e = freed ? NULL : append(s, l, &i, &c);
+    if (!e) {
+        pp_job_unref(j); /* the library's reference */
+        return;
     }
-    pp_job_unref(j); /* the library's reference */
+    e->seq = ++s->done_seq;
+    atomic_store_explicit(&e->job, j, memory_order_relaxed);
+    j->di = (uint16_t)i;
+    atomic_store_explicit(&j->dc, c, memory_order_relaxed);
+    /* Publishes the entry and drops the library's reference in one step. */
+    int old = atomic_fetch_add_explicit(&j->refs, PP_JOB_INDEXED - 1, memory_order_acq_rel);
+    if (old & PP_JOB_FREED) { /* freed first: that free left the entry to us */
+        clear(c, e);
+        if (PP_JOB_COUNT(old) == 1) {
+            free(j->result_mem);
+            free(j);
+        }
+    }
 }
 
-void pp_job_unlist(pp_job *j)
+void pp_job_unlist(pp_job *j, int refs)
 {
-    done_chunk *c = atomic_load(&j->dc);
-    if (c && atomic_exchange(&c->e[j->di].job, NULL) == j)
-        atomic_fetch_add(&c->cleared, 1);
+    if (!(refs & PP_JOB_INDEXED))
+        return; /* no entry yet: retiring sees PP_JOB_FREED and clears it */
+    done_chunk *c = atomic_load_explicit(&j->dc, memory_order_relaxed);
+    /* NULL once taken by pp_next_done() or the server freed; the exchange
+     * settles a race with those, which only a caller freeing a handle
+     * pp_next_done() is returning in another thread can start. */
+    done_entry *e = c ? &c->e[j->di] : NULL;
+    if (e && atomic_exchange_explicit(&e->job, NULL, memory_order_relaxed) == j)
+        atomic_fetch_add_explicit(&c->cleared, 1, memory_order_release);
 }
 
 void pp_finished_free(pp_server *s, done_list *l)
@@ -146,6 +173,7 @@ void pp_finished_free(pp_server *s, done_list *l)
         free(c);
     }
     l->head = l->tail = NULL;
+    l->chunks = l->sweep_at = 0;
 }
 
 void pp_spare_chunk_free(pp_server *s)
@@ -159,7 +187,7 @@ static done_entry *first(done_list *l)
 {
     for (done_chunk *c = l->head; c; c = c->next)
         for (; c->rd < c->used; c->rd++)
-            if (atomic_load(&c->e[c->rd].job))
+            if (atomic_load_explicit(&c->e[c->rd].job, memory_order_relaxed))
                 return &c->e[c->rd];
     return NULL;
 }
@@ -193,14 +221,20 @@ pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all)
     done_entry *e;
     done_list *l;
     while ((l = oldest(s, g, all, &e))) {
-        pp_job *j = atomic_exchange(&e->job, NULL);
+        pp_job *j = atomic_exchange_explicit(&e->job, NULL, memory_order_acquire);
         if (!j)
             continue; /* cleared while we looked */
-        done_chunk *c = atomic_load(&j->dc);
-        atomic_store(&j->dc, NULL);
+        done_chunk *c = atomic_load_explicit(&j->dc, memory_order_relaxed);
+        atomic_store_explicit(&j->dc, NULL, memory_order_relaxed);
         c->taken++;
-        if (c != l->tail && chunk_spent(c))
-            drop_spent(s, l);
+        /* Taken in order, the head is what empties: it goes at once, the
+         * rest when the chain is swept. */
+        while (l->head != l->tail && chunk_spent(l->head)) {
+            done_chunk *h = l->head;
+            l->head = h->next;
+            l->chunks--;
+            chunk_release(s, h);
+        }
         return j;
     }
     return NULL;

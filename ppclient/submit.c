@@ -104,15 +104,31 @@ static void hand_over_locked(pp_server *s, pp_job *j)
     pp_sched_wake_locked(s);
 }
 
+/* The tag set of opts->tags, checked and found or made (mu held), into
+ * *id.  0, or -1 with pp_last_error() set.  Apart from pp_submit_entry(),
+ * whose every call would otherwise carry its buffers. */
+__attribute__((noinline)) static int tagset_locked(pp_server *s, const pp_submit_opts *opts,
+                                                   uint16_t *id, const char *who)
+{
+    pp_tags tags;
+    char err[PP_ERR_LEN];
+    if (take_tags(opts, &tags, who) != 0)
+        return -1;
+    pp_tagset *ts = pp_tagset_get_locked(s, &tags, err);
+    if (!ts) {
+        pp_set_error("%s: %s", who, err);
+        return -1;
+    }
+    *id = ts->id;
+    return 0;
+}
+
 pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
                         const pp_submit_opts *opts, uint16_t flags, const char *who)
 {
     if (check_submit(arg, len, opts, who) != 0)
         return NULL;
-    pp_tags tags;
     int tagged = opts && opts->tags && opts->tags[0];
-    if (tagged && take_tags(opts, &tags, who) != 0)
-        return NULL;
     pp_job *j = pp_malloc_big(sizeof *j + len + 1);
     if (!j) {
         pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
@@ -137,24 +153,25 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
         j->retries = opts->retries;
     }
     pthread_mutex_lock(&s->mu);
-    char why[96] = "", tagerr[PP_ERR_LEN]; /* only why is zeroed: per job */
-    pp_tagset *ts = NULL;
+    const char *why = NULL; /* no buffer here: this runs for every job */
+    int full = 0;
     if (wait_for_room_locked(s, opts && opts->nowait) != 0)
-        snprintf(why, sizeof why, "%d jobs are pending, the max_pending bound", s->max_pending);
+        why = "", full = s->max_pending;
     else if (s->stopping)
-        snprintf(why, sizeof why, "the server is shutting down");
-    else if (tagged && !(ts = pp_tagset_get_locked(s, &tags, tagerr)))
-        snprintf(why, sizeof why, "%.90s", tagerr);
+        why = "the server is shutting down";
+    else if (tagged && tagset_locked(s, opts, &j->tagset, who) != 0)
+        why = ""; /* pp_last_error() is set */
     else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
-        snprintf(why, sizeof why, "out of memory");
-    if (why[0]) {
+        why = "out of memory";
+    if (why) {
         pthread_mutex_unlock(&s->mu);
-        pp_set_error("%s: %s", who, why);
+        if (full)
+            pp_set_error("%s: %d jobs are pending, the max_pending bound", who, full);
+        else if (why[0])
+            pp_set_error("%s: %s", who, why);
         free(j);
         return NULL;
     }
-    if (ts)
-        j->tagset = ts->id;
     if (j->group)
         j->group->outstanding++;
     s->outstanding++;
@@ -278,7 +295,8 @@ PP_API void pp_job_free(pp_job *j)
 {
     if (!j)
         return;
-    if (atomic_fetch_or(&j->refs, PP_JOB_FREED) & PP_JOB_FREED) {
+    int refs = atomic_fetch_or_explicit(&j->refs, PP_JOB_FREED, memory_order_acq_rel);
+    if (refs & PP_JOB_FREED) {
         /* The library still holds the job (else this is a use after free
          * nothing can catch): refuse, loudly, instead of freeing it under
          * the library's feet. */
@@ -287,7 +305,7 @@ PP_API void pp_job_free(pp_job *j)
                                          "second call is ignored (free each handle once)");
         return;
     }
-    pp_job_unlist(j); /* see joblists.c */
+    pp_job_unlist(j, refs); /* see joblists.c */
     pp_job_unref(j);
 }
 

@@ -22,6 +22,7 @@ struct pp_loop {
     struct deferred { pp_hook_fn fn; void *data; } *defer;
     size_t ndefer, capdefer;
     int no_sleep;
+    double now;              /* pp_now() when this turn's wait ended */
 };
 
 pp_loop *pp_loop_new(void)
@@ -34,6 +35,7 @@ pp_loop *pp_loop_new(void)
         free(l);
         return NULL;
     }
+    l->now = pp_now();
     return l;
 }
 
@@ -216,6 +218,11 @@ static void run_deferred(pp_loop *l)
     l->ndefer = 0;
 }
 
+double pp_loop_now(const pp_loop *l)
+{
+    return l->now;
+}
+
 int pp_loop_run_once(pp_loop *l, double max_wait)
 {
     run_deferred(l);
@@ -235,6 +242,7 @@ int pp_loop_run_once(pp_loop *l, double max_wait)
     int ms = wait < 0 ? -1 : (int)ceil(wait * 1000.0);
     struct epoll_event ev[MAX_EVENTS];
     int n = epoll_wait(l->epfd, ev, MAX_EVENTS, ms);
+    l->now = pp_now();
     if (n < 0) {
         if (errno != EINTR)
             return -1;
@@ -252,6 +260,7 @@ int pp_loop_run_once(pp_loop *l, double max_wait)
         io->fn(l, io, e);
     }
     now = pp_now();
+    l->now = now;
     while (l->timers && l->timers->when <= now) {
         pp_timer *t = l->timers;
         pp_timer_stop(l, t);

@@ -73,6 +73,11 @@ int pp_loop_defer(pp_loop *loop, pp_hook_fn fn, void *data);
  * for a hook that decides the loop must end. */
 void pp_loop_break(pp_loop *loop);
 
+/* pp_now() as of this turn (after its wait, and again after its events):
+ * for the many looks of a turn that tolerate that staleness, without a
+ * clock read each. */
+double pp_loop_now(const pp_loop *loop);
+
 /* Waits up to max_wait seconds (< 0: until an event or timer) and runs what
  * is ready.  Returns the number of fd events handled, or -1 on error. */
 int pp_loop_run_once(pp_loop *loop, double max_wait);

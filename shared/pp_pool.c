@@ -712,9 +712,10 @@ static worker *pick_worker(const pp_pool *p)
         if (w->state != W_READY || w->inflight >= p->depth)
             continue;
         if (w->inflight > 0) {
-            /* Nothing more behind a job that turned out long. */
+            /* Nothing more behind a job that turned out long (as of this
+             * turn: a job a turn older than the threshold waits a turn). */
             if (now < 0)
-                now = pp_now();
+                now = pp_loop_now(p->loop);
             if (running_for(w, now) > long_job(p))
                 continue;
         }

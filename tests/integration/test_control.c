@@ -1197,6 +1197,53 @@ static void test_next_done_two_threads(void)
     client_free(s);
 }
 
+/* Frees racing with jobs finishing, over many chunks of the finished list:
+ * 30,000 tiny jobs, every odd one freed right after its submit (so often
+ * while the scheduler retires it), the even ones kept.  pp_next_done()
+ * returns exactly the even ones, each once (AddressSanitizer watches the
+ * entries and chunks freed on either side). */
+enum { RACE_JOBS = 30000 };
+
+static void test_next_done_free_race(void)
+{
+    pp_server *s = local_client((pp_config){.ncpus = 2});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job **kept = calloc(RACE_JOBS, sizeof *kept);
+    int *seen = calloc(RACE_JOBS, sizeof *seen);
+    CU_ASSERT_FATAL(kept && seen);
+    for (uint64_t i = 0; i < RACE_JOBS; i++) {
+        pp_job *j = pp_submit(s, t_echo, &i, sizeof i, NULL);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+        if (i % 2)
+            pp_job_free(j);
+        else
+            kept[i] = j;
+    }
+    int n = 0, bad = 0;
+    pp_job *j;
+    while (n <= RACE_JOBS && (j = pp_next_done(s, NULL, 20))) {
+        size_t len = 0;
+        const uint64_t *r = pp_job_result(j, &len);
+        if (r && len == sizeof *r && *r < RACE_JOBS && kept[*r] == j)
+            seen[*r]++;
+        else
+            bad++;
+        n++;
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "no job left"));
+    int once = 0;
+    for (int i = 0; i < RACE_JOBS; i += 2)
+        once += seen[i] == 1;
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(n, RACE_JOBS / 2);
+    CU_ASSERT_EQUAL(once, RACE_JOBS / 2);
+    for (int i = 0; i < RACE_JOBS; i += 2)
+        pp_job_free(kept[i]);
+    free(seen);
+    free(kept);
+    client_free(s);
+}
+
 /* ==== max_pending ======================================================= */
 
 typedef struct sampler {
@@ -1508,6 +1555,7 @@ int pp_register_suites(void)
         {"freed handles skipped", test_next_done_freed_skipped},
         {"group filter", test_next_done_group},
         {"two threads, each job once", test_next_done_two_threads},
+        {"frees racing with finishing, many chunks", test_next_done_free_race},
         {NULL, NULL}};
     static const pp_test pending[] = {
         {"never more than max_pending pending", test_max_pending_bound},
