@@ -103,6 +103,14 @@ typedef struct pp_node {
     uint64_t jobs;               /* (mu) */
     uint64_t busy_ns;            /* (mu) */
     uint64_t connects;           /* (mu) connection attempts */
+    uint64_t refusals;           /* (mu) handshakes refused: the secrets differ */
+    uint64_t handshake_errors;   /* (mu) other handshakes that failed */
+    uint64_t drops;              /* (mu) connections lost while up */
+    uint64_t frame_errors;       /* (mu) frames of the node that broke the protocol */
+    uint64_t requeued;           /* (mu) jobs queued again when it was lost */
+    /* Bytes over its connections, both ways: bumped by the scheduler
+     * thread without mu, read by pp_get_stats() without the scheduler. */
+    _Atomic uint64_t bytes_in, bytes_out;
     char why[PP_ERR_LEN];        /* (mu) why it is not up, or went down last */
     const char *tags;            /* (mu) its tags ("gpu,avx512"), NULL: none (yet);
                                     interned (tags.c): valid until the server goes */
@@ -231,6 +239,8 @@ struct pp_server {
     double resolve_interval;     /* seconds between lookups of nodes' names */
 
     uint64_t submitted, ndone, nfailed, ncancelled, nretried; /* (mu) */
+    uint64_t nstatus[PP_STATS_STATUSES]; /* (mu) jobs ended, by pp_status */
+    uint64_t run_hist[PP_STATS_RUN_BUCKETS]; /* (mu) jobs that ran, by run time */
     double t0;
 
     /* scheduler thread */
@@ -257,6 +267,8 @@ struct pp_server {
     int idle_warned;             /* (sched) "no worker, no node" logged once */
     double idle_since;           /* (sched) since when that holds, 0 = not */
     pp_timer idle_timer;         /* (sched) wakes the loop when no_node_timeout is up */
+    pp_timer trim_timer;         /* (sched) gives the heap back after handshakes (remote.c) */
+    unsigned hs_since_trim;      /* (sched) handshakes done since that last ran */
     int quit;                    /* (sched) leave the loop */
 
     /* callback thread */
@@ -364,6 +376,17 @@ static inline int pp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, do
 }
 
 /* Whether pp_job_cancel() ended it (any thread). */
+/* The pp_stats.run_hist bucket of a run time. */
+static inline int pp_run_bucket(uint64_t run_ns)
+{
+    static const double le[] = {PP_STATS_RUN_LE};
+    double sec = (double)run_ns * 1e-9;
+    int b = 0;
+    while (b < PP_STATS_RUN_BUCKETS - 1 && sec > le[b])
+        b++;
+    return b;
+}
+
 static inline int pp_job_cancelled(const pp_job *j)
 {
     return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);

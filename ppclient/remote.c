@@ -15,6 +15,7 @@
  * Errors: a frame handler returns 0 to go on, or -1 with a `failure` filled
  * in; r_frame() alone then ends the connection (r_lost). */
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,6 +94,7 @@ typedef struct remote {
     int draining;                 /* no new jobs; disconnect once none is left */
     pp_addrs_fn seen;             /* told what lookups of the name found */
     char why[PP_ERR_LEN];         /* why the last connection ended */
+    uint64_t seen_in, seen_out;   /* conn's byte counts already in the node's */
 } remote;
 
 /* How a frame handler failed. */
@@ -121,6 +123,21 @@ static remote *of(pp_backend *b)
 }
 
 static void r_connect(remote *r);
+
+/* The conn's bytes since the last look, into the node's counters (atomic:
+ * pp_get_stats() reads them without the scheduler).  Called as frames
+ * come and go and before the conn is freed, so none is missed. */
+static void r_count(remote *r)
+{
+    if (!r->conn)
+        return;
+    uint64_t in, out;
+    pp_conn_counts(r->conn, &in, &out);
+    atomic_fetch_add_explicit(&r->b.node->bytes_in, in - r->seen_in, memory_order_relaxed);
+    atomic_fetch_add_explicit(&r->b.node->bytes_out, out - r->seen_out, memory_order_relaxed);
+    r->seen_in = in;
+    r->seen_out = out;
+}
 
 /* The one place the state changes; the node's public state follows it. */
 static void set_state(remote *r, node_state st)
@@ -153,6 +170,7 @@ static void r_retire(remote *r)
     pp_timer_stop(s->loop, &r->hb);
     pp_connector_stop(&r->cx);
     if (r->conn) {
+        r_count(r);
         pp_conn_free(r->conn);
         r->conn = NULL;
     }
@@ -171,10 +189,14 @@ static void r_lost(remote *r, const char *why, int node_failed, int refused, int
 {
     pp_server *s = r->b.s;
     int was_up = r->state == N_UP;
+    /* A handshake began (TLS's, or ours) and failed, other than by a refusal. */
+    int hs_failed = !was_up && !refused && (r->state == N_HELLO || r->state == N_PROOF ||
+                                            (r->state == N_CONNECTING && (r->conn || r->tls)));
     snprintf(r->why, sizeof r->why, "%s", why);
     pp_timer_stop(s->loop, &r->hb);
     pp_connector_stop(&r->cx);
     if (r->conn) {
+        r_count(r);
         pp_conn_free(r->conn); /* also drops queued bytes pointing into jobs */
         r->conn = NULL;
     }
@@ -197,6 +219,12 @@ static void r_lost(remote *r, const char *why, int node_failed, int refused, int
         }
     }
     r->inflight = 0;
+    pthread_mutex_lock(&s->mu);
+    r->b.node->refusals += refused != 0;
+    r->b.node->handshake_errors += hs_failed;
+    r->b.node->drops += was_up;
+    r->b.node->requeued += (uint64_t)requeued;
+    pthread_mutex_unlock(&s->mu);
     if (was_up) {
         pp_log(&s->log, PP_LOG_WARN, "%s: node down: %s (%d job(s) re-queued, %d lost)",
                r->b.node->name, why, requeued, lost);
@@ -299,6 +327,33 @@ static int on_challenge(remote *r, const pp_frame *f, failure *fl)
     return 0;
 }
 
+/* Handshakes leave holes in the heap: each one's temporary buffers
+ * (OpenSSL's handshake buffer and key schedule) are freed once its
+ * connection is up, between the long-lived objects of the connections
+ * made meanwhile, and a heap keeps what it held (13 KB a node after a
+ * thousand nodes came up at once).  After a burst of handshakes, the free
+ * pages go back to the system half a second after its last one. */
+enum { TRIM_AFTER_HANDSHAKES = 32 };
+
+static void trim_fired(pp_loop *loop, pp_timer *t)
+{
+    (void)loop;
+    pp_server *s = t->data;
+    s->hs_since_trim = 0;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
+static void handshake_done(pp_server *s)
+{
+    if (++s->hs_since_trim < TRIM_AFTER_HANDSHAKES)
+        return;
+    s->trim_timer.fn = trim_fired;
+    s->trim_timer.data = s;
+    pp_timer_start(s->loop, &s->trim_timer, pp_now() + 0.5); /* re-armed until the burst ends */
+}
+
 static int on_accept(remote *r, const pp_frame *f, failure *fl)
 {
     pp_server *s = r->b.s;
@@ -321,6 +376,7 @@ static int on_accept(remote *r, const pp_frame *f, failure *fl)
     r->refused_before = 0;
     pp_tags_set_backend(&r->b, NULL); /* none until a TAGS frame says */
     set_state(r, N_UP);
+    handshake_done(s);
     pp_timer_start(s->loop, &r->hb, hb_when(r, r->last_rx + s->heartbeat));
     pp_log(&s->log, PP_LOG_INFO, "%s: node up with %d CPUs", r->b.node->name, r->ncpus);
     return 0;
@@ -520,6 +576,7 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
     (void)c;
     remote *r = data;
     r->last_rx = pp_now();
+    r_count(r);
     failure fl = {.why = ""};
     int rc;
     char name[16];
@@ -538,6 +595,11 @@ static int r_frame(pp_conn *c, const pp_frame *f, void *data)
     else
         rc = fail(&fl, 0, 0, "unexpected frame %s from the node in state %s",
                   pp_proto_type_name(f->hdr.type, name), state_names[r->state]);
+    if (rc != 0 && r->state == N_UP && !fl.refused && f->hdr.type != PP_T_ERROR) {
+        pthread_mutex_lock(&r->b.s->mu);
+        r->b.node->frame_errors++;
+        pthread_mutex_unlock(&r->b.s->mu);
+    }
     if (rc != 0)
         r_lost(r, fl.why, fl.node_failed, fl.refused, fl.no_version);
     return rc;
@@ -556,6 +618,12 @@ static void r_closed(pp_conn *c, const char *why, void *data)
                                      "the secret the same on both sides?)", r->b.node->name);
     if (mismatch && !r->quiet)
         pp_log(&s->log, PP_LOG_ERROR, "%s: %s", r->b.node->name, why);
+    r_count(r);
+    if (r->state == N_UP && pp_conn_bad_frame(c)) { /* its bytes were no frame */
+        pthread_mutex_lock(&s->mu);
+        r->b.node->frame_errors++;
+        pthread_mutex_unlock(&s->mu);
+    }
     r->conn = NULL;
     pp_conn_free(c);
     r_lost(r, why, r->state == N_UP, refused, mismatch);
@@ -614,6 +682,7 @@ static void r_connected(pp_connector *cx, int fd, const char *why)
         return;
     }
     r->tls = s->tls ? tr.ctx : NULL;
+    r->seen_in = r->seen_out = 0;
     /* The deadline covers TLS and our handshake: trickling does not extend it. */
     pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
 }
@@ -705,6 +774,7 @@ static void r_flush(pp_backend *b)
     /* One write for everything this turn queued: jobs, modules, PONGs. */
     if (r->conn && pp_conn_outbytes(r->conn))
         pp_conn_flush(r->conn);
+    r_count(r);
 }
 
 /* Each job here the caller cancelled gets a CANCEL, once: the node stops

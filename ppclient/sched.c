@@ -338,9 +338,12 @@ static void publish(pp_server *s)
             s->nfailed++;
         if (st == PP_CANCELLED)
             s->ncancelled++;
+        if ((unsigned)st < PP_STATS_STATUSES)
+            s->nstatus[st]++;
         if (j->node && st != PP_CANCELLED) {
             j->node->jobs++;
             j->node->busy_ns += j->run_ns;
+            s->run_hist[pp_run_bucket(j->run_ns)]++;
         }
         if (j->cb)
             pp_callback_queue_locked(s, j);

@@ -369,6 +369,7 @@ static void cancel_locked(pp_server *s, pp_job *j)
     pp_job_unlink_live_locked(s, j);
     s->nfailed++;
     s->ncancelled++;
+    s->nstatus[PP_CANCELLED]++;
     s->cancel_gen++;
     if (j->cb)
         pp_callback_queue_locked(s, j);

@@ -23,6 +23,7 @@
 #include "pp_module.h"
 #include "pp_tags.h"
 #include "announce.h"
+#include "metrics.h"
 #include "server.h"
 
 #define O(field) offsetof(srv_cfg, field)
@@ -54,11 +55,17 @@ static const pp_conf_opt options[] = {
      "run in the background as a daemon (logs go to --log-file)"},
     {"cache-dir", 0, PP_CONF_STR, O(cache_dir), 0, 0, "DIR",
      "module cache (default: ~/.cache/ppserver, /var/cache/ppserver as root)"},
+    {"cache-max-mib", 0, PP_CONF_INT, O(cache_max_mib), 0, 1048576, "MIB",
+     "module cache limit: least recently used modules not in use are evicted "
+     "(default 1024; 0 = no limit)"},
     {"port-file", 0, PP_CONF_STR, O(port_file), 0, 0, "FILE",
      "write the port actually bound to FILE (useful with -p 0)"},
     {"log-file", 0, PP_CONF_STR, O(log_file), 0, 0, "FILE", "log to FILE (default: stderr)"},
     {"log-level", 0, PP_CONF_STR, O(log_level), 0, 0, "LEVEL",
      "error, warn, info (default) or debug"},
+    {"log-format", 0, PP_CONF_STR, O(log_format), 0, 0, "FORMAT",
+     "text (default) or json: one JSON object per line (time, level, program, pid, "
+     "message)"},
     {"max-frame-mib", 0, PP_CONF_DOUBLE, O(max_frame_mib), 1, 3072, "MIB",
      "largest job argument or result (default 1024)"},
     {"handshake-timeout", 0, PP_CONF_DOUBLE, O(handshake_timeout), 0.05, 3600, "SECONDS",
@@ -138,16 +145,21 @@ static const pp_conf_opt options[] = {
      "TTL 1, or one address). In the file: announce yes, or announce ADDR[:PORT]"},
     {"announce-interval", 0, PP_CONF_DOUBLE, O(announce_interval), 0.1, 3600, "SECONDS",
      "seconds between announcements (default 2); clients drop a node silent for 3 of them"},
+    {"metrics", 0, PP_CONF_STR, O(metrics), 0, 0, "ADDR:PORT",
+     "serve Prometheus metrics on http://ADDR:PORT/metrics (numeric address; keep it on "
+     "loopback or a management network: no authentication; default off)"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
-static volatile sig_atomic_t stop_flag, reload_flag;
+static volatile sig_atomic_t stop_flag, reload_flag, dump_flag;
 static const char *config_path;
 
 static void on_signal(int sig)
 {
     if (sig == SIGHUP)
         reload_flag = 1;
+    else if (sig == SIGUSR1)
+        dump_flag = 1;
     else
         stop_flag = 1;
 }
@@ -210,6 +222,7 @@ static void cfg_defaults(srv_cfg *c)
     c->server_budget_mib = SRV_SERVER_BUDGET_MIB;
     c->module_timeout = SRV_MODULE_TIMEOUT;
     c->max_pending_modules = SRV_MAX_PENDING_MODULES;
+    c->cache_max_mib = SRV_CACHE_MAX_MIB;
     c->max_hs_per_address = SRV_MAX_HS_PER_ADDRESS;
     c->log_rate = SRV_LOG_RATE;
     c->worker_uid = c->worker_gid = -1;
@@ -431,7 +444,8 @@ static void wipe_env_secret(void)
  * derived ones checked. */
 static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmdline)
 {
-    struct option lopts[64];
+    /* The table's options (its end marker counted) + 3 extras + the end. */
+    struct option lopts[sizeof options / sizeof options[0] + 3];
     char shorts[128];
     build_getopt(lopts, shorts);
     const char *config = NULL;
@@ -470,6 +484,10 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
                 cfg->log_level ? cfg->log_level : "?");
         return EX_USAGE;
     }
+    if (cfg->log_format && pp_log_parse_format(cfg->log_format) < 0) {
+        fprintf(stderr, "ppserver: unknown log format \"%s\" (text, json)\n", cfg->log_format);
+        return EX_USAGE;
+    }
     if (cfg->job_memory_mib != 0 && cfg->job_memory_mib < 64) {
         fprintf(stderr, "ppserver: --job-memory-mib %d is too small: 0 (no limit) or at "
                         "least 64 (a worker needs some for itself)\n", cfg->job_memory_mib);
@@ -480,6 +498,12 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
         snprintf(err, sizeof err, "an empty tag");
     if (cfg->tags && (!cfg->tags[0] || pp_tags_parse(&tags, cfg->tags, err) != 0)) {
         fprintf(stderr, "ppserver: --tag: %s\n", err);
+        return EX_USAGE;
+    }
+    char mhost[64];
+    int mport;
+    if (cfg->metrics && metrics_parse_addr(cfg->metrics, mhost, sizeof mhost, &mport, err) != 0) {
+        fprintf(stderr, "ppserver: %s\n", err); /* before anything starts */
         return EX_USAGE;
     }
     if (!cfg->cache_dir)
@@ -689,6 +713,7 @@ static int setup_process(const srv_cfg *cfg)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL); /* the status into the log */
     signal(SIGPIPE, SIG_IGN);
     return GO_ON;
 }
@@ -707,6 +732,7 @@ static int serve(srv_cfg *cfg, char *secret)
         return EX_UNAVAILABLE;
     }
     srv.reload = &reload_flag;
+    srv.dump = &dump_flag;
     srv.reload_workers = reload_workers;
     char text[64];
     if (cfg->pidfile) {
@@ -731,8 +757,16 @@ static int serve(srv_cfg *cfg, char *secret)
         server_destroy(&srv);
         return EX_USAGE;
     }
+    metrics *mx = NULL;
+    if (cfg->metrics && !(mx = metrics_start(&srv, cfg->metrics, err))) {
+        fprintf(stderr, "ppserver: %s\n", err); /* the address was checked: cannot bind */
+        announce_stop(an);
+        server_destroy(&srv);
+        return EX_UNAVAILABLE;
+    }
     rc = server_run(&srv) != 0 ? EX_SOFTWARE : EX_OK;
     pp_log(&srv.log, PP_LOG_INFO, "stopped after %llu jobs", (unsigned long long)srv.jobs_done);
+    metrics_stop(mx);
     announce_stop(an);
     server_destroy(&srv);
     if (cfg->pidfile)

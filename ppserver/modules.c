@@ -9,9 +9,13 @@
  * Lookups go through a hash table keyed with SipHash-2-4 under a random
  * key: the hashes come from clients, and they could otherwise pick 32-byte
  * names that all land in one bucket. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pp_module.h"
 #include "modules.h"
@@ -69,6 +73,67 @@ static size_t bucket_of(const server *srv, const uint8_t hash[PP_SHA256_LEN])
     return (size_t)(siphash32(srv->mkey, hash) & (srv->mbuckets - 1));
 }
 
+/* ---- the cache directory ---- */
+
+/* The cache directory, opened without following a link: every name below
+ * is resolved relative to it, so a planted link cannot lead elsewhere.
+ * An fd, or -1. */
+static int open_cache_dir(const server *srv)
+{
+    return open(srv->cfg->cache_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+/* Whether name is 64 hex digits then ".so", followed by what (sets *rest). */
+static int module_name(const char *name, const char **rest)
+{
+    for (int i = 0; i < 2 * PP_SHA256_LEN; i++)
+        if (!name[i] || !strchr("0123456789abcdef", name[i]))
+            return 0;
+    if (strncmp(name + 2 * PP_SHA256_LEN, ".so", 3) != 0)
+        return 0;
+    *rest = name + 2 * PP_SHA256_LEN + 3;
+    return 1;
+}
+
+/* At start: removes the temporary files an interrupted store left
+ * (<hash>.so.tmp.<hex>) and counts the modules already there into
+ * cache_bytes (each is still verified before its first use).  Links and
+ * anything not a regular file are neither followed nor counted. */
+static void scan_cache(server *srv)
+{
+    int dfd = open_cache_dir(srv);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        const char *rest;
+        if (!module_name(e->d_name, &rest))
+            continue;
+        struct stat st;
+        if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (strncmp(rest, ".tmp.", 5) == 0) {
+            if (unlinkat(dfd, e->d_name, 0) == 0) /* a link is removed, never its target */
+                pp_log(&srv->log, PP_LOG_INFO, "module cache: stale %s removed", e->d_name);
+        } else if (*rest == '\0' && S_ISREG(st.st_mode)) {
+            srv->cache_bytes += (uint64_t)st.st_size;
+        }
+    }
+    closedir(d);
+}
+
+/* The size of a module's file in the cache (not following a link), or 0. */
+static uint64_t file_size(const module *m)
+{
+    struct stat st;
+    if (lstat(m->path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    return (uint64_t)st.st_size;
+}
+
 int modules_init(server *srv)
 {
     uint8_t rnd[PP_NONCE_LEN];
@@ -80,6 +145,10 @@ int modules_init(server *srv)
         return -1;
     srv->mbuckets = MIN_BUCKETS;
     srv->nmodules = 0;
+    srv->cache_max = (uint64_t)(srv->cfg->cache_max_mib > 0 ? srv->cfg->cache_max_mib : 0) << 20;
+    srv->cache_bytes = srv->cache_evictions = 0;
+    srv->cache_over_logged = 0;
+    scan_cache(srv);
     return 0;
 }
 
@@ -88,8 +157,10 @@ module *modules_find(server *srv, const uint8_t hash[PP_SHA256_LEN])
     if (!srv->mtab)
         return NULL;
     for (module *m = srv->mtab[bucket_of(srv, hash)]; m; m = m->next)
-        if (memcmp(m->hash, hash, PP_SHA256_LEN) == 0)
+        if (memcmp(m->hash, hash, PP_SHA256_LEN) == 0) {
+            m->used = pp_now(); /* each job's lookup: the recency eviction goes by */
             return m;
+        }
     return NULL;
 }
 
@@ -138,6 +209,9 @@ module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
     char err[PP_ERR_LEN];
     int v = pp_module_verify(srv->cfg->cache_dir, hash, (gid_t)srv->module_group, err);
     m->present = v == 1;
+    /* Counted by scan_cache; one not used is replaced, its bytes with it. */
+    m->size = file_size(m);
+    m->used = pp_now();
     if (v < 0)
         pp_log(&srv->log, PP_LOG_WARN, "cached module not used: %s; asking the client for it",
                err);
@@ -162,6 +236,91 @@ void modules_release(server *srv, module *m)
             free(m);
             return;
         }
+}
+
+/* ---- eviction ---- */
+
+/* Whether a job of s (queued, parked or running) names m. */
+static int session_uses(const session *s, const module *m)
+{
+    for (int f = 0; f < s->nfifos; f++)
+        for (const sjob *j = s->fifos[f].head; j; j = j->next)
+            if (j->mod == m)
+                return 1;
+    for (const sjob *j = s->parked; j; j = j->next)
+        if (j->mod == m)
+            return 1;
+    for (const sjob *j = s->running; j; j = j->rnext)
+        if (j->mod == m)
+            return 1;
+    return 0;
+}
+
+static int in_use(const server *srv, const module *m)
+{
+    if (m->askers > 0)
+        return 1;
+    for (const session *s = srv->sessions; s; s = s->next)
+        if (session_uses(s, m))
+            return 1;
+    return 0;
+}
+
+/* The least recently used present module other than keep that nobody
+ * uses, or NULL. */
+static module *lru_victim(server *srv, const module *keep)
+{
+    module *best = NULL;
+    for (size_t b = 0; b < srv->mbuckets; b++)
+        for (module *m = srv->mtab[b]; m; m = m->next)
+            if (m != keep && m->present && (!best || m->used < best->used) && !in_use(srv, m))
+                best = m;
+    return best;
+}
+
+/* Unlinks m's file (by name, relative to the directory: never through a
+ * link) and drops it from the table.  0, or -1 (kept). */
+static int evict(server *srv, int dfd, module *m)
+{
+    char name[2 * PP_SHA256_LEN + 8];
+    pp_hex(m->hash, PP_SHA256_LEN, name);
+    memcpy(name + 2 * PP_SHA256_LEN, ".so", 4);
+    if (unlinkat(dfd, name, 0) != 0) {
+        pp_log(&srv->log, PP_LOG_WARN, "module cache: cannot evict %.16s...", name);
+        return -1;
+    }
+    pp_log(&srv->log, PP_LOG_INFO, "module %.16s... evicted from the cache (%llu bytes)", name,
+           (unsigned long long)m->size);
+    srv->cache_bytes -= m->size < srv->cache_bytes ? m->size : srv->cache_bytes;
+    srv->cache_evictions++;
+    m->present = 0;
+    m->size = 0;
+    modules_release(srv, m); /* nobody waits for it: the entry goes */
+    return 0;
+}
+
+void modules_stored(server *srv, module *m, size_t len)
+{
+    srv->cache_bytes -= m->size < srv->cache_bytes ? m->size : srv->cache_bytes;
+    m->size = len;
+    m->used = pp_now();
+    srv->cache_bytes += len;
+    if (srv->cache_max == 0 || srv->cache_bytes <= srv->cache_max)
+        return;
+    int dfd = open_cache_dir(srv);
+    if (dfd < 0)
+        return;
+    module *v;
+    while (srv->cache_bytes > srv->cache_max && (v = lru_victim(srv, m)) != NULL)
+        if (evict(srv, dfd, v) != 0)
+            break;
+    close(dfd);
+    if (srv->cache_bytes > srv->cache_max && !srv->cache_over_logged) {
+        srv->cache_over_logged = 1; /* once: it stays over while modules are in use */
+        pp_log(&srv->log, PP_LOG_WARN,
+               "module cache over --cache-max-mib (%llu > %llu bytes): the rest is in use",
+               (unsigned long long)srv->cache_bytes, (unsigned long long)srv->cache_max);
+    }
 }
 
 void modules_free(server *srv)

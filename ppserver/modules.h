@@ -20,6 +20,11 @@ module *modules_find(server *srv, const uint8_t hash[PP_SHA256_LEN]);
  * memory. */
 module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN]);
 
+/* Counts a module just stored (len bytes) into the cache, then, over
+ * --cache-max-mib, evicts the least recently used modules nobody uses
+ * (never m, never one a job or a waiting client needs). */
+void modules_stored(server *srv, module *m, size_t len);
+
 /* Drops a module that is neither present nor waited for by anyone. */
 void modules_release(server *srv, module *m);
 

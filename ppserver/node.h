@@ -14,8 +14,12 @@
  *              (a hash table); a cached file verified before its first use
  *   lockout.c  wrong secrets counted per address
  *   announce.c --announce: discovery datagrams on the server's loop
- * server.c uses session.c; session.c uses modules.c and lockout.c, never
- * server.c.  Sessions and the server share these structures. */
+ *   status.c   the node's status: the snapshot (STATUS reply, SIGUSR1 log)
+ *   metrics.c  --metrics: Prometheus text on GET /metrics (libmicrohttpd on
+ *              the server's loop), rendered from status.c's snapshot
+ * server.c uses session.c; session.c uses modules.c, lockout.c and
+ * status.c, never server.c.  Sessions and the server share these
+ * structures. */
 #ifndef PPSERVER_NODE_H
 #define PPSERVER_NODE_H
 
@@ -49,6 +53,7 @@ typedef struct srv_cfg {
     char *port_file;
     char *log_file;
     char *log_level;
+    char *log_format;         /* --log-format: "text" (NULL too) or "json" */
     double max_frame_mib;
     double handshake_timeout;
     double heartbeat;         /* seconds between PINGs */
@@ -79,6 +84,8 @@ typedef struct srv_cfg {
     double announce_interval; /* seconds between them */
     int worker_uid, worker_gid; /* worker_user's ids, or -1 */
     char *tags;               /* --tag: comma-separated tags told to clients */
+    char *metrics;            /* --metrics ADDR:PORT (Prometheus); NULL = off */
+    int cache_max_mib;        /* --cache-max-mib: module cache limit; 0 = no limit */
 } srv_cfg;
 
 /* Defaults of the settings above (also for a srv_cfg built by hand that
@@ -87,6 +94,7 @@ typedef struct srv_cfg {
 #define SRV_SERVER_BUDGET_MIB 2048
 #define SRV_MODULE_TIMEOUT 60
 #define SRV_MAX_PENDING_MODULES 16
+#define SRV_CACHE_MAX_MIB 1024
 #define SRV_MAX_HS_PER_ADDRESS 8
 #define SRV_LOG_RATE 10
 #define SRV_LOG_BURST_PER_RATE 20 /* a kind may write 20 s worth of lines at once */
@@ -94,12 +102,51 @@ typedef struct srv_cfg {
 typedef struct session session;
 typedef struct server server;
 
+/* Upper bounds (seconds) of the job run-time histogram's buckets, fixed so
+ * that nodes and dashboards agree; one more bucket holds the rest. */
+#define SRV_RUN_LE(X) X(0.001) X(0.005) X(0.01) X(0.05) X(0.1) X(0.5) X(1) X(5) X(10) \
+    X(60) X(300) X(1800)
+#define SRV_RUN_COUNT_ONE(v) +1
+enum { SRV_RUN_BUCKETS = 0 SRV_RUN_LE(SRV_RUN_COUNT_ONE) };
+enum { SRV_STATUSES = 16 }; /* room for every pp_status */
+
+/* Why a connection was refused before any handshake, or failed its
+ * authentication. */
+typedef enum srv_refusal {
+    SRV_REF_WRONG_PROOF,      /* the inner proof was wrong (wrong secret) */
+    SRV_REF_TLS_KEY,          /* the TLS handshake failed on the key (wrong secret) */
+    SRV_REF_LOCKOUT,          /* its address sent too many wrong secrets */
+    SRV_REF_CONNECTIONS,      /* --max-connections reached */
+    SRV_REF_PER_ADDRESS,      /* --max-per-address reached */
+    SRV_REF_HANDSHAKES,       /* its handshake closed to make room for others */
+    SRV_REFUSALS
+} srv_refusal;
+
+/* The node's counters since it started, bumped where things happen
+ * (server.c, session.c), read by status_collect() (ppstat, SIGUSR1,
+ * --metrics).  Loop thread only. */
+typedef struct srv_stats {
+    double started;           /* pp_now() at server_init() */
+    uint64_t jobs[SRV_STATUSES]; /* jobs ended, by pp_status: run on a worker,
+                                    or failed before (PP_ELOAD) */
+    uint64_t run[SRV_RUN_BUCKETS + 1]; /* run time on a worker, per bucket */
+    double run_seconds;       /* summed */
+    uint64_t refused[SRV_REFUSALS];
+    uint64_t handshake_errors; /* handshakes that failed but not on the secret:
+                                  a timeout, a TLS or version mismatch, garbage */
+    uint64_t frame_errors;    /* authenticated clients cut off for a bad frame */
+    uint64_t bytes_in, bytes_out; /* of connections gone (live ones: their conn) */
+    uint64_t accepted;        /* connections taken into a session */
+} srv_stats;
+
 /* A task module known to this node: stored, or asked for. */
 typedef struct module {
     uint8_t hash[PP_SHA256_LEN];
     char *path;               /* its file in the cache */
     int present;              /* in the cache, its bytes verified */
     int askers;               /* sessions that asked for it and wait */
+    uint64_t size;            /* its file's bytes, counted in cache_bytes (present) */
+    double used;              /* pp_now() when a job last named it (LRU eviction) */
     struct module *next;      /* in its hash bucket */
 } module;
 
@@ -189,6 +236,8 @@ struct session {
     uint64_t acked_mark;      /* bytes the client had acknowledged then */
     int stuck_ticks;          /* heartbeats with output not draining */
     int failed_auth;
+    uint64_t jobs_ok, jobs_failed; /* its jobs ended here: PP_DONE, or any other outcome */
+    double connected_at;      /* pp_now() at accept */
 };
 
 struct server {
@@ -220,6 +269,7 @@ struct server {
     pp_timer tick;
     volatile sig_atomic_t *stop;
     volatile sig_atomic_t *reload;  /* SIGHUP: re-read the worker count */
+    volatile sig_atomic_t *dump;    /* SIGUSR1: log the status (status.c) */
     int (*reload_workers)(server *srv); /* the new count, or -1 */
     int stopping;
     pp_timer idle_timer;      /* --idle-exit's deadline */
@@ -229,6 +279,10 @@ struct server {
     uint8_t tags_msg[PP_TAGS_PAYLOAD_MAX]; /* TAGS' payload for each client */
     size_t tags_len;          /* 0: no tags, no TAGS frame */
     char tags_text[PP_TAGS_TEXT_MAX]; /* "gpu,avx512", for the log */
+    srv_stats stats;          /* counters for --metrics (and the status) */
+    uint64_t cache_bytes, cache_evictions; /* the module cache now, evicted since the start */
+    uint64_t cache_max;       /* bytes the cache may hold (0 = no limit) */
+    int cache_over_logged;    /* "over the limit, all in use" was logged */
 };
 
 #endif

@@ -18,9 +18,26 @@
 #include "modules.h"
 #include "server.h"
 #include "session.h"
+#include "status.h"
 
 /* Job bytes freed before the heap is trimmed (at most once a second). */
 #define TRIM_AFTER (8u << 20)
+
+/* A job's outcome and run time into the statistics. */
+static void count_job(srv_stats *st, int status, uint64_t run_ns)
+{
+#define SRV_RUN_ITEM(v) v,
+    static const double le[] = {SRV_RUN_LE(SRV_RUN_ITEM)};
+#undef SRV_RUN_ITEM
+    double sec = (double)run_ns * 1e-9;
+    size_t b = 0;
+    while (b < SRV_RUN_BUCKETS && sec > le[b])
+        b++;
+    st->run[b]++;
+    st->run_seconds += sec;
+    if (status >= 0 && status < SRV_STATUSES)
+        st->jobs[status]++;
+}
 
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)
@@ -29,6 +46,11 @@ static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, cons
     server *srv = ud;
     sjob *j = PP_CONTAINER_OF(pj, sjob, pj);
     srv->jobs_done++;
+    count_job(&srv->stats, status, run_ns);
+    if (j->sess && status == PP_DONE)
+        j->sess->jobs_ok++;
+    else if (j->sess)
+        j->sess->jobs_failed++;
     if (status != PP_DONE && j->sess)
         pp_log(&srv->log, PP_LOG_INFO, "%s: job %llu ended %s: %s", j->sess->peer,
                (unsigned long long)j->id, pp_strerror(status), data ? data : "");
@@ -133,6 +155,10 @@ static void before_sleep(pp_loop *loop, void *data)
         int n = srv->reload_workers ? srv->reload_workers(srv) : -1;
         if (n >= 0)
             server_set_workers(srv, n);
+    }
+    if (srv->dump && *srv->dump) { /* the handler only sets the flag */
+        *srv->dump = 0;
+        status_log(srv);
     }
     for (session *s = srv->sessions; s; s = s->next)
         if (s->backlog)
@@ -249,6 +275,7 @@ static void drop_unauth(server *srv)
     pp_log(&srv->log, PP_LOG_WARN, "%s: too many unauthenticated connections (%d): closing the "
                                    "oldest of the address holding the most (%zu)",
            victim->peer, srv->nunauth, best_len);
+    srv->stats.refused[SRV_REF_HANDSHAKES]++;
     session_free(victim);
 }
 
@@ -261,6 +288,7 @@ static void handshake_room(server *srv, const char *addr)
         session *o = oldest_handshake(srv, addr);
         pp_log(&srv->log, PP_LOG_WARN, "%s: too many handshakes from this address (%d): "
                                        "closing its oldest", o->peer, cap);
+        srv->stats.refused[SRV_REF_HANDSHAKES]++;
         session_free(o);
     } else if (srv->nunauth >= srv->cfg->max_unauth) {
         drop_unauth(srv);
@@ -286,15 +314,17 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
         if (lockout_active(srv, addr, pp_now())) {
             /* Announced once when it began: closed without a word. */
             pp_log(&srv->log, PP_LOG_DEBUG, "%s: refused: too many wrong secrets", peer);
+            srv->stats.refused[SRV_REF_LOCKOUT]++;
             close(fd);
             continue;
         }
         if (srv->stopping)
             full = "shutting down";
         else if (srv->nsessions >= srv->cfg->max_connections)
-            full = "too many connections";
+            full = "too many connections", srv->stats.refused[SRV_REF_CONNECTIONS]++;
         else if (per_address(srv, addr) >= srv->cfg->max_per_address)
-            full = "too many connections from this address";
+            full = "too many connections from this address",
+            srv->stats.refused[SRV_REF_PER_ADDRESS]++;
         else
             handshake_room(srv, addr); /* idle handshakes cannot lock real clients out */
         if (full) {
@@ -307,6 +337,7 @@ static void on_accept(pp_loop *loop, pp_io *io, unsigned ev)
             close(fd);
             continue;
         }
+        srv->stats.accepted++;
         pp_log(&srv->log, PP_LOG_DEBUG, "%s: connected", peer);
     }
 }
@@ -470,6 +501,7 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
     memset(srv, 0, sizeof *srv);
     srv->cfg = cfg;
     srv->stop = stop;
+    srv->stats.started = pp_now();
     srv->lfd = -1;
     set_limits(srv, cfg);
     if (take_tags(srv, cfg, err) != 0)
@@ -478,7 +510,10 @@ int server_init(server *srv, srv_cfg *cfg, const char *secret, volatile sig_atom
      * lines and a count, not a line each. */
     pp_log_limit_init(&srv->log_limit, cfg->log_rate, cfg->log_rate * SRV_LOG_BURST_PER_RATE);
     srv->log = (pp_log){.level = pp_log_parse_level(cfg->log_level), .who = "ppserver",
-                        .limit = &srv->log_limit};
+                        .limit = &srv->log_limit,
+                        .format = cfg->log_format ? pp_log_parse_format(cfg->log_format) : 0,
+                        /* stderr as it is now: a --log-file is not the journal */
+                        .journal = pp_log_is_journal(STDERR_FILENO)};
     if (pp_auth_derive(secret, strlen(secret), &srv->key) != 0) {
         pp_seterr(err, "cannot derive the authentication key (OpenSSL)");
         return -1;

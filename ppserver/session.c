@@ -20,6 +20,7 @@
 #include "lockout.h"
 #include "modules.h"
 #include "session.h"
+#include "status.h"
 
 #define CLOSE_GRACE 1.0           /* seconds to let an error frame reach the peer */
 #define CANCEL_TEXT "cancelled by the client" /* a cancelled job's RRESULT */
@@ -113,6 +114,7 @@ static void handshake_timeout(pp_loop *loop, pp_timer *t)
     session *s = t->data;
     pp_log(&s->srv->log, PP_LOG_WARN, "%s: no handshake within %g s; closing", s->peer,
            s->srv->cfg->handshake_timeout);
+    s->srv->stats.handshake_errors++;
     sess_close_now(s, NULL);
 }
 
@@ -139,6 +141,7 @@ static int on_proof(session *s, const pp_frame *f, refusal *r)
         if (s->hs.err_code != PP_E_AUTH)
             return refuse(r, PP_E_PROTOCOL, PP_LOG_ERROR, "%s", s->hs.err);
         int n = lockout_count(srv, s->addr, pp_now());
+        srv->stats.refused[SRV_REF_WRONG_PROOF]++;
         return refuse(r, PP_E_AUTH, PP_LOG_WARN, "authentication failed (wrong secret?); %d "
                                                  "from this address within %.0f s",
                       n, srv->cfg->auth_lockout);
@@ -278,6 +281,9 @@ static void send_failure(session *s, uint64_t id, int status, const char *why)
 {
     uint8_t p[PP_RESULT_HDR + PP_ERR_LEN];
     size_t n = PP_MIN(strlen(why), (size_t)PP_ERR_LEN);
+    if (status >= 0 && status < SRV_STATUSES)
+        s->srv->stats.jobs[status]++;
+    s->jobs_failed++;
     pp_proto_result_head(p, status, 0);
     memcpy(p + PP_RESULT_HDR, why, n);
     pp_conn_send(s->conn, PP_T_RRESULT, 0, id, p, PP_RESULT_HDR + n);
@@ -626,6 +632,7 @@ static int on_module(session *s, const pp_frame *f, refusal *r)
     free(data);
     pp_log(&srv->log, PP_LOG_INFO, "%s: module %.16s... stored (%zu bytes)", s->peer, hex, len);
     mod->present = 1;
+    modules_stored(srv, mod, len);
     for (session *o = srv->sessions; o; o = o->next) /* every client that waits for it */
         unpark(o, mod);
     return 0;
@@ -757,9 +764,33 @@ static int on_cancel(session *s, const pp_frame *f, refusal *r)
     return 0;
 }
 
+/* STATUS: the node's status as text (status.c), to this authenticated
+ * client only. */
+static int on_status(session *s, const pp_frame *f, refusal *r)
+{
+    if (f->hdr.len != 0)
+        return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed STATUS (a payload)");
+    node_status st;
+    pp_buf b;
+    pp_buf_init(&b, PP_STATUS_REPLY_MAX);
+    int rc = status_collect(s->srv, &st);
+    if (rc == 0)
+        rc = status_render(&st, &b);
+    status_free(&st);
+    if (rc == 0 && pp_conn_send(s->conn, PP_T_STATREPLY, 0, f->hdr.id, b.data, b.len) != 0)
+        rc = -1;
+    pp_buf_reset(&b);
+    if (rc != 0) /* no memory, or an output queue full: the client may ask again */
+        pp_log(&s->srv->log, PP_LOG_WARN, "%s: STATUS not answered (out of memory or the "
+                                          "client's output is full)", s->peer);
+    return 0;
+}
+
 static int on_ready_frame(session *s, const pp_frame *f, refusal *r)
 {
     switch (f->hdr.type) {
+    case PP_T_STATUS:
+        return on_status(s, f, r);
     case PP_T_RJOB:
         return on_job(s, f, r);
     case PP_T_CANCEL:
@@ -775,6 +806,16 @@ static int on_ready_frame(session *s, const pp_frame *f, refusal *r)
     char name[16];
     return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "unexpected frame %s in state ready",
                   pp_proto_type_name(f->hdr.type, name));
+}
+
+/* A refused frame in the statistics: in the handshake (a wrong secret is
+ * counted where it is found), or from an authenticated client. */
+static void count_refusal(session *s, const refusal *r)
+{
+    if (s->state != S_READY && r->code != PP_E_AUTH)
+        s->srv->stats.handshake_errors++;
+    else if (s->state == S_READY && r->code == PP_E_PROTOCOL)
+        s->srv->stats.frame_errors++;
 }
 
 static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
@@ -806,6 +847,7 @@ static int sess_frame(pp_conn *c, const pp_frame *f, void *data)
                     pp_proto_type_name(t, name), state_names[s->state]);
     if (rc != 0) {
         pp_log(&s->srv->log, r.level, "%s: %s; closing", s->peer, r.msg);
+        count_refusal(s, &r);
         sess_refuse(s, &r);
     }
     return rc;
@@ -833,6 +875,7 @@ static int tls_wrong_key(session *s)
         !pp_tls_wrong_key(pp_conn_transport_ctx(s->conn)))
         return 0;
     int n = lockout_count(srv, s->addr, pp_now());
+    srv->stats.refused[SRV_REF_TLS_KEY]++;
     pp_log(&srv->log, PP_LOG_WARN, "%s: authentication failed (the client's TLS key is not "
                                    "ours: wrong secret?); %d from this address within %.0f s",
            s->peer, n, srv->cfg->auth_lockout);
@@ -841,12 +884,15 @@ static int tls_wrong_key(session *s)
 
 static void sess_closed(pp_conn *c, const char *why, void *data)
 {
-    (void)c;
     session *s = data;
     if (tls_wrong_key(s)) {
         session_free(s);
         return;
     }
+    if (s->state == S_HELLO || s->state == S_AUTH)
+        s->srv->stats.handshake_errors++;
+    else if (s->state == S_READY && pp_conn_bad_frame(c))
+        s->srv->stats.frame_errors++;
     int level = s->state == S_READY || s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
     if (strncmp(why, "end of file", 11) != 0 || s->state == S_HELLO)
         level = s->state == S_CLOSING ? PP_LOG_INFO : PP_LOG_WARN;
@@ -884,6 +930,7 @@ session *session_new(server *srv, int fd, const char *peer)
     }
     s->state = S_HELLO;
     s->last_rx = pp_now();
+    s->connected_at = s->last_rx;
     s->timer.fn = handshake_timeout;
     s->timer.data = s;
     /* Total deadline: trickling bytes does not extend it. */
@@ -908,6 +955,10 @@ void session_free(session *s)
     server *srv = s->srv;
     leave_handshake(s);
     pp_timer_stop(srv->loop, &s->timer);
+    uint64_t in, out;
+    pp_conn_counts(s->conn, &in, &out); /* live connections are counted by metrics.c */
+    srv->stats.bytes_in += in;
+    srv->stats.bytes_out += out;
     pp_conn_free(s->conn);
     s->conn = NULL;
     if (srv->rr == s)

@@ -12,9 +12,16 @@ PP_JOBS=$(nproc 2>/dev/null || echo 2)
 # slurm-wlm (slurmctld, slurmd, slurm-client) and munge: the slurm test runs
 # scripts/slurm/pp.sbatch on daemons of its own (its own munge key, socket,
 # ports and configuration), apart from any the system runs.
+# libmicrohttpd-dev serves ppserver --metrics; python3-prometheus-client's
+# parser (for /usr/bin/python3) checks that exposition in test_metrics.
+# dpkg-dev (dpkg-shlibdeps, dpkg-buildflags) and file let cpack make the
+# .debs (scripts/package); lintian checks them and mmdebstrap makes the
+# Debian root the package test installs them into.
 PP_PACKAGES="build-essential cmake pkg-config libssl-dev zlib1g-dev
 libcurl4-openssl-dev libcunit1-dev libgumbo-dev python3 procps iproute2 openssl
-universal-ctags systemd faketime slurm-wlm slurm-client munge"
+universal-ctags systemd faketime slurm-wlm slurm-client munge
+libmicrohttpd-dev python3-prometheus-client mandoc
+dpkg-dev file lintian mmdebstrap"
 
 pp_log() { printf '==> %s\n' "$*" >&2; }
 

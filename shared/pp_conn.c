@@ -49,6 +49,8 @@ struct pp_conn {
      * no fd event would announce. */
     pp_timer kick;
     char why[PP_ERR_LEN];
+    uint64_t nin, nout;      /* bytes the transport read and wrote (statistics) */
+    int bad_frame;           /* closed because the peer's bytes were no frame */
 };
 
 static void conn_io(pp_loop *loop, pp_io *io, unsigned ev);
@@ -304,6 +306,17 @@ size_t pp_conn_outbytes(const pp_conn *c)
     return c->outbytes;
 }
 
+void pp_conn_counts(const pp_conn *c, uint64_t *in, uint64_t *out)
+{
+    *in = c ? c->nin : 0;
+    *out = c ? c->nout : 0;
+}
+
+int pp_conn_bad_frame(const pp_conn *c)
+{
+    return c && c->bad_frame;
+}
+
 void pp_conn_pause(pp_conn *c, int paused)
 {
     c->paused = paused;
@@ -480,6 +493,7 @@ int pp_conn_flush(pp_conn *c)
         }
         if (w == 0)
             break; /* no progress (a broken transport): wait for writability */
+        c->nout += (uint64_t)w;
         consume(c, (size_t)w);
         /* Keep the last chunk for reuse when it is an owned tail now empty. */
     }
@@ -501,8 +515,10 @@ static int deliver(pp_conn *c, size_t n)
         if (c->cbs.on_frame(c, &f, c->data) != 0)
             return -1;
     }
-    if (!c->closed && rc < 0)
+    if (!c->closed && rc < 0) {
+        c->bad_frame = 1;
         pp_conn_close(c, c->rd.errstr);
+    }
     return c->closed ? -1 : 0;
 }
 
@@ -550,6 +566,7 @@ static void do_read(pp_conn *c)
             return;
         }
         budget -= PP_MIN(budget, (size_t)r);
+        c->nin += (uint64_t)r;
         if (deliver(c, (size_t)r) != 0)
             return;
         if ((size_t)r < room && tr_pending(c) == 0)

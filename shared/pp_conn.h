@@ -102,6 +102,15 @@ int pp_conn_flush(pp_conn *c);
 /* Bytes queued for writing. */
 size_t pp_conn_outbytes(const pp_conn *c);
 
+/* Bytes the transport has read (*in) and written (*out) on this conn so
+ * far: frames as they cross it (compressed ones as sent; TLS records'
+ * overhead not counted).  A NULL conn counts 0. */
+void pp_conn_counts(const pp_conn *c, uint64_t *in, uint64_t *out);
+
+/* 1 when the conn was closed because the peer's bytes broke the framing
+ * (bad magic, version, type, flags or length: the reader's error), else 0. */
+int pp_conn_bad_frame(const pp_conn *c);
+
 /* Stops (1) or resumes (0) reading frames: backpressure (a handshake goes
  * on).  Resuming reads what the transport already holds in the same or
  * the next turn, without waiting for the fd. */

@@ -1,19 +1,25 @@
 /* SPDX-License-Identifier: MIT */
-/* pp_log.c -- leveled logging, with an optional per-owner rate limit per
- * kind of line (a token bucket per format string). */
+/* pp_log.c -- leveled logging as text or JSON lines, with an optional
+ * per-owner rate limit per kind of line (a token bucket per format string). */
 #include "pp_log.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 static const char *const tags[] = {"ERROR", "WARN", "INFO", "DEBUG"};
+static const char *const names[] = {"error", "warn", "info", "debug"};
+/* sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG. */
+static const char syslog_levels[] = {'3', '4', '6', '7'};
 
 int pp_log_parse_level(const char *s)
 {
-    static const char *names[] = {"error", "warn", "info", "debug"};
     if (!s)
         return -1;
     for (int i = 0; i < 4; i++)
@@ -24,19 +30,190 @@ int pp_log_parse_level(const char *s)
     return -1;
 }
 
-/* One line, formatted already. */
-static void put_line(const pp_log *lg, int level, const char *msg)
+int pp_log_parse_format(const char *s)
 {
+    if (s && strcmp(s, "text") == 0)
+        return PP_LOG_FORMAT_TEXT;
+    if (s && strcmp(s, "json") == 0)
+        return PP_LOG_FORMAT_JSON;
+    return -1;
+}
+
+/* A decimal number of JOURNAL_STREAM's ending at `stop`; 0 or -1. */
+static int journal_number(const char *s, char stop, unsigned long long *out, const char **next)
+{
+    if (!isdigit((unsigned char)*s))
+        return -1; /* strtoull would take spaces and signs */
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    if (errno || *end != stop)
+        return -1;
+    *next = end;
+    return 0;
+}
+
+int pp_log_is_journal(int fd)
+{
+    const char *e = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (!e || journal_number(e, ':', &dev, &e) != 0 || journal_number(e + 1, 0, &ino, &e) != 0)
+        return 0;
+    if (fstat(fd, &st) != 0)
+        return 0;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+/* A line being built in a fixed buffer: each piece goes in whole or not at
+ * all (never half an escape or half a character).  What a message adds
+ * stops LINE_CLOSE bytes short of the end, so that what closes the line
+ * (a quote, a field, the brace, the newline) always fits. */
+enum { LINE_MAX = 8192, LINE_CLOSE = 64 };
+
+typedef struct line {
+    char buf[LINE_MAX];
+    size_t len;
+    size_t room;              /* pieces may fill buf up to here */
+    int full;                 /* a piece did not fit: the rest is dropped */
+} line;
+
+static void add(line *l, const char *s, size_t n)
+{
+    if (l->full || l->len > l->room || n > l->room - l->len) {
+        l->full = 1;
+        return;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* From here on the line is being closed: the reserve may be used. */
+static void closing(line *l)
+{
+    l->full = 0;
+    l->room = LINE_MAX - 1; /* the newline's byte stays */
+}
+
+static void addf(line *l, const char *fmt, ...) PP_PRINTF(2, 3);
+
+static void addf(line *l, const char *fmt, ...)
+{
+    char piece[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(piece, sizeof piece, fmt, ap);
+    va_end(ap);
+    if (n >= 0)
+        add(l, piece, (size_t)n < sizeof piece ? (size_t)n : sizeof piece - 1);
+}
+
+/* The length of the valid UTF-8 sequence at p (n bytes left), or 0:
+ * overlong forms, surrogates and code points past U+10FFFF are not valid. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0], cp, min;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* s as a JSON string (RFC 8259), quotes included.  U+2028 and U+2029 are
+ * escaped too, so that the line stays one line for JavaScript readers. */
+static void add_json_string(line *l, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    add(l, "\"", 1);
+    while (n > 0 && !l->full) {
+        size_t k = utf8_len(p, n);
+        static const char esc[] = "btn?fr"; /* bytes 8 to 13: \b \t \n (11: none) \f \r */
+        if (k == 0)
+            add(l, "\\ufffd", 6); /* not UTF-8: U+FFFD, one per byte */
+        else if (*p == '"' || *p == '\\')
+            add(l, (const char[]){'\\', (char)*p}, 2);
+        else if (*p >= 8 && *p <= 13 && *p != 11)
+            add(l, (const char[]){'\\', esc[*p - 8]}, 2);
+        else if (*p < 0x20 || *p == 0x7f)
+            addf(l, "\\u%04x", *p);
+        else if (k == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9))
+            addf(l, "\\u%04x", p[2] == 0xa8 ? 0x2028 : 0x2029);
+        else
+            add(l, (const char *)p, k);
+        k = k ? k : 1;
+        p += k;
+        n -= k;
+    }
+    size_t room = l->room;
+    closing(l); /* the string is closed whatever was dropped */
+    add(l, "\"", 1);
+    l->room = room;
+}
+
+/* s for a text line: control bytes as \xNN, so that no message ends its
+ * line early or starts another one that looks like ours. */
+static void add_text(line *l, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p && !l->full; p++) {
+        if (*p < 0x20 || *p == 0x7f)
+            addf(l, "\\x%02x", *p);
+        else
+            add(l, (const char *)p, 1);
+    }
+}
+
+/* One line, formatted already; `suppressed` > 0 for a summary (a field of
+ * its own in JSON). */
+static void put_line(const pp_log *lg, int level, const char *msg, unsigned long suppressed)
+{
+    level = level < 0 ? 0 : level > 3 ? 3 : level;
     struct timeval tv;
     gettimeofday(&tv, NULL);
     struct tm tm;
-    localtime_r(&tv.tv_sec, &tm);
     char ts[32];
-    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    /* One fprintf per line: stdio locks the stream, so lines never mix. */
-    fprintf(lg->fp ? lg->fp : stderr, "%s.%03d %d %s %s: %s\n", ts, (int)(tv.tv_usec / 1000),
-            (int)getpid(), tags[level < 0 ? 0 : level > 3 ? 3 : level],
-            lg->who ? lg->who : "pp", msg);
+    line l = {.len = 0, .room = LINE_MAX - LINE_CLOSE};
+    if (lg->journal)
+        addf(&l, "<%c>", syslog_levels[level]);
+    if (lg->format == PP_LOG_FORMAT_JSON) {
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+        addf(&l, "{\"time\":\"%s.%03dZ\",\"level\":\"%s\",\"program\":", ts,
+             (int)(tv.tv_usec / 1000), names[level]);
+        add_json_string(&l, lg->who ? lg->who : "pp");
+        addf(&l, ",\"pid\":%d,\"message\":", (int)getpid());
+        add_json_string(&l, msg);
+        closing(&l);
+        if (suppressed)
+            addf(&l, ",\"suppressed\":%lu", suppressed);
+        add(&l, "}", 1);
+    } else {
+        localtime_r(&tv.tv_sec, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+        addf(&l, "%s.%03d %d %s %s: ", ts, (int)(tv.tv_usec / 1000), (int)getpid(), tags[level],
+             lg->who ? lg->who : "pp");
+        add_text(&l, msg);
+    }
+    l.buf[l.len++] = '\n'; /* room stops short of the end */
+    /* One write per line: stdio locks the stream, so lines never mix. */
+    fwrite(l.buf, 1, l.len, lg->fp ? lg->fp : stderr);
 }
 
 /* The summary of a kind's suppressed lines, if any; resets the count. */
@@ -49,7 +226,7 @@ static void summarize(const pp_log *lg, pp_log_kind *k, double now)
                               "(at most %g a second are written)",
              k->suppressed, k->suppressed == 1 ? "" : "s", k->fmt, now - k->since,
              lg->limit->rate);
-    put_line(lg, k->level, msg);
+    put_line(lg, k->level, msg, k->suppressed);
     k->suppressed = 0;
 }
 
@@ -108,7 +285,7 @@ void pp_log_write(const pp_log *lg, int level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    put_line(lg, level, msg);
+    put_line(lg, level, msg, 0);
 }
 
 void pp_log_limit_init(pp_log_limit *l, double rate, double burst)

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* pp_log.h -- leveled logging into a per-owner sink (no global state).
- * A line: time, pid, level, subsystem, message.
+ * A line: time, pid, level, subsystem, message; as text (local time) or as
+ * one JSON object (PP_LOG_FORMAT_JSON: "time" RFC 3339 UTC, "level", "program",
+ * "pid", "message").  Whatever a message holds -- a peer's address, text a
+ * client sent -- it stays one line: text lines write control bytes as \xNN,
+ * JSON strings are escaped per RFC 8259 with bytes that are not UTF-8
+ * replaced by U+FFFD.  With `journal` set, each line starts with its syslog
+ * level, "<3>" to "<7>" (sd-daemon(3)), which journald takes off and keeps
+ * as the entry's priority.
  *
  * An owner may bound the rate of its lines (a pp_log_limit of its own):
  * each kind of line -- one format string, i.e. one call site -- may write
@@ -17,6 +24,8 @@
 #include "pp_common.h"
 
 enum { PP_LOG_ERROR = 0, PP_LOG_WARN = 1, PP_LOG_INFO = 2, PP_LOG_DEBUG = 3 };
+
+enum { PP_LOG_FORMAT_TEXT = 0, PP_LOG_FORMAT_JSON = 1 };
 
 /* The kinds a limit tracks at once; beyond them the one written longest
  * ago is forgotten (its summary written first). */
@@ -44,10 +53,21 @@ typedef struct pp_log {
     FILE *fp;                 /* NULL = stderr */
     const char *who;          /* subsystem, e.g. "ppserver", "libpp" */
     pp_log_limit *limit;      /* NULL = every line is written */
+    int format;               /* PP_LOG_FORMAT_TEXT (0) or PP_LOG_FORMAT_JSON */
+    int journal;              /* 1: "<N>" syslog level prefixes (pp_log_is_journal) */
 } pp_log;
 
 /* "error", "warn", "info", "debug" (or 0..3) to a level; -1 if unknown. */
 int pp_log_parse_level(const char *s);
+
+/* "text" or "json" to a PP_LOG_FORMAT_*; -1 if unknown. */
+int pp_log_parse_format(const char *s);
+
+/* Whether fd is the systemd journal's stream: $JOURNAL_STREAM names its
+ * device and inode ("DEV:INO", systemd.exec(5)).  1 or 0; a variable
+ * inherited by a process whose fd went elsewhere (a --log-file, a pipe)
+ * does not match, so that output gets no prefixes. */
+int pp_log_is_journal(int fd);
 
 void pp_log_write(const pp_log *lg, int level, const char *fmt, ...) PP_PRINTF(3, 4);
 

@@ -636,6 +636,26 @@ size_t pp_pool_inflight(const pp_pool *p)
     return p->inflight;
 }
 
+int pp_pool_busy(const pp_pool *p)
+{
+    int n = 0;
+    for (const worker *w = p->workers; w; w = w->next)
+        n += w->inflight > 0;
+    return n;
+}
+
+size_t pp_pool_workers(const pp_pool *p, pp_pool_worker_info *out, size_t max)
+{
+    size_t n = 0;
+    for (const worker *w = p->workers; w; w = w->next, n++) {
+        if (n >= max)
+            continue;
+        out[n] = (pp_pool_worker_info){.pid = w->proc.pid, .inflight = w->inflight};
+        out[n].running = running_job(w, &out[n].started);
+    }
+    return n;
+}
+
 int pp_pool_task(pp_pool *p, const char *module, const char *symbol, uint32_t *id)
 {
     if (strlen(module) >= PATH_MAX || strlen(symbol) > 1024)

@@ -132,4 +132,19 @@ void pp_pool_cancel_if(pp_pool *p, int (*match)(pp_pool_job *j, void *arg), void
 /* Jobs in flight on workers now. */
 size_t pp_pool_inflight(const pp_pool *p);
 
+/* Workers with a job in flight now (statistics; walks the workers). */
+int pp_pool_busy(const pp_pool *p);
+
+/* A worker as a status report sees it. */
+typedef struct pp_pool_worker_info {
+    pid_t pid;
+    int inflight;                 /* jobs sent to it and not answered */
+    const pp_pool_job *running;   /* the one it runs now, or NULL */
+    double started;               /* when that one started (pp_now() seconds) */
+} pp_pool_worker_info;
+
+/* Describes up to max workers into out; returns how many there are (more
+ * than max when out was too small). */
+size_t pp_pool_workers(const pp_pool *p, pp_pool_worker_info *out, size_t max);
+
 #endif

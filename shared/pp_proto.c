@@ -428,6 +428,8 @@ const char *pp_proto_type_name(uint8_t type, char buf[16])
         [PP_T_MODULE] = "MODULE", [PP_T_NCPUS] = "NCPUS", [PP_T_PING] = "PING",
         [PP_T_PONG] = "PONG", [PP_T_BYE] = "BYE", [PP_T_CANCEL] = "CANCEL",
         [PP_T_TAGS] = "TAGS",
+        [PP_T_STATUS] = "STATUS",
+        [PP_T_STATREPLY] = "STATREPLY",
     };
     if (type < PP_ARRAY_LEN(names) && names[type])
         return names[type];

@@ -61,6 +61,13 @@
  *                       untagged node talks to any client of protocol 2; a
  *                       client without TAGS closes a tagged node's
  *                       connection (unknown frame type 30).
+ *  31  STATUS     C->S  empty payload: the node's status, please.  Only an
+ *                       authenticated client may ask (before ACCEPT it is
+ *                       an unexpected frame: the connection is closed).
+ *  32  STATREPLY  S->C  the status as text, at most PP_STATUS_REPLY_MAX
+ *                       bytes: lines "kind key=value ...", the first
+ *                       "pp-status 1", the last "end" (ppserver/status.c
+ *                       writes it, ppstat parses it).
  * After authentication RJOB and RRESULT payloads may be zlib-compressed
  * (PP_WIRE_F_ZLIB, pp_zip.h): the whole payload, head included.
  *
@@ -107,7 +114,12 @@
 #define PP_T_BYE 28
 #define PP_T_CANCEL 29
 #define PP_T_TAGS 30
-#define PP_T_NET_MAX 30     /* highest type on TCP */
+#define PP_T_STATUS 31
+#define PP_T_STATREPLY 32
+#define PP_T_NET_MAX 32     /* highest type on TCP */
+/* Largest STATREPLY payload (a node lists at most 1024 clients and 1024
+ * workers in it; its counts cover all). */
+#define PP_STATUS_REPLY_MAX (1u << 20)
 
 /* ERROR codes. */
 #define PP_E_AUTH 1         /* authentication failed */

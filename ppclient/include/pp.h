@@ -40,6 +40,15 @@ extern "C" {
 #define PP_AUTODETECT (-1)
 /* Default TCP port of ppserver. */
 #define PP_DEFAULT_PORT 60000
+/* Slots of pp_stats.by_status: room for every pp_status, present and to
+ * come. */
+#define PP_STATS_STATUSES 16
+/* Upper bounds (seconds) of pp_stats.run_hist's buckets, as those of
+ * ppserver's ppserver_job_run_seconds histogram (an array initializer:
+ * `static const double le[] = {PP_STATS_RUN_LE};`); one bucket more holds
+ * the longer runs. */
+#define PP_STATS_RUN_LE 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 1800
+#define PP_STATS_RUN_BUCKETS 13
 
 /* Job outcomes.  The numbers are pinned: they travel on the wire. */
 #define PP_STATUS_LIST(X)                                                    \
@@ -215,6 +224,19 @@ typedef struct pp_node_info {
     const char *tags;               /* its tags, "gpu,avx512" (sorted); "" when
                                        none or not known yet (a node that was
                                        never up); valid until pp_server_free() */
+    /* Connection counters (0 for "local"), as ppserver's metrics count
+     * them from its side. */
+    uint64_t bytes_in, bytes_out;   /* bytes received from it and sent to it
+                                       (frames as they cross TCP: compressed
+                                       payloads as sent, TLS overhead not
+                                       counted), over all its connections */
+    uint64_t auth_failures;         /* handshakes it refused (secrets differ) */
+    uint64_t handshake_errors;      /* other handshakes that failed (timeout,
+                                       no common version, plaintext/TLS) */
+    uint64_t drops;                 /* connections lost while it was up */
+    uint64_t frame_errors;          /* frames it sent that broke the protocol
+                                       (the connection was then dropped) */
+    uint64_t requeued;              /* jobs queued again when it was lost */
 } pp_node_info;
 
 typedef struct pp_stats {
@@ -233,6 +255,21 @@ typedef struct pp_stats {
     uint64_t announce_wrong_key;    /* MAC wrong: another secret, or forged */
     uint64_t announce_stale;        /* timestamp over 5 s from our clock */
     uint64_t announce_replayed;     /* nonce seen before */
+    /* Added with the metrics: the same counters as ppserver's /metrics,
+     * from the client's side. */
+    uint64_t by_status[PP_STATS_STATUSES]; /* jobs ended, by pp_status: e.g.
+                                       by_status[PP_CRASHED]; [PP_PENDING] = 0 */
+    uint64_t bytes_in, bytes_out;   /* all nodes' pp_node_info counters, summed */
+    uint64_t auth_failures;
+    uint64_t handshake_errors;
+    uint64_t drops;
+    uint64_t frame_errors;
+    uint64_t requeued;
+    uint64_t run_hist[PP_STATS_RUN_BUCKETS]; /* jobs that ran (not cancelled),
+                                       by task run time: run_hist[i] those
+                                       up to PP_STATS_RUN_LE's i-th bound and
+                                       above the one before (not cumulative);
+                                       the last, those above 1800 s */
 } pp_stats;
 
 /* ---- servers ---------------------------------------------------------- */
@@ -481,6 +518,21 @@ PP_API int pp_get_stats(pp_server *s, pp_stats *out);
 /* Prints pp's statistics table: per node its CPUs, jobs, share of all jobs,
  * busy time and time per job, then the wall time since pp_server_new(). */
 PP_API void pp_print_stats(pp_server *s, FILE *fp);
+
+/* Writes the statistics as one JSON object (UTF-8, then a newline), for
+ * scripts and dashboards: {"version", "wall_seconds", "busy_seconds",
+ * "jobs": {"submitted", "pending", "done", "failed", "cancelled",
+ * "retried", "requeued", "by_status": {"done": N, "failed": N, "crashed":
+ * N, "timeout": N, "lost": N, "cancelled": N, "eload": N}},
+ * "run_seconds_histogram": {"le": [PP_STATS_RUN_LE], "counts": [run_hist]},
+ * "bytes_in", "bytes_out", "auth_failures", "handshake_errors", "drops",
+ * "frame_errors", "announcements": {...}, "nodes": [{"name", "state",
+ * "ncpus", "jobs", "busy_seconds", "connects", "bytes_in", "bytes_out",
+ * "auth_failures", "handshake_errors", "drops", "frame_errors",
+ * "requeued", "tags", "why"}, ...]}.  Strings are escaped as JSON
+ * requires.  Any thread.  Returns 0, or -1 (NULL argument, or the write
+ * failed: pp_last_error() says which). */
+PP_API int pp_write_stats_json(pp_server *s, FILE *fp);
 
 /* ---- errors -------------------------------------------------------------- */
 

@@ -24,6 +24,7 @@ def module():
     # a job first: the node stores only a module it asked for (NEED)
     return rjob(100, 0, b"w") + frame(24, H + struct.pack(">I", len(MOD)) + zlib.compress(MOD))
 CANCEL = 29
+STATUS = 31
 inputs = {
  # parked then queued jobs of three priorities, a batch, cancels of each kind
  "cancel_mix": rjob(1, 5, b"a") + rjob(2, -3, batch([b"x", b"yz"]), 2) + frame(CANCEL, id=1)
@@ -42,12 +43,21 @@ inputs = {
  "batch_flag_on_cancel": frame(CANCEL, b"", 2, 1),
  "prio_extremes": module() + b"".join(rjob(20 + i, p, b"p") for i, p in
    enumerate([0, -1, 2**31 - 1, -2**31, 7, 7, 0, -1])) + frame(CANCEL, id=22) + frame(CANCEL, id=23),
+ # STATUS (31) once authenticated: answered, also with jobs parked and
+ # queued; with a payload or a flag: a protocol error
+ "status": frame(STATUS, id=1) + module() + rjob(3, 0, b"c") + frame(STATUS, id=2)
+   + frame(STATUS, id=3),
+ "status_payload": frame(STATUS, b"?", id=1),
+ "status_flag": frame(STATUS, b"", 1, 1),
 }
+# Before the inner handshake (first byte 0x00 plaintext, 0x02 TLS): STATUS
+# is a frame out of place, answered by nothing but the refusal.
+preauth = {"status_first": frame(STATUS, id=1)}
 only = sys.argv[2:]
-for name, body in inputs.items():
+for name, body in list(inputs.items()) + list(preauth.items()):
     if only and name not in only:
         continue
-    for first in (0x01, 0x03):
+    for first in ((0x00, 0x02) if name in preauth else (0x01, 0x03)):
         data = bytes([first]) + body
         fn = hashlib.sha1(data).hexdigest()
         open(os.path.join(out, fn), "wb").write(data)

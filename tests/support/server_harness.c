@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -128,8 +129,15 @@ static pid_t spawn(char *const argv[], char *const envp[], const char *err_path,
         return -1;
     }
     int nfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* A test that dies without its teardown (a sanitizer's abort, a
+         * CTest timeout's kill) takes its servers with it: they get
+         * SIGTERM when the test process ends (servers are started from the
+         * main thread, whose end is the process's). */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+            _exit(125);
         if (nfd >= 0)
             dup2(nfd, 0);
         dup2(efd, 1);

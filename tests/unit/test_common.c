@@ -341,7 +341,7 @@ static void test_log_write(void)
 {
     capture c;
     cap_open(&c);
-    pp_log lg = {PP_LOG_DEBUG, c.fp, "unitsys", NULL};
+    pp_log lg = {.level = PP_LOG_DEBUG, .fp = c.fp, .who = "unitsys"};
     pp_log_write(&lg, PP_LOG_WARN, "hello %d %s", 42, "world");
     fflush(c.fp);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c.text);
@@ -376,7 +376,7 @@ static void test_log_write(void)
 
     /* No subsystem: "pp". */
     cap_open(&c);
-    pp_log anon = {PP_LOG_INFO, c.fp, NULL, NULL};
+    pp_log anon = {.level = PP_LOG_INFO, .fp = c.fp, .who = NULL};
     pp_log_write(&anon, PP_LOG_INFO, "x");
     fflush(c.fp);
     CU_ASSERT(c.text && strstr(c.text, " INFO pp: x\n"));
@@ -387,7 +387,7 @@ static void test_log_long_message(void)
 {
     capture c;
     cap_open(&c);
-    pp_log lg = {PP_LOG_DEBUG, c.fp, "w", NULL};
+    pp_log lg = {.level = PP_LOG_DEBUG, .fp = c.fp, .who = "w"};
     char msg[3000];
     memset(msg, 'k', sizeof msg - 1);
     msg[sizeof msg - 1] = 0;
@@ -408,7 +408,7 @@ static void test_log_macro_filters(void)
 {
     capture c;
     cap_open(&c);
-    pp_log lg = {PP_LOG_WARN, c.fp, "f", NULL};
+    pp_log lg = {.level = PP_LOG_WARN, .fp = c.fp, .who = "f"};
     pp_log *lp = &lg; /* as owners hold it (and no -Waddress on &lg) */
     int evaluated = 0;
     pp_log(lp, PP_LOG_DEBUG, "dropped %d", ++evaluated);
@@ -445,7 +445,7 @@ static void test_log_stderr(void)
     int saved = dup(2);
     CU_ASSERT_FATAL(saved >= 0);
     CU_ASSERT_FATAL(dup2(fileno(tmp), 2) == 2);
-    pp_log lg = {PP_LOG_INFO, NULL, "toerr", NULL};
+    pp_log lg = {.level = PP_LOG_INFO, .fp = NULL, .who = "toerr"};
     pp_log_write(&lg, PP_LOG_INFO, "on stderr");
     fflush(stderr);
     dup2(saved, 2);

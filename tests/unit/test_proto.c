@@ -254,7 +254,7 @@ static void test_cancel_and_flags(void)
     CU_ASSERT_EQUAL(pp_proto_cancel_decode(&f), -1);
     char buf[16];
     CU_ASSERT_STRING_EQUAL(pp_proto_type_name(PP_T_CANCEL, buf), "CANCEL");
-    CU_ASSERT_EQUAL(PP_T_NET_MAX, PP_T_TAGS);
+    CU_ASSERT_EQUAL(PP_T_NET_MAX, PP_T_STATREPLY);
     CU_ASSERT_EQUAL(PP_PROTO_MIN, 2);
     CU_ASSERT_EQUAL(PP_PROTO_MAX, 2);
     CU_ASSERT_EQUAL(PP_WIRE_F_ALL, PP_WIRE_F_ZLIB | PP_WIRE_F_BATCH);
