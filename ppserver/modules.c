@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pp_module.h"
@@ -95,10 +96,37 @@ static int module_name(const char *name, const char **rest)
     return 1;
 }
 
+static module *insert(server *srv, const uint8_t hash[PP_SHA256_LEN]);
+static void shrink(server *srv, const module *keep);
+static void verify(server *srv, module *m);
+
+/* A module file of an earlier run: counted, and in the table unverified,
+ * so that eviction can take it (the oldest files first: their age puts
+ * them before anything used since the start). */
+static void found(server *srv, const char *name, const struct stat *st)
+{
+    uint8_t hash[PP_SHA256_LEN];
+    for (int i = 0; i < PP_SHA256_LEN; i++) {
+        unsigned v;
+        if (sscanf(name + 2 * i, "%2x", &v) != 1)
+            return;
+        hash[i] = (uint8_t)v;
+    }
+    module *m = insert(srv, hash);
+    if (!m)
+        return; /* out of memory: not counted, as if absent */
+    m->unverified = 1;
+    m->size = (uint64_t)st->st_size;
+    double age = difftime(time(NULL), st->st_mtime);
+    m->used = -(age > 0 ? age : 0);
+    srv->cache_bytes += m->size;
+}
+
 /* At start: removes the temporary files an interrupted store left
- * (<hash>.so.tmp.<hex>) and counts the modules already there into
- * cache_bytes (each is still verified before its first use).  Links and
- * anything not a regular file are neither followed nor counted. */
+ * (<hash>.so.tmp.<hex>) and takes the modules already there into the
+ * table and cache_bytes (each still verified before its first use, and
+ * evicted first if the cache is over its limit).  Links and anything not
+ * a regular file are neither followed nor counted. */
 static void scan_cache(server *srv)
 {
     int dfd = open_cache_dir(srv);
@@ -119,7 +147,7 @@ static void scan_cache(server *srv)
             if (unlinkat(dfd, e->d_name, 0) == 0) /* a link is removed, never its target */
                 pp_log(&srv->log, PP_LOG_INFO, "module cache: stale %s removed", e->d_name);
         } else if (*rest == '\0' && S_ISREG(st.st_mode)) {
-            srv->cache_bytes += (uint64_t)st.st_size;
+            found(srv, e->d_name, &st);
         }
     }
     closedir(d);
@@ -149,6 +177,7 @@ int modules_init(server *srv)
     srv->cache_bytes = srv->cache_evictions = 0;
     srv->cache_over_logged = 0;
     scan_cache(srv);
+    shrink(srv, NULL); /* a cache over a limit lowered since the last run */
     return 0;
 }
 
@@ -158,6 +187,8 @@ module *modules_find(server *srv, const uint8_t hash[PP_SHA256_LEN])
         return NULL;
     for (module *m = srv->mtab[bucket_of(srv, hash)]; m; m = m->next)
         if (memcmp(m->hash, hash, PP_SHA256_LEN) == 0) {
+            if (m->unverified) /* a file of an earlier run, named for the first time */
+                verify(srv, m);
             m->used = pp_now(); /* each job's lookup: the recency eviction goes by */
             return m;
         }
@@ -186,10 +217,10 @@ static void grow(server *srv)
     free(from);
 }
 
-module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
+/* A new entry for hash in the table, neither verified nor present, or
+ * NULL out of memory. */
+static module *insert(server *srv, const uint8_t hash[PP_SHA256_LEN])
 {
-    if (!srv->mtab)
-        return NULL;
     module *m = calloc(1, sizeof *m);
     size_t plen = strlen(srv->cfg->cache_dir) + 2 * PP_SHA256_LEN + 8;
     char *path = m ? malloc(plen) : NULL;
@@ -200,21 +231,7 @@ module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
     memcpy(m->hash, hash, PP_SHA256_LEN);
     pp_module_path(srv->cfg->cache_dir, hash, path, plen);
     m->path = path;
-    /* A file of an earlier run (or planted: a cache is only as safe as
-     * every writer since it was made) is taken only if its bytes match its
-     * name.  Workers then load this very file by path: the directory is
-     * writable by this user alone (checked at start), so nobody else can
-     * swap it between this check and their dlopen(); with --worker-user,
-     * not even job code. */
-    char err[PP_ERR_LEN];
-    int v = pp_module_verify(srv->cfg->cache_dir, hash, (gid_t)srv->module_group, err);
-    m->present = v == 1;
-    /* Counted by scan_cache; one not used is replaced, its bytes with it. */
-    m->size = file_size(m);
     m->used = pp_now();
-    if (v < 0)
-        pp_log(&srv->log, PP_LOG_WARN, "cached module not used: %s; asking the client for it",
-               err);
     if (srv->nmodules >= srv->mbuckets)
         grow(srv);
     size_t b = bucket_of(srv, hash);
@@ -224,9 +241,41 @@ module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
     return m;
 }
 
+/* A file already in the cache (of an earlier run, or planted: a cache is
+ * only as safe as every writer since it was made) is taken only if its
+ * bytes match its name.  Workers then load this very file by path: the
+ * directory is writable by this user alone (checked at start), so nobody
+ * else can swap it between this check and their dlopen(); with
+ * --worker-user, not even job code. */
+static void verify(server *srv, module *m)
+{
+    char err[PP_ERR_LEN];
+    int v = pp_module_verify(srv->cfg->cache_dir, m->hash, (gid_t)srv->module_group, err);
+    m->present = v == 1;
+    m->unverified = 0;
+    if (v < 0)
+        pp_log(&srv->log, PP_LOG_WARN, "cached module not used: %s; asking the client for it",
+               err);
+}
+
+module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
+{
+    if (!srv->mtab)
+        return NULL;
+    module *m = insert(srv, hash);
+    if (!m)
+        return NULL;
+    verify(srv, m);
+    /* A file that appeared since the start is counted now; one not used
+     * is replaced when the client sends the module, its bytes with it. */
+    m->size = file_size(m);
+    srv->cache_bytes += m->size;
+    return m;
+}
+
 void modules_release(server *srv, module *m)
 {
-    if (m->present || m->askers > 0)
+    if (m->present || m->unverified || m->askers > 0)
         return;
     for (module **pp = &srv->mtab[bucket_of(srv, m->hash)]; *pp; pp = &(*pp)->next)
         if (*pp == m) {
@@ -273,7 +322,8 @@ static module *lru_victim(server *srv, const module *keep)
     module *best = NULL;
     for (size_t b = 0; b < srv->mbuckets; b++)
         for (module *m = srv->mtab[b]; m; m = m->next)
-            if (m != keep && m->present && (!best || m->used < best->used) && !in_use(srv, m))
+            if (m != keep && (m->present || m->unverified) && (!best || m->used < best->used) &&
+                !in_use(srv, m))
                 best = m;
     return best;
 }
@@ -293,25 +343,23 @@ static int evict(server *srv, int dfd, module *m)
            (unsigned long long)m->size);
     srv->cache_bytes -= m->size < srv->cache_bytes ? m->size : srv->cache_bytes;
     srv->cache_evictions++;
-    m->present = 0;
+    m->present = m->unverified = 0;
     m->size = 0;
     modules_release(srv, m); /* nobody waits for it: the entry goes */
     return 0;
 }
 
-void modules_stored(server *srv, module *m, size_t len)
+/* Evicts the least recently used modules nobody uses (never keep) until
+ * the cache fits its limit, or only modules in use are left (logged once). */
+static void shrink(server *srv, const module *keep)
 {
-    srv->cache_bytes -= m->size < srv->cache_bytes ? m->size : srv->cache_bytes;
-    m->size = len;
-    m->used = pp_now();
-    srv->cache_bytes += len;
     if (srv->cache_max == 0 || srv->cache_bytes <= srv->cache_max)
         return;
     int dfd = open_cache_dir(srv);
     if (dfd < 0)
         return;
     module *v;
-    while (srv->cache_bytes > srv->cache_max && (v = lru_victim(srv, m)) != NULL)
+    while (srv->cache_bytes > srv->cache_max && (v = lru_victim(srv, keep)) != NULL)
         if (evict(srv, dfd, v) != 0)
             break;
     close(dfd);
@@ -321,6 +369,15 @@ void modules_stored(server *srv, module *m, size_t len)
                "module cache over --cache-max-mib (%llu > %llu bytes): the rest is in use",
                (unsigned long long)srv->cache_bytes, (unsigned long long)srv->cache_max);
     }
+}
+
+void modules_stored(server *srv, module *m, size_t len)
+{
+    srv->cache_bytes -= m->size < srv->cache_bytes ? m->size : srv->cache_bytes;
+    m->size = len;
+    m->used = pp_now();
+    srv->cache_bytes += len;
+    shrink(srv, m);
 }
 
 void modules_free(server *srv)

@@ -145,6 +145,8 @@ typedef struct module {
     char *path;               /* its file in the cache */
     int present;              /* in the cache, its bytes verified */
     int askers;               /* sessions that asked for it and wait */
+    int unverified;           /* a file of an earlier run, found at start and
+                                 counted; verified when a job first names it */
     uint64_t size;            /* its file's bytes, counted in cache_bytes (present) */
     double used;              /* pp_now() when a job last named it (LRU eviction) */
     struct module *next;      /* in its hash bucket */

@@ -144,7 +144,7 @@ static void take_modules(const server *srv, node_status *out)
 {
     for (size_t b = 0; b < srv->mbuckets; b++)
         for (const module *m = srv->mtab[b]; m; m = m->next) {
-            if (m->present)
+            if (m->present || m->unverified) /* in the cache */
                 out->modules++;
             else
                 out->modules_wanted++;

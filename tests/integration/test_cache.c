@@ -3,9 +3,12 @@
  * distinct modules of about 400 KiB each through a 1 MiB cache evict the
  * least recently used ones, never the one a running job uses; an evicted
  * module is asked of the client again and its job still succeeds.  At
- * start, stale temporary files go, and links planted in the cache are
- * neither followed nor their targets touched. */
+ * start, stale temporary files go, links planted in the cache are neither
+ * followed nor their targets touched, and a cache over a limit lowered
+ * since the last run loses its oldest modules at once. */
 #include <CUnit/CUnit.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <pp.h>
 #include <stdio.h>
@@ -149,11 +152,87 @@ static void test_start_scan(void)
     srv_cleanup(&h);
 }
 
+/* How many " stored" lines of the log name the module prefix pre. */
+static int stored_count(const srv_harness *h, const char *pre)
+{
+    char st[16][17];
+    int n = logged(h, " stored", st, 16), k = 0;
+    for (int i = 0; i < n; i++)
+        k += strcmp(st[i], pre) == 0;
+    return k;
+}
+
+/* Sets the modification time of the cache file whose name starts with pre
+ * to `age` seconds ago.  0 or -1. */
+static int age_module(const srv_harness *h, const char *pre, int age)
+{
+    DIR *d = opendir(h->cache_dir);
+    int rc = -1;
+    for (struct dirent *e; d && rc != 0 && (e = readdir(d)) != NULL;)
+        if (strncmp(e->d_name, pre, 16) == 0 && strstr(e->d_name, ".so")) {
+            struct timespec t[2];
+            clock_gettime(CLOCK_REALTIME, &t[0]);
+            t[0].tv_sec -= age;
+            t[1] = t[0];
+            rc = utimensat(dirfd(d), e->d_name, t, AT_SYMLINK_NOFOLLOW);
+        }
+    if (d)
+        closedir(d);
+    return rc;
+}
+
+/* Four modules stored with no limit, aged oldest first (module 1); the node
+ * started again with 1 MiB evicts modules 1 and 2 at start, keeps 3 and 4
+ * (4 then runs without being sent again) and takes module 1 back when a
+ * job needs it. */
+static void test_lowered_limit(void)
+{
+    srv_harness h = {0};
+    const char *unlimited[] = {"--cache-max-mib", "0", NULL};
+    if (srv_start(&h, &(srv_opts){.args = unlimited}) != 0) {
+        CU_FAIL("ppserver did not start");
+        srv_cleanup(&h);
+        return;
+    }
+    char node[96];
+    snprintf(node, sizeof node, "127.0.0.1:%d", h.port);
+    const char *list[] = {node, NULL};
+    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h.secret});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_task tasks[4] = {cache_task_1, cache_task_2, cache_task_3, cache_task_4};
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(result_of(run(s, tasks[i], 0)), 1001 * (i + 1));
+    pp_server_free(s);
+    char st[8][17];
+    CU_ASSERT_EQUAL_FATAL(logged(&h, " stored", st, 8), 4);
+    CU_ASSERT_EQUAL_FATAL(srv_stop(&h, 10), 0);
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT_EQUAL(age_module(&h, st[i], 400 - 100 * i), 0);
+    int before4 = stored_count(&h, st[3]), before1 = stored_count(&h, st[0]);
+    const char *limited[] = {"--cache-max-mib", "1", NULL};
+    CU_ASSERT_FATAL(srv_start(&h, &(srv_opts){.args = limited}) == 0);
+    char ev[8][17];
+    int nev = logged(&h, " evicted", ev, 8);
+    CU_ASSERT_EQUAL(nev, 2);
+    for (int i = 0; i < nev && i < 2; i++) /* the two oldest, and those alone */
+        CU_ASSERT(strcmp(ev[i], st[0]) == 0 || strcmp(ev[i], st[1]) == 0);
+    snprintf(node, sizeof node, "127.0.0.1:%d", h.port);
+    s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h.secret});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(result_of(run(s, cache_task_4, 0)), 4004);
+    CU_ASSERT_EQUAL(stored_count(&h, st[3]), before4); /* from the cache, verified */
+    CU_ASSERT_EQUAL(result_of(run(s, cache_task_1, 0)), 1001);
+    CU_ASSERT_EQUAL(stored_count(&h, st[0]), before1 + 1); /* asked for again */
+    pp_server_free(s);
+    srv_cleanup(&h);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test tests[] = {
         {"eviction: LRU, in-use kept, asked again", test_eviction},
         {"start: stale temporaries, planted links", test_start_scan},
+        {"start: a lowered limit evicts the oldest", test_lowered_limit},
         {NULL, NULL},
     };
     return pp_add_suite("module cache", NULL, NULL, tests);
