@@ -127,41 +127,16 @@ PP_API void pp_print_stats(pp_server *s, FILE *fp)
 
 /* ---- JSON ---- */
 
-/* The length of the valid UTF-8 sequence at p (1 for ASCII), or 0 when it
- * is not one (overlong, a surrogate, past U+10FFFF, cut short). */
-static size_t utf8_len(const unsigned char *p)
-{
-    if (p[0] < 0x80)
-        return 1;
-    size_t n;
-    uint32_t cp, min;
-    if ((p[0] & 0xe0) == 0xc0)
-        n = 2, cp = p[0] & 0x1fu, min = 0x80;
-    else if ((p[0] & 0xf0) == 0xe0)
-        n = 3, cp = p[0] & 0x0fu, min = 0x800;
-    else if ((p[0] & 0xf8) == 0xf0)
-        n = 4, cp = p[0] & 0x07u, min = 0x10000;
-    else
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80) /* a NUL stops here too */
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
 /* s as a JSON string.  A node's message (in `why`) may hold any bytes:
  * quotes, backslashes and control characters are escaped, and bytes that
  * are not UTF-8 become U+FFFD, so that the output always parses. */
 static void json_str(FILE *fp, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
+    const unsigned char *end = p + strlen((const char *)p);
     fputc('"', fp);
     while (*p) {
-        size_t n = utf8_len(p);
+        size_t n = pp_utf8_len(p, (size_t)(end - p));
         if (n == 0) {
             fputs("\\ufffd", fp);
             p++;

@@ -125,3 +125,29 @@ int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s)
         d = 1.0 + rtt_s / avg_run_s;
     return d >= PP_PIPELINE_MAX ? PP_PIPELINE_MAX : d <= 1.0 ? 1 : (int)ceil(d);
 }
+
+size_t pp_utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0], cp, min;
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, cp = c & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}

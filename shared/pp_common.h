@@ -74,6 +74,11 @@ int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s);
 /* Monotonic clock in seconds. */
 double pp_now(void);
 
+/* The length of the valid UTF-8 sequence at p (n > 0 bytes left; 1 for
+ * ASCII), or 0: overlong forms, surrogates, code points past U+10FFFF and
+ * sequences cut short are not valid.  For escaping text from outside. */
+size_t pp_utf8_len(const unsigned char *p, size_t n);
+
 /* "SIGSEGV" for 11, "signal 64" for unnamed ones; buf holds 16 bytes. */
 const char *pp_signame(int sig, char buf[16]);
 

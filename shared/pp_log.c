@@ -108,34 +108,6 @@ static void addf(line *l, const char *fmt, ...)
         add(l, piece, (size_t)n < sizeof piece ? (size_t)n : sizeof piece - 1);
 }
 
-/* The length of the valid UTF-8 sequence at p (n bytes left), or 0:
- * overlong forms, surrogates and code points past U+10FFFF are not valid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned c = p[0], cp, min;
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        len = 2, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0)
-        len = 3, cp = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        len = 4, cp = c & 0x07, min = 0x10000;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* s as a JSON string (RFC 8259), quotes included.  U+2028 and U+2029 are
  * escaped too, so that the line stays one line for JavaScript readers. */
 static void add_json_string(line *l, const char *s)
@@ -144,7 +116,7 @@ static void add_json_string(line *l, const char *s)
     size_t n = strlen(s);
     add(l, "\"", 1);
     while (n > 0 && !l->full) {
-        size_t k = utf8_len(p, n);
+        size_t k = pp_utf8_len(p, n);
         static const char esc[] = "btn?fr"; /* bytes 8 to 13: \b \t \n (11: none) \f \r */
         if (k == 0)
             add(l, "\\ufffd", 6); /* not UTF-8: U+FFFD, one per byte */
