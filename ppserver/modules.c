@@ -275,7 +275,7 @@ module *modules_add(server *srv, const uint8_t hash[PP_SHA256_LEN])
 
 void modules_release(server *srv, module *m)
 {
-    if (m->present || m->unverified || m->askers > 0)
+    if (m->present || m->unverified || m->askers > 0 || m->jobs > 0)
         return;
     for (module **pp = &srv->mtab[bucket_of(srv, m->hash)]; *pp; pp = &(*pp)->next)
         if (*pp == m) {
@@ -289,30 +289,11 @@ void modules_release(server *srv, module *m)
 
 /* ---- eviction ---- */
 
-/* Whether a job of s (queued, parked or running) names m. */
-static int session_uses(const session *s, const module *m)
+/* Asked for by a client, or named by a job here (jobs of a client gone
+ * included: they may still be running). */
+static int in_use(const module *m)
 {
-    for (int f = 0; f < s->nfifos; f++)
-        for (const sjob *j = s->fifos[f].head; j; j = j->next)
-            if (j->mod == m)
-                return 1;
-    for (const sjob *j = s->parked; j; j = j->next)
-        if (j->mod == m)
-            return 1;
-    for (const sjob *j = s->running; j; j = j->rnext)
-        if (j->mod == m)
-            return 1;
-    return 0;
-}
-
-static int in_use(const server *srv, const module *m)
-{
-    if (m->askers > 0)
-        return 1;
-    for (const session *s = srv->sessions; s; s = s->next)
-        if (session_uses(s, m))
-            return 1;
-    return 0;
+    return m->askers > 0 || m->jobs > 0;
 }
 
 /* The least recently used present module other than keep that nobody
@@ -323,7 +304,7 @@ static module *lru_victim(server *srv, const module *keep)
     for (size_t b = 0; b < srv->mbuckets; b++)
         for (module *m = srv->mtab[b]; m; m = m->next)
             if (m != keep && (m->present || m->unverified) && (!best || m->used < best->used) &&
-                !in_use(srv, m))
+                !in_use(m))
                 best = m;
     return best;
 }

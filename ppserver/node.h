@@ -145,6 +145,8 @@ typedef struct module {
     char *path;               /* its file in the cache */
     int present;              /* in the cache, its bytes verified */
     int askers;               /* sessions that asked for it and wait */
+    size_t jobs;              /* jobs here that name it (queued, parked, running,
+                                 or running for a client gone): in use */
     int unverified;           /* a file of an earlier run, found at start and
                                  counted; verified when a job first names it */
     uint64_t size;            /* its file's bytes, counted in cache_bytes (present) */

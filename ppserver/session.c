@@ -193,6 +193,8 @@ static size_t job_size(const pp_frame_hdr *h, const uint8_t *payload)
 
 static void free_job(sjob *j)
 {
+    if (j->mod && --j->mod->jobs == 0)
+        modules_release(j->srv, j->mod); /* an entry nobody needs any more goes */
     if (j->sess)
         j->sess->held -= j->bytes;
     j->srv->held -= j->bytes;
@@ -437,6 +439,7 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     s->held += plen;
     srv->held += plen;
     j->mod = mod;
+    mod->jobs++;
     snprintf(j->symbol, sizeof j->symbol, "%s", m.symbol);
     j->pj.arg = (uint8_t *)block + m.arg_off;
     j->pj.len = m.len;
