@@ -290,6 +290,9 @@ struct pp_server {
     pp_auth_key key;             /* from the secret */
     int have_key;
     struct pp_tls *tls;          /* TLS to the nodes; NULL: plaintext (no_tls) */
+    pp_shm_cache *shm;           /* shared buffers: large arguments and results */
+    pp_shm **ushm;               /* (mu) the buffers of pp_shm_alloc(), by address */
+    size_t nushm, capushm;
     double heartbeat, node_timeout;
     int max_attempts;
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
@@ -392,13 +395,20 @@ static inline int pp_job_cancelled(const pp_job *j)
     return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);
 }
 
+/* Frees a job, its result and its shared buffers. */
+static inline void pp_job_destroy(pp_job *j)
+{
+    free(j->result_mem);
+    pp_shm_unref(j->pj.ashm);
+    pp_shm_unref(j->pj.rshm);
+    free(j);
+}
+
 /* Drops a reference; the last one frees the job and its result. */
 static inline void pp_job_unref(pp_job *j)
 {
-    if (PP_JOB_COUNT(atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel)) == 1) {
-        free(j->result_mem);
-        free(j);
-    }
+    if (PP_JOB_COUNT(atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel)) == 1)
+        pp_job_destroy(j);
 }
 
 /* ---- tasks.c: the task registry ---- */
@@ -419,7 +429,21 @@ PP_HIDDEN void pp_tasks_free(pp_server *s);
 PP_HIDDEN pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg,
                                   size_t len, const pp_submit_opts *opts, uint16_t flags,
                                   const char *who);
+/* The same with the argument in a shared buffer of pp_shm_alloc() (shm,
+ * whose reference the job takes on success), or copied (shm NULL). */
+PP_HIDDEN pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
+                                pp_shm *shm, const pp_submit_opts *opts, uint16_t flags,
+                                const char *who);
 
+
+/* ---- shm.c: the buffers of pp_shm_alloc() ---- */
+
+/* Idle shared buffers a server keeps for reuse, at most (bytes). */
+#define PP_SHM_KEEP (256u << 20)
+
+/* Releases the buffers the program did not free, and the cache (teardown;
+ * jobs still holding buffers keep them). */
+PP_HIDDEN void pp_shm_forget_all(pp_server *s);
 
 /* ---- joblists.c: pending, cancelled and finished jobs (mu held) ---- */
 

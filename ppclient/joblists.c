@@ -140,10 +140,8 @@ void pp_job_retire_locked(pp_server *s, pp_job *j)
     int old = atomic_fetch_add_explicit(&j->refs, PP_JOB_INDEXED - 1, memory_order_acq_rel);
     if (old & PP_JOB_FREED) { /* freed first: that free left the entry to us */
         clear(c, e);
-        if (PP_JOB_COUNT(old) == 1) {
-            free(j->result_mem);
-            free(j);
-        }
+        if (PP_JOB_COUNT(old) == 1)
+            pp_job_destroy(j);
     }
 }
 

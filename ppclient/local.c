@@ -126,6 +126,7 @@ pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err)
         .job_memory_mib = (unsigned)s->job_memory_mib,
         .env = (const char *const *)s->worker_env,
         .max_jobs_per_worker = (unsigned)s->worker_max_jobs,
+        .shm = s->shm,
     };
     pp_pool_cbs cbs = {.on_done = local_done, .on_requeue = local_requeue};
     l->pool = pp_pool_new(s->loop, &o, &cbs, l, err);

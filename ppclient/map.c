@@ -58,6 +58,7 @@ typedef struct map_unit {
     int called;                  /* (mu) its callback began */
     int redo;                    /* runs an item again alone (ITEM_MOVED) */
     void *block;                 /* owned: its items' results, or their shared text */
+    pp_shm *shm;                 /* owned: the shared buffer holding its result, or NULL */
     struct map_unit *qnext;      /* (mu) in the completion queue */
     struct map_unit *enext;      /* (mu) in m->extra */
 } map_unit;
@@ -184,6 +185,8 @@ static size_t take_result(map_unit *u, pp_job *j, const char **data)
     *data = j->result ? j->result : "";
     u->block = j->result_mem;
     j->result_mem = NULL;
+    u->shm = j->pj.rshm; /* a large result stays where the worker wrote it */
+    j->pj.rshm = NULL;
     j->result = NULL;
     j->result_len = 0;
     return len;
@@ -845,12 +848,15 @@ PP_API size_t pp_map_size(const pp_map *m)
 
 static void map_destroy(pp_map *m)
 {
-    for (size_t k = 0; k < m->nunits; k++)
+    for (size_t k = 0; k < m->nunits; k++) {
         free(m->units[k].block);
+        pp_shm_unref(m->units[k].shm);
+    }
     free(m->units);
     for (map_unit *u = m->extra, *next; u; u = next) {
         next = u->enext;
         free(u->block);
+        pp_shm_unref(u->shm);
         free(u);
     }
     free((void *)m->status);

@@ -743,14 +743,14 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     uint64_t id = (++r->seq << SLOT_BITS) | i;
     void *zip;
     size_t ziplen;
-    int zr = pp_zip_maybe(head, hlen, j->arg, j->pj.len, &zip, &ziplen);
+    int zr = pp_zip_maybe(head, hlen, j->pj.arg, j->pj.len, &zip, &ziplen);
     if (zr == 1) {
         if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB | j->pj.flags, id, NULL, 0, zip,
                              ziplen, free, zip) != 0) {
             free(zip);
             return -1;
         }
-    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, j->pj.flags, id, head, hlen, j->arg,
+    } else if (pp_conn_send_ref(r->conn, PP_T_RJOB, j->pj.flags, id, head, hlen, j->pj.arg,
                                 j->pj.len, NULL, NULL) != 0) {
         return -1;
     }

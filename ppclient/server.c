@@ -48,6 +48,7 @@ static void server_destroy(pp_server *s)
     pp_spare_chunk_free(s);
     if (s->loop)
         pp_loop_free(s->loop); /* runs the deferred frees */
+    pp_shm_forget_all(s);
     if (s->efd >= 0)
         close(s->efd);
     free(s->worker_path);
@@ -232,6 +233,10 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     s->no_node_timeout = cfg->no_node_timeout;
     s->max_pending = cfg->max_pending;
     s->worker_max_jobs = cfg->worker_max_jobs;
+    if (!(s->shm = pp_shm_cache_new(PP_SHM_KEEP))) {
+        pp_seterr(err, "out of memory");
+        return -1;
+    }
     if (cfg->local_tags && cfg->local_tags[0]) {
         char why[PP_ERR_LEN];
         if (!(s->local_tags = calloc(1, sizeof *s->local_tags))) {

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "pp_wire.h"
 #include "tags.h"
 
 #define SPIN_SECONDS 0.0002
@@ -123,26 +124,58 @@ __attribute__((noinline)) static int tagset_locked(pp_server *s, const pp_submit
     return 0;
 }
 
-pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
-                        const pp_submit_opts *opts, uint16_t flags, const char *who)
+/* A job holding its argument: copied after the job (small ones), copied
+ * into a shared buffer (large ones: the local workers read it there), or
+ * where it is, in the caller's shared buffer `shm` (its reference then the
+ * job's).  NULL with pp_last_error() set. */
+static pp_job *job_new(pp_server *s, const void *arg, size_t len, pp_shm *shm, uint16_t flags,
+                       const char *who)
 {
-    if (check_submit(arg, len, opts, who) != 0)
-        return NULL;
-    int tagged = opts && opts->tags && opts->tags[0];
-    pp_job *j = pp_malloc_big(sizeof *j + len + 1);
+    int big = !shm && len >= PP_SHM_MIN && !(flags & PP_WIRE_F_BATCH) && s->shm;
+    size_t inl = shm || big ? 0 : len;
+    pp_job *j = pp_malloc_big(sizeof *j + inl + 1);
+    if (big && j) {
+        char err[PP_ERR_LEN];
+        if (!(shm = pp_shm_get(s->shm, len, err))) {
+            pp_set_error("%s: an argument of %zu bytes: %s", who, len, err);
+            free(j);
+            return NULL;
+        }
+        memcpy(shm->base, arg, len);
+        arg = shm->base;
+    }
     if (!j) {
         pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
         return NULL;
     }
     memset(j, 0, sizeof *j);
-    if (len)
+    if (inl)
         memcpy(j->arg, arg, len);
-    j->arg[len] = 0;
+    j->arg[inl] = 0;
+    j->pj.arg = shm ? arg : j->arg;
+    j->pj.ashm = shm;
+    return j;
+}
+
+pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
+                        const pp_submit_opts *opts, uint16_t flags, const char *who)
+{
+    return pp_submit_job(s, task, arg, len, NULL, opts, flags, who);
+}
+
+pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
+                      pp_shm *shm, const pp_submit_opts *opts, uint16_t flags, const char *who)
+{
+    if (check_submit(arg, len, opts, who) != 0)
+        return NULL;
+    int tagged = opts && opts->tags && opts->tags[0];
+    pp_job *j = job_new(s, arg, len, shm, flags, who);
+    if (!j)
+        return NULL;
     j->s = s;
     j->task = task;
     atomic_init(&j->status, PP_PENDING);
     atomic_init(&j->refs, 2);
-    j->pj.arg = j->arg;
     j->pj.len = len;
     j->pj.flags = flags;
     if (opts) {
@@ -169,6 +202,8 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
             pp_set_error("%s: %d jobs are pending, the max_pending bound", who, full);
         else if (why[0])
             pp_set_error("%s: %s", who, why);
+        if (j->pj.ashm != shm) /* our copy; the caller's stays the caller's */
+            pp_shm_unref(j->pj.ashm);
         free(j);
         return NULL;
     }

@@ -256,6 +256,7 @@ struct server {
     pp_io lio;
     int port;
     pp_pool *pool;
+    pp_shm_cache *shm;        /* large arguments and results, shared with the workers */
     session *sessions;
     session *rr;              /* where the next dispatch round starts */
     int nsessions, nunauth;

@@ -39,6 +39,9 @@ static void count_job(srv_stats *st, int status, uint64_t run_ns)
         st->jobs[status]++;
 }
 
+/* Idle shared buffers the node keeps for reuse, at most (bytes). */
+#define SHM_KEEP (256u << 20)
+
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)
 {
@@ -420,7 +423,11 @@ static int start_pool(server *srv, const srv_cfg *cfg, char *err)
                        .worker_uid = as_user ? (uid_t)cfg->worker_uid : 0,
                        .worker_gid = as_user ? (gid_t)cfg->worker_gid : 0};
     pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
-    srv->pool = pp_pool_new(srv->loop, &po, &cbs, srv, err);
+    srv->shm = pp_shm_cache_new(SHM_KEEP);
+    po.shm = srv->shm;
+    srv->pool = srv->shm ? pp_pool_new(srv->loop, &po, &cbs, srv, err) : NULL;
+    if (!srv->shm)
+        pp_seterr(err, "out of memory");
     free(worker);
     free(pass);
     return srv->pool ? 0 : -1;
@@ -609,6 +616,8 @@ void server_destroy(server *srv)
     if (srv->lfd >= 0)
         close(srv->lfd);
     pp_loop_free(srv->loop); /* runs the deferred frees */
+    pp_shm_cache_free(srv->shm); /* results still being written keep theirs */
+    srv->shm = NULL;
     modules_free(srv);
     pp_log_flush(&srv->log);
     pp_log_limit_destroy(&srv->log_limit);

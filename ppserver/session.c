@@ -1013,10 +1013,18 @@ static void running_remove(session *s, sjob *j)
     s->nrunning--;
 }
 
+/* pp_conn's release of a result written from its shared buffer. */
+static void release_shm(void *b)
+{
+    pp_shm_unref(b);
+}
+
 void session_job_done(sjob *j, int status, void *block, const char *data, size_t len,
                       uint64_t run_ns)
 {
     session *s = j->sess;
+    pp_shm *rshm = j->pj.rshm; /* a large result, where the worker wrote it */
+    j->pj.rshm = NULL;
     j->srv->freed += len; /* the result's block goes once written */
     if (s && j->cancelled && status == PP_CANCELLED) {
         /* Killed on its worker at the client's request: the client hears
@@ -1034,17 +1042,22 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
         size_t ziplen;
         if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
             free(block);
+            pp_shm_unref(rshm);
+            rshm = NULL;
             block = zip;
             if (pp_conn_send_ref(s->conn, PP_T_RRESULT, PP_WIRE_F_ZLIB | batch, j->id, NULL, 0,
                                  zip, ziplen, free, zip) == 0)
                 block = NULL;
         } else if (pp_conn_send_ref(s->conn, PP_T_RRESULT, batch, j->id, head, sizeof head,
-                                    data, len, free, block) == 0) {
+                                    data, len, rshm ? release_shm : free,
+                                    rshm ? (void *)rshm : block) == 0) {
             block = NULL; /* the conn frees it once written */
+            rshm = NULL;
         }
         update_pause(s);
     }
     free(block);
+    pp_shm_unref(rshm);
     free_job(j);
 }
 

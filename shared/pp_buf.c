@@ -14,13 +14,16 @@ void pp_buf_init(pp_buf *b, size_t max)
     b->cap = 0;
     b->max = max;
     b->overflow = 0;
+    b->grow = NULL;
+    b->ext = NULL;
 }
 
 void pp_buf_reset(pp_buf *b)
 {
     if (!b)
         return;
-    free(b->data);
+    if (!b->grow)
+        free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
@@ -37,6 +40,8 @@ int pp_buf_reserve(pp_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (b->grow)
+        return b->grow(b, cap);
     uint8_t *p = realloc(b->data, cap);
     if (!p)
         return -1;

@@ -18,6 +18,11 @@ struct pp_buf {
     size_t cap;     /* bytes allocated, NUL included */
     size_t max;     /* hard cap on len */
     int overflow;   /* an append was refused by the cap */
+    /* Memory not from malloc (a worker's result in shared memory): grows
+     * through this to at least `cap` bytes (0 or -1), and is never freed
+     * here.  NULL: malloc'd. */
+    int (*grow)(pp_buf *b, size_t cap);
+    void *ext;      /* the grower's own */
 };
 
 /* An empty buffer that may grow to `max` bytes. */

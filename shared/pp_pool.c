@@ -28,6 +28,8 @@
 #define MAX_BACKOFF 5.0
 #define MAX_REQUEUES 3        /* deaths of a job's workers before it is failed */
 #define LONG_JOB 0.002        /* a job running this long (or 20x the average) is long */
+#define SHM_IDLE 2.0          /* seconds without large jobs: shared buffers are released */
+#define SHM_SLACK (4u << 20)  /* a result buffer may exceed the largest result by this */
 
 /* A worker's life. */
 typedef enum worker_state {
@@ -64,12 +66,23 @@ typedef struct worker {
     uint64_t flush_asked;     /* running job for which a flush was requested */
     uint8_t *defined;         /* task ids already sent to this worker */
     uint32_t ndefined;
+    /* The shared buffers it has mapped (by id; 0 = empty slot), the size
+     * it mapped each at, and when each was last used (a clock). */
+    struct {
+        uint64_t id;
+        size_t size;
+        unsigned used;
+    } slot[PP_SHM_SLOTS];
+    unsigned slot_clock;
+    int broken;               /* an fd went to it without its WSHM frame */
     pp_timer timer;           /* start deadline, then job timeouts */
     char note[PP_ERR_LEN];
 } worker;
 
 typedef struct task {
     char *module, *symbol;
+    size_t big_result;        /* its last result of PP_SHM_MIN bytes or more (0:
+                                 none yet): its jobs are offered a buffer that size */
 } task;
 
 struct pp_pool {
@@ -101,6 +114,9 @@ struct pp_pool {
     char lastfail[2 * PP_ERR_LEN + PATH_MAX];
     pp_timer respawn;
     pp_timer rebalance;       /* when a running job will count as long */
+    pp_shm_cache *shm;        /* NULL: only the pipes */
+    pp_timer shm_trim;        /* releases shared buffers after SHM_IDLE */
+    double shm_last;          /* pp_now() of the last job through shared memory */
     int freeing;
 };
 
@@ -110,6 +126,18 @@ static void hand_back(pp_pool *p, pp_pool_job *list, pp_pool_job *culprit, kill_
 static int maintain(pp_pool *p);
 static void retire(worker *w);
 static void rebalance_timer(pp_loop *loop, pp_timer *t);
+static void shm_trim_timer(pp_loop *loop, pp_timer *t);
+
+/* The pool's references of a job leaving it: its argument's copy and the
+ * buffer offered for its result. */
+static void pop_job(worker *w, pp_pool_job *j, uint64_t run_ns);
+
+static void shm_release(pp_pool_job *j)
+{
+    pp_shm_unref(j->shm_own);
+    pp_shm_unref(j->rshm);
+    j->shm_own = j->rshm = NULL;
+}
 
 /* The job the worker is running now and its start (pp_now() seconds), or
  * NULL when it runs none we hold. */
@@ -212,20 +240,59 @@ static int on_result(worker *w, const pp_frame *f)
         snprintf(w->note, sizeof w->note, "out of memory for a result");
         return -1;
     }
+    /* A large result came through the pipe: the task's next jobs are
+     * offered a buffer; one offered and not used: no longer. */
+    if (!j->rflags && r.status == PP_DONE && (r.len >= PP_SHM_MIN || j->rshm))
+        p->tasks[j->task].big_result = r.len >= PP_SHM_MIN ? r.len : 0;
+    shm_release(j);
+    pop_job(w, j, r.run_ns);
+    /* The data stays where it came: PP_RESULT_HDR bytes into the block. */
+    p->cbs.on_done(p, j, r.status, block, (const char *)block + PP_RESULT_HDR, r.len, r.run_ns,
+                   p->ud);
+    return 0;
+}
+
+/* An SRESULT: the result is in the buffer offered to job j.  0, or -1 with
+ * the reason in w->note. */
+static int on_sresult(worker *w, const pp_frame *f)
+{
+    pp_pool *p = w->pool;
+    pp_pool_job *j = w->head;
+    pp_msg_sresult m;
+    pp_shm *b = j ? j->rshm : NULL;
+    if (pp_proto_sresult_decode(f, &m) != 0 || !b || f->hdr.id != j->seq ||
+        m.rslot >= PP_SHM_SLOTS || w->slot[m.rslot].id != b->id || m.len > p->max_frame ||
+        m.size < b->cap || m.size > (uint64_t)p->max_frame + SHM_SLACK ||
+        pp_shm_remap(b, (size_t)m.size) != 0) {
+        snprintf(w->note, sizeof w->note, "worker %d sent a malformed shared-memory result",
+                 (int)w->proc.pid);
+        return -1;
+    }
+    w->slot[m.rslot].size = b->cap;
+    p->tasks[j->task].big_result = (size_t)m.len;
+    b->base[m.len] = 0; /* ours to guarantee, whatever the worker wrote */
+    j->rflags = 0;
+    pp_shm_unref(j->shm_own);
+    j->shm_own = NULL;
+    pop_job(w, j, m.run_ns);
+    p->cbs.on_done(p, j, PP_DONE, NULL, (const char *)b->base, (size_t)m.len, m.run_ns, p->ud);
+    return 0;
+}
+
+/* Job j, the worker's first, answered: it leaves the worker. */
+static void pop_job(worker *w, pp_pool_job *j, uint64_t run_ns)
+{
+    pp_pool *p = w->pool;
     w->head = j->next;
     if (!w->head)
         w->tail = NULL;
     w->inflight--;
     p->inflight--;
-    update_depth(p, r.run_ns);
+    update_depth(p, run_ns);
     if (!w->head)
         pp_timer_stop(p->loop, &w->timer);
     if (w->state == W_RETIRING && w->inflight == 0)
         worker_lost(w, KILL_RETIRE);
-    /* The data stays where it came: PP_RESULT_HDR bytes into the block. */
-    p->cbs.on_done(p, j, r.status, block, (const char *)block + PP_RESULT_HDR, r.len, r.run_ns,
-                   p->ud);
-    return 0;
 }
 
 static int on_hello(worker *w, const pp_frame *f)
@@ -254,6 +321,8 @@ static int worker_frame(pp_conn *c, const pp_frame *f, void *data)
     int rc;
     if (f->hdr.type == PP_T_RESULT)
         rc = on_result(w, f);
+    else if (f->hdr.type == PP_T_SRESULT)
+        rc = on_sresult(w, f);
     else if (f->hdr.type == PP_T_WHELLO)
         rc = on_hello(w, f);
     else {
@@ -357,6 +426,7 @@ static int spawn_worker(pp_pool *p, char *err)
         pp_spawn_unmap(&w->proc);
         close(w->proc.rfd);
         close(w->proc.wfd);
+        close(w->proc.sfd);
         free(w);
         return -1;
     }
@@ -372,6 +442,7 @@ static int spawn_worker(pp_pool *p, char *err)
 static void end_job(pp_pool *p, pp_pool_job *j, int status, const char *msg,
                     const char *suffix)
 {
+    shm_release(j);
     size_t a = strlen(msg), b = strlen(suffix);
     char *text = malloc(a + b + 1);
     if (text) {
@@ -393,6 +464,8 @@ static void worker_lost(worker *w, kill_reason why)
     char desc[PP_ERR_LEN];
     pid_t pid = w->proc.pid;
     pp_spawn_end(&w->proc, desc, sizeof desc); /* killed and reaped: its page is final */
+    close(w->proc.sfd);
+    w->proc.sfd = -1;
     pp_timer_stop(p->loop, &w->timer);
     pp_conn_free(w->conn); /* drops queued bytes that point into job arguments */
     w->conn = NULL;
@@ -460,6 +533,7 @@ static void hand_back(pp_pool *p, pp_pool_job *list, pp_pool_job *culprit, kill_
     while (rev) {
         pp_pool_job *n = rev->next;
         rev->next = NULL;
+        shm_release(rev);
         if (!blameless && !culprit && ++rev->requeues > MAX_REQUEUES)
             end_job(p, rev, PP_CRASHED, reason, " (its workers died repeatedly)");
         else
@@ -537,6 +611,9 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->respawn.data = p;
     p->rebalance.fn = rebalance_timer;
     p->rebalance.data = p;
+    p->shm = opts->shm;
+    p->shm_trim.fn = shm_trim_timer;
+    p->shm_trim.data = p;
     const char *tmp = opts->tmpdir ? opts->tmpdir : getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/tmp";
@@ -574,6 +651,7 @@ void pp_pool_free(pp_pool *p)
         worker_lost(p->workers, KILL_FREE);
     pp_timer_stop(p->loop, &p->respawn);
     pp_timer_stop(p->loop, &p->rebalance);
+    pp_timer_stop(p->loop, &p->shm_trim);
     for (uint32_t i = 0; i < p->ntasks; i++) {
         free(p->tasks[i].module);
         free(p->tasks[i].symbol);
@@ -680,8 +758,7 @@ int pp_pool_task(pp_pool *p, const char *module, const char *symbol, uint32_t *i
         free(s);
         return -1;
     }
-    p->tasks[p->ntasks].module = m;
-    p->tasks[p->ntasks].symbol = s;
+    p->tasks[p->ntasks] = (task){.module = m, .symbol = s};
     *id = p->ntasks++;
     return 0;
 }
@@ -780,6 +857,146 @@ out:
     return rc;
 }
 
+/* ---- shared memory ---- */
+
+/* Whether a job the worker holds uses the buffer of this id. */
+static int slot_busy(const worker *w, uint64_t id)
+{
+    for (const pp_pool_job *j = w->head; j; j = j->next)
+        if ((j->ashm && j->ashm->id == id) || (j->shm_own && j->shm_own->id == id) ||
+            (j->rshm && j->rshm->id == id))
+            return 1;
+    return 0;
+}
+
+/* The worker's slot for buffer b: where it has b mapped at its size, else
+ * the least recently used slot that no job it holds needs (nor the buffer
+ * `keep`), which b is then mapped into (its fd through the socket first,
+ * then the WSHM frame that the worker answers by taking it).  -1 when no
+ * slot is free or the fd cannot go (the pipes then carry the job). */
+static int slot_for(worker *w, pp_shm *b, uint64_t keep)
+{
+    int pick = -1;
+    for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
+        if (w->slot[i].id != b->id)
+            continue;
+        if (w->slot[i].size == b->cap) {
+            w->slot[i].used = ++w->slot_clock;
+            return i;
+        }
+        pick = i; /* mapped at another size: again */
+    }
+    for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
+        uint64_t id = w->slot[i].id;
+        if (!id)
+            pick = i;
+    }
+    for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
+        uint64_t id = w->slot[i].id;
+        if (id != keep && !slot_busy(w, id) && (pick < 0 || w->slot[i].used < w->slot[pick].used))
+            pick = i;
+    }
+    if (pick < 0 || pp_shm_send_fd(w->proc.sfd, (uint32_t)pick, b->fd) != 0)
+        return -1;
+    uint8_t size[8];
+    pp_store64(size, b->cap);
+    w->slot[pick].id = 0;
+    if (pp_conn_send(w->conn, PP_T_WSHM, 0, (uint64_t)pick, size, sizeof size) != 0) {
+        /* The fd went without its frame: the worker would pair it with the
+         * next one.  Out of memory, so rare: this worker goes. */
+        snprintf(w->note, sizeof w->note, "out of memory passing a buffer to worker %d",
+                 (int)w->proc.pid);
+        w->broken = 1;
+        return -1;
+    }
+    w->slot[pick].id = b->id;
+    w->slot[pick].size = b->cap;
+    w->slot[pick].used = ++w->slot_clock;
+    return pick;
+}
+
+/* Whether arg .. arg + len lies inside buffer b. */
+static int inside(const pp_shm *b, const void *arg, size_t len)
+{
+    uintptr_t a = (uintptr_t)arg, lo = (uintptr_t)b->base;
+    return a >= lo && len <= b->cap && a - lo <= b->cap - len;
+}
+
+/* Sends job j as an SJOB when its argument or its result goes through
+ * shared memory: a large argument (from its buffer, or copied into one),
+ * or a task whose results were large (a buffer is offered for the result).
+ * 1 sent, 0 not (the caller sends a JOB), -1 failed. */
+static int send_sjob(pp_pool *p, worker *w, pp_pool_job *j)
+{
+    int big_arg = j->len >= PP_SHM_MIN;
+    size_t hint = p->shm ? p->tasks[j->task].big_result : 0;
+    if (!p->shm || (j->flags & PP_WIRE_F_BATCH) || (!big_arg && !hint))
+        return 0;
+    pp_msg_sjob m = {.task = j->task, .aslot = PP_SHM_NONE, .rslot = PP_SHM_NONE,
+                     .alen = j->len};
+    uint64_t keep = 0;
+    if (big_arg) {
+        pp_shm *b = j->ashm;
+        const uint8_t *a = j->arg;
+        if (!b || !inside(b, a, j->len)) {
+            if (!j->shm_own && (j->shm_own = pp_shm_get(p->shm, j->len, NULL)))
+                memcpy(j->shm_own->base, j->arg, j->len);
+            b = j->shm_own;
+            a = b ? b->base : NULL;
+        }
+        int slot = b ? slot_for(w, b, 0) : -1;
+        if (slot >= 0) {
+            m.aslot = (uint32_t)slot;
+            m.aoff = (uint64_t)(a - b->base);
+            keep = b->id;
+        }
+    }
+    j->rshm = pp_shm_get(p->shm, PP_MAX(hint, big_arg ? j->len : 0), NULL);
+    int rslot = j->rshm ? slot_for(w, j->rshm, keep) : -1;
+    if (rslot >= 0) {
+        m.rslot = (uint32_t)rslot;
+    } else {
+        pp_shm_unref(j->rshm);
+        j->rshm = NULL;
+    }
+    if (w->broken)
+        return -1;
+    if (m.aslot == PP_SHM_NONE && m.rslot == PP_SHM_NONE)
+        return 0;
+    uint8_t head[PP_SJOB_HEAD];
+    pp_proto_sjob(head, &m);
+    int inl = m.aslot == PP_SHM_NONE;
+    if (pp_conn_send_ref(w->conn, PP_T_SJOB, 0, j->seq, head, sizeof head, inl ? j->arg : NULL,
+                         inl ? j->len : 0, NULL, NULL) != 0)
+        return -1;
+    p->shm_last = pp_now();
+    if (!pp_timer_armed(&p->shm_trim))
+        pp_timer_start(p->loop, &p->shm_trim, p->shm_last + SHM_IDLE);
+    return 1;
+}
+
+/* No large job for SHM_IDLE seconds: the workers unmap the buffers no job
+ * of theirs needs, and the cache lets go of those idle that long, so that
+ * an idle program or node holds no shared memory. */
+static void shm_trim_timer(pp_loop *loop, pp_timer *t)
+{
+    pp_pool *p = t->data;
+    if (pp_now() - p->shm_last < SHM_IDLE) {
+        pp_timer_start(loop, t, p->shm_last + SHM_IDLE);
+        return;
+    }
+    static const uint8_t none[8];
+    for (worker *w = p->workers; w; w = w->next) {
+        if (w->state != W_READY && w->state != W_RETIRING)
+            continue;
+        for (int i = 0; i < PP_SHM_SLOTS; i++)
+            if (w->slot[i].id && !slot_busy(w, w->slot[i].id) &&
+                pp_conn_send(w->conn, PP_T_WSHM, 0, (uint64_t)i, none, sizeof none) == 0)
+                w->slot[i].id = 0;
+    }
+    pp_shm_cache_trim(p->shm, SHM_IDLE);
+}
+
 int pp_pool_submit(pp_pool *p, pp_pool_job *j)
 {
     if (j->task >= p->ntasks || j->len > p->max_frame || (j->flags & ~PP_WIRE_F_BATCH))
@@ -793,9 +1010,16 @@ int pp_pool_submit(pp_pool *p, pp_pool_job *j)
     pp_proto_job_head(head, j->task);
     j->seq = ++p->seq;
     j->rflags = 0;
-    if (pp_conn_send_ref(w->conn, PP_T_JOB, j->flags, j->seq, head, sizeof head, j->arg, j->len,
-                         NULL, NULL) != 0)
+    int rc = send_sjob(p, w, j);
+    if (rc == 0)
+        rc = pp_conn_send_ref(w->conn, PP_T_JOB, j->flags, j->seq, head, sizeof head, j->arg,
+                              j->len, NULL, NULL);
+    if (rc < 0) {
+        shm_release(j);
+        if (w->broken)
+            worker_lost(w, KILL_PROTOCOL);
         return -1;
+    }
     j->next = NULL;
     if (w->tail)
         w->tail->next = j;
@@ -851,6 +1075,7 @@ static void take_back(worker *w)
     while (back) {
         pp_pool_job *n = back->next;
         back->next = NULL;
+        shm_release(back);
         p->cbs.on_requeue(p, back, p->ud);
         back = n;
     }

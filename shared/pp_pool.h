@@ -22,6 +22,7 @@
 
 #include "pp_log.h"
 #include "pp_loop.h"
+#include "pp_shm.h"
 #include "pp_worker.h"
 
 typedef struct pp_pool pp_pool;
@@ -40,7 +41,16 @@ typedef struct pp_pool_job {
     uint16_t rflags;              /* of the RESULT: PP_WIRE_F_BATCH when the data is a
                                      batch result (checked: one item per argument item),
                                      else 0 (a batch's own failure, or not a batch) */
+    /* The shared-memory buffer (pp_shm.h) the argument lies in, or NULL:
+     * the owner's reference, kept until the job is handed back.  An
+     * argument of PP_SHM_MIN bytes or more not in one is copied into one. */
+    struct pp_shm *ashm;
+    /* Set by the pool before on_done: the buffer whose start holds the
+     * result (then `block` is NULL), the reference now the owner's; else
+     * NULL. */
+    struct pp_shm *rshm;
     /* pool-private (fields ordered to leave no padding: one per job) */
+    struct pp_shm *shm_own;       /* the pool's copy of the argument */
     struct pp_pool_job *next;
     uint64_t seq;
     unsigned requeues;            /* times its worker died under it */
@@ -50,8 +60,9 @@ typedef struct pp_pool_cbs {
     /* The job ended: status is PP_DONE, PP_FAILED, PP_ELOAD, PP_CRASHED or
      * PP_TIMEOUT; `data` (len bytes, NUL-terminated) is the result or the
      * error text and points into `block`, which the callee owns (free()):
-     * results are not moved out of the frame they came in; run_ns is the
-     * task's run time. */
+     * results are not moved out of the frame they came in; or, when
+     * j->rshm is set, into that shared buffer (block NULL), where the
+     * worker wrote it; run_ns is the task's run time. */
     void (*on_done)(pp_pool *p, pp_pool_job *j, int status, void *block, const char *data,
                     size_t len, uint64_t run_ns, void *ud);
     /* The job was sent to a worker that did not finish it, through no fault
@@ -77,6 +88,8 @@ typedef struct pp_pool_opts {
                                      task module; 0 = as the owner */
     uid_t worker_uid;
     gid_t worker_gid;
+    struct pp_shm_cache *shm;     /* where large arguments and results go (pp_shm.h),
+                                     shared with the owner; NULL = only the pipes */
     unsigned max_jobs_per_worker; /* a worker sent this many jobs is sent no more and,
                                      once it has answered them, is replaced (as by a
                                      resize: no job lost or run twice); 0 = no limit */

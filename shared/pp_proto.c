@@ -58,6 +58,64 @@ int pp_proto_job_decode(const pp_frame *f, pp_msg_job *m)
     return 0;
 }
 
+void pp_proto_sjob(uint8_t out[PP_SJOB_HEAD], const pp_msg_sjob *m)
+{
+    pp_store32(out, m->task);
+    pp_store32(out + 4, m->aslot);
+    pp_store32(out + 8, m->rslot);
+    pp_store32(out + 12, 0);
+    pp_store64(out + 16, m->aoff);
+    pp_store64(out + 24, m->alen);
+}
+
+int pp_proto_sjob_decode(const pp_frame *f, pp_msg_sjob *m)
+{
+    if (f->hdr.len < PP_SJOB_HEAD || pp_load32(f->payload + 12) != 0)
+        return -1;
+    const uint8_t *p = f->payload;
+    m->task = pp_load32(p);
+    m->aslot = pp_load32(p + 4);
+    m->rslot = pp_load32(p + 8);
+    m->aoff = pp_load64(p + 16);
+    m->alen = pp_load64(p + 24);
+    size_t rest = f->hdr.len - PP_SJOB_HEAD;
+    if (m->aslot == PP_SHM_NONE) {
+        if (m->aoff != 0 || m->alen != rest)
+            return -1;
+        m->inl = p + PP_SJOB_HEAD;
+    } else {
+        if (rest != 0)
+            return -1;
+        m->inl = NULL;
+    }
+    return 0;
+}
+
+void pp_proto_sresult(uint8_t out[PP_SRESULT_LEN], const pp_msg_sresult *m)
+{
+    pp_proto_result_head(out, PP_DONE, m->run_ns);
+    pp_store32(out + PP_RESULT_HDR, m->rslot);
+    pp_store32(out + PP_RESULT_HDR + 4, 0);
+    pp_store64(out + PP_RESULT_HDR + 8, m->len);
+    pp_store64(out + PP_RESULT_HDR + 16, m->size);
+}
+
+int pp_proto_sresult_decode(const pp_frame *f, pp_msg_sresult *m)
+{
+    pp_msg_result r;
+    if (f->hdr.len != PP_SRESULT_LEN ||
+        pp_proto_result_decode(f->payload, PP_RESULT_HDR, 1u << PP_DONE, &r) != 0)
+        return -1;
+    const uint8_t *p = f->payload + PP_RESULT_HDR;
+    m->run_ns = r.run_ns;
+    m->rslot = pp_load32(p);
+    m->len = pp_load64(p + 8);
+    m->size = pp_load64(p + 16);
+    if (pp_load32(p + 4) != 0 || m->len >= m->size)
+        return -1;
+    return 0;
+}
+
 void pp_proto_result_head(uint8_t out[PP_RESULT_HDR], int status, uint64_t run_ns)
 {
     memset(out, 0, PP_RESULT_HDR);
@@ -422,7 +480,8 @@ const char *pp_proto_type_name(uint8_t type, char buf[16])
 {
     static const char *const names[] = {
         [PP_T_WHELLO] = "WHELLO", [PP_T_TASKDEF] = "TASKDEF", [PP_T_JOB] = "JOB",
-        [PP_T_RESULT] = "RESULT", [PP_T_HELLO] = "HELLO", [PP_T_CHALLENGE] = "CHALLENGE",
+        [PP_T_RESULT] = "RESULT", [PP_T_WSHM] = "WSHM", [PP_T_SJOB] = "SJOB",
+        [PP_T_SRESULT] = "SRESULT", [PP_T_HELLO] = "HELLO", [PP_T_CHALLENGE] = "CHALLENGE",
         [PP_T_PROOF] = "PROOF", [PP_T_ACCEPT] = "ACCEPT", [PP_T_ERROR] = "ERROR",
         [PP_T_RJOB] = "RJOB", [PP_T_RRESULT] = "RRESULT", [PP_T_NEED] = "NEED",
         [PP_T_MODULE] = "MODULE", [PP_T_NCPUS] = "NCPUS", [PP_T_PING] = "PING",

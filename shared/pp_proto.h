@@ -21,6 +21,21 @@
  *                                 (below), or the batch's own failure
  *                                 (PP_CRASHED, PP_TIMEOUT, PP_ELOAD, PP_FAILED
  *                                 for a malformed batch) and its error text.
+ * Shared memory (pp_shm.h; the worker's fd PP_WORKER_FD_SHM carries fds):
+ *   5  WSHM     pool -> worker   id = a slot (< PP_SHM_SLOTS); u64 size: the
+ *                                 buffer whose fd waits on the socket (its
+ *                                 message: the slot, u32) is now that slot,
+ *                                 mapped whole; 0 = the slot is emptied
+ *   6  SJOB     pool -> worker   id as JOB's; u32 task id, u32 argument slot
+ *                                 (PP_SHM_NONE: the argument follows inline),
+ *                                 u32 result slot (PP_SHM_NONE: none), u32 0,
+ *                                 u64 argument offset, u64 argument length.
+ *                                 Answered by a RESULT, or by an SRESULT
+ *                                 when the result is in the result slot
+ *   7  SRESULT  worker -> pool   id as sent; a RESULT head (PP_DONE), u32 the
+ *                                 result slot, u32 0, u64 the result's length,
+ *                                 u64 the slot's size now (the worker may
+ *                                 have grown it; a NUL follows the result)
  *
  * TCP, client <-> ppserver (protocol version 2).  The handshake first
  * (pre-authentication frames are capped at PP_PREAUTH_MAX bytes;
@@ -98,7 +113,10 @@
 #define PP_T_TASKDEF 2
 #define PP_T_JOB 3
 #define PP_T_RESULT 4
-#define PP_T_MAX 4          /* highest type on worker pipes */
+#define PP_T_WSHM 5
+#define PP_T_SJOB 6
+#define PP_T_SRESULT 7
+#define PP_T_MAX 7          /* highest type on worker pipes */
 #define PP_T_HELLO 16
 #define PP_T_CHALLENGE 17
 #define PP_T_PROOF 18
@@ -173,6 +191,28 @@ typedef struct pp_msg_job {
     size_t len;
 } pp_msg_job;
 int pp_proto_job_decode(const pp_frame *f, pp_msg_job *m);
+
+/* SJOB, SRESULT and WSHM. */
+#define PP_SHM_NONE 0xFFFFFFFFu
+#define PP_SJOB_HEAD 32
+typedef struct pp_msg_sjob {
+    uint32_t task, aslot, rslot;
+    uint64_t aoff, alen;
+    const uint8_t *inl;     /* the inline argument (aslot PP_SHM_NONE), or NULL */
+} pp_msg_sjob;
+void pp_proto_sjob(uint8_t out[PP_SJOB_HEAD], const pp_msg_sjob *m);
+/* 0, or -1 (short, bad padding, inline bytes that do not match). */
+int pp_proto_sjob_decode(const pp_frame *f, pp_msg_sjob *m);
+#define PP_SRESULT_LEN 40
+typedef struct pp_msg_sresult {
+    uint64_t run_ns;
+    uint32_t rslot;
+    uint64_t len, size;
+} pp_msg_sresult;
+void pp_proto_sresult(uint8_t out[PP_SRESULT_LEN], const pp_msg_sresult *m);
+/* 0, or -1 (wrong length, a status other than PP_DONE, bad padding, a
+ * result and its NUL that do not fit the size). */
+int pp_proto_sresult_decode(const pp_frame *f, pp_msg_sresult *m);
 
 /* RESULT and RRESULT: the 16-byte head before the data. */
 void pp_proto_result_head(uint8_t out[PP_RESULT_HDR], int status, uint64_t run_ns);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -238,20 +239,27 @@ static void worker_argv(const pp_spawn_opts *o, char nums[4][48], char *argv[10]
 
 int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
 {
-    int fds[5] = {-1, -1, -1, -1, -1};
-    *out = (pp_worker_proc){.pid = -1, .pidfd = -1, .rfd = -1, .wfd = -1};
+    /* fds 0-4 as make_channel() says, 5 and 6: the worker's end of the
+     * buffer socket, and ours. */
+    int fds[7] = {-1, -1, -1, -1, -1, -1, -1};
+    *out = (pp_worker_proc){.pid = -1, .pidfd = -1, .rfd = -1, .wfd = -1, .sfd = -1};
     if (make_channel(o->tmpdir, fds, err) != 0)
         goto fail;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds + 5) != 0 ||
+        fcntl(fds[6], F_SETFL, O_NONBLOCK) != 0) {
+        pp_seterr(err, "cannot create the worker's buffer socket: %s", strerror(errno));
+        goto fail;
+    }
     void *map = mmap(NULL, sizeof *out->st, PROT_READ | PROT_WRITE, MAP_SHARED, fds[4], 0);
     if (map == MAP_FAILED) {
         pp_seterr(err, "cannot map the worker's state page: %s", strerror(errno));
         goto fail;
     }
     out->st = map;
-    /* The worker's fds go to 3, 4, 5; none of ours may sit there first. */
-    for (int i = 2; i < 5; i++) {
-        if (fds[i] < 6) {
-            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 6);
+    /* The worker's fds go to 3 to 6; none of ours may sit there first. */
+    for (int i = 2; i < 7; i++) {
+        if (fds[i] < 7) {
+            int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 7);
             if (moved < 0) {
                 pp_seterr(err, "cannot set up the worker's fds: %s", strerror(errno));
                 goto fail;
@@ -281,14 +289,15 @@ int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
     posix_spawn_file_actions_adddup2(&fa, fds[2], PP_WORKER_FD_REQ);
     posix_spawn_file_actions_adddup2(&fa, fds[3], PP_WORKER_FD_RESP);
     posix_spawn_file_actions_adddup2(&fa, fds[4], PP_WORKER_FD_STATE);
+    posix_spawn_file_actions_adddup2(&fa, fds[5], PP_WORKER_FD_SHM);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&fa, 6); /* the application's fds stay home */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 7); /* the application's fds stay home */
 #endif
     pid_t pid;
     int e = posix_spawn(&pid, o->worker_path, &fa, &attr, argv, o->envp);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    close_fds(fds + 2, 3); /* the worker's now */
+    close_fds(fds + 2, 4); /* the worker's now */
     if (e != 0) {
         pp_seterr(err, "cannot start worker %s: %s", o->worker_path, strerror(e));
         goto fail;
@@ -297,9 +306,10 @@ int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
     out->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     out->rfd = fds[0];
     out->wfd = fds[1];
+    out->sfd = fds[6];
     return 0;
 fail:
-    close_fds(fds, 5);
+    close_fds(fds, 7);
     if (out->st)
         munmap(out->st, sizeof *out->st);
     out->st = NULL;

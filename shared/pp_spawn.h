@@ -19,6 +19,7 @@ typedef struct pp_worker_proc {
     int pidfd;              /* readable when it exits, or -1 (old kernels) */
     int rfd, wfd;           /* our ends: its response FIFO, its request FIFO
                                (non-blocking, close-on-exec) */
+    int sfd;                /* our end of its buffer socket (non-blocking) */
     pp_worker_state *st;    /* the page it shares with us */
 } pp_worker_proc;
 
@@ -34,8 +35,8 @@ typedef struct pp_spawn_opts {
 } pp_spawn_opts;
 
 /* Starts a worker in its own process group with default signal handling,
- * fds 0 = /dev/null and 3, 4, 5 = its FIFOs and state page (the names of the
- * FIFOs are gone before it starts).  0 with *out filled, or -1 with the
+ * fds 0 = /dev/null, 3, 4, 5 = its FIFOs and state page (the names of the
+ * FIFOs are gone before it starts) and 6 = its buffer socket.  0 with *out filled, or -1 with the
  * reason in err. */
 int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err);
 

@@ -19,6 +19,11 @@
 #define PP_WORKER_FD_REQ 3
 #define PP_WORKER_FD_RESP 4
 #define PP_WORKER_FD_STATE 5
+/* Its end of a Unix socket pair over which the pool passes the fds of
+ * shared-memory buffers (pp_shm.h), one per WSHM frame (pp_proto.h). */
+#define PP_WORKER_FD_SHM 6
+/* Shared-memory buffers a worker has mapped at once, at most. */
+#define PP_SHM_SLOTS 8
 
 /* The shared page: which job the worker is running now.  A death or a
  * timeout is then charged to that job alone, even while the results of the

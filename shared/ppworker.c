@@ -40,6 +40,7 @@
 #include "pp_buf.h"
 #include "pp_common.h"
 #include "pp_proto.h"
+#include "pp_shm.h"
 #include "pp_worker.h"
 
 #define FLUSH_AGE 0.0002     /* seconds */
@@ -53,8 +54,16 @@ typedef struct task_slot {
     char *loaderr;           /* why it cannot be resolved, once known */
 } task_slot;
 
+/* A shared-memory buffer the pool mapped into a slot (WSHM). */
+typedef struct shm_slot {
+    int fd;                  /* -1: empty */
+    uint8_t *base;           /* NULL when the mapping failed (err says why) */
+    size_t size;
+    int err;
+} shm_slot;
+
 typedef struct worker {
-    int rfd, wfd;
+    int rfd, wfd, sfd;
     uint32_t max_frame;
     pp_wire_reader rd;
     task_slot *tasks;
@@ -64,6 +73,7 @@ typedef struct worker {
     double avg_run;          /* moving average of run time, seconds */
     int big_freed;           /* a large job ended since the heap was trimmed */
     pp_worker_state *st;     /* shared with the pool: the job running now */
+    shm_slot slot[PP_SHM_SLOTS];
     /* Held by the main thread except while a task runs: then the flusher
      * thread may send the batched results when the pool asks. */
     pthread_mutex_t mu;
@@ -249,18 +259,80 @@ static int run_batch(worker *w, pp_task fn, const uint8_t *arg, size_t len, pp_b
     return rc;
 }
 
-static void on_job(worker *w, const pp_frame *f)
+/* Claims job `id` in the shared page and marks it running from t0;
+ * 0, or -1 when the pool took it back meanwhile (then it is answered). */
+static int claim(worker *w, uint64_t id, double t0)
 {
-    pp_msg_job job;
-    if (pp_proto_job_decode(f, &job) != 0)
-        die("malformed job from the parent", NULL);
-    uint32_t id = job.task;
-    const uint8_t *arg = job.arg;
-    size_t len = job.len;
-    int batch = (f->hdr.flags & PP_WIRE_F_BATCH) != 0;
-    if (id >= w->ntasks || !w->tasks[id].module) {
+    uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
+    for (;;) {
+        if ((g & PP_WORKER_REVOKE) && id <= (g & ~PP_WORKER_REVOKE)) {
+            send_result(w, id, 0, PP_WORKER_REVOKED, 0, NULL, 0);
+            return -1;
+        }
+        if (atomic_compare_exchange_weak_explicit(&w->st->gate, &g, id, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            break;
+    }
+    atomic_store_explicit(&w->st->start_ns, (uint64_t)(t0 * 1e9), memory_order_relaxed);
+    atomic_store_explicit(&w->st->seq, id, memory_order_release);
+    return 0;
+}
+
+/* Grows a result in a slot (pp_buf's grow): the file, then the mapping. */
+static int slot_grow(pp_buf *b, size_t cap)
+{
+    shm_slot *sl = b->ext;
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096;
+    if (cap > SIZE_MAX - pg)
+        return -1;
+    cap = (cap + pg - 1) / pg * pg;
+    if (ftruncate(sl->fd, (off_t)cap) != 0)
+        return -1;
+    void *p = mremap(sl->base, sl->size, cap, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return -1;
+    sl->base = p;
+    sl->size = cap;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+/* The result: in its slot when it is large and succeeded (an SRESULT),
+ * else through the pipe. */
+static void answer(worker *w, uint64_t id, int rc, uint64_t run_ns, pp_buf *out, shm_slot *rs)
+{
+    if (out->overflow) {
+        char m[128];
+        int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
+                         w->max_frame - PP_RESULT_HDR);
+        send_result(w, id, 0, PP_FAILED, run_ns, m, (size_t)n);
+    } else if (rs && out->grow && rc == 0 && out->len >= PP_SHM_MIN) {
+        pp_msg_sresult m = {.run_ns = run_ns, .rslot = (uint32_t)(rs - w->slot),
+                            .len = out->len, .size = rs->size};
+        uint8_t p[PP_SRESULT_LEN], hdr[PP_WIRE_HDR];
+        pp_proto_sresult(p, &m);
+        pp_wire_encode_hdr(hdr, PP_T_SRESULT, 0, id, sizeof p);
+        if (w->out.len == 0)
+            w->oldest = pp_now();
+        if (pp_buf_append(&w->out, hdr, sizeof hdr) != 0 ||
+            pp_buf_append(&w->out, p, sizeof p) != 0)
+            die("out of memory batching results", NULL);
+    } else {
+        send_result(w, id, 0, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out->data, out->len);
+    }
+}
+
+/* Runs job `id` of task `tid` on arg (len bytes): a batch (flags), or one
+ * call whose result goes into slot rs when given. */
+static void run_job(worker *w, uint64_t id, uint16_t flags, uint32_t tid, const uint8_t *arg,
+                    size_t len, shm_slot *rs)
+{
+    int batch = (flags & PP_WIRE_F_BATCH) != 0;
+    if (tid >= w->ntasks || !w->tasks[tid].module) {
         static const char m[] = "unknown task id (no definition was sent)";
-        send_result(w, f->hdr.id, 0, PP_FAILED, 0, m, sizeof m - 1);
+        send_result(w, id, 0, PP_FAILED, 0, m, sizeof m - 1);
         return;
     }
     /* Results waiting in the batch go out first unless jobs are tiny. */
@@ -269,28 +341,24 @@ static void on_job(worker *w, const pp_frame *f)
         flush(w);
         t0 = pp_now();
     }
-    /* Claim the job, unless the pool took it back meanwhile. */
-    uint64_t g = atomic_load_explicit(&w->st->gate, memory_order_acquire);
-    for (;;) {
-        if ((g & PP_WORKER_REVOKE) && f->hdr.id <= (g & ~PP_WORKER_REVOKE)) {
-            send_result(w, f->hdr.id, 0, PP_WORKER_REVOKED, 0, NULL, 0);
-            return;
-        }
-        if (atomic_compare_exchange_weak_explicit(&w->st->gate, &g, f->hdr.id,
-                                                  memory_order_acq_rel, memory_order_acquire))
-            break;
-    }
-    atomic_store_explicit(&w->st->start_ns, (uint64_t)(t0 * 1e9), memory_order_relaxed);
-    atomic_store_explicit(&w->st->seq, f->hdr.id, memory_order_release);
-    task_slot *t = &w->tasks[id];
+    if (claim(w, id, t0) != 0)
+        return;
+    task_slot *t = &w->tasks[tid];
     pp_task fn = resolve(t);
     if (!fn) {
         atomic_store_explicit(&w->st->seq, 0, memory_order_release);
-        send_result(w, f->hdr.id, 0, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
+        send_result(w, id, 0, PP_ELOAD, 0, t->loaderr, strlen(t->loaderr));
         return;
     }
     pp_buf out;
     pp_buf_init(&out, w->max_frame - PP_RESULT_HDR);
+    if (rs && rs->base && rs->size > 0) { /* appends land in the slot */
+        out.data = rs->base;
+        out.cap = rs->size;
+        out.data[0] = 0;
+        out.grow = slot_grow;
+        out.ext = rs;
+    }
     char msg[256];
     pthread_mutex_unlock(&w->mu);
     /* A batch is one job to the pool: the page names it while every item
@@ -302,20 +370,77 @@ static void on_job(worker *w, const pp_frame *f)
     atomic_store_explicit(&w->st->seq, 0, memory_order_release);
     w->avg_run = 0.8 * w->avg_run + 0.2 * run;
     uint64_t run_ns = (uint64_t)(run * 1e9);
-    if (batch && rc != 0) {
-        send_result(w, f->hdr.id, 0, PP_FAILED, run_ns, msg, strlen(msg));
-    } else if (batch) {
-        send_result(w, f->hdr.id, PP_WIRE_F_BATCH, PP_DONE, run_ns, out.data, out.len);
-    } else if (out.overflow) {
-        char m[128];
-        int n = snprintf(m, sizeof m, "the result exceeds the limit of %u bytes",
-                         w->max_frame - PP_RESULT_HDR);
-        send_result(w, f->hdr.id, 0, PP_FAILED, run_ns, m, (size_t)n);
-    } else {
-        send_result(w, f->hdr.id, 0, rc == 0 ? PP_DONE : PP_FAILED, run_ns, out.data, out.len);
-    }
-    w->big_freed |= len >= BIG_JOB || out.len >= BIG_JOB;
+    if (batch && rc != 0)
+        send_result(w, id, 0, PP_FAILED, run_ns, msg, strlen(msg));
+    else if (batch)
+        send_result(w, id, PP_WIRE_F_BATCH, PP_DONE, run_ns, out.data, out.len);
+    else
+        answer(w, id, rc, run_ns, &out, rs);
+    w->big_freed |= (!out.grow && len >= BIG_JOB) || (!out.grow && out.len >= BIG_JOB);
     pp_buf_reset(&out);
+}
+
+static void on_job(worker *w, const pp_frame *f)
+{
+    pp_msg_job job;
+    if (pp_proto_job_decode(f, &job) != 0)
+        die("malformed job from the parent", NULL);
+    run_job(w, f->hdr.id, f->hdr.flags, job.task, job.arg, job.len, NULL);
+}
+
+/* A job whose argument, result or both are in slots. */
+static void on_sjob(worker *w, const pp_frame *f)
+{
+    pp_msg_sjob m;
+    if (pp_proto_sjob_decode(f, &m) != 0 ||
+        (m.aslot != PP_SHM_NONE && (m.aslot >= PP_SHM_SLOTS || w->slot[m.aslot].fd < 0)) ||
+        (m.rslot != PP_SHM_NONE && (m.rslot >= PP_SHM_SLOTS || w->slot[m.rslot].fd < 0)))
+        die("malformed shared-memory job from the parent", NULL);
+    const uint8_t *arg = m.inl;
+    if (m.aslot != PP_SHM_NONE) {
+        shm_slot *a = &w->slot[m.aslot];
+        if (!a->base) { /* could not be mapped: the job fails, saying why */
+            char e[160];
+            int n = snprintf(e, sizeof e, "cannot map the argument's shared memory (%zu "
+                             "bytes): %s", a->size, strerror(a->err));
+            send_result(w, f->hdr.id, 0, PP_FAILED, 0, e, (size_t)n);
+            return;
+        }
+        if (m.aoff > a->size || m.alen > a->size - m.aoff)
+            die("a shared-memory argument outside its buffer", NULL);
+        arg = a->base + m.aoff;
+    }
+    shm_slot *rs = m.rslot != PP_SHM_NONE ? &w->slot[m.rslot] : NULL;
+    run_job(w, f->hdr.id, 0, m.task, arg, (size_t)m.alen, rs);
+}
+
+/* WSHM: the slot takes the buffer whose fd waits on the socket, or is
+ * emptied (size 0). */
+static void on_wshm(worker *w, const pp_frame *f)
+{
+    if (f->hdr.id >= PP_SHM_SLOTS || f->hdr.len != 8)
+        die("malformed buffer message from the parent", NULL);
+    shm_slot *sl = &w->slot[f->hdr.id];
+    uint64_t size = pp_load64(f->payload);
+    if (sl->fd >= 0) {
+        if (sl->base)
+            munmap(sl->base, sl->size);
+        close(sl->fd);
+        *sl = (shm_slot){.fd = -1};
+    }
+    if (size == 0)
+        return;
+    uint32_t tag;
+    int fd = pp_shm_recv_fd(w->sfd, &tag);
+    if (fd < 0 || tag != f->hdr.id || size > SIZE_MAX / 2)
+        die("the buffer socket is out of step with the request FIFO", strerror(errno));
+    sl->fd = fd;
+    sl->size = (size_t)size;
+    void *p = mmap(NULL, sl->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        sl->err = errno; /* e.g. over --max-memory-mib: its jobs fail, saying so */
+    else
+        sl->base = p;
 }
 
 /* Large arguments and results stay on the heap (main() raises the mmap
@@ -398,9 +523,14 @@ static void start(worker *w)
 {
     w->rfd = PP_WORKER_FD_REQ;
     w->wfd = PP_WORKER_FD_RESP;
+    w->sfd = PP_WORKER_FD_SHM;
     /* Not for the task's children. */
-    if (fcntl(w->rfd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(w->wfd, F_SETFD, FD_CLOEXEC) != 0)
-        die("no request and response FIFOs on fds 3 and 4", "not started by a pool?");
+    if (fcntl(w->rfd, F_SETFD, FD_CLOEXEC) != 0 || fcntl(w->wfd, F_SETFD, FD_CLOEXEC) != 0 ||
+        fcntl(w->sfd, F_SETFD, FD_CLOEXEC) != 0)
+        die("no request and response FIFOs and buffer socket on fds 3, 4 and 6",
+            "not started by a pool?");
+    for (int i = 0; i < PP_SHM_SLOTS; i++)
+        w->slot[i] = (shm_slot){.fd = -1};
     w->st = mmap(NULL, sizeof *w->st, PROT_READ | PROT_WRITE, MAP_SHARED, PP_WORKER_FD_STATE, 0);
     if (w->st == MAP_FAILED)
         die("cannot map the state page on fd 5", strerror(errno));
@@ -436,6 +566,10 @@ static void serve(worker *w)
                 die("a frame with flags it may not carry from the parent", NULL);
             if (f.hdr.type == PP_T_JOB)
                 on_job(w, &f);
+            else if (f.hdr.type == PP_T_SJOB)
+                on_sjob(w, &f);
+            else if (f.hdr.type == PP_T_WSHM)
+                on_wshm(w, &f);
             else if (f.hdr.type == PP_T_TASKDEF)
                 on_taskdef(w, &f);
             else

@@ -361,6 +361,38 @@ PP_API int pp_wait(pp_server *s, const char *group);
  * many are left), -1 on a bad argument or from a callback. */
 PP_API int pp_wait_for(pp_server *s, const char *group, double seconds);
 
+/* ---- large data without copies ------------------------------------------
+ *
+ * Arguments and results of at least PP_SHM_MIN bytes travel between the
+ * program and its local workers (and between a node and its workers) in
+ * shared memory: the worker's task reads the argument where it lies and
+ * appends its result into memory the program then reads in place, through
+ * pp_job_result(), until pp_job_free().  Smaller ones go through the
+ * workers' pipes.  pp_submit() copies its argument once, into shared
+ * memory; the calls below avoid even that copy, and let many jobs share
+ * one argument (model weights, a matrix, an image). */
+#define PP_SHM_MIN (64 * 1024)
+
+/* A buffer of len bytes (1 .. 1 GiB - 4) in shared memory, page-aligned,
+ * its contents undefined: fill it and give it (or any part of it) to
+ * pp_submit_shm() as often as needed.  Buffers freed earlier are reused,
+ * their pages already in memory.  Free with pp_shm_free().  NULL on
+ * failure (pp_last_error()). */
+PP_API void *pp_shm_alloc(pp_server *s, size_t len);
+
+/* pp_submit() without the copy: arg .. arg + len must lie inside one buffer
+ * of pp_shm_alloc() of this server.  The job reads those bytes where they
+ * are, locally and when it is sent to a node: do not change them until the
+ * job has ended (pp_job_wait() returned or its callback ran).  The buffer
+ * may be freed at once: the job keeps it until it ends. */
+PP_API pp_job *pp_submit_shm(pp_server *s, pp_task task, const void *arg, size_t len,
+                             const pp_submit_opts *opts);
+
+/* Releases a buffer of pp_shm_alloc() (its start, as returned).  Jobs still
+ * using it keep it until they end.  NULL is a no-op; -1 with
+ * pp_last_error() when buf is not such a buffer, else 0. */
+PP_API int pp_shm_free(pp_server *s, void *buf);
+
 /* ---- control -------------------------------------------------------------- */
 
 /* Cancels the job: returns 0 when it had not ended and now ends

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* pp_shm.c -- shared-memory buffers and their cache. */
+#include "pp_shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pp_common.h"
+
+struct pp_shm_cache {
+    pthread_mutex_t mu;
+    pp_shm *idle;            /* most recently idle first */
+    size_t idle_bytes, total_bytes, keep;
+    size_t live;             /* buffers in existence, idle or not */
+    uint64_t next_id;
+    int closing;             /* pp_shm_cache_free() was called */
+};
+
+pp_shm_cache *pp_shm_cache_new(size_t keep_bytes)
+{
+    pp_shm_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (pthread_mutex_init(&c->mu, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->keep = keep_bytes;
+    return c;
+}
+
+static void destroy(pp_shm *b)
+{
+    munmap(b->base, b->cap);
+    close(b->fd);
+    free(b);
+}
+
+/* Drops a buffer from the books (lock held); 1 when the cache must go too
+ * (it was freed and this was its last buffer). */
+static int forget_locked(pp_shm_cache *c, const pp_shm *b)
+{
+    c->total_bytes -= b->cap;
+    c->live--;
+    return c->closing && c->live == 0;
+}
+
+static void cache_destroy(pp_shm_cache *c)
+{
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void pp_shm_cache_free(pp_shm_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    pp_shm *b = c->idle;
+    c->idle = NULL;
+    c->idle_bytes = 0;
+    while (b) {
+        pp_shm *n = b->next;
+        (void)forget_locked(c, b);
+        destroy(b);
+        b = n;
+    }
+    c->closing = 1;
+    int last = c->live == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (last)
+        cache_destroy(c);
+}
+
+/* A new memfd of `cap` bytes, sealed against shrinking and mapped. */
+static pp_shm *create(size_t cap, char *err)
+{
+    pp_shm *b = calloc(1, sizeof *b);
+    if (!b) {
+        pp_seterr(err, "out of memory");
+        return NULL;
+    }
+    b->fd = memfd_create("pp-shm", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (b->fd < 0) {
+        pp_seterr(err, "memfd_create: %s", strerror(errno));
+        free(b);
+        return NULL;
+    }
+    if (ftruncate(b->fd, (off_t)cap) != 0 || fcntl(b->fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
+        pp_seterr(err, "cannot size a shared buffer of %zu bytes: %s", cap, strerror(errno));
+        close(b->fd);
+        free(b);
+        return NULL;
+    }
+    b->base = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+    if (b->base == MAP_FAILED) {
+        pp_seterr(err, "cannot map a shared buffer of %zu bytes: %s", cap, strerror(errno));
+        close(b->fd);
+        free(b);
+        return NULL;
+    }
+    b->cap = cap;
+    atomic_init(&b->refs, 1);
+    return b;
+}
+
+pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    size_t pg = page > 0 ? (size_t)page : 4096;
+    if (len > SIZE_MAX / 2) {
+        pp_seterr(err, "a shared buffer of %zu bytes is too large", len);
+        return NULL;
+    }
+    size_t need = (len + 1 + pg - 1) / pg * pg;
+    pthread_mutex_lock(&c->mu);
+    /* The smallest idle buffer that fits, so that big ones stay for big
+     * jobs; but not one more than twice too large (memory kept busy). */
+    pp_shm **best = NULL;
+    for (pp_shm **pb = &c->idle; *pb; pb = &(*pb)->next)
+        if ((*pb)->cap >= need && (*pb)->cap / 2 <= need + pg &&
+            (!best || (*pb)->cap < (*best)->cap))
+            best = pb;
+    if (best) {
+        pp_shm *b = *best;
+        *best = b->next;
+        b->next = NULL;
+        c->idle_bytes -= b->cap;
+        atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&c->mu);
+        return b;
+    }
+    uint64_t id = ++c->next_id;
+    c->live++;
+    c->total_bytes += need;
+    pthread_mutex_unlock(&c->mu);
+    pp_shm *b = create(need, err);
+    if (!b) {
+        pthread_mutex_lock(&c->mu);
+        c->live--;
+        c->total_bytes -= need;
+        pthread_mutex_unlock(&c->mu);
+        return NULL;
+    }
+    b->id = id;
+    b->cache = c;
+    return b;
+}
+
+void pp_shm_ref(pp_shm *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+/* Releases idle buffers, oldest first, until at most `keep` bytes stay
+ * idle; those idle at least `age` seconds go whatever the bound (age < 0:
+ * none for age).  Lock held; the buffers to destroy go to *out. */
+static void shed_locked(pp_shm_cache *c, size_t keep, double age, pp_shm **out)
+{
+    double now = age >= 0 ? pp_now() : 0;
+    pp_shm **pb = &c->idle;
+    size_t kept = 0;
+    while (*pb) {
+        pp_shm *b = *pb;
+        if (kept + b->cap <= keep && !(age >= 0 && now - b->idle_since >= age)) {
+            kept += b->cap;
+            pb = &b->next;
+            continue;
+        }
+        *pb = b->next;
+        c->idle_bytes -= b->cap;
+        b->next = *out;
+        *out = b;
+    }
+}
+
+/* Destroys the buffers of a list (no lock), and the cache when it is
+ * closing and they were its last. */
+static void destroy_list(pp_shm_cache *c, pp_shm *list)
+{
+    if (!list)
+        return;
+    int last = 0;
+    pthread_mutex_lock(&c->mu);
+    for (pp_shm *b = list; b; b = b->next)
+        last = forget_locked(c, b);
+    pthread_mutex_unlock(&c->mu);
+    while (list) {
+        pp_shm *n = list->next;
+        destroy(list);
+        list = n;
+    }
+    if (last)
+        cache_destroy(c);
+}
+
+void pp_shm_unref(pp_shm *b)
+{
+    if (!b || atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    pp_shm_cache *c = b->cache;
+    pp_shm *gone = NULL;
+    pthread_mutex_lock(&c->mu);
+    if (c->closing || b->cap > c->keep) {
+        b->next = NULL;
+        gone = b;
+    } else {
+        b->idle_since = pp_now();
+        b->next = c->idle;
+        c->idle = b;
+        c->idle_bytes += b->cap;
+        if (c->idle_bytes > c->keep)
+            shed_locked(c, c->keep, -1, &gone);
+    }
+    pthread_mutex_unlock(&c->mu);
+    destroy_list(c, gone);
+}
+
+int pp_shm_remap(pp_shm *b, size_t size)
+{
+    struct stat st;
+    if (size <= b->cap)
+        return size == b->cap ? 0 : -1;
+    if (fstat(b->fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size < size)
+        return -1;
+    void *p = mremap(b->base, b->cap, size, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED)
+        return -1;
+    pthread_mutex_lock(&b->cache->mu);
+    b->cache->total_bytes += size - b->cap;
+    pthread_mutex_unlock(&b->cache->mu);
+    b->base = p;
+    b->cap = size;
+    return 0;
+}
+
+size_t pp_shm_cache_trim(pp_shm_cache *c, double age)
+{
+    pp_shm *gone = NULL;
+    pthread_mutex_lock(&c->mu);
+    shed_locked(c, age > 0 ? SIZE_MAX : 0, age > 0 ? age : -1, &gone);
+    pthread_mutex_unlock(&c->mu);
+    size_t n = 0;
+    for (pp_shm *b = gone; b; b = b->next)
+        n += b->cap;
+    destroy_list(c, gone);
+    return n;
+}
+
+void pp_shm_cache_bytes(pp_shm_cache *c, size_t *idle, size_t *total)
+{
+    pthread_mutex_lock(&c->mu);
+    if (idle)
+        *idle = c->idle_bytes;
+    if (total)
+        *total = c->total_bytes;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int pp_shm_send_fd(int sock, uint32_t tag, int fd)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    memset(&ctl, 0, sizeof ctl);
+    struct iovec iov = {&tag, sizeof tag};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                        .msg_controllen = sizeof ctl.buf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof tag ? 0 : -1;
+}
+
+int pp_shm_recv_fd(int sock, uint32_t *tag)
+{
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {tag, sizeof *tag};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+                        .msg_controllen = sizeof ctl.buf};
+    ssize_t n;
+    do
+        n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -1;
+    int fd = -1;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    if (cm && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+        cm->cmsg_len == CMSG_LEN(sizeof(int)))
+        memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (n != (ssize_t)sizeof *tag || fd < 0 || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+        if (fd >= 0)
+            close(fd);
+        errno = EBADMSG;
+        return -1;
+    }
+    return fd;
+}
