@@ -291,6 +291,8 @@ struct pp_server {
     int have_key;
     struct pp_tls *tls;          /* TLS to the nodes; NULL: plaintext (no_tls) */
     pp_shm_cache *shm;           /* shared buffers: large arguments and results */
+    pp_timer shm_timer;          /* (sched) releases idle buffers after PP_SHM_IDLE */
+    double shm_last;             /* (sched) when the last large job ended */
     pp_shm **ushm;               /* (mu) the buffers of pp_shm_alloc(), by address */
     size_t nushm, capushm;
     double heartbeat, node_timeout;
@@ -438,8 +440,10 @@ PP_HIDDEN pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *a
 
 /* ---- shm.c: the buffers of pp_shm_alloc() ---- */
 
-/* Idle shared buffers a server keeps for reuse, at most (bytes). */
+/* Idle shared buffers a server keeps for reuse, at most (bytes), and for
+ * how long without a large job (seconds). */
 #define PP_SHM_KEEP (256u << 20)
+#define PP_SHM_IDLE 2.0
 
 /* Releases the buffers the program did not free, and the cache (teardown;
  * jobs still holding buffers keep them). */

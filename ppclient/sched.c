@@ -233,9 +233,26 @@ static int retryable(int status)
     return status == PP_FAILED || status == PP_CRASHED || status == PP_TIMEOUT;
 }
 
+/* No large job ended for PP_SHM_IDLE seconds: the buffers idle that long
+ * go, so that an idle program holds no shared memory (the local pool
+ * trims too, but a program may have none). */
+static void shm_timer(pp_loop *loop, pp_timer *t)
+{
+    pp_server *s = t->data;
+    if (pp_now() - s->shm_last < PP_SHM_IDLE)
+        pp_timer_start(loop, t, s->shm_last + PP_SHM_IDLE);
+    else
+        pp_shm_cache_trim(s->shm, PP_SHM_IDLE);
+}
+
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
                      size_t len, pp_node *node, uint64_t run_ns)
 {
+    if (j->pj.ashm || j->pj.rshm) {
+        s->shm_last = pp_now();
+        if (!pp_timer_armed(&s->shm_timer))
+            pp_timer_start(s->loop, &s->shm_timer, s->shm_last + PP_SHM_IDLE);
+    }
     if (pp_job_cancelled(j)) {
         free(mem); /* a result that arrived after all is dropped */
         let_go(j);
@@ -757,6 +774,7 @@ static void idle_timer_fired(pp_loop *loop, pp_timer *t)
 
 int pp_sched_init(pp_server *s, char *err)
 {
+    s->shm_timer = (pp_timer){.fn = shm_timer, .data = s};
     /* The first levels now: a push never lacks one (rq_level()). */
     s->ready = (ready_queue){.lv = malloc(8 * sizeof(ready_level)), .cap = 8};
     if (!s->ready.lv) {

@@ -41,6 +41,7 @@ static void count_job(srv_stats *st, int status, uint64_t run_ns)
 
 /* Idle shared buffers the node keeps for reuse, at most (bytes). */
 #define SHM_KEEP (256u << 20)
+#define SHM_IDLE 2.0 /* seconds an idle one is kept */
 
 static void pool_done(pp_pool *p, pp_pool_job *pj, int status, void *block, const char *data,
                       size_t len, uint64_t run_ns, void *ud)
@@ -183,6 +184,7 @@ static void tick(pp_loop *loop, pp_timer *t)
     }
     pp_log_flush(&srv->log); /* how many lines the rate limit dropped */
     give_back(srv, now);
+    pp_shm_cache_trim(srv->shm, SHM_IDLE); /* e.g. a large frame whose client left */
     pp_timer_start(loop, t, now + srv->cfg->heartbeat);
 }
 

@@ -156,6 +156,7 @@ static int on_proof(session *s, const pp_frame *f, refusal *r)
     s->last_job = pp_now();
     /* Authenticated: full frames from now on. */
     pp_conn_set_limit(s->conn, srv->max_frame + 1024);
+    pp_conn_use_shm(s->conn, srv->shm); /* large jobs land where the workers read them */
     pp_log(&srv->log, PP_LOG_INFO, "%s: client authenticated", s->peer);
     return 0;
 }
@@ -200,6 +201,7 @@ static void free_job(sjob *j)
     j->srv->held -= j->bytes;
     j->srv->freed += j->bytes;
     free(j->block);
+    pp_shm_unref(j->pj.ashm);
     free(j);
 }
 
@@ -424,8 +426,14 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
         return 0;
     }
     sjob *j = calloc(1, sizeof *j);
-    void *block = unzipped ? unzipped : owned ? owned : j ? pp_conn_take(s->conn, f) : NULL;
-    if (!j || !block) {
+    /* The payload: inflated, backlogged, or the frame's own (a large one
+     * received into a shared buffer, which the workers then read). */
+    void *block = unzipped ? unzipped : owned;
+    pp_shm *shm = NULL;
+    if (!block && j && !(shm = pp_conn_take_shm(s->conn, f)))
+        block = pp_conn_take(s->conn, f);
+    uint8_t *base = shm ? shm->base : block;
+    if (!j || !base) {
         free(j);
         free(block);
         return refuse(r, PP_E_LIMIT, PP_LOG_ERROR, "the node is out of memory (job %llu)",
@@ -435,13 +443,14 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     j->sess = s;
     j->id = h->id;
     j->block = block;
+    j->pj.ashm = shm;
     j->bytes = plen;
     s->held += plen;
     srv->held += plen;
     j->mod = mod;
     mod->jobs++;
     snprintf(j->symbol, sizeof j->symbol, "%s", m.symbol);
-    j->pj.arg = (uint8_t *)block + m.arg_off;
+    j->pj.arg = base + m.arg_off;
     j->pj.len = m.len;
     j->pj.timeout = m.timeout_ms / 1000.0;
     j->pj.flags = h->flags & PP_WIRE_F_BATCH;

@@ -339,6 +339,16 @@ void *pp_conn_take(pp_conn *c, const pp_frame *f)
     return pp_wire_reader_take(&c->rd, f);
 }
 
+void pp_conn_use_shm(pp_conn *c, struct pp_shm_cache *shm)
+{
+    pp_wire_reader_use_shm(&c->rd, shm);
+}
+
+struct pp_shm *pp_conn_take_shm(pp_conn *c, const pp_frame *f)
+{
+    return pp_wire_reader_take_shm(&c->rd, f);
+}
+
 /* ---- output queue ---- */
 
 static chunk *push_chunk(pp_conn *c)

@@ -11,7 +11,10 @@
  * gets its worker's whole process group killed (PP_TIMEOUT).  Dead workers
  * are replaced, and so are workers that were sent max_jobs_per_worker jobs
  * once they have answered them.  A batch job (PP_WIRE_F_BATCH) is one job
- * here, answered by one RESULT.  Every call is from the loop's thread. */
+ * here, answered by one RESULT.  Arguments and results of PP_SHM_MIN bytes
+ * or more go through shared memory when the owner gives a buffer cache
+ * (pp_pool_opts.shm; pp_proto.h's WSHM, SJOB, SRESULT).  Every call is from
+ * the loop's thread. */
 #ifndef PP_POOL_H
 #define PP_POOL_H
 

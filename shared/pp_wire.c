@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pp_shm.h"
+
 #define READER_CAP (256 * 1024)
 
 void pp_wire_encode_hdr(uint8_t out[PP_WIRE_HDR], uint8_t type, uint16_t flags, uint64_t id,
@@ -66,11 +68,27 @@ int pp_wire_reader_init(pp_wire_reader *r, uint32_t max_len, uint8_t max_type)
     return 0;
 }
 
+/* Lets go of the large body, wherever it lies. */
+static void big_release(pp_wire_reader *r)
+{
+    if (r->big_shm)
+        pp_shm_unref(r->big_shm);
+    else
+        free(r->big);
+    r->big = NULL;
+    r->big_shm = NULL;
+}
+
 void pp_wire_reader_free(pp_wire_reader *r)
 {
     free(r->buf);
-    free(r->big);
+    big_release(r);
     memset(r, 0, sizeof *r);
+}
+
+void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c)
+{
+    r->shm = c;
 }
 
 size_t pp_wire_reader_pending(const pp_wire_reader *r)
@@ -121,10 +139,12 @@ static void reader_promote(pp_wire_reader *r)
     if (pp_wire_decode_hdr(r->buf + r->start, r->max_len, r->max_type, &h, NULL) != 0 ||
         h.len <= PP_WIRE_BIG)
         return;
-    uint8_t *body = pp_malloc_big((size_t)h.len + 1);
+    pp_shm *b = r->shm && !(h.flags & PP_WIRE_F_ZLIB) ? pp_shm_get(r->shm, h.len, NULL) : NULL;
+    uint8_t *body = b ? b->base : pp_malloc_big((size_t)h.len + 1);
     if (!body)
         return;
     r->big = body;
+    r->big_shm = b;
     r->big_hdr = h;
     r->big_ready = 0;
     r->start += PP_WIRE_HDR;
@@ -164,8 +184,7 @@ int pp_wire_reader_feed(pp_wire_reader *r, const void *data, size_t n)
 int pp_wire_reader_next(pp_wire_reader *r, pp_frame *f)
 {
     if (r->big && r->big_ready) {
-        free(r->big);
-        r->big = NULL;
+        big_release(r);
         r->big_ready = 0;
         r->big_have = 0;
         reader_promote(r);
@@ -215,9 +234,21 @@ int pp_wire_reader_next(pp_wire_reader *r, pp_frame *f)
     return 1;
 }
 
+pp_shm *pp_wire_reader_take_shm(pp_wire_reader *r, const pp_frame *f)
+{
+    if (!r->big_shm || !r->big_ready || f->payload != r->big)
+        return NULL;
+    pp_shm *b = r->big_shm;
+    r->big = NULL;
+    r->big_shm = NULL;
+    r->big_ready = 0;
+    r->big_have = 0;
+    return b;
+}
+
 void *pp_wire_reader_take(pp_wire_reader *r, const pp_frame *f)
 {
-    if (r->big && r->big_ready && f->payload == r->big) {
+    if (r->big && r->big_ready && f->payload == r->big && !r->big_shm) {
         void *p = r->big;
         r->big = NULL;
         r->big_ready = 0;

@@ -73,6 +73,8 @@ typedef struct pp_wire_reader {
     uint8_t max_type;
     pp_frame_hdr big_hdr;  /* large body in progress when big != NULL */
     uint8_t *big;
+    struct pp_shm *big_shm;      /* the shared buffer big lies in, or NULL (malloc) */
+    struct pp_shm_cache *shm;    /* where large plain bodies go; NULL: malloc */
     size_t big_have;
     int big_ready;         /* the last frame returned was `big` */
     char errstr[PP_ERR_LEN];
@@ -97,6 +99,15 @@ int pp_wire_reader_next(pp_wire_reader *r, pp_frame *f);
  * owns (NUL-terminated, len bytes).  Large payloads move without a copy.
  * NULL out of memory. */
 void *pp_wire_reader_take(pp_wire_reader *r, const pp_frame *f);
+
+/* Large bodies of uncompressed frames go into shared buffers of c from
+ * now on (the node's jobs: its workers read them there), NULL: malloc. */
+void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c);
+
+/* The shared buffer holding the payload of the frame just returned, its
+ * reference now the caller's (the payload at its start, a NUL after it),
+ * or NULL when the payload is not in one. */
+struct pp_shm *pp_wire_reader_take_shm(pp_wire_reader *r, const pp_frame *f);
 
 /* Bytes buffered but not yet returned as frames (for deadlines). */
 size_t pp_wire_reader_pending(const pp_wire_reader *r);
