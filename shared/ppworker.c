@@ -388,6 +388,31 @@ static void on_job(worker *w, const pp_frame *f)
     run_job(w, f->hdr.id, f->hdr.flags, job.task, job.arg, job.len, NULL);
 }
 
+/* Maps the slot's buffer if it is not mapped yet.  Under a memory cap
+ * (--max-memory-mib) the other slots' mappings make room, all but slot
+ * `keep`'s (they map again when next used).  0, or -1 with sl->err. */
+static int slot_map(worker *w, shm_slot *sl, uint32_t keep)
+{
+    for (int pass = 0; !sl->base && pass < 2; pass++) {
+        /* Populated at once: one call instead of a fault per page. */
+        void *p = mmap(NULL, sl->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                       sl->fd, 0);
+        if (p != MAP_FAILED) {
+            sl->base = p;
+            break;
+        }
+        sl->err = errno;
+        for (uint32_t i = 0; i < PP_SHM_SLOTS && pass == 0; i++) {
+            shm_slot *o = &w->slot[i];
+            if (o != sl && i != keep && o->base) {
+                munmap(o->base, o->size);
+                o->base = NULL;
+            }
+        }
+    }
+    return sl->base ? 0 : -1;
+}
+
 /* A job whose argument, result or both are in slots. */
 static void on_sjob(worker *w, const pp_frame *f)
 {
@@ -397,9 +422,12 @@ static void on_sjob(worker *w, const pp_frame *f)
         (m.rslot != PP_SHM_NONE && (m.rslot >= PP_SHM_SLOTS || w->slot[m.rslot].fd < 0)))
         die("malformed shared-memory job from the parent", NULL);
     const uint8_t *arg = m.inl;
+    shm_slot *rs = m.rslot != PP_SHM_NONE ? &w->slot[m.rslot] : NULL;
+    if (rs && slot_map(w, rs, m.aslot) != 0)
+        rs = NULL; /* the result goes through the pipe */
     if (m.aslot != PP_SHM_NONE) {
         shm_slot *a = &w->slot[m.aslot];
-        if (!a->base) { /* could not be mapped: the job fails, saying why */
+        if (slot_map(w, a, m.rslot) != 0) { /* the job fails, saying why */
             char e[160];
             int n = snprintf(e, sizeof e, "cannot map the argument's shared memory (%zu "
                              "bytes): %s", a->size, strerror(a->err));
@@ -410,7 +438,6 @@ static void on_sjob(worker *w, const pp_frame *f)
             die("a shared-memory argument outside its buffer", NULL);
         arg = a->base + m.aoff;
     }
-    shm_slot *rs = m.rslot != PP_SHM_NONE ? &w->slot[m.rslot] : NULL;
     run_job(w, f->hdr.id, 0, m.task, arg, (size_t)m.alen, rs);
 }
 
@@ -435,12 +462,7 @@ static void on_wshm(worker *w, const pp_frame *f)
     if (fd < 0 || tag != f->hdr.id || size > SIZE_MAX / 2)
         die("the buffer socket is out of step with the request FIFO", strerror(errno));
     sl->fd = fd;
-    sl->size = (size_t)size;
-    void *p = mmap(NULL, sl->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
-        sl->err = errno; /* e.g. over --max-memory-mib: its jobs fail, saying so */
-    else
-        sl->base = p;
+    sl->size = (size_t)size; /* mapped when a job first uses it (slot_map) */
 }
 
 /* Large arguments and results stay on the heap (main() raises the mmap
