@@ -131,20 +131,17 @@ __attribute__((noinline)) static int tagset_locked(pp_server *s, const pp_submit
 static pp_job *job_new(pp_server *s, const void *arg, size_t len, pp_shm *shm, uint16_t flags,
                        const char *who)
 {
-    int big = !shm && len >= PP_SHM_MIN && !(flags & PP_WIRE_F_BATCH) && s->shm;
-    size_t inl = shm || big ? 0 : len;
-    pp_job *j = pp_malloc_big(sizeof *j + inl + 1);
-    if (big && j) {
-        char err[PP_ERR_LEN];
-        if (!(shm = pp_shm_get(s->shm, len, err))) {
-            pp_set_error("%s: an argument of %zu bytes: %s", who, len, err);
-            free(j);
-            return NULL;
-        }
-        memcpy(shm->base, arg, len);
-        arg = shm->base;
+    pp_shm *own = NULL; /* a large argument's copy (if memfds fail: after the job) */
+    if (!shm && len >= PP_SHM_MIN && !(flags & PP_WIRE_F_BATCH) &&
+        (own = pp_shm_get(s->shm, len, NULL))) {
+        memcpy(own->base, arg, len);
+        arg = own->base;
+        shm = own;
     }
+    size_t inl = shm ? 0 : len;
+    pp_job *j = pp_malloc_big(sizeof *j + inl + 1);
     if (!j) {
+        pp_shm_unref(own);
         pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
         return NULL;
     }
