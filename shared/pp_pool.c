@@ -128,10 +128,10 @@ static void retire(worker *w);
 static void rebalance_timer(pp_loop *loop, pp_timer *t);
 static void shm_trim_timer(pp_loop *loop, pp_timer *t);
 
-/* The pool's references of a job leaving it: its argument's copy and the
- * buffer offered for its result. */
 static void pop_job(worker *w, pp_pool_job *j, uint64_t run_ns);
 
+/* The pool's references of a job leaving it: its argument's copy and the
+ * buffer offered for its result. */
 static void shm_release(pp_pool_job *j)
 {
     pp_shm_unref(j->shm_own);
@@ -876,7 +876,7 @@ static int slot_busy(const worker *w, uint64_t id)
  * slot is free or the fd cannot go (the pipes then carry the job). */
 static int slot_for(worker *w, pp_shm *b, uint64_t keep)
 {
-    int pick = -1;
+    int pick = -1, lru = -1;
     for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
         if (w->slot[i].id != b->id)
             continue;
@@ -884,18 +884,20 @@ static int slot_for(worker *w, pp_shm *b, uint64_t keep)
             w->slot[i].used = ++w->slot_clock;
             return i;
         }
+        if (slot_busy(w, b->id))
+            return -1; /* a job still reads it at the old size */
         pick = i; /* mapped at another size: again */
     }
     for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
         uint64_t id = w->slot[i].id;
         if (!id)
             pick = i;
+        else if (id != keep && !slot_busy(w, id) &&
+                 (lru < 0 || w->slot[i].used < w->slot[lru].used))
+            lru = i;
     }
-    for (int i = 0; i < PP_SHM_SLOTS && pick < 0; i++) {
-        uint64_t id = w->slot[i].id;
-        if (id != keep && !slot_busy(w, id) && (pick < 0 || w->slot[i].used < w->slot[pick].used))
-            pick = i;
-    }
+    if (pick < 0)
+        pick = lru;
     if (pick < 0 || pp_shm_send_fd(w->proc.sfd, (uint32_t)pick, b->fd) != 0)
         return -1;
     uint8_t size[8];

@@ -427,3 +427,14 @@ int t_touch_sleep(const void *arg, size_t len, pp_buf *out)
     sleep_ms(ms);
     return pp_pack(out, "l", v * v) == 0 ? 0 : 1;
 }
+
+int t_echo_sleep(const void *arg, size_t len, pp_buf *out)
+{
+    int64_t ms = 0;
+    if (len >= sizeof ms)
+        memcpy(&ms, arg, sizeof ms);
+    if (pp_buf_append(out, arg, len) != 0)
+        return 1;
+    sleep_ms((long)ms);
+    return 0;
+}

@@ -35,6 +35,9 @@ int t_touch(const void *arg, size_t len, pp_buf *out);         /* "s" path: crea
 int t_first_run(const void *arg, size_t len, pp_buf *out);     /* "ss" marker, how: 1st run makes marker, then fails/segv/hangs; later runs -> "l" pid */
 /* Nodes at run time (test_nodes): */
 int t_touch_sleep(const void *arg, size_t len, pp_buf *out);   /* "sll" path, ms, v: creates path, sleeps -> "l" v*v */
+/* Large data (test_pool): echoes its argument, then sleeps as many ms as
+ * its first 8 bytes say (native int64): a timeout with its result written. */
+int t_echo_sleep(const void *arg, size_t len, pp_buf *out);
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif

@@ -28,6 +28,7 @@
 #include "pp_loop.h"
 #include "pp_pool.h"
 #include "pp_proto.h"
+#include "pp_shm.h"
 
 #define MAX_FRAME (1u << 20)
 #define WAIT 30.0 /* seconds for anything to happen (sanitizer builds are slow) */
@@ -49,6 +50,7 @@ typedef struct tjob {
     uint16_t rflags;    /* the RESULT's flags, as the pool saw them */
     uint64_t run_ns;
     double t_done;
+    pp_shm *rshm;       /* the shared buffer holding the result, ours */
 } tjob;
 
 typedef struct ctx {
@@ -60,6 +62,7 @@ typedef struct ctx {
     tjob *rq[256];      /* requeued jobs, in the order handed back */
     int nrq;
     int flushes;
+    pp_shm_cache *shm;  /* given to the pool, or NULL */
 } ctx;
 
 static void on_done(pp_pool *p, pp_pool_job *j, int status, void *block, const char *data,
@@ -78,6 +81,9 @@ static void on_done(pp_pool *p, pp_pool_job *j, int status, void *block, const c
     t->dlen = len;
     t->nul_ok = data && ((char *)data)[len] == 0;
     t->rflags = j->rflags;
+    pp_shm_unref(t->rshm);
+    t->rshm = j->rshm; /* taken: the pool passed its reference */
+    j->rshm = NULL;
     t->run_ns = run_ns;
     t->t_done = pp_now();
     c->ndone++;
@@ -132,6 +138,9 @@ static void job_free(tjob *t)
 {
     free(t->arg);
     free(t->block);
+    pp_shm_unref(t->rshm);
+    pp_shm_unref(t->pj.ashm);
+    t->rshm = t->pj.ashm = NULL;
     t->block = NULL;
     t->arg = NULL;
     t->data = NULL;
@@ -196,7 +205,9 @@ static void teardown(struct ctx *c);
  * each replaced after max_jobs jobs (0 = never). */
 static int setup_opts(ctx *c, int n, unsigned max_jobs)
 {
+    pp_shm_cache *shm = c->shm; /* the one field a caller may set first */
     memset(c, 0, sizeof *c);
+    c->shm = shm;
     const char *worker = env_path("PP_WORKER");
     if (!worker || !env_path("PP_TEST_TASKS"))
         return -1;
@@ -207,7 +218,8 @@ static int setup_opts(ctx *c, int n, unsigned max_jobs)
     if (!c->loop || pp_loop_hook(c->loop, flush_hook, c) != 0)
         return -1;
     pp_pool_opts o = {.worker_path = worker, .workers = n, .max_frame = MAX_FRAME,
-                      .tmpdir = c->tmpdir, .max_jobs_per_worker = max_jobs};
+                      .tmpdir = c->tmpdir, .max_jobs_per_worker = max_jobs,
+                      .shm = c->shm};
     pp_pool_cbs cbs = {.on_done = on_done, .on_requeue = on_requeue};
     char err[PP_ERR_LEN] = "";
     c->pool = pp_pool_new(c->loop, &o, &cbs, c, err);
@@ -231,6 +243,13 @@ static void teardown(ctx *c)
     c->pool = NULL;
     pp_loop_free(c->loop);
     c->loop = NULL;
+    if (c->shm) {
+        size_t idle = 0, total = 1;
+        pp_shm_cache_bytes(c->shm, &idle, &total);
+        CU_ASSERT_EQUAL(idle, total); /* every buffer went back: none leaked */
+        pp_shm_cache_free(c->shm);
+        c->shm = NULL;
+    }
     CU_ASSERT_EQUAL(count_children(NULL), 0);
     if (c->tmpdir[0]) {
         CU_ASSERT_EQUAL(count_entries(c->tmpdir), 0);
@@ -1318,6 +1337,175 @@ static void test_max_jobs_pipelined(void)
     teardown(&c);
 }
 
+/* ---- shared memory ---- */
+
+/* A pool with a buffer cache and n workers. */
+static int setup_shm(ctx *c, int n)
+{
+    memset(c, 0, sizeof *c);
+    c->shm = pp_shm_cache_new(64u << 20);
+    return c->shm ? setup_opts(c, n, 0) : -1;
+}
+
+/* A job whose argument lies in buffer b (its reference the job's). */
+static void job_in(tjob *t, int idx, uint32_t task, pp_shm *b, size_t off, size_t len)
+{
+    memset(t, 0, sizeof *t);
+    t->idx = idx;
+    t->len = len;
+    t->pj.arg = b->base + off;
+    t->pj.len = len;
+    t->pj.task = task;
+    t->pj.ashm = b;
+}
+
+/* Large arguments copied in by the pool, in the owner's buffers (more of
+ * them than a worker has slots, round robin, so slots are taken back and
+ * given again), and results written in place. */
+static void test_shm_args(void)
+{
+    ctx c;
+    if (setup_shm(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t echo = task_id(&c, "t_echo");
+    enum { B = PP_SHM_SLOTS + 4, N = 3 * B, LEN = 70000 };
+    char err[PP_ERR_LEN];
+    pp_shm *bufs[B];
+    for (int i = 0; i < B; i++) {
+        bufs[i] = pp_shm_get(c.shm, LEN + 100, err);
+        REQUIRE(&c, bufs[i] != NULL);
+        for (size_t k = 0; k < LEN + 100; k++)
+            bufs[i]->base[k] = (uint8_t)(i * 31 + k);
+    }
+    static tjob jobs[N + 1];
+    for (int i = 0; i < N; i++) {
+        pp_shm *b = bufs[i % B];
+        pp_shm_ref(b);
+        job_in(&jobs[i], i, echo, b, (size_t)(i % 7), LEN);
+    }
+    /* And one not in a buffer: the pool copies it into one. */
+    char *plain = malloc(LEN);
+    REQUIRE(&c, plain != NULL);
+    memset(plain, 'p', LEN);
+    job_init(&jobs[N], N, echo, plain, LEN, 0);
+    free(plain);
+    /* One at a time, so that a slot is always free for each (many in
+     * flight at once would take the pipes when the slots run out). */
+    for (int i = 0; i <= N; i++)
+        REQUIRE(&c, run_jobs(&c, &jobs[i], 1, WAIT) == 0);
+    int right = 0, in_place = 0;
+    for (int i = 0; i <= N; i++) {
+        const uint8_t *want = i < N ? jobs[i].pj.arg : (const uint8_t *)jobs[i].arg;
+        right += jobs[i].done == 1 && jobs[i].status == PP_DONE && jobs[i].dlen == LEN &&
+                 jobs[i].nul_ok && memcmp(jobs[i].data, want, LEN) == 0;
+        in_place += jobs[i].rshm && !jobs[i].block &&
+                    (const uint8_t *)jobs[i].data == jobs[i].rshm->base;
+    }
+    CU_ASSERT_EQUAL(right, N + 1);
+    CU_ASSERT_EQUAL(in_place, N + 1);
+    for (int i = 0; i <= N; i++)
+        job_free(&jobs[i]);
+    /* All at once: those that find no free slot take the pipes; every
+     * result is still right. */
+    for (int i = 0; i < N; i++) {
+        pp_shm_ref(bufs[i % B]);
+        job_in(&jobs[i], i, echo, bufs[i % B], (size_t)(i % 5), LEN);
+    }
+    REQUIRE(&c, run_jobs(&c, jobs, N, WAIT) == 0);
+    right = 0;
+    for (int i = 0; i < N; i++)
+        right += jobs[i].done == 1 && jobs[i].status == PP_DONE && jobs[i].dlen == LEN &&
+                 jobs[i].nul_ok && memcmp(jobs[i].data, jobs[i].pj.arg, LEN) == 0;
+    CU_ASSERT_EQUAL(right, N);
+    for (int i = 0; i < N; i++)
+        job_free(&jobs[i]);
+    for (int i = 0; i < B; i++)
+        pp_shm_unref(bufs[i]);
+    teardown(&c);
+}
+
+/* Small arguments, large results: the first comes through the pipe, the
+ * task's next are offered a buffer, and a result larger than the buffer
+ * offered grows it (the pool maps it again at its new size). */
+static void test_shm_results(void)
+{
+    ctx c;
+    if (setup_shm(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t pat = task_id(&c, "t_pattern");
+    static const long sizes[] = {100000, 100000, 300000, 900000, 10, 200000};
+    enum { N = PP_ARRAY_LEN(sizes) };
+    tjob jobs[N];
+    int right = 0;
+    for (int i = 0; i < N; i++) {
+        pp_buf b;
+        pp_buf_init(&b, 64);
+        CU_ASSERT_EQUAL(pp_pack(&b, "l", sizes[i]), 0);
+        job_init(&jobs[i], i, pat, b.data, b.len, 0);
+        pp_buf_reset(&b);
+        REQUIRE(&c, run_jobs(&c, &jobs[i], 1, WAIT) == 0); /* one at a time: the hint */
+        int ok = jobs[i].done == 1 && jobs[i].status == PP_DONE &&
+                 jobs[i].dlen == (size_t)sizes[i] && jobs[i].nul_ok;
+        for (long k = 0; ok && k < sizes[i]; k++)
+            ok = (unsigned char)jobs[i].data[k] == (unsigned char)(k * 7 + 3);
+        right += ok;
+    }
+    CU_ASSERT_EQUAL(right, N);
+    CU_ASSERT(jobs[0].block && !jobs[0].rshm); /* no hint yet: the pipe */
+    CU_ASSERT(jobs[1].rshm && !jobs[1].block);  /* offered, used */
+    CU_ASSERT(jobs[3].rshm && jobs[3].rshm->cap > 900000); /* grown past the offer */
+    CU_ASSERT(jobs[4].block && !jobs[4].rshm);  /* too small for it: the pipe */
+    CU_ASSERT(jobs[5].block && !jobs[5].rshm);  /* the hint was dropped */
+    for (int i = 0; i < N; i++)
+        job_free(&jobs[i]);
+    teardown(&c);
+}
+
+/* A worker killed in the middle of a large job (its timeout) leaves no
+ * result and no buffer behind; the next large job runs on its
+ * replacement. */
+static void test_shm_timeout(void)
+{
+    ctx c;
+    if (setup_shm(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t spin = task_id(&c, "t_echo_sleep"), echo = task_id(&c, "t_echo");
+    char err[PP_ERR_LEN];
+    pp_shm *b = pp_shm_get(c.shm, 100000, err);
+    REQUIRE(&c, b != NULL);
+    int64_t ms = 5000; /* echoes it all, then sleeps past its timeout */
+    memset(b->base, 'x', 100000);
+    memcpy(b->base, &ms, sizeof ms);
+    tjob jobs[2];
+    job_in(&jobs[0], 0, spin, b, 0, 100000);
+    jobs[0].pj.timeout = 0.3;
+    pp_shm_ref(b);
+    job_in(&jobs[1], 1, echo, b, 0, 100000);
+    REQUIRE(&c, run_jobs(&c, jobs, 1, WAIT) == 0);
+    CU_ASSERT_EQUAL(jobs[0].status, PP_TIMEOUT);
+    CU_ASSERT_PTR_NULL(jobs[0].rshm);
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    REQUIRE(&c, run_jobs(&c, &jobs[1], 1, WAIT) == 0);
+    CU_ASSERT_EQUAL(jobs[1].status, PP_DONE);
+    CU_ASSERT(jobs[1].rshm && jobs[1].dlen == 100000 &&
+              memcmp(jobs[1].data, b->base, 100000) == 0);
+    job_free(&jobs[0]);
+    job_free(&jobs[1]);
+    teardown(&c);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test tests[] = {
@@ -1339,6 +1527,9 @@ int pp_register_suites(void)
         {"a batch item costs about a direct call", test_batch_cost},
         {"max_jobs_per_worker 3: 10 jobs on 4 workers, each once", test_max_jobs_per_worker},
         {"max_jobs_per_worker with pipelined tiny jobs", test_max_jobs_pipelined},
+        {"large arguments in shared buffers, more than a worker has slots", test_shm_args},
+        {"large results: offered buffers, grown past the offer, the pipe again", test_shm_results},
+        {"a timeout after a large result was written leaves nothing behind", test_shm_timeout},
         {NULL, NULL},
     };
     return pp_add_suite("pp_pool", NULL, NULL, tests);
