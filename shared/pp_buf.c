@@ -40,6 +40,8 @@ int pp_buf_reserve(pp_buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    if (b->max < SIZE_MAX && cap > b->max + 1)
+        cap = b->max + 1; /* never past the cap (and its NUL): need is within it */
     if (b->grow)
         return b->grow(b, cap);
     uint8_t *p = realloc(b->data, cap);
