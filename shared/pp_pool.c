@@ -130,13 +130,12 @@ static void shm_trim_timer(pp_loop *loop, pp_timer *t);
 
 static void pop_job(worker *w, pp_pool_job *j, uint64_t run_ns);
 
-/* The pool's references of a job leaving it: its argument's copy and the
- * buffer offered for its result. */
+/* The pool's reference of a job leaving it: the buffer offered for its
+ * result. */
 static void shm_release(pp_pool_job *j)
 {
-    pp_shm_unref(j->shm_own);
     pp_shm_unref(j->rshm);
-    j->shm_own = j->rshm = NULL;
+    j->rshm = NULL;
 }
 
 /* The job the worker is running now and its start (pp_now() seconds), or
@@ -272,8 +271,6 @@ static int on_sresult(worker *w, const pp_frame *f)
     p->tasks[j->task].big_result = (size_t)m.len;
     b->base[m.len] = 0; /* ours to guarantee, whatever the worker wrote */
     j->rflags = 0;
-    pp_shm_unref(j->shm_own);
-    j->shm_own = NULL;
     pop_job(w, j, m.run_ns);
     p->cbs.on_done(p, j, PP_DONE, NULL, (const char *)b->base, (size_t)m.len, m.run_ns, p->ud);
     return 0;
@@ -863,8 +860,7 @@ out:
 static int slot_busy(const worker *w, uint64_t id)
 {
     for (const pp_pool_job *j = w->head; j; j = j->next)
-        if ((j->ashm && j->ashm->id == id) || (j->shm_own && j->shm_own->id == id) ||
-            (j->rshm && j->rshm->id == id))
+        if ((j->ashm && j->ashm->id == id) || (j->rshm && j->rshm->id == id))
             return 1;
     return 0;
 }
@@ -925,9 +921,10 @@ static int inside(const pp_shm *b, const void *arg, size_t len)
 }
 
 /* Sends job j as an SJOB when its argument or its result goes through
- * shared memory: a large argument (from its buffer, or copied into one),
- * or a task whose results were large (a buffer is offered for the result).
- * 1 sent, 0 not (the caller sends a JOB), -1 failed. */
+ * shared memory: a large argument in the owner's buffer (one elsewhere
+ * goes inline), and a buffer offered for the result of a large argument
+ * or of a task whose results were large.  1 sent, 0 not (the caller sends
+ * a JOB), -1 failed. */
 static int send_sjob(pp_pool *p, worker *w, pp_pool_job *j)
 {
     int big_arg = j->len >= PP_SHM_MIN;
@@ -937,19 +934,12 @@ static int send_sjob(pp_pool *p, worker *w, pp_pool_job *j)
     pp_msg_sjob m = {.task = j->task, .aslot = PP_SHM_NONE, .rslot = PP_SHM_NONE,
                      .alen = j->len};
     uint64_t keep = 0;
-    if (big_arg) {
-        pp_shm *b = j->ashm;
-        const uint8_t *a = j->arg;
-        if (!b || !inside(b, a, j->len)) {
-            if (!j->shm_own && (j->shm_own = pp_shm_get(p->shm, j->len, NULL)))
-                memcpy(j->shm_own->base, j->arg, j->len);
-            b = j->shm_own;
-            a = b ? b->base : NULL;
-        }
-        int slot = b ? slot_for(w, b, 0) : -1;
+    pp_shm *b = j->ashm;
+    if (big_arg && b && inside(b, j->arg, j->len)) {
+        int slot = slot_for(w, b, 0);
         if (slot >= 0) {
             m.aslot = (uint32_t)slot;
-            m.aoff = (uint64_t)(a - b->base);
+            m.aoff = (uint64_t)((const uint8_t *)j->arg - b->base);
             keep = b->id;
         }
     }

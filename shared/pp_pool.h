@@ -45,15 +45,14 @@ typedef struct pp_pool_job {
                                      batch result (checked: one item per argument item),
                                      else 0 (a batch's own failure, or not a batch) */
     /* The shared-memory buffer (pp_shm.h) the argument lies in, or NULL:
-     * the owner's reference, kept until the job is handed back.  An
-     * argument of PP_SHM_MIN bytes or more not in one is copied into one. */
+     * the owner's reference, kept until the job is handed back.  A large
+     * argument not in one goes through the pipe. */
     struct pp_shm *ashm;
     /* Set by the pool before on_done: the buffer whose start holds the
      * result (then `block` is NULL), the reference now the owner's; else
      * NULL. */
     struct pp_shm *rshm;
     /* pool-private (fields ordered to leave no padding: one per job) */
-    struct pp_shm *shm_own;       /* the pool's copy of the argument */
     struct pp_pool_job *next;
     uint64_t seq;
     unsigned requeues;            /* times its worker died under it */

@@ -202,12 +202,12 @@ static void teardown(struct ctx *c);
     } while (0)
 
 /* A loop with the flush hook and a pool of n workers in a private tmpdir,
- * each replaced after max_jobs jobs (0 = never). */
-static int setup_opts(ctx *c, int n, unsigned max_jobs)
+ * each replaced after max_jobs jobs (0 = never), given the buffer cache
+ * shm (NULL: none). */
+static int setup_shm_opts(ctx *c, int n, unsigned max_jobs, pp_shm_cache *shm)
 {
-    pp_shm_cache *shm = c->shm; /* the one field a caller may set first */
     memset(c, 0, sizeof *c);
-    c->shm = shm;
+    c->shm = shm; /* the pool's buffers: ours to free (teardown) */
     const char *worker = env_path("PP_WORKER");
     if (!worker || !env_path("PP_TEST_TASKS"))
         return -1;
@@ -228,6 +228,11 @@ static int setup_opts(ctx *c, int n, unsigned max_jobs)
         return -1;
     }
     return 0;
+}
+
+static int setup_opts(ctx *c, int n, unsigned max_jobs)
+{
+    return setup_shm_opts(c, n, max_jobs, NULL);
 }
 
 static int setup(ctx *c, int n)
@@ -1342,9 +1347,12 @@ static void test_max_jobs_pipelined(void)
 /* A pool with a buffer cache and n workers. */
 static int setup_shm(ctx *c, int n)
 {
-    memset(c, 0, sizeof *c);
-    c->shm = pp_shm_cache_new(64u << 20);
-    return c->shm ? setup_opts(c, n, 0) : -1;
+    pp_shm_cache *shm = pp_shm_cache_new(64u << 20);
+    if (!shm) {
+        memset(c, 0, sizeof *c);
+        return -1;
+    }
+    return setup_shm_opts(c, n, 0, shm);
 }
 
 /* A job whose argument lies in buffer b (its reference the job's). */
@@ -1359,9 +1367,9 @@ static void job_in(tjob *t, int idx, uint32_t task, pp_shm *b, size_t off, size_
     t->pj.ashm = b;
 }
 
-/* Large arguments copied in by the pool, in the owner's buffers (more of
- * them than a worker has slots, round robin, so slots are taken back and
- * given again), and results written in place. */
+/* Large arguments in the owner's buffers (more of them than a worker has
+ * slots, round robin, so slots are taken back and given again), and
+ * results written in place. */
 static void test_shm_args(void)
 {
     ctx c;
@@ -1387,7 +1395,8 @@ static void test_shm_args(void)
         pp_shm_ref(b);
         job_in(&jobs[i], i, echo, b, (size_t)(i % 7), LEN);
     }
-    /* And one not in a buffer: the pool copies it into one. */
+    /* And one not in a buffer: it goes through the pipe, its result into
+     * a buffer offered. */
     char *plain = malloc(LEN);
     REQUIRE(&c, plain != NULL);
     memset(plain, 'p', LEN);
