@@ -33,7 +33,7 @@ PP_API void *pp_shm_alloc(pp_server *s, size_t len)
         return NULL;
     }
     char err[PP_ERR_LEN];
-    pp_shm *b = pp_shm_get(s->shm, len, err);
+    pp_shm *b = pp_shm_get(s->shm, len, 0, err);
     if (!b) {
         pp_set_error("pp_shm_alloc: %s", err);
         return NULL;
@@ -94,9 +94,9 @@ PP_API pp_job *pp_submit_shm(pp_server *s, pp_task task, const void *arg, size_t
     pthread_mutex_lock(&s->mu);
     size_t i = upper_locked(s, (uintptr_t)arg);
     pp_shm *b = i > 0 ? s->ushm[i - 1] : NULL;
-    /* A buffer holds cap - 1 bytes for the program (pp_shm_get: a NUL's room). */
+    /* Inside the len bytes it was allocated with. */
     uintptr_t a = (uintptr_t)arg, lo = b ? (uintptr_t)b->base : 0;
-    if (b && (len > b->cap - 1 || a - lo > b->cap - 1 - len))
+    if (b && (len > b->len || a - lo > b->len - len))
         b = NULL;
     if (b)
         pp_shm_ref(b);

@@ -75,6 +75,7 @@ typedef struct worker {
     } slot[PP_SHM_SLOTS];
     unsigned slot_clock;
     int broken;               /* an fd went to it without its WSHM frame */
+    uint64_t owner;           /* the result buffers only it writes (pp_shm.h) */
     pp_timer timer;           /* start deadline, then job timeouts */
     char note[PP_ERR_LEN];
 } worker;
@@ -397,6 +398,7 @@ static int spawn_worker(pp_pool *p, char *err)
     }
     w->pool = p;
     w->timer = (pp_timer){.fn = worker_timer, .data = w};
+    w->owner = p->shm ? pp_shm_owner_new(p->shm) : 0;
     pp_spawn_opts so = {.worker_path = p->worker_path, .tmpdir = p->tmpdir, .envp = p->envp,
                         .max_frame = p->max_frame, .job_memory_mib = p->job_memory_mib,
                         .user_set = p->user_set, .uid = p->uid, .gid = p->gid};
@@ -943,7 +945,8 @@ static int send_sjob(pp_pool *p, worker *w, pp_pool_job *j)
             keep = b->id;
         }
     }
-    j->rshm = pp_shm_get(p->shm, PP_MAX(hint, big_arg ? j->len : 0), NULL);
+    /* The worker's own buffers only: it writes them (pp_shm.h). */
+    j->rshm = pp_shm_get(p->shm, PP_MAX(hint, big_arg ? j->len : 0), w->owner, NULL);
     int rslot = j->rshm ? slot_for(w, j->rshm, keep) : -1;
     if (rslot >= 0) {
         m.rslot = (uint32_t)rslot;

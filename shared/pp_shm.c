@@ -14,12 +14,16 @@
 
 #include "pp_common.h"
 
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1 */
+#endif
+
 struct pp_shm_cache {
     pthread_mutex_t mu;
     pp_shm *idle;            /* most recently idle first */
     size_t idle_bytes, total_bytes, keep;
     size_t live;             /* buffers in existence, idle or not */
-    uint64_t next_id;
+    uint64_t next_id, next_owner;
     int closing;             /* pp_shm_cache_free() was called */
 };
 
@@ -79,8 +83,9 @@ void pp_shm_cache_free(pp_shm_cache *c)
         cache_destroy(c);
 }
 
-/* A new memfd of `cap` bytes, sealed against shrinking and mapped. */
-static pp_shm *create(size_t cap, char *err)
+/* A new memfd of `cap` bytes, mapped, sealed as its owner's kind says
+ * (pp_shm.h): after the mapping, so that ours stays writable. */
+static pp_shm *create(size_t cap, uint64_t owner, char *err)
 {
     pp_shm *b = calloc(1, sizeof *b);
     if (!b) {
@@ -93,7 +98,7 @@ static pp_shm *create(size_t cap, char *err)
         free(b);
         return NULL;
     }
-    if (ftruncate(b->fd, (off_t)cap) != 0 || fcntl(b->fd, F_ADD_SEALS, F_SEAL_SHRINK) != 0) {
+    if (ftruncate(b->fd, (off_t)cap) != 0) {
         pp_seterr(err, "cannot size a shared buffer of %zu bytes: %s", cap, strerror(errno));
         close(b->fd);
         free(b);
@@ -106,12 +111,29 @@ static pp_shm *create(size_t cap, char *err)
         free(b);
         return NULL;
     }
+    int seals = owner ? F_SEAL_SHRINK : F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+    if (fcntl(b->fd, F_ADD_SEALS, seals) != 0) {
+        pp_seterr(err, "cannot seal a shared buffer: %s", strerror(errno));
+        munmap(b->base, cap);
+        close(b->fd);
+        free(b);
+        return NULL;
+    }
+    b->owner = owner;
     b->cap = cap;
     atomic_init(&b->refs, 1);
     return b;
 }
 
-pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err)
+uint64_t pp_shm_owner_new(pp_shm_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    uint64_t o = ++c->next_owner;
+    pthread_mutex_unlock(&c->mu);
+    return o;
+}
+
+pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, uint64_t owner, char *err)
 {
     long page = sysconf(_SC_PAGESIZE);
     size_t pg = page > 0 ? (size_t)page : 4096;
@@ -125,13 +147,14 @@ pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err)
      * jobs; but not one more than twice too large (memory kept busy). */
     pp_shm **best = NULL;
     for (pp_shm **pb = &c->idle; *pb; pb = &(*pb)->next)
-        if ((*pb)->cap >= need && (*pb)->cap / 2 <= need + pg &&
+        if ((*pb)->owner == owner && (*pb)->cap >= need && (*pb)->cap / 2 <= need + pg &&
             (!best || (*pb)->cap < (*best)->cap))
             best = pb;
     if (best) {
         pp_shm *b = *best;
         *best = b->next;
         b->next = NULL;
+        b->len = len;
         c->idle_bytes -= b->cap;
         atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
         pthread_mutex_unlock(&c->mu);
@@ -141,7 +164,7 @@ pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err)
     c->live++;
     c->total_bytes += need;
     pthread_mutex_unlock(&c->mu);
-    pp_shm *b = create(need, err);
+    pp_shm *b = create(need, owner, err);
     if (!b) {
         pthread_mutex_lock(&c->mu);
         c->live--;
@@ -150,6 +173,7 @@ pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err)
         return NULL;
     }
     b->id = id;
+    b->len = len;
     b->cache = c;
     return b;
 }

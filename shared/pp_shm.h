@@ -5,12 +5,22 @@
  *
  * A buffer is a memfd mapped whole and sealed against shrinking: no process
  * that maps it can be made to fault (SIGBUS) by another one truncating it.
+ * Two kinds, because a worker runs code we do not control:
+ *   - the program's (owner 0): arguments, and what a connection receives.
+ *     Sealed against any write but through the program's own mapping
+ *     (F_SEAL_FUTURE_WRITE) and against growing: a worker maps it
+ *     read-only and can neither write it nor map it writable, whatever it
+ *     does with the fd.
+ *   - a worker's (owner = its id): results.  That worker writes it (and
+ *     may grow it), so it only ever goes back to that worker: a task that
+ *     left a thread scribbling can spoil only its own worker's buffers.
  * Buffers are reference counted; the last reference gives the buffer back
- * to its cache, which hands it out again with its pages still in memory
- * (a fresh buffer costs a page fault and a zeroed page per 4 KiB, a reused
- * one nothing) and, beyond the bytes it may keep, unmaps and closes the
- * oldest.  Workers know a buffer by its id (pp_pool.c sends them its fd
- * once).  A cache and its buffers may be used from any thread. */
+ * to its cache, which hands it out again (same kind, same owner) with its
+ * pages still in memory (a fresh buffer costs a page fault and a zeroed
+ * page per 4 KiB, a reused one nothing) and, beyond the bytes it may keep,
+ * unmaps and closes the oldest.  Workers know a buffer by its id
+ * (pp_pool.c sends them its fd once).  A cache and its buffers may be used
+ * from any thread. */
 #ifndef PP_SHM_H
 #define PP_SHM_H
 
@@ -25,6 +35,8 @@ typedef struct pp_shm {
     size_t cap;             /* bytes mapped: the file's size */
     int fd;
     uint64_t id;            /* unique in its cache, never 0 */
+    uint64_t owner;         /* 0: the program's; else the worker that writes it */
+    size_t len;             /* bytes asked for by the last pp_shm_get() */
     _Atomic unsigned refs;
     pp_shm_cache *cache;
     struct pp_shm *next;    /* (cache lock) in the idle list */
@@ -39,20 +51,25 @@ pp_shm_cache *pp_shm_cache_new(size_t keep_bytes);
  * valid and go with their last reference.  NULL is a no-op. */
 void pp_shm_cache_free(pp_shm_cache *c);
 
-/* A buffer of at least len + 1 bytes (room for a NUL after len bytes), one
- * reference the caller's: an idle one (the smallest that fits) or a new
- * one.  NULL with the reason in err (PP_ERR_LEN bytes). */
-pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, char *err);
+/* A buffer of at least len + 1 bytes (room for a NUL after len bytes) of
+ * `owner` (0: the program's; else an id of pp_shm_owner_new()), one
+ * reference the caller's: an idle one of that owner (the smallest that
+ * fits) or a new one.  NULL with the reason in err (PP_ERR_LEN bytes), e.g.
+ * where memfds or their seals are refused. */
+pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, uint64_t owner, char *err);
+
+/* A new owner id for a worker's buffers (never 0, never reused). */
+uint64_t pp_shm_owner_new(pp_shm_cache *c);
 
 void pp_shm_ref(pp_shm *b);
 
 /* Drops a reference; the last one makes the buffer idle.  NULL is a no-op. */
 void pp_shm_unref(pp_shm *b);
 
-/* Maps the buffer anew at `size` bytes after another process grew its file
- * (a worker appending a result): checks that the file is at least that
- * large first.  Only its sole holder may call this.  0, or -1 (the buffer
- * is unchanged). */
+/* Maps the buffer anew at `size` bytes after its worker grew its file
+ * (appending a result): checks that the file is at least that large
+ * first.  Only its sole holder may call this.  0, or -1 (the buffer is
+ * unchanged). */
 int pp_shm_remap(pp_shm *b, size_t size);
 
 /* Unmaps and closes the idle buffers that have been idle for `age` seconds

@@ -60,6 +60,8 @@ typedef struct shm_slot {
     uint8_t *base;           /* NULL when the mapping failed (err says why) */
     size_t size;
     int err;
+    int rw;                  /* mapped writable: ours to write results into;
+                                the program's buffers map read-only (pp_shm.h) */
 } shm_slot;
 
 typedef struct worker {
@@ -394,11 +396,17 @@ static void on_job(worker *w, const pp_frame *f)
 static int slot_map(worker *w, shm_slot *sl, uint32_t keep)
 {
     for (int pass = 0; !sl->base && pass < 2; pass++) {
-        /* Populated at once: one call instead of a fault per page. */
-        void *p = mmap(NULL, sl->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
-                       sl->fd, 0);
+        /* Populated at once: one call instead of a fault per page.  The
+         * program's buffers are sealed against writes: read-only then. */
+        int prot = PROT_READ | PROT_WRITE;
+        void *p = mmap(NULL, sl->size, prot, MAP_SHARED | MAP_POPULATE, sl->fd, 0);
+        if (p == MAP_FAILED && errno == EPERM) {
+            prot = PROT_READ;
+            p = mmap(NULL, sl->size, prot, MAP_SHARED | MAP_POPULATE, sl->fd, 0);
+        }
         if (p != MAP_FAILED) {
             sl->base = p;
+            sl->rw = prot != PROT_READ;
             break;
         }
         sl->err = errno;
@@ -423,7 +431,7 @@ static void on_sjob(worker *w, const pp_frame *f)
         die("malformed shared-memory job from the parent", NULL);
     const uint8_t *arg = m.inl;
     shm_slot *rs = m.rslot != PP_SHM_NONE ? &w->slot[m.rslot] : NULL;
-    if (rs && slot_map(w, rs, m.aslot) != 0)
+    if (rs && (slot_map(w, rs, m.aslot) != 0 || !rs->rw))
         rs = NULL; /* the result goes through the pipe */
     if (m.aslot != PP_SHM_NONE) {
         shm_slot *a = &w->slot[m.aslot];

@@ -1384,7 +1384,7 @@ static void test_shm_args(void)
     char err[PP_ERR_LEN];
     pp_shm *bufs[B];
     for (int i = 0; i < B; i++) {
-        bufs[i] = pp_shm_get(c.shm, LEN + 100, err);
+        bufs[i] = pp_shm_get(c.shm, LEN + 100, 0, err);
         REQUIRE(&c, bufs[i] != NULL);
         for (size_t k = 0; k < LEN + 100; k++)
             bufs[i]->base[k] = (uint8_t)(i * 31 + k);
@@ -1492,7 +1492,7 @@ static void test_shm_timeout(void)
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t spin = task_id(&c, "t_echo_sleep"), echo = task_id(&c, "t_echo");
     char err[PP_ERR_LEN];
-    pp_shm *b = pp_shm_get(c.shm, 100000, err);
+    pp_shm *b = pp_shm_get(c.shm, 100000, 0, err);
     REQUIRE(&c, b != NULL);
     int64_t ms = 5000; /* echoes it all, then sleeps past its timeout */
     memset(b->base, 'x', 100000);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,7 +23,7 @@ static void test_get_reuse(void)
     pp_shm_cache *c = pp_shm_cache_new(8u << 20);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     char err[PP_ERR_LEN];
-    pp_shm *a = pp_shm_get(c, 100000, err);
+    pp_shm *a = pp_shm_get(c, 100000, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     CU_ASSERT(a->cap >= 100001 && a->cap % 4096 == 0);
     CU_ASSERT(a->id != 0);
@@ -39,14 +40,14 @@ static void test_get_reuse(void)
     pp_shm_cache_bytes(c, &idle, &total);
     CU_ASSERT_EQUAL(idle, total);
     /* The same buffer again, pages and all, for a request it fits. */
-    pp_shm *b = pp_shm_get(c, 90000, err);
+    pp_shm *b = pp_shm_get(c, 90000, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL(b->id, id);
     CU_ASSERT_PTR_EQUAL(b->base, base);
     CU_ASSERT_EQUAL(b->base[99999], 0xAB);
     /* Not for one that would leave most of it unused, nor one too big. */
-    pp_shm *small = pp_shm_get(c, 100, err);
-    pp_shm *big = pp_shm_get(c, 200000, err);
+    pp_shm *small = pp_shm_get(c, 100, 0, err);
+    pp_shm *big = pp_shm_get(c, 200000, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(small);
     CU_ASSERT_PTR_NOT_NULL_FATAL(big);
     CU_ASSERT(small->id != id && big->id != id && small->id != big->id);
@@ -63,7 +64,7 @@ static void test_bound_and_trim(void)
     char err[PP_ERR_LEN];
     pp_shm *b[4];
     for (int i = 0; i < 4; i++) {
-        b[i] = pp_shm_get(c, 400000, err);
+        b[i] = pp_shm_get(c, 400000, 0, err);
         CU_ASSERT_PTR_NOT_NULL_FATAL(b[i]);
     }
     for (int i = 0; i < 4; i++)
@@ -74,7 +75,7 @@ static void test_bound_and_trim(void)
     CU_ASSERT_EQUAL(idle, total);
     CU_ASSERT(idle > 0);
     /* Larger than the bound: never kept. */
-    pp_shm *huge = pp_shm_get(c, 2u << 20, err);
+    pp_shm *huge = pp_shm_get(c, 2u << 20, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(huge);
     pp_shm_unref(huge);
     pp_shm_cache_bytes(c, &idle, &total);
@@ -94,20 +95,65 @@ static void test_outlives_cache(void)
 {
     pp_shm_cache *c = pp_shm_cache_new(1u << 20);
     char err[PP_ERR_LEN];
-    pp_shm *b = pp_shm_get(c, 5000, err);
+    pp_shm *b = pp_shm_get(c, 5000, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     pp_shm_cache_free(c);
     memset(b->base, 1, 5000); /* still mapped (ASan would catch a use after free) */
     pp_shm_unref(b);
 }
 
-/* Nobody can truncate a buffer under its readers: the seal. */
+/* The program's buffers: only the program's own mapping writes them.  A
+ * worker given the fd can map it read-only, nothing more: no writable
+ * mapping, no mprotect to writable, no write(), no resizing. */
+static void test_sealed_program(void)
+{
+    pp_shm_cache *c = pp_shm_cache_new(1u << 20);
+    char err[PP_ERR_LEN];
+    pp_shm *b = pp_shm_get(c, 70000, 0, err);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(b->owner, 0);
+    b->base[0] = 'p'; /* ours stays writable */
+    errno = 0;
+    CU_ASSERT_EQUAL(ftruncate(b->fd, 0), -1);
+    CU_ASSERT_EQUAL(errno, EPERM);
+    CU_ASSERT_EQUAL(ftruncate(b->fd, (off_t)b->cap * 2), -1);
+    CU_ASSERT_EQUAL(pwrite(b->fd, "x", 1, 0), -1);
+    void *w = mmap(NULL, b->cap, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+    CU_ASSERT_EQUAL(w, MAP_FAILED);
+    if (w != MAP_FAILED)
+        munmap(w, b->cap);
+    uint8_t *r = mmap(NULL, b->cap, PROT_READ, MAP_SHARED, b->fd, 0);
+    CU_ASSERT_FATAL(r != MAP_FAILED);
+    CU_ASSERT_EQUAL(r[0], 'p');
+    CU_ASSERT_EQUAL(mprotect(r, b->cap, PROT_READ | PROT_WRITE), -1);
+    /* Opened anew through /proc, read-write: still no writable mapping. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", b->fd);
+    int fd2 = open(path, O_RDWR | O_CLOEXEC);
+    if (fd2 >= 0) {
+        w = mmap(NULL, b->cap, PROT_READ | PROT_WRITE, MAP_SHARED, fd2, 0);
+        CU_ASSERT_EQUAL(w, MAP_FAILED);
+        CU_ASSERT_EQUAL(write(fd2, "x", 1), -1);
+        close(fd2);
+    }
+    CU_ASSERT_EQUAL(r[0], 'p');
+    munmap(r, b->cap);
+    pp_shm_unref(b);
+    pp_shm_cache_free(c);
+}
+
+/* A worker's buffers: nobody can truncate one under its readers; its
+ * worker may grow it (a result), and remapping follows; it goes back only
+ * to its owner. */
 static void test_sealed(void)
 {
     pp_shm_cache *c = pp_shm_cache_new(1u << 20);
     char err[PP_ERR_LEN];
-    pp_shm *b = pp_shm_get(c, 70000, err);
+    uint64_t w1 = pp_shm_owner_new(c), w2 = pp_shm_owner_new(c);
+    CU_ASSERT(w1 != 0 && w2 != 0 && w1 != w2);
+    pp_shm *b = pp_shm_get(c, 70000, w1, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL(b->owner, w1);
     errno = 0;
     CU_ASSERT_EQUAL(ftruncate(b->fd, 0), -1);
     CU_ASSERT_EQUAL(errno, EPERM);
@@ -121,7 +167,18 @@ static void test_sealed(void)
     CU_ASSERT_EQUAL(pp_shm_remap(b, cap * 4), -1);
     CU_ASSERT_EQUAL(b->cap, cap * 2);
     CU_ASSERT_EQUAL(pp_shm_remap(b, cap), -1); /* nor smaller */
+    uint64_t id = b->id;
     pp_shm_unref(b);
+    /* Idle now: not for the program, nor for another worker; for w1. */
+    pp_shm *p0 = pp_shm_get(c, 70000, 0, err), *p2 = pp_shm_get(c, 70000, w2, err);
+    pp_shm *p1 = pp_shm_get(c, 70000, w1, err);
+    CU_ASSERT(p0 && p2 && p1);
+    CU_ASSERT(p0 && p0->id != id);
+    CU_ASSERT(p2 && p2->id != id);
+    CU_ASSERT(p1 && p1->id == id);
+    pp_shm_unref(p0);
+    pp_shm_unref(p1);
+    pp_shm_unref(p2);
     pp_shm_cache_free(c);
 }
 
@@ -131,7 +188,7 @@ static void test_fd_passing(void)
     CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
     pp_shm_cache *c = pp_shm_cache_new(1u << 20);
     char err[PP_ERR_LEN];
-    pp_shm *b = pp_shm_get(c, 1000, err);
+    pp_shm *b = pp_shm_get(c, 1000, 0, err);
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     strcpy((char *)b->base, "through the socket");
     CU_ASSERT_EQUAL(pp_shm_send_fd(sv[0], 5, b->fd), 0);
@@ -171,7 +228,7 @@ static void *churn(void *p)
     churn_arg *a = p;
     char err[PP_ERR_LEN];
     for (int round = 0; round < 200; round++) {
-        pp_shm *b = pp_shm_get(a->c, 70000 + (size_t)(round % 3) * 10000, err);
+        pp_shm *b = pp_shm_get(a->c, 70000 + (size_t)(round % 3) * 10000, 0, err);
         if (!b)
             return (void *)1;
         b->base[0] = (uint8_t)round;
@@ -190,7 +247,7 @@ static void test_threads(void)
     char err[PP_ERR_LEN];
     pp_shm *bufs[4];
     for (int i = 0; i < 4; i++)
-        bufs[i] = pp_shm_get(c, 100000, err);
+        bufs[i] = pp_shm_get(c, 100000, 0, err);
     churn_arg a = {c, bufs, 4};
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
@@ -282,7 +339,8 @@ int pp_register_suites(void)
         {"buffers are reused with their pages", test_get_reuse},
         {"idle bytes bounded; trim by age", test_bound_and_trim},
         {"a buffer outlives its cache", test_outlives_cache},
-        {"sealed against shrinking; grows and remaps", test_sealed},
+        {"the program's buffers: read-only to everyone else", test_sealed_program},
+        {"a worker's buffers: not shrunk, grown and remapped, its own", test_sealed},
         {"fd passing and malformed messages", test_fd_passing},
         {"references from several threads", test_threads},
         {NULL, NULL},
