@@ -249,6 +249,7 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
                      size_t len, pp_node *node, uint64_t run_ns)
 {
     if (j->pj.ashm || j->pj.rshm) {
+        pp_shm_settle(j->pj.rshm); /* the program may keep it: no fd for ever */
         s->shm_last = pp_now();
         if (!pp_timer_armed(&s->shm_timer))
             pp_timer_start(s->loop, &s->shm_timer, s->shm_last + PP_SHM_IDLE);

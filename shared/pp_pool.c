@@ -896,7 +896,7 @@ static int slot_for(worker *w, pp_shm *b, uint64_t keep)
     }
     if (pick < 0)
         pick = lru;
-    if (pick < 0 || pp_shm_send_fd(w->proc.sfd, (uint32_t)pick, b->fd) != 0)
+    if (pick < 0 || b->fd < 0 || pp_shm_send_fd(w->proc.sfd, (uint32_t)pick, b->fd) != 0)
         return -1;
     uint8_t size[8];
     pp_store64(size, b->cap);

@@ -23,6 +23,7 @@ struct pp_shm_cache {
     pp_shm *idle;            /* most recently idle first */
     size_t idle_bytes, total_bytes, keep;
     size_t live;             /* buffers in existence, idle or not */
+    size_t fds;              /* of those, with their fd open */
     uint64_t next_id, next_owner;
     int closing;             /* pp_shm_cache_free() was called */
 };
@@ -43,7 +44,8 @@ pp_shm_cache *pp_shm_cache_new(size_t keep_bytes)
 static void destroy(pp_shm *b)
 {
     munmap(b->base, b->cap);
-    close(b->fd);
+    if (b->fd >= 0)
+        close(b->fd);
     free(b);
 }
 
@@ -53,6 +55,7 @@ static int forget_locked(pp_shm_cache *c, const pp_shm *b)
 {
     c->total_bytes -= b->cap;
     c->live--;
+    c->fds -= b->fd >= 0;
     return c->closing && c->live == 0;
 }
 
@@ -162,12 +165,14 @@ pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, uint64_t owner, char *err)
     }
     uint64_t id = ++c->next_id;
     c->live++;
+    c->fds++;
     c->total_bytes += need;
     pthread_mutex_unlock(&c->mu);
     pp_shm *b = create(need, owner, err);
     if (!b) {
         pthread_mutex_lock(&c->mu);
         c->live--;
+        c->fds--;
         c->total_bytes -= need;
         pthread_mutex_unlock(&c->mu);
         return NULL;
@@ -232,7 +237,7 @@ void pp_shm_unref(pp_shm *b)
     pp_shm_cache *c = b->cache;
     pp_shm *gone = NULL;
     pthread_mutex_lock(&c->mu);
-    if (c->closing || b->cap > c->keep) {
+    if (c->closing || b->cap > c->keep || b->fd < 0) {
         b->next = NULL;
         gone = b;
     } else {
@@ -247,9 +252,28 @@ void pp_shm_unref(pp_shm *b)
     destroy_list(c, gone);
 }
 
+void pp_shm_settle(pp_shm *b)
+{
+    if (!b)
+        return;
+    pp_shm_cache *c = b->cache;
+    int fd = -1;
+    pthread_mutex_lock(&c->mu);
+    if (c->fds > PP_SHM_FDS_MAX && b->fd >= 0) {
+        fd = b->fd;
+        b->fd = -1;
+        c->fds--;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (fd >= 0)
+        close(fd);
+}
+
 int pp_shm_remap(pp_shm *b, size_t size)
 {
     struct stat st;
+    if (b->fd < 0)
+        return -1;
     if (size <= b->cap)
         return size == b->cap ? 0 : -1;
     if (fstat(b->fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size < size)

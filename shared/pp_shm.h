@@ -33,7 +33,7 @@ typedef struct pp_shm_cache pp_shm_cache;
 typedef struct pp_shm {
     uint8_t *base;          /* the whole file, mapped read-write */
     size_t cap;             /* bytes mapped: the file's size */
-    int fd;
+    int fd;                 /* -1 once settled (pp_shm_settle) */
     uint64_t id;            /* unique in its cache, never 0 */
     uint64_t owner;         /* 0: the program's; else the worker that writes it */
     size_t len;             /* bytes asked for by the last pp_shm_get() */
@@ -75,6 +75,16 @@ int pp_shm_remap(pp_shm *b, size_t size);
 /* Unmaps and closes the idle buffers that have been idle for `age` seconds
  * or more (0: all of them).  Returns the bytes released. */
 size_t pp_shm_cache_trim(pp_shm_cache *c, double age);
+
+/* Open fds a cache's buffers keep at most before pp_shm_settle() closes
+ * some (a program may hold thousands of large results). */
+#define PP_SHM_FDS_MAX 256
+
+/* The buffer is read where it is from now on and may be held for long (a
+ * result the program keeps): past PP_SHM_FDS_MAX open fds in its cache,
+ * its fd is closed (its mapping stays); such a buffer goes when released
+ * instead of being reused.  NULL is a no-op. */
+void pp_shm_settle(pp_shm *b);
 
 /* Bytes of buffers now (idle ones, and all). */
 void pp_shm_cache_bytes(pp_shm_cache *c, size_t *idle, size_t *total);

@@ -265,6 +265,49 @@ static void test_threads(void)
     pp_shm_cache_free(c);
 }
 
+/* Open fds in this process. */
+static int open_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 4096; fd++)
+        n += fcntl(fd, F_GETFD) != -1;
+    return n;
+}
+
+/* A program holding many results holds a bounded number of fds: past
+ * PP_SHM_FDS_MAX, settled buffers keep only their mapping, and go when
+ * released. */
+static void test_settle(void)
+{
+    pp_shm_cache *c = pp_shm_cache_new(64u << 20);
+    char err[PP_ERR_LEN];
+    enum { N = PP_SHM_FDS_MAX + 100 };
+    static pp_shm *b[N];
+    int base = open_fds();
+    uint64_t w = pp_shm_owner_new(c);
+    for (int i = 0; i < N; i++) {
+        b[i] = pp_shm_get(c, 100, w, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b[i]);
+        b[i]->base[0] = (uint8_t)i;
+        pp_shm_settle(b[i]);
+    }
+    CU_ASSERT(open_fds() <= base + PP_SHM_FDS_MAX + 1);
+    int readable = 0;
+    for (int i = 0; i < N; i++)
+        readable += b[i]->base[0] == (uint8_t)i; /* the mapping stays */
+    CU_ASSERT_EQUAL(readable, N);
+    CU_ASSERT_EQUAL(pp_shm_remap(b[N - 1], b[N - 1]->cap * 2), -1); /* no fd: no remap */
+    for (int i = 0; i < N; i++)
+        pp_shm_unref(b[i]);
+    size_t idle, total;
+    pp_shm_cache_bytes(c, &idle, &total);
+    CU_ASSERT_EQUAL(idle, total);
+    CU_ASSERT(total <= (size_t)PP_SHM_FDS_MAX * 4096 + 4096); /* the settled ones went */
+    pp_shm_settle(NULL);
+    pp_shm_cache_free(c);
+    CU_ASSERT_EQUAL(open_fds(), base);
+}
+
 /* ---- frames ---- */
 
 static pp_frame frame(uint8_t type, const uint8_t *p, size_t n)
@@ -343,6 +386,7 @@ int pp_register_suites(void)
         {"a worker's buffers: not shrunk, grown and remapped, its own", test_sealed},
         {"fd passing and malformed messages", test_fd_passing},
         {"references from several threads", test_threads},
+        {"many results held: fds bounded", test_settle},
         {NULL, NULL},
     };
     static const pp_test frames[] = {
