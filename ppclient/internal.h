@@ -300,6 +300,7 @@ struct pp_server {
     int job_memory_mib;          /* local workers' RLIMIT_AS; 0 = none */
     int worker_max_jobs;         /* local workers replaced after so many; 0 = never */
     double no_node_timeout;      /* 0 = jobs wait for ever for a worker or node */
+    int compress;                /* pp_config.compress as a PP_ZP_* mode */
 };
 
 /* ---- job lists ---- */

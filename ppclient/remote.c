@@ -32,6 +32,7 @@
 #include "pp_proto.h"
 #include "pp_tls.h"
 #include "pp_zip.h"
+#include "pp_zpolicy.h"
 #include "tags.h"
 
 #define SLOT_BITS 12
@@ -40,6 +41,11 @@
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 2.0
 #define AUTH_RETRY 30.0           /* a refused secret is not retried in a storm */
+/* Results of this size and up stay in the shared buffer they were received
+ * into, read in place; smaller ones (a copy costs little next to their
+ * round trip) move to the heap, so that a program holding many results
+ * does not hold a buffer and its descriptor for each. */
+#define RESULT_SHM_MIN (1u << 20)
 #define PREFETCH 2                /* jobs in flight beyond the CPUs' depth */
 #define IDLE_HB 5                 /* heartbeats between PINGs to a node holding
                                      none of our jobs */
@@ -95,6 +101,7 @@ typedef struct remote {
     pp_addrs_fn seen;             /* told what lookups of the name found */
     char why[PP_ERR_LEN];         /* why the last connection ended */
     uint64_t seen_in, seen_out;   /* conn's byte counts already in the node's */
+    pp_zpolicy zp;                /* this link's compression estimates */
 } remote;
 
 /* How a frame handler failed. */
@@ -370,6 +377,7 @@ static int on_accept(remote *r, const pp_frame *f, failure *fl)
     uint32_t limit = r->max_frame && r->max_frame <= PP_MAX_FRAME ? r->max_frame : PP_MAX_FRAME;
     r->max_frame = limit; /* also what a compressed result may inflate to */
     pp_conn_set_limit(r->conn, limit + 1024);
+    pp_conn_use_shm(r->conn, s->shm); /* large results land in reused pages */
     r->backoff = BACKOFF_MIN;
     r->last_rx = pp_now();
     r->quiet = 0;
@@ -406,39 +414,64 @@ static int on_error_frame(remote *r, const pp_frame *f, failure *fl)
 
 /* ---- jobs ---- */
 
+/* A result that came in a shared buffer moves to the heap: a small one,
+ * or an error text (a failed job may run again, locally too, where the
+ * pool gives it a buffer of its own).  0, or -1 out of memory (the buffer
+ * is dropped either way). */
+static int result_to_heap(pp_shm **shm, uint8_t **block, pp_msg_result *m, size_t blen)
+{
+    const uint8_t *base = (*shm)->base;
+    *block = malloc(blen + 1);
+    if (*block) {
+        memcpy(*block, base, blen);
+        (*block)[blen] = 0;
+        m->data = *block + (m->data - base);
+    }
+    pp_shm_unref(*shm);
+    *shm = NULL;
+    return *block ? 0 : -1;
+}
+
 static int on_result(remote *r, const pp_frame *f, failure *fl)
 {
     pp_server *s = r->b.s;
     uint32_t i = (uint32_t)(f->hdr.id & (MAX_SLOTS - 1));
     if (!r->slots || !r->slots[i].job || r->slots[i].id != f->hdr.id)
         return fail(fl, 1, 0, "the node sent a result for no job it held");
-    uint8_t *block;
+    uint8_t *block = NULL;
+    pp_shm *shm = NULL; /* a large plain result: received into a shared buffer */
     size_t blen = f->hdr.len;
     if (f->hdr.flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
         void *out = NULL;
-        if (pp_zip_inflate(f->payload, f->hdr.len, (size_t)r->max_frame + 1024u, &out, &blen,
-                           err))
+        if (pp_zpolicy_inflate(&r->zp, f->payload, f->hdr.len, (size_t)r->max_frame + 1024u,
+                               &out, &blen, err))
             return fail(fl, 1, 0, "bad compressed result: %s", err);
         block = out;
-    } else {
+    } else if (!(shm = pp_conn_take_shm(r->conn, f))) {
         block = pp_conn_take(r->conn, f);
     }
-    if (!block)
+    uint8_t *base = shm ? shm->base : block;
+    if (!base)
         return fail(fl, 0, 0, "out of memory for a result");
     pp_msg_result m;
-    if (pp_proto_result_decode(block, blen,
+    if (pp_proto_result_decode(base, blen,
                                1u << PP_DONE | 1u << PP_FAILED | 1u << PP_ELOAD |
                                    1u << PP_CRASHED | 1u << PP_TIMEOUT | 1u << PP_CANCELLED,
                                &m) != 0) {
         free(block);
+        pp_shm_unref(shm);
         return fail(fl, 1, 0, "the node sent a malformed result");
     }
+    if (shm && (m.status != PP_DONE || blen < RESULT_SHM_MIN) &&
+        result_to_heap(&shm, &block, &m, blen) != 0)
+        return fail(fl, 0, 0, "out of memory for a result");
     pp_job *j = r->slots[i].job;
     /* A batch result answers a batch job that ran, nothing else. */
     int batch = (f->hdr.flags & PP_WIRE_F_BATCH) != 0;
     if (batch != (m.status == PP_DONE && (j->pj.flags & PP_WIRE_F_BATCH))) {
         free(block);
+        pp_shm_unref(shm);
         return fail(fl, 1, 0, "the node sent %s", batch ? "a batch result for a job that is "
                                                           "not a batch" : "a batch's result "
                                                           "without the batch flag");
@@ -448,7 +481,12 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
     if (--r->inflight == 0 && r->draining)
         pp_sched_flush_due(s, &r->b); /* r_flush retires it */
     r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)m.run_ns : (double)m.run_ns;
-    /* The data stays where it came, aligned: PP_RESULT_HDR bytes in. */
+    /* The data stays where it came, aligned: PP_RESULT_HDR bytes in; in
+     * a shared buffer, the job holds it until pp_job_free(). */
+    if (shm) {
+        pp_shm_unref(j->pj.rshm);
+        j->pj.rshm = shm;
+    }
     pp_sched_finish(s, j, m.status, block, (const char *)m.data, m.len, r->b.node, m.run_ns);
     return 0;
 }
@@ -743,7 +781,8 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     uint64_t id = (++r->seq << SLOT_BITS) | i;
     void *zip;
     size_t ziplen;
-    int zr = pp_zip_maybe(head, hlen, j->pj.arg, j->pj.len, &zip, &ziplen);
+    int zr = pp_zpolicy_maybe(&r->zp, s->compress, pp_conn_link_rate(r->conn), head, hlen,
+                              j->pj.arg, j->pj.len, &zip, &ziplen);
     if (zr == 1) {
         if (pp_conn_send_ref(r->conn, PP_T_RJOB, PP_WIRE_F_ZLIB | j->pj.flags, id, NULL, 0, zip,
                              ziplen, free, zip) != 0) {

@@ -22,6 +22,7 @@
 #include "pp_conf.h"
 #include "pp_module.h"
 #include "pp_tags.h"
+#include "pp_zpolicy.h"
 #include "announce.h"
 #include "metrics.h"
 #include "server.h"
@@ -148,6 +149,10 @@ static const pp_conf_opt options[] = {
     {"metrics", 0, PP_CONF_STR, O(metrics), 0, 0, "ADDR:PORT",
      "serve Prometheus metrics on http://ADDR:PORT/metrics (numeric address; keep it on "
      "loopback or a management network: no authentication; default off)"},
+    {"compress", 0, PP_CONF_STR, O(compress), 0, 0, "MODE",
+     "large results to the clients: auto (default: compressed only when the measured "
+     "link is slower than the compressor on the data), always (when a sample shrinks by a "
+     "third) or never; modules are always compressed"},
     {NULL, 0, 0, 0, 0, 0, NULL, NULL},
 };
 
@@ -486,6 +491,11 @@ static int load_settings(int argc, char **argv, srv_cfg *cfg, int *secret_on_cmd
     }
     if (cfg->log_format && pp_log_parse_format(cfg->log_format) < 0) {
         fprintf(stderr, "ppserver: unknown log format \"%s\" (text, json)\n", cfg->log_format);
+        return EX_USAGE;
+    }
+    if (pp_zpolicy_parse(cfg->compress) == -2) {
+        fprintf(stderr, "ppserver: unknown --compress \"%s\" (auto, always, never)\n",
+                cfg->compress);
         return EX_USAGE;
     }
     if (cfg->job_memory_mib != 0 && cfg->job_memory_mib < 64) {

@@ -35,6 +35,7 @@
 #include "pp_loop.h"
 #include "pp_pool.h"
 #include "pp_tls.h"
+#include "pp_zpolicy.h"
 
 /* Settings: defaults < configuration file < environment < command line. */
 typedef struct srv_cfg {
@@ -86,6 +87,7 @@ typedef struct srv_cfg {
     char *tags;               /* --tag: comma-separated tags told to clients */
     char *metrics;            /* --metrics ADDR:PORT (Prometheus); NULL = off */
     int cache_max_mib;        /* --cache-max-mib: module cache limit; 0 = no limit */
+    char *compress;           /* --compress: auto (NULL too), always or never */
 } srv_cfg;
 
 /* Defaults of the settings above (also for a srv_cfg built by hand that
@@ -242,6 +244,7 @@ struct session {
     int failed_auth;
     uint64_t jobs_ok, jobs_failed; /* its jobs ended here: PP_DONE, or any other outcome */
     double connected_at;      /* pp_now() at accept */
+    pp_zpolicy zp;            /* this link's compression estimates */
 };
 
 struct server {

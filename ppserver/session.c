@@ -17,6 +17,7 @@
 #include "pp_net.h"
 #include "pp_proto.h"
 #include "pp_zip.h"
+#include "pp_zpolicy.h"
 #include "lockout.h"
 #include "modules.h"
 #include "session.h"
@@ -375,6 +376,17 @@ static module *module_for_job(session *s, const uint8_t hash[PP_SHA256_LEN], cha
     return m;
 }
 
+/* Job `id` ends PP_ELOAD: its module (hash) cannot be had, for `why`. */
+static void fail_unloaded(session *s, uint64_t id, const uint8_t *hash, const char *why)
+{
+    char text[PP_ERR_LEN + 64];
+    char hex[2 * PP_SHA256_LEN + 1];
+    pp_hex(hash, PP_SHA256_LEN, hex);
+    snprintf(text, sizeof text, "module %.16s... not loaded: %s", hex, why);
+    pp_log(&s->srv->log, PP_LOG_WARN, "%s: job %llu: %s", s->peer, (unsigned long long)id, text);
+    send_failure(s, id, PP_ELOAD, text);
+}
+
 /* Takes in a JOB that fits the budgets.  payload: the frame's (in the
  * conn: f is the frame, owned NULL) or a backlogged one (f NULL, owned =
  * payload, freed here whatever happens). */
@@ -386,7 +398,8 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     void *unzipped = NULL;
     if (h->flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
-        int bad = pp_zip_inflate(payload, plen, srv->max_frame + 1024u, &unzipped, &plen, err);
+        int bad = pp_zpolicy_inflate(&s->zp, payload, plen, srv->max_frame + 1024u, &unzipped,
+                                     &plen, err);
         free(owned); /* the compressed form is done with */
         owned = NULL;
         if (bad)
@@ -414,13 +427,7 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     char why[PP_ERR_LEN];
     module *mod = module_for_job(s, m.hash, why);
     if (!mod) {
-        char text[PP_ERR_LEN + 64];
-        char hex[2 * PP_SHA256_LEN + 1];
-        pp_hex(m.hash, PP_SHA256_LEN, hex);
-        snprintf(text, sizeof text, "module %.16s... not loaded: %s", hex, why);
-        pp_log(&srv->log, PP_LOG_WARN, "%s: job %llu: %s", s->peer, (unsigned long long)h->id,
-               text);
-        send_failure(s, h->id, PP_ELOAD, text);
+        fail_unloaded(s, h->id, m.hash, why);
         free(unzipped);
         free(owned);
         return 0;
@@ -1049,7 +1056,9 @@ void session_job_done(sjob *j, int status, void *block, const char *data, size_t
         pp_proto_result_head(head, status, run_ns);
         void *zip;
         size_t ziplen;
-        if (pp_zip_maybe(head, sizeof head, data, len, &zip, &ziplen) == 1) {
+        if (pp_zpolicy_maybe(&s->zp, pp_zpolicy_parse(s->srv->cfg->compress),
+                             pp_conn_link_rate(s->conn), head, sizeof head, data, len, &zip,
+                             &ziplen) == 1) {
             free(block);
             pp_shm_unref(rshm);
             rshm = NULL;

@@ -15,6 +15,10 @@
 #define SMALL_FRAME 4096
 #define READ_BUDGET (4u << 20) /* bytes read per readiness event, for fairness */
 #define IOV_BATCH 64
+/* The link's rate is sampled over at least this many bytes and seconds. */
+#define LINK_MIN_BYTES (256u << 10)
+#define LINK_MIN_SECS 0.002
+#define LINK_SPAN 0.25           /* a long drain is sampled this often */
 
 typedef struct chunk {
     uint8_t *own;            /* owned bytes (malloc), or NULL */
@@ -50,6 +54,13 @@ struct pp_conn {
     pp_timer kick;
     char why[PP_ERR_LEN];
     uint64_t nin, nout;      /* bytes the transport read and wrote (statistics) */
+    /* The link's rate (pp_conn_link_rate): bytes written between two
+     * refused writes, the fd full at both, drained that fast; and how
+     * fast a large frame arrived from its first bytes to its last. */
+    double tx_t0, tx_t1;     /* the first and the last refused write of a drain */
+    uint64_t tx_b0, tx_b1;   /* nout then */
+    double rx_t0;            /* when a partial frame's first bytes were read */
+    double tx_bps, rx_bps;   /* moving estimates; 0 = none yet */
     int bad_frame;           /* closed because the peer's bytes were no frame */
 };
 
@@ -349,6 +360,57 @@ struct pp_shm *pp_conn_take_shm(pp_conn *c, const pp_frame *f)
     return pp_wire_reader_take_shm(&c->rd, f);
 }
 
+/* ---- the link's rate ---- */
+
+static void link_fold(double *est, uint64_t bytes, double secs)
+{
+    if (bytes < LINK_MIN_BYTES || !(secs >= LINK_MIN_SECS))
+        return;
+    double rate = (double)bytes / secs;
+    *est = *est > 0 ? (*est + rate) / 2 : rate;
+}
+
+/* A write was refused, the fd full: the bytes written since the previous
+ * refusal of this drain left at the link's rate. */
+static void tx_refused(pp_conn *c)
+{
+    double now = pp_now();
+    if (c->tx_t0 == 0) {
+        c->tx_t0 = c->tx_t1 = now;
+        c->tx_b0 = c->tx_b1 = c->nout;
+        return;
+    }
+    c->tx_t1 = now;
+    c->tx_b1 = c->nout;
+    if (now - c->tx_t0 >= LINK_SPAN) {
+        link_fold(&c->tx_bps, c->tx_b1 - c->tx_b0, c->tx_t1 - c->tx_t0);
+        c->tx_t0 = now;
+        c->tx_b0 = c->nout;
+    }
+}
+
+/* The queue is empty: the drain's sample (from its first refusal to its
+ * last, when the fd was full both times). */
+static void tx_drained(pp_conn *c)
+{
+    if (c->tx_t0 > 0)
+        link_fold(&c->tx_bps, c->tx_b1 - c->tx_b0, c->tx_t1 - c->tx_t0);
+    c->tx_t0 = 0;
+}
+
+/* Frame f is complete: a large one's arrival rate. */
+static void rx_frame(pp_conn *c, const pp_frame *f)
+{
+    if (c->rx_t0 > 0 && f->hdr.len >= 4 * LINK_MIN_BYTES)
+        link_fold(&c->rx_bps, PP_WIRE_HDR + (uint64_t)f->hdr.len, pp_now() - c->rx_t0);
+    c->rx_t0 = 0;
+}
+
+double pp_conn_link_rate(const pp_conn *c)
+{
+    return c ? PP_MAX(c->tx_bps, c->rx_bps) : 0;
+}
+
 /* ---- output queue ---- */
 
 static chunk *push_chunk(pp_conn *c)
@@ -491,6 +553,7 @@ int pp_conn_flush(pp_conn *c)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 c->wr_want = want == PP_TR_WANT_READ ? PP_TR_WANT_READ : PP_TR_WANT_WRITE;
+                tx_refused(c);
                 break;
             }
             tr_fail(c, "write failed", errno);
@@ -507,6 +570,8 @@ int pp_conn_flush(pp_conn *c)
         consume(c, (size_t)w);
         /* Keep the last chunk for reuse when it is an owned tail now empty. */
     }
+    if (!c->qlen)
+        tx_drained(c);
     drain_soon(c); /* a write that had to read may hold the peer's bytes now */
     update_watch(c);
     return 0;
@@ -522,9 +587,12 @@ static int deliver(pp_conn *c, size_t n)
     pp_frame f;
     int rc = 0;
     while (!c->closed && (rc = pp_wire_reader_next(&c->rd, &f)) == 1) {
+        rx_frame(c, &f);
         if (c->cbs.on_frame(c, &f, c->data) != 0)
             return -1;
     }
+    if (!c->closed && rc == 0 && c->rx_t0 == 0 && pp_wire_reader_pending(&c->rd))
+        c->rx_t0 = pp_now();
     if (!c->closed && rc < 0) {
         c->bad_frame = 1;
         pp_conn_close(c, c->rd.errstr);

@@ -107,6 +107,12 @@ size_t pp_conn_outbytes(const pp_conn *c);
  * overhead not counted).  A NULL conn counts 0. */
 void pp_conn_counts(const pp_conn *c, uint64_t *in, uint64_t *out);
 
+/* The link's rate as this end measured it, in bytes per second: the
+ * faster of how fast queued output drained while the fd stayed full and
+ * how fast frames of 1 MiB or more arrived (moving estimates); 0 before
+ * any such transfer.  Only timings taken here: nothing the peer says. */
+double pp_conn_link_rate(const pp_conn *c);
+
 /* 1 when the conn was closed because the peer's bytes broke the framing
  * (bad magic, version, type, flags or length: the reader's error), else 0. */
 int pp_conn_bad_frame(const pp_conn *c);

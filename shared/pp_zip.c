@@ -41,18 +41,11 @@ int pp_zip_deflate(const void *in, size_t n, int level, void **out, size_t *outl
     return 0;
 }
 
-int pp_zip_maybe(const void *head, size_t hlen, const void *body, size_t blen, void **out,
-                 size_t *outlen)
+int pp_zip_stream(const void *head, size_t hlen, const void *body, size_t blen, void **out,
+                  size_t *outlen)
 {
-    if (blen < PP_ZIP_MIN || hlen + blen > UINT32_MAX)
-        return 0;
-    /* A 16 KiB sample from the middle: does it shrink by a third? */
-    size_t sn = 16 * 1024;
-    const uint8_t *sample = (const uint8_t *)body + (blen - sn) / 2;
-    uint8_t tmp[16 * 1024 + 1024];
-    uLongf tl = sizeof tmp;
-    if (compress2(tmp, &tl, sample, (uLong)sn, 1) != Z_OK || tl > sn * 2 / 3)
-        return 0;
+    if (hlen > UINT32_MAX || blen > UINT32_MAX - hlen)
+        return -1;
     size_t n = hlen + blen;
     uLong bound = compressBound((uLong)n);
     uint8_t *buf = malloc(4 + (size_t)bound);
@@ -90,9 +83,10 @@ int pp_zip_maybe(const void *head, size_t hlen, const void *body, size_t blen, v
         return -1;
     }
     pp_store32(buf, (uint32_t)n);
-    *out = buf;
+    uint8_t *shrunk = realloc(buf, 4 + zlen); /* give back the unused bound */
+    *out = shrunk ? shrunk : buf;
     *outlen = 4 + zlen;
-    return 1;
+    return 0;
 }
 
 /* Why inflate() failed, into err. */

@@ -16,15 +16,14 @@
  * stream) at `level` (1..9).  0, or -1 (out of memory, n > 4 GiB - 1). */
 int pp_zip_deflate(const void *in, size_t n, int level, void **out, size_t *outlen);
 
-/* Payloads at least this large are compressed when it pays (pp_zip_maybe). */
+/* Payloads at least this large may be compressed (pp_zpolicy.h decides). */
 #define PP_ZIP_MIN (64 * 1024)
 
-/* Compresses head ‖ body into a wire payload (level 1) when body is at least
- * PP_ZIP_MIN bytes and a sample of it shrinks well; incompressible data is
- * left alone, so large random payloads cost only the sample.  Returns 1 with
- * *out malloc'd, 0 when not worth it, -1 on failure. */
-int pp_zip_maybe(const void *head, size_t hlen, const void *body, size_t blen, void **out,
-                 size_t *outlen);
+/* Compresses head ‖ body into one wire payload at level 1 (the speed that
+ * can pay on a link; modules use pp_zip_deflate).  0 with *out malloc'd,
+ * or -1 (out of memory, more than 4 GiB - 1 bytes, zlib failure). */
+int pp_zip_stream(const void *head, size_t hlen, const void *body, size_t blen, void **out,
+                  size_t *outlen);
 
 /* Inflates a wire payload.  On success returns 0, *out is malloc'd
  * (the declared length + 1 bytes, NUL-terminated) and *outlen the declared

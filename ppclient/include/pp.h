@@ -179,6 +179,12 @@ typedef struct pp_config {
                                        only when these hold them all.  A tag is
                                        1 to 32 of A-Z a-z 0-9 _ . - , at most 32
                                        tags.  NULL or "" = none */
+    int compress;                   /* large job payloads to the nodes: 0
+                                       (default) = compressed only when the
+                                       measured link is slower than the
+                                       compressor on this data; 1 = always when
+                                       a sample shrinks; -1 = never.  Modules
+                                       are always compressed */
 } pp_config;
 
 typedef struct pp_submit_opts {

@@ -1,16 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* delay-proxy -- a TCP proxy on 127.0.0.1 that delays every byte by D ms in
- * each direction (benchmark B7: this kernel has no netem).
+ * each direction, and optionally limits each direction's bandwidth
+ * (benchmarks B5 and B7: this kernel has no netem).
  *
  *   delay-proxy --to PORT [--listen PORT] [--port-file F] [--delay-ms D]
- *               [--max-seconds S]
+ *               [--rate-mbit N] [--max-seconds S]
  *
  * Listens on 127.0.0.1:PORT (0 = a free port, written to --port-file) and
  * forwards each connection to 127.0.0.1:--to.  Bytes read at time t are
- * written at t + D: a delay line, not a bandwidth limit, so pipelined
- * traffic keeps flowing.  Each direction buffers at most 8 MiB (the reader
- * then waits: back-pressure).  At most 64 connections at once.  Exits on
- * SIGTERM or SIGINT, or after --max-seconds (default 3600). */
+ * written at t + D: a delay line, so pipelined traffic keeps flowing.  With
+ * --rate-mbit, each direction of each connection also passes at most N
+ * Mbit/s (10^6 bits), paced by a token bucket of 16 KiB, as a slow link
+ * would.  Each direction buffers at most 8 MiB, or with --rate-mbit what
+ * the link carries in D + 10 ms (at least 64 KiB; a link's queue is short),
+ * plus one read; the reader then waits (back-pressure).  At most 64
+ * connections at once.  Exits on SIGTERM or SIGINT, or after --max-seconds
+ * (default 3600). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -28,6 +33,7 @@
 #include "bench_util.h"
 
 #define MAX_BUFFERED (8u << 20)
+#define BURST 16384 /* the token bucket's depth, bytes */
 #define MAX_CONNS 64
 #define CHUNK 65536
 
@@ -48,6 +54,8 @@ typedef struct direction {
     chunk *head, *tail;
     size_t buffered;
     int eof;                     /* the reader saw the end */
+    double tokens;               /* bytes the rate allows now (writer only) */
+    int64_t refilled_ns;         /* when tokens was last brought up to date */
 } direction;
 
 typedef struct conn {
@@ -58,6 +66,8 @@ typedef struct conn {
 } conn;
 
 static int64_t g_delay_ns;
+static double g_rate;            /* bytes per second, 0 = unlimited */
+static size_t g_max_buffered = MAX_BUFFERED;
 static _Atomic int g_conns;
 
 static void conn_kill(conn *c)
@@ -111,7 +121,7 @@ static void *reader_main(void *arg)
         k->len = (size_t)n;
         memcpy(k->data, buf, (size_t)n);
         pthread_mutex_lock(&d->mu);
-        while (d->buffered >= MAX_BUFFERED && !atomic_load(&c->dead))
+        while (d->buffered >= g_max_buffered && !atomic_load(&c->dead))
             pthread_cond_wait(&d->cv, &d->mu);
         if (d->tail)
             d->tail->next = k;
@@ -129,6 +139,49 @@ static void *reader_main(void *arg)
     pthread_mutex_unlock(&d->mu);
     conn_release(c);
     return NULL;
+}
+
+/* Waits until the token bucket holds n bytes (n <= BURST), then takes
+ * them. */
+static void pace(direction *d, size_t n)
+{
+    for (;;) {
+        int64_t now = bu_now_ns();
+        d->tokens += (double)(now - d->refilled_ns) / 1e9 * g_rate;
+        d->tokens = d->tokens > BURST ? BURST : d->tokens;
+        d->refilled_ns = now;
+        if (d->tokens >= (double)n)
+            break;
+        int64_t wait_ns = (int64_t)(((double)n - d->tokens) / g_rate * 1e9) + 1;
+        struct timespec nap = {(time_t)(wait_ns / 1000000000LL), (long)(wait_ns % 1000000000LL)};
+        nanosleep(&nap, NULL);
+    }
+    d->tokens -= (double)n;
+}
+
+/* Writes p[0..n) to the direction's target, paced when a rate is set;
+ * returns the bytes written (n unless the write failed). */
+static size_t write_paced(direction *d, const unsigned char *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        size_t piece = n - off;
+        if (g_rate > 0) {
+            piece = piece < BURST ? piece : BURST;
+            pace(d, piece);
+        }
+        size_t done = 0;
+        while (done < piece) {
+            ssize_t w = write(d->to, p + off + done, piece - done);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0)
+                return off + done;
+            done += (size_t)w;
+        }
+        off += piece;
+    }
+    return off;
 }
 
 static void *writer_main(void *arg)
@@ -153,16 +206,7 @@ static void *writer_main(void *arg)
                                (long)(k->due_ns % 1000000000LL)};
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR) {
         }
-        size_t off = 0;
-        while (off < k->len) {
-            ssize_t n = write(d->to, k->data + off, k->len - off);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            off += (size_t)n;
-        }
-        if (off < k->len) {
+        if (write_paced(d, k->data, k->len) < k->len) {
             conn_kill(c);
             break;
         }
@@ -226,6 +270,8 @@ static int start_conn(int client, int port)
         d->c = c;
         d->from = c->fd[i];
         d->to = c->fd[1 - i];
+        d->tokens = BURST;
+        d->refilled_ns = bu_now_ns();
         pthread_mutex_init(&d->mu, NULL);
         pthread_cond_init(&d->cv, NULL);
     }
@@ -274,14 +320,16 @@ static void *accept_main(void *arg)
 int main(int argc, char **argv)
 {
     long listen_port = 0, to_port = -1, max_s = 3600;
-    double delay_ms = 2;
+    double delay_ms = 2, rate_mbit = 0;
     const char *port_file = NULL;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            puts("usage: delay-proxy --to PORT [--listen PORT] [--port-file F] [--delay-ms D] "
-                 "[--max-seconds S]");
+            puts("usage: delay-proxy --to PORT [--listen PORT] [--port-file F] [--delay-ms D]\n"
+                 "                   [--rate-mbit N] [--max-seconds S]\n"
+                 "Delays each direction by D ms (default 2); with --rate-mbit, also passes\n"
+                 "at most N Mbit/s each way (default: no limit).");
             return 0;
         } else if (!v) {
             bad = 1;
@@ -293,6 +341,8 @@ int main(int argc, char **argv)
             port_file = v;
         } else if (strcmp(a, "--delay-ms") == 0) {
             bad = bu_parse_double(v, 0, 10000, "--delay-ms", &delay_ms);
+        } else if (strcmp(a, "--rate-mbit") == 0) {
+            bad = bu_parse_double(v, 0.01, 100000, "--rate-mbit", &rate_mbit);
         } else if (strcmp(a, "--max-seconds") == 0) {
             bad = bu_parse_long(v, 1, 86400, "--max-seconds", &max_s);
         } else {
@@ -308,6 +358,11 @@ int main(int argc, char **argv)
         return 2;
     }
     g_delay_ns = (int64_t)(delay_ms * 1e6);
+    g_rate = rate_mbit * 1e6 / 8;
+    if (g_rate > 0) { /* a link's queue: what it carries in D + 10 ms */
+        double q = g_rate * (delay_ms + 10) / 1000;
+        g_max_buffered = q < 65536 ? 65536 : q > MAX_BUFFERED ? MAX_BUFFERED : (size_t)q;
+    }
 
     /* Signals are taken by sigtimedwait() below, on this thread only. */
     sigset_t set;

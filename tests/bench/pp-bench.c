@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* pp-bench -- the pp side of the benchmark suite (B1..B7).  Each
+/* pp-bench -- the pp side of the benchmark suite (B1..B9).  Each
  * subcommand runs one measurement through the public API and prints one
  * JSON object on one line; scripts/bench runs them and builds the table.
  *
@@ -8,6 +8,11 @@
  *   pp-bench latency [--n N]                  submit then wait, one at a time: µs
  *   pp-bench cpu     [--jobs N] [--ms MS]     CPU-bound jobs: wall seconds
  *   pp-bench payload [--bytes B] [--reps R]   echo of a large argument: MB/s
+ *                    [--pattern random|compressible] [--zero-copy]
+ *                    [--compress auto|always|never]
+ *   pp-bench limits  [--bytes B]              what bounds B5 at B bytes: memcpy
+ *                                             (warm, fresh buffer), loopback
+ *                                             TCP echo: MB/s
  *   pp-bench queue   [--jobs N]               client RSS per queued job
  *   pp-bench hide    [--jobs N] [--ms MS]     throughput of short CPU jobs
  *   pp-bench rss     --pid PID                RSS of a process tree
@@ -19,7 +24,7 @@
  *   pp-bench pending-rss [--n N]              N tiny jobs (freed at once) with
  *                                             max_pending 10000: client RSS
  * Common: [--ncpus N] [--servers host:port,...] [--secret-file F]
- *         [--warmup N] [--no-tls]
+ *         [--warmup N] [--no-tls] [--compress auto|always|never]
  * --ncpus defaults to 2 without --servers and to 0 with them.  Timings start
  * after the workers and nodes are up and warmed (module shipped and loaded),
  * at the first submit, and stop when the last result is in and checked. */
@@ -32,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_limits.h"
 #include "bench_tasks.h"
 #include "bench_util.h"
 
@@ -49,7 +55,15 @@ typedef struct opts {
     int nservers;
     char *secret;
     int no_tls;
+    int pattern;        /* payload: 0 random, 1 compressible */
+    int zero_copy;      /* payload: the argument in pp_shm_alloc() memory */
+    int compress;       /* 0 automatic, 1 always, -1 never */
 } opts;
+
+static const char *compress_name(int c)
+{
+    return c > 0 ? "always" : c < 0 ? "never" : "auto";
+}
 
 static void usage(FILE *fp)
 {
@@ -59,6 +73,11 @@ static void usage(FILE *fp)
           "  latency [--n N=5000]                     submit+wait one at a time, us\n"
           "  cpu     [--jobs N=32] [--ms MS=50]       CPU-bound jobs, wall seconds\n"
           "  payload [--bytes B=1048576] [--reps R]   echo of one large argument, MB/s\n"
+          "          [--pattern random|compressible]  its bytes (default random)\n"
+          "          [--zero-copy]                    argument in pp_shm_alloc() memory,\n"
+          "                                           pp_submit_shm(), result read in place\n"
+          "  limits  [--bytes B=1048576]              memcpy (warm, into a fresh buffer)\n"
+          "                                           and loopback TCP echo, MB/s\n"
           "  queue   [--jobs N=1000000]               client RSS per queued job (ncpus 0)\n"
           "  hide    [--jobs N=2000] [--ms MS=1]      throughput of short CPU jobs\n"
           "  rss     --pid PID                        RSS (and PSS) of a process tree, KiB\n"
@@ -68,6 +87,8 @@ static void usage(FILE *fp)
           "                                           client RSS at 1 M, at the end, peak\n"
           "common: [--ncpus N] [--servers host:port,...] [--secret-file F] [--warmup N]\n"
           "        [--no-tls] (plaintext to nodes that run --no-tls)\n"
+          "        [--compress auto|always|never] (pp_config.compress: arguments to\n"
+          "        the nodes; a node's results follow its own ppserver --compress)\n"
           "--ncpus defaults to 2 without --servers, 0 with them.  One JSON object per\n"
           "line on stdout; exit 1 if a job failed or a result was wrong.\n",
           fp);
@@ -83,6 +104,7 @@ static pp_server *make_server(const opts *o)
         .secret = o->secret,
         .log_level = getenv("PP_LOG") ? NULL : "error",
         .no_tls = o->no_tls,
+        .compress = o->compress,
     };
     pp_server *s = pp_server_new(&cfg);
     if (!s) {
@@ -518,70 +540,146 @@ static int cmd_hide(const opts *o)
 
 /* ---- B5: payload ---- */
 
-static int cmd_payload(const opts *o)
+/* The argument of B5.  Random bytes do not compress; the compressible
+ * pattern is regular as matrices and text are: 4-byte little-endian words
+ * of small integers, (i ^ i >> 7) & 63, which zlib level 1 shrinks about
+ * 11-fold. */
+static void payload_fill(unsigned char *buf, size_t bytes, int compressible)
 {
-    size_t bytes = o->bytes > 0 ? (size_t)o->bytes : 1048576;
-    long reps = o->reps;
-    if (reps <= 0) { /* about 256 MiB through, 3..50 round trips */
-        reps = (long)((256u << 20) / bytes);
-        reps = reps < 3 ? 3 : reps > 50 ? 50 : reps;
+    if (!compressible) {
+        bu_random_bytes(buf, bytes, 12345);
+        return;
     }
-    unsigned char *buf = malloc(bytes);
-    double *rate = malloc((size_t)reps * sizeof *rate);
-    if (!buf || !rate) {
-        free(buf);
-        free(rate);
+    for (size_t i = 0; i < bytes; i++)
+        buf[i] = i % 4 ? 0 : (unsigned char)(((i / 4) ^ (i / 4 >> 7)) & 63);
+}
+
+typedef struct payload_run {
+    pp_server *s;
+    unsigned char *buf; /* the argument: malloc'd, or pp_shm_alloc()'d */
+    size_t bytes;
+    int zero_copy;
+    long reps;
+    double *rate; /* reps MB/s, one per round trip */
+    double total; /* seconds, all round trips */
+} payload_run;
+
+static pp_job *payload_submit(const payload_run *p)
+{
+    if (p->zero_copy)
+        return pp_submit_shm(p->s, ppbench_echo, p->buf, p->bytes, NULL);
+    return pp_submit(p->s, ppbench_echo, p->buf, p->bytes, NULL);
+}
+
+/* One untimed round trip (buffers grown, pages touched), then the timed
+ * ones, one job at a time, each with byte 0 changed; the result is checked
+ * where it lies, after the clock stops.  Returns the number that failed. */
+static long payload_rounds(payload_run *p)
+{
+    pp_job *w = payload_submit(p);
+    if (!w || pp_job_wait(w) != PP_DONE) {
+        fprintf(stderr, "pp-bench: payload warm-up: %s\n", w ? pp_job_error(w) : pp_last_error());
+        pp_job_free(w);
         return 1;
-    }
-    /* Random bytes: pp compresses arguments only when that pays, and these
-     * do not compress. */
-    bu_random_bytes(buf, bytes, 12345);
-    pp_server *s = make_server(o);
-    if (!s) {
-        free(buf);
-        free(rate);
-        return 1;
-    }
-    unsigned char small[8] = {0};
-    long errors = 0;
-    if (warm_up(s, o, ppbench_echo, small, sizeof small, 100) != 0)
-        errors++;
-    /* One untimed round trip of this size (buffers grown, pages touched). */
-    pp_job *w = errors ? NULL : pp_submit(s, ppbench_echo, buf, bytes, NULL);
-    if (w && pp_job_wait(w) != PP_DONE) {
-        fprintf(stderr, "pp-bench: payload warm-up: %s\n", pp_job_error(w));
-        errors++;
     }
     pp_job_free(w);
-    double total = 0;
-    for (long i = 0; i < reps && !errors; i++) {
-        buf[0] = (unsigned char)i;
+    for (long i = 0; i < p->reps; i++) {
+        p->buf[0] = (unsigned char)i;
         double t0 = bu_now();
-        pp_job *j = pp_submit(s, ppbench_echo, buf, bytes, NULL);
+        pp_job *j = payload_submit(p);
         size_t len = 0;
         const void *r = j ? pp_job_result(j, &len) : NULL;
         double t1 = bu_now();
-        if (!r || len != bytes || memcmp(r, buf, bytes) != 0) {
+        if (!r || len != p->bytes || memcmp(r, p->buf, p->bytes) != 0) {
             fprintf(stderr, "pp-bench: payload round trip %ld: %s\n", i,
                     j ? pp_job_error(j) : pp_last_error());
-            errors++;
+            pp_job_free(j);
+            return 1;
         }
         pp_job_free(j);
-        total += t1 - t0;
-        rate[i] = (double)bytes / (t1 - t0) / 1e6;
+        p->total += t1 - t0;
+        p->rate[i] = (double)p->bytes / (t1 - t0) / 1e6;
     }
-    pp_server_free(s);
+    return 0;
+}
+
+/* With --zero-copy the argument lives in a pp_shm_alloc() buffer, filled
+ * once before the clock (each round trip changes byte 0, as without). */
+static int cmd_payload(const opts *o)
+{
+    payload_run p = {.bytes = o->bytes > 0 ? (size_t)o->bytes : 1048576, .reps = o->reps,
+                     .zero_copy = o->zero_copy};
+    if (p.reps <= 0) { /* about 256 MiB through, 3..50 round trips */
+        p.reps = (long)((256u << 20) / p.bytes);
+        p.reps = p.reps < 3 ? 3 : p.reps > 50 ? 50 : p.reps;
+    }
+    p.rate = malloc((size_t)p.reps * sizeof *p.rate);
+    p.s = p.rate ? make_server(o) : NULL;
+    if (p.s)
+        p.buf = p.zero_copy ? pp_shm_alloc(p.s, p.bytes) : malloc(p.bytes);
+    if (!p.buf) {
+        if (p.s)
+            fprintf(stderr, "pp-bench: %zu bytes for the argument: %s\n", p.bytes,
+                    p.zero_copy ? pp_last_error() : "out of memory");
+        pp_server_free(p.s);
+        free(p.rate);
+        return 1;
+    }
+    payload_fill(p.buf, p.bytes, o->pattern);
+    unsigned char small[8] = {0};
+    long errors = warm_up(p.s, o, ppbench_echo, small, sizeof small, 100) != 0;
+    if (!errors)
+        errors = payload_rounds(&p);
+    if (p.zero_copy && pp_shm_free(p.s, p.buf) != 0) {
+        fprintf(stderr, "pp-bench: pp_shm_free: %s\n", pp_last_error());
+        errors++;
+    } else if (!p.zero_copy) {
+        free(p.buf);
+    }
+    pp_server_free(p.s);
     json_common(o, "payload");
-    bu_json_long("bytes", (long long)bytes);
-    bu_json_long("reps", reps);
-    bu_json_num("seconds", total);
-    bu_json_num("mb_per_s", errors ? 0 : (double)bytes * (double)reps / total / 1e6);
-    bu_json_num("median_mb_per_s", errors ? 0 : bu_quantile(rate, (size_t)reps, 0.5));
+    bu_json_str("pattern", o->pattern ? "compressible" : "random");
+    bu_json_long("zero_copy", o->zero_copy);
+    bu_json_str("compress", compress_name(o->compress));
+    bu_json_long("bytes", (long long)p.bytes);
+    bu_json_long("reps", p.reps);
+    bu_json_num("seconds", p.total);
+    bu_json_num("mb_per_s", errors ? 0 : (double)p.bytes * (double)p.reps / p.total / 1e6);
+    bu_json_num("median_mb_per_s", errors ? 0 : bu_quantile(p.rate, (size_t)p.reps, 0.5));
     bu_json_long("errors", errors);
     bu_json_end();
-    free(buf);
-    free(rate);
+    free(p.rate);
     return errors ? 1 : 0;
+}
+
+/* ---- the limits beside B5 ---- */
+
+/* memcpy between warm buffers, memcpy into fresh ones, one loopback TCP
+ * stream echoing: each for --bytes, one JSON line (bench_limits.h). */
+static int cmd_limits(const opts *o)
+{
+    size_t bytes = o->bytes > 0 ? (size_t)o->bytes : 1048576;
+    bl_rate warm, tcp, fresh;
+    if (bl_memcpy_warm(bytes, &warm) != 0 || bl_tcp_echo(bytes, &tcp) != 0 ||
+        bl_memcpy_fresh(bytes, &fresh) != 0) {
+        fprintf(stderr, "pp-bench limits: a measurement could not run\n");
+        return 1;
+    }
+    bu_json_begin();
+    bu_json_str("bench", "limits");
+    bu_json_long("bytes", (long long)bytes);
+    bu_json_num("warm_memcpy_mb_per_s", warm.median);
+    bu_json_num("warm_memcpy_best_mb_per_s", warm.best);
+    bu_json_long("warm_memcpy_samples", warm.samples);
+    bu_json_num("fresh_memcpy_mb_per_s", fresh.median);
+    bu_json_num("fresh_memcpy_best_mb_per_s", fresh.best);
+    bu_json_long("fresh_memcpy_samples", fresh.samples);
+    bu_json_num("tcp_echo_mb_per_s", tcp.median);
+    bu_json_num("tcp_echo_best_mb_per_s", tcp.best);
+    bu_json_long("tcp_echo_samples", tcp.samples);
+    bu_json_long("errors", 0);
+    bu_json_end();
+    return 0;
 }
 
 /* ---- B6: client memory per queued job ---- */
@@ -931,7 +1029,8 @@ int main(int argc, char **argv)
         {"ncpus", required_argument, NULL, 'c'},   {"ms", required_argument, NULL, 'm'},
         {"servers", required_argument, NULL, 'S'}, {"secret-file", required_argument, NULL, 'F'},
         {"no-tls", no_argument, NULL, 'T'},        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"pattern", required_argument, NULL, 'P'}, {"zero-copy", no_argument, NULL, 'Z'},
+        {"compress", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0}};
     int c, rc = 2;
     long v;
     optind = 2;
@@ -986,6 +1085,24 @@ int main(int argc, char **argv)
         case 'T':
             o.no_tls = 1;
             break;
+        case 'P':
+            if (strcmp(optarg, "random") != 0 && strcmp(optarg, "compressible") != 0) {
+                fprintf(stderr, "--pattern: random or compressible, not \"%s\"\n", optarg);
+                goto out;
+            }
+            o.pattern = strcmp(optarg, "compressible") == 0;
+            break;
+        case 'Z':
+            o.zero_copy = 1;
+            break;
+        case 'C':
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "always") != 0 &&
+                strcmp(optarg, "never") != 0) {
+                fprintf(stderr, "--compress: auto, always or never, not \"%s\"\n", optarg);
+                goto out;
+            }
+            o.compress = strcmp(optarg, "always") == 0 ? 1 : strcmp(optarg, "never") == 0 ? -1 : 0;
+            break;
         case 'h':
             usage(stdout);
             rc = 0;
@@ -1014,6 +1131,8 @@ int main(int argc, char **argv)
         rc = cmd_cpu(&o);
     else if (strcmp(o.cmd, "payload") == 0)
         rc = cmd_payload(&o);
+    else if (strcmp(o.cmd, "limits") == 0)
+        rc = cmd_limits(&o);
     else if (strcmp(o.cmd, "queue") == 0)
         rc = cmd_queue(&o);
     else if (strcmp(o.cmd, "hide") == 0)

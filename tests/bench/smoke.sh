@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # smoke.sh BIN_DIR -- the benchmark programs with tiny counts, so that the
 # suite never rots: every pp-bench subcommand locally and against a ppserver
-# on 127.0.0.1 (directly and through delay-proxy), pp-scale's three against
+# on 127.0.0.1 (directly, through delay-proxy, and through delay-proxy with
+# a rate limit, which must hold), pp-bench limits, pp-scale's three against
 # it, spin-cmd, and usage errors.  Each run must print one JSON object with
 # positive figures and no job errors.  No Gearman, no network beyond
 # loopback.
@@ -75,6 +76,12 @@ port=$(cat "$tmp/port")
 pids+=($!)
 for _ in $(seq 200); do [ -s "$tmp/pport" ] && break; sleep 0.05; done
 pport=$(cat "$tmp/pport" 2>/dev/null || echo 1)
+# The same with 50 Mbit/s each way: 6.25 MB/s.
+"$bin/delay-proxy" --to "$port" --port-file "$tmp/rport" --delay-ms 1 --rate-mbit 50 \
+    --max-seconds 600 &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/rport" ] && break; sleep 0.05; done
+rport=$(cat "$tmp/rport" 2>/dev/null || echo 1)
 remote=(--servers "127.0.0.1:$port" --secret-file "$tmp/secret")
 proxied=(--servers "127.0.0.1:$pport" --secret-file "$tmp/secret")
 pb="$bin/pp-bench"
@@ -86,6 +93,14 @@ check "latency local" median_us p99_us -- "$pb" latency --n 50
 check "cpu 1 worker" seconds jobs_per_s -- "$pb" cpu --jobs 4 --ms 5 --ncpus 1
 check "cpu 2 workers" seconds jobs_per_s -- "$pb" cpu --jobs 4 --ms 5 --ncpus 2
 check "payload local 1 MiB" mb_per_s median_mb_per_s -- "$pb" payload --bytes 1048576 --reps 3
+check "payload local 256 KiB compressible" mb_per_s -- "$pb" payload --bytes 262144 --reps 3 \
+    --pattern compressible
+check "payload local 1 MiB zero-copy" mb_per_s -- "$pb" payload --bytes 1048576 --reps 3 --zero-copy
+check "payload local 100 bytes zero-copy" mb_per_s -- "$pb" payload --bytes 100 --reps 3 --zero-copy
+check "limits at 64 KiB" warm_memcpy_mb_per_s fresh_memcpy_mb_per_s tcp_echo_mb_per_s \
+    warm_memcpy_best_mb_per_s tcp_echo_samples -- "$pb" limits --bytes 65536
+check "limits at 4 KiB" warm_memcpy_mb_per_s fresh_memcpy_mb_per_s tcp_echo_mb_per_s -- \
+    "$pb" limits --bytes 4096
 check "queue" bytes_per_job rss_after_kb -- "$pb" queue --jobs 10000
 check "cancel of queued jobs" ms -- "$pb" cancel --jobs 1000
 check "rss with max_pending" peak_rss_kb jobs_per_s -- "$pb" pending-rss --n 20000
@@ -93,8 +108,27 @@ check "tiny remote" jobs_per_s -- "$pb" tiny --jobs 2000 "${remote[@]}"
 check "map remote" items_per_s jobs -- "$pb" map --n 20000 "${remote[@]}"
 check "latency remote" median_us p99_us -- "$pb" latency --n 50 "${remote[@]}"
 check "payload remote 1 MiB" mb_per_s -- "$pb" payload --bytes 1048576 --reps 3 "${remote[@]}"
+check "payload remote 256 KiB compressible" mb_per_s -- "$pb" payload --bytes 262144 --reps 3 \
+    --pattern compressible "${remote[@]}"
+check "payload remote 256 KiB zero-copy" mb_per_s -- "$pb" payload --bytes 262144 --reps 3 \
+    --zero-copy "${remote[@]}"
+for mode in always never; do
+    check "payload remote 256 KiB compressible, --compress $mode" mb_per_s -- "$pb" payload \
+        --bytes 262144 --reps 3 --pattern compressible --compress $mode "${remote[@]}"
+done
 check "hide direct" jobs_per_s -- "$pb" hide --jobs 100 --ms 1 --warmup 20 "${remote[@]}"
 check "hide through the delay proxy" jobs_per_s -- "$pb" hide --jobs 100 --ms 1 --warmup 20 "${proxied[@]}"
+# Random bytes (nothing to compress) through the 50 Mbit/s proxy: each
+# 256 KiB round trip crosses it twice, so at most 3.125 MB/s, and a little
+# more for the bucket's 16 KiB bursts: the limit holds whatever the load.
+out=$(timeout 120 "$pb" payload --bytes 262144 --reps 2 --servers "127.0.0.1:$rport" \
+    --secret-file "$tmp/secret" 2>"$tmp/err")
+if python3 -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d["errors"] == 0 and 0 < d["mb_per_s"] <= 3.125 * 1.15 else 1)' \
+    "$out" 2>/dev/null; then
+    ok "payload through the rate-limited proxy stays within 50 Mbit/s: $out"
+else
+    bad "payload through the rate-limited proxy: $out $(head -c 300 "$tmp/err")"
+fi
 # The scale rows' program (scripts/bench.d/scale.sh), with one node.
 ps="$bin/pp-scale"
 check "scale: nodes" connect_s idle_s up_at_end -- "$ps" nodes --port-base "$port" --count 1 \
@@ -117,6 +151,12 @@ fi
 [ $? -eq 2 ] && ok "pp-bench refuses an unknown command" || bad "pp-bench refuses an unknown command"
 "$pb" tiny --jobs x >/dev/null 2>&1
 [ $? -eq 2 ] && ok "pp-bench refuses a bad number" || bad "pp-bench refuses a bad number"
+"$pb" payload --pattern zeros >/dev/null 2>&1
+[ $? -eq 2 ] && ok "pp-bench refuses an unknown pattern" || bad "pp-bench refuses an unknown pattern"
+"$pb" payload --compress sometimes >/dev/null 2>&1
+[ $? -eq 2 ] && ok "pp-bench refuses an unknown --compress" || bad "pp-bench refuses an unknown --compress"
+"$bin/delay-proxy" --to 1 --rate-mbit 0 >/dev/null 2>&1
+[ $? -eq 2 ] && ok "delay-proxy refuses a zero rate" || bad "delay-proxy refuses a zero rate"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -4278,7 +4278,8 @@ static void test_h5_worker_user(void)
  * gets a compressed RESULT that declares 0xFFFFFFF0 bytes; with 2, every
  * job gets a well-formed one-item batch result with the batch flag (a lie
  * for a plain job); with 3, a batch job gets a batch result of one item
- * whatever its count. */
+ * whatever its count; with 4, a 2 MiB plain result whose status is none
+ * (99); with 5, a 2 MiB result flagged as a batch's for a plain job. */
 typedef struct fake_node {
     int lfd, port;
     char secret[80];
@@ -4300,6 +4301,21 @@ typedef struct fake_node_conn {
     uint8_t binding[PP_TLS_BINDING_LEN];
 } fake_node_conn;
 
+/* A 2 MiB uncompressed RRESULT that lies (fake_node's bomb 4 and 5): a
+ * client receives it into a shared buffer before it can tell. */
+static void big_lie(int cfd, uint64_t id, int bomb)
+{
+    size_t n = 2u << 20;
+    uint8_t *p = calloc(1, n);
+    if (!p)
+        return;
+    pp_proto_result_head(p, PP_DONE, 1000);
+    if (bomb == 4)
+        p[0] = 99; /* the status byte: no such status */
+    send_frame(cfd, PP_T_RRESULT, bomb == 5 ? PP_WIRE_F_BATCH : 0, id, p, n);
+    free(p);
+}
+
 /* Handles one frame of a fake node's client. */
 static void fake_node_frame(int cfd, const pp_frame *fr, void *arg)
 {
@@ -4319,6 +4335,8 @@ static void fake_node_frame(int cfd, const pp_frame *fr, void *arg)
         }
     } else if (fr->hdr.type == PP_T_PING) {
         send_frame(cfd, PP_T_PONG, 0, fr->hdr.id, NULL, 0);
+    } else if (fr->hdr.type == PP_T_RJOB && fn->bomb >= 4) {
+        big_lie(cfd, fr->hdr.id, fn->bomb);
     } else if (fr->hdr.type == PP_T_RJOB && fn->bomb >= 2) {
         if (fn->bomb == 3 && !(fr->hdr.flags & PP_WIRE_F_BATCH))
             return;
@@ -4559,6 +4577,45 @@ static void test_h7_batch_flag_lie(void)
     client_free(s);
     fake_nodes_stop();
     free(capture_end());
+}
+
+/* H7.  Attack: a node answers with 2 MiB that lie -- a status that is
+ * none, or a batch's flag on a plain job's result -- which libpp receives
+ * into one of its shared buffers before it can tell: it drops the node
+ * saying why, lets the buffer go (no leak under ASan), and the jobs run
+ * elsewhere with their right results. */
+static void test_h7_large_lie(void)
+{
+    static const char secret[] = "the-fake-node-knows-it-0123456789abcdef";
+    static const char *const why[] = {"the node sent a malformed result",
+                                      "a batch result for a job that is not a batch"};
+    enum { N = 3 };
+    for (int k = 0; k < 2; k++) {
+        pp_job *jobs[N];
+        char name[64];
+        CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
+        fake_node *fn = fake_node_start(secret, 8u << 20, 1, 4 + k);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
+        pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        double end = now_s() + 10;
+        char *said = NULL;
+        while (now_s() < end) {
+            free(said);
+            said = captured();
+            if (said && strstr(said, why[k]))
+                break;
+            sleep_s(0.05);
+        }
+        CU_ASSERT_PTR_NOT_NULL(said ? strstr(said, why[k]) : NULL);
+        free(said);
+        for (int i = 0; i < N; i++) /* none took the node's bytes */
+            CU_ASSERT_EQUAL(pp_job_status(jobs[i]), PP_PENDING);
+        finish_locally(s, jobs, N);
+        client_free(s);
+        fake_nodes_stop();
+        free(capture_end());
+    }
 }
 
 /* H7.  Attack: a node answers a map's batch job with a batch result of one
@@ -5163,6 +5220,7 @@ int pp_register_suites(void)
         {"H6 a node's result declaring 4 GiB is refused before allocating",
          test_h6_result_bomb},
         {"H7 a node's batch result for a plain job is refused", test_h7_batch_flag_lie},
+        {"H7 a node's 2 MiB lies, received into shared memory, let go", test_h7_large_lie},
         {"H7 a node's batch result with the wrong item count fails those items",
          test_h7_batch_count_lie},
         {NULL, NULL}};
