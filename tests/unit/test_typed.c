@@ -29,12 +29,7 @@
 
 static pp_buf new_buf(size_t max)
 {
-    pp_buf b;
-    b.data = NULL;
-    b.len = 0;
-    b.cap = 0;
-    b.max = max;
-    b.overflow = 0;
+    pp_buf b = {.max = max}; /* every other field zero: malloc'd, empty */
     return b;
 }
 
