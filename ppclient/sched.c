@@ -242,7 +242,7 @@ static void shm_timer(pp_loop *loop, pp_timer *t)
     if (pp_now() - s->shm_last < PP_SHM_IDLE)
         pp_timer_start(loop, t, s->shm_last + PP_SHM_IDLE);
     else
-        pp_shm_cache_trim(s->shm, PP_SHM_IDLE);
+        pp_shm_cache_trim(s->shm, 0); /* all idle: one freed just now too */
 }
 
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,

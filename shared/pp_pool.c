@@ -989,7 +989,7 @@ static void shm_trim_timer(pp_loop *loop, pp_timer *t)
                 pp_conn_send(w->conn, PP_T_WSHM, 0, (uint64_t)i, none, sizeof none) == 0)
                 w->slot[i].id = 0;
     }
-    pp_shm_cache_trim(p->shm, SHM_IDLE);
+    pp_shm_cache_trim(p->shm, 0); /* all idle: one freed just now too */
 }
 
 int pp_pool_submit(pp_pool *p, pp_pool_job *j)

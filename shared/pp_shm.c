@@ -210,6 +210,25 @@ static void shed_locked(pp_shm_cache *c, size_t keep, double age, pp_shm **out)
     }
 }
 
+/* Keeps at most PP_SHM_IDLE_MAX idle buffers of an owner, the most
+ * recently used: a mix of sizes does not pile up (lock held; the others go
+ * to *out). */
+static void shed_owner_locked(pp_shm_cache *c, uint64_t owner, pp_shm **out)
+{
+    int n = 0;
+    for (pp_shm **pb = &c->idle; *pb;) {
+        pp_shm *b = *pb;
+        if (b->owner != owner || ++n <= PP_SHM_IDLE_MAX) {
+            pb = &b->next;
+            continue;
+        }
+        *pb = b->next;
+        c->idle_bytes -= b->cap;
+        b->next = *out;
+        *out = b;
+    }
+}
+
 /* Destroys the buffers of a list (no lock), and the cache when it is
  * closing and they were its last. */
 static void destroy_list(pp_shm_cache *c, pp_shm *list)
@@ -247,6 +266,7 @@ void pp_shm_unref(pp_shm *b)
         c->idle_bytes += b->cap;
         if (c->idle_bytes > c->keep)
             shed_locked(c, c->keep, -1, &gone);
+        shed_owner_locked(c, b->owner, &gone);
     }
     pthread_mutex_unlock(&c->mu);
     destroy_list(c, gone);

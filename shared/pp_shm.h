@@ -43,6 +43,9 @@ typedef struct pp_shm {
     double idle_since;      /* (cache lock) pp_now() when it went idle */
 } pp_shm;
 
+/* Idle buffers a cache keeps per owner, at most (the most recent). */
+#define PP_SHM_IDLE_MAX 2
+
 /* A cache that keeps up to keep_bytes of idle buffers.  NULL out of
  * memory. */
 pp_shm_cache *pp_shm_cache_new(size_t keep_bytes);

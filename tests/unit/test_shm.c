@@ -87,6 +87,17 @@ static void test_bound_and_trim(void)
     pp_shm_cache_bytes(c, &idle, &total);
     CU_ASSERT_EQUAL(idle, 0);
     CU_ASSERT_EQUAL(total, 0);
+    /* At most PP_SHM_IDLE_MAX idle buffers of one owner, whatever bytes. */
+    pp_shm *s[PP_SHM_IDLE_MAX + 3];
+    for (int i = 0; i < PP_SHM_IDLE_MAX + 3; i++) {
+        s[i] = pp_shm_get(c, 100, 0, err);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s[i]);
+    }
+    for (int i = 0; i < PP_SHM_IDLE_MAX + 3; i++)
+        pp_shm_unref(s[i]);
+    pp_shm_cache_bytes(c, &idle, &total);
+    CU_ASSERT_EQUAL(idle, (size_t)PP_SHM_IDLE_MAX * 4096);
+    CU_ASSERT_EQUAL(total, idle);
     pp_shm_cache_free(c);
 }
 
