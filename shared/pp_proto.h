@@ -24,8 +24,10 @@
  * Shared memory (pp_shm.h; the worker's fd PP_WORKER_FD_SHM carries fds):
  *   5  WSHM     pool -> worker   id = a slot (< PP_SHM_SLOTS); u64 size: the
  *                                 buffer whose fd waits on the socket (its
- *                                 message: the slot, u32) is now that slot,
- *                                 mapped whole; 0 = the slot is emptied
+ *                                 message: the slot, u32) is now that slot
+ *                                 (mapped whole when a job first uses it,
+ *                                 read-only if it is the program's); 0 = the
+ *                                 slot is emptied
  *   6  SJOB     pool -> worker   id as JOB's; u32 task id, u32 argument slot
  *                                 (PP_SHM_NONE: the argument follows inline),
  *                                 u32 result slot (PP_SHM_NONE: none), u32 0,
