@@ -41,10 +41,10 @@
 #define BACKOFF_MIN 0.1
 #define BACKOFF_MAX 2.0
 #define AUTH_RETRY 30.0           /* a refused secret is not retried in a storm */
-/* Results of this size and up stay in the shared buffer they were received
- * into, read in place; smaller ones (a copy costs little next to their
- * round trip) move to the heap, so that a program holding many results
- * does not hold a buffer and its descriptor for each. */
+/* Results of this size and up are received into shared buffers (reused
+ * pages) and read in place; smaller ones are received on the heap (fresh
+ * pages cost little next to their round trip), so that a program holding
+ * many results does not hold a buffer and its descriptor for each. */
 #define RESULT_SHM_MIN (1u << 20)
 #define PREFETCH 2                /* jobs in flight beyond the CPUs' depth */
 #define IDLE_HB 5                 /* heartbeats between PINGs to a node holding
@@ -377,7 +377,8 @@ static int on_accept(remote *r, const pp_frame *f, failure *fl)
     uint32_t limit = r->max_frame && r->max_frame <= PP_MAX_FRAME ? r->max_frame : PP_MAX_FRAME;
     r->max_frame = limit; /* also what a compressed result may inflate to */
     pp_conn_set_limit(r->conn, limit + 1024);
-    pp_conn_use_shm(r->conn, s->shm); /* large results land in reused pages */
+    /* Large results land in reused pages; smaller ones on the heap. */
+    pp_conn_use_shm(r->conn, s->shm, RESULT_SHM_MIN);
     r->backoff = BACKOFF_MIN;
     r->last_rx = pp_now();
     r->quiet = 0;
@@ -414,9 +415,9 @@ static int on_error_frame(remote *r, const pp_frame *f, failure *fl)
 
 /* ---- jobs ---- */
 
-/* A result that came in a shared buffer moves to the heap: a small one,
- * or an error text (a failed job may run again, locally too, where the
- * pool gives it a buffer of its own).  0, or -1 out of memory (the buffer
+/* A result that came in a shared buffer moves to the heap when it is an
+ * error text (a failed job may run again, locally too, where the pool
+ * gives it a buffer of its own).  0, or -1 out of memory (the buffer
  * is dropped either way). */
 static int result_to_heap(pp_shm **shm, uint8_t **block, pp_msg_result *m, size_t blen)
 {
@@ -463,8 +464,7 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
         pp_shm_unref(shm);
         return fail(fl, 1, 0, "the node sent a malformed result");
     }
-    if (shm && (m.status != PP_DONE || blen < RESULT_SHM_MIN) &&
-        result_to_heap(&shm, &block, &m, blen) != 0)
+    if (shm && m.status != PP_DONE && result_to_heap(&shm, &block, &m, blen) != 0)
         return fail(fl, 0, 0, "out of memory for a result");
     pp_job *j = r->slots[i].job;
     /* A batch result answers a batch job that ran, nothing else. */

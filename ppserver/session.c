@@ -157,7 +157,7 @@ static int on_proof(session *s, const pp_frame *f, refusal *r)
     s->last_job = pp_now();
     /* Authenticated: full frames from now on. */
     pp_conn_set_limit(s->conn, srv->max_frame + 1024);
-    pp_conn_use_shm(s->conn, srv->shm); /* large jobs land where the workers read them */
+    pp_conn_use_shm(s->conn, srv->shm, 0); /* large jobs land where the workers read them */
     pp_log(&srv->log, PP_LOG_INFO, "%s: client authenticated", s->peer);
     return 0;
 }

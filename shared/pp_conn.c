@@ -350,9 +350,9 @@ void *pp_conn_take(pp_conn *c, const pp_frame *f)
     return pp_wire_reader_take(&c->rd, f);
 }
 
-void pp_conn_use_shm(pp_conn *c, struct pp_shm_cache *shm)
+void pp_conn_use_shm(pp_conn *c, struct pp_shm_cache *shm, uint32_t min)
 {
-    pp_wire_reader_use_shm(&c->rd, shm);
+    pp_wire_reader_use_shm(&c->rd, shm, min);
 }
 
 struct pp_shm *pp_conn_take_shm(pp_conn *c, const pp_frame *f)

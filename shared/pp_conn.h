@@ -135,9 +135,10 @@ void *pp_conn_transport_ctx(const pp_conn *c);
  * owns (large payloads move without a copy).  NULL out of memory. */
 void *pp_conn_take(pp_conn *c, const pp_frame *f);
 
-/* Large uncompressed frames are received straight into shared buffers of
- * `c` from now on (NULL: malloc); pp_conn_take_shm() hands them over. */
-void pp_conn_use_shm(pp_conn *c, struct pp_shm_cache *shm);
+/* Uncompressed frames of at least `min` bytes (and above PP_WIRE_BIG) are
+ * received straight into shared buffers of `shm` from now on (NULL:
+ * malloc); pp_conn_take_shm() hands them over. */
+void pp_conn_use_shm(pp_conn *c, struct pp_shm_cache *shm, uint32_t min);
 
 /* The shared buffer holding the payload of the frame being handled (its
  * reference the caller's), or NULL when it is not in one. */

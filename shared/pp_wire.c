@@ -86,9 +86,10 @@ void pp_wire_reader_free(pp_wire_reader *r)
     memset(r, 0, sizeof *r);
 }
 
-void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c)
+void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c, uint32_t min)
 {
     r->shm = c;
+    r->shm_min = min;
 }
 
 size_t pp_wire_reader_pending(const pp_wire_reader *r)
@@ -139,7 +140,7 @@ static void reader_promote(pp_wire_reader *r)
     if (pp_wire_decode_hdr(r->buf + r->start, r->max_len, r->max_type, &h, NULL) != 0 ||
         h.len <= PP_WIRE_BIG)
         return;
-    pp_shm *b = r->shm && !(h.flags & PP_WIRE_F_ZLIB) ? pp_shm_get(r->shm, h.len, 0, NULL) : NULL;
+    pp_shm *b = r->shm && h.len >= r->shm_min && !(h.flags & PP_WIRE_F_ZLIB) ? pp_shm_get(r->shm, h.len, 0, NULL) : NULL;
     uint8_t *body = b ? b->base : pp_malloc_big((size_t)h.len + 1);
     if (!body)
         return;

@@ -75,6 +75,7 @@ typedef struct pp_wire_reader {
     uint8_t *big;
     struct pp_shm *big_shm;      /* the shared buffer big lies in, or NULL (malloc) */
     struct pp_shm_cache *shm;    /* where large plain bodies go; NULL: malloc */
+    uint32_t shm_min;            /* from this size on (else malloc) */
     size_t big_have;
     int big_ready;         /* the last frame returned was `big` */
     char errstr[PP_ERR_LEN];
@@ -100,9 +101,10 @@ int pp_wire_reader_next(pp_wire_reader *r, pp_frame *f);
  * NULL out of memory. */
 void *pp_wire_reader_take(pp_wire_reader *r, const pp_frame *f);
 
-/* Large bodies of uncompressed frames go into shared buffers of c from
- * now on (the node's jobs: its workers read them there), NULL: malloc. */
-void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c);
+/* Bodies of uncompressed frames of at least `min` bytes (and above
+ * PP_WIRE_BIG) go into shared buffers of c from now on (the node's jobs:
+ * its workers read them there), NULL: malloc. */
+void pp_wire_reader_use_shm(pp_wire_reader *r, struct pp_shm_cache *c, uint32_t min);
 
 /* The shared buffer holding the payload of the frame just returned, its
  * reference now the caller's (the payload at its start, a NUL after it),
