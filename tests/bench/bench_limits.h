@@ -25,9 +25,17 @@ int bl_memcpy_warm(size_t bytes, bl_rate *out);
 int bl_memcpy_fresh(size_t bytes, bl_rate *out);
 
 /* One TCP connection on 127.0.0.1 to a thread that echoes what it reads:
- * `bytes` sent and read back concurrently, rate = bytes / round trip.
- * -1 (a message on stderr) when the connection cannot be set up or a round
- * trip does not end within 30 s. */
-int bl_tcp_echo(size_t bytes, bl_rate *out);
+ * `bytes` sent and read back, rate = bytes / round trip.  whole = 0: each
+ * read is sent back at once (the two directions overlap); whole = 1:
+ * store and forward, the whole message read before any of it goes back,
+ * as a job takes its whole argument before it runs and its result goes
+ * back once it has ended.  -1 (a message on stderr) when the connection
+ * cannot be set up or a round trip does not end within 30 s. */
+int bl_tcp_echo(size_t bytes, int whole, bl_rate *out);
+
+/* The same store-and-forward echo inside TLS 1.3 (OpenSSL, AES-128-GCM, a
+ * PSK, pp's record-layer settings): what encrypting and decrypting each
+ * byte twice costs on top of the TCP figure. */
+int bl_tls_echo(size_t bytes, bl_rate *out);
 
 #endif

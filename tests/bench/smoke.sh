@@ -98,9 +98,10 @@ check "payload local 256 KiB compressible" mb_per_s -- "$pb" payload --bytes 262
 check "payload local 1 MiB zero-copy" mb_per_s -- "$pb" payload --bytes 1048576 --reps 3 --zero-copy
 check "payload local 100 bytes zero-copy" mb_per_s -- "$pb" payload --bytes 100 --reps 3 --zero-copy
 check "limits at 64 KiB" warm_memcpy_mb_per_s fresh_memcpy_mb_per_s tcp_echo_mb_per_s \
-    warm_memcpy_best_mb_per_s tcp_echo_samples -- "$pb" limits --bytes 65536
-check "limits at 4 KiB" warm_memcpy_mb_per_s fresh_memcpy_mb_per_s tcp_echo_mb_per_s -- \
-    "$pb" limits --bytes 4096
+    warm_memcpy_best_mb_per_s tcp_echo_samples tcp_saf_mb_per_s tls_saf_mb_per_s \
+    tls_saf_samples -- "$pb" limits --bytes 65536
+check "limits at 4 KiB" warm_memcpy_mb_per_s fresh_memcpy_mb_per_s tcp_echo_mb_per_s \
+    tcp_saf_mb_per_s tls_saf_mb_per_s -- "$pb" limits --bytes 4096
 check "queue" bytes_per_job rss_after_kb -- "$pb" queue --jobs 10000
 check "cancel of queued jobs" ms -- "$pb" cancel --jobs 1000
 check "rss with max_pending" peak_rss_kb jobs_per_s -- "$pb" pending-rss --n 20000
