@@ -131,7 +131,9 @@ nodes. This package has pp.h, the static library, the pkg-config file
 
 set(CPACK_DEBIAN_PPSERVER_PACKAGE_NAME ppserver)
 set(CPACK_DEBIAN_PPSERVER_PACKAGE_SECTION net)
-set(CPACK_DEBIAN_PPSERVER_PACKAGE_DEPENDS "adduser, ${_pp_libpkg} ${_pp_exact}")
+# libmicrohttpd12: loaded with dlopen() by --metrics (ppserver/mhd.h), so
+# dpkg-shlibdeps cannot see it.
+set(CPACK_DEBIAN_PPSERVER_PACKAGE_DEPENDS "adduser, libmicrohttpd12, ${_pp_libpkg} ${_pp_exact}")
 set(CPACK_DEBIAN_PPSERVER_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/cmake/deb/ppserver/conffiles
     ${PROJECT_SOURCE_DIR}/cmake/deb/ppserver/postinst

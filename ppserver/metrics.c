@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* metrics.c -- ppserver --metrics: libmicrohttpd serving GET /metrics.
+/* metrics.c -- ppserver --metrics: libmicrohttpd serving GET /metrics
+ * (loaded only then: mhd.h).
  *
  * Why on the server's loop and not in a thread of its own: every counter
  * and list the snapshot reads (status_collect(): srv->stats, the sessions,
@@ -18,13 +19,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "mhd.h"
 #include "pp_common.h"
 #include "pp_net.h"
 
@@ -41,6 +42,7 @@
 
 struct metrics {
     server *srv;
+    mhd_api mhd;              /* libmicrohttpd, loaded at start (mhd.h) */
     struct MHD_Daemon *d;
     pp_io io;                 /* MHD's epoll fd, watched by the loop */
     pp_timer timer;           /* MHD_get_timeout()'s deadline */
@@ -88,18 +90,18 @@ int metrics_parse_addr(const char *s, char *host, size_t hostlen, int *port, cha
 }
 
 /* A fixed short answer (404, 405). */
-static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned code,
-                                   const char *text, const char *allow)
+static enum MHD_Result answer_text(const mhd_api *mhd, struct MHD_Connection *conn,
+                                   unsigned code, const char *text, const char *allow)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+        mhd->create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    mhd->add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     if (allow)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result rc = MHD_queue_response(conn, code, r);
-    MHD_destroy_response(r);
+        mhd->add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    enum MHD_Result rc = mhd->queue_response(conn, code, r);
+    mhd->destroy_response(r);
     return rc;
 }
 
@@ -122,16 +124,16 @@ static struct MHD_Response *current_page(metrics *m)
     void *text = pp_buf_take(&out, &len);
     struct MHD_Response *r = NULL;
     if (rc == 0 && text)
-        r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+        r = m->mhd.create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
         pp_log(&m->srv->log, PP_LOG_WARN, "metrics: cannot make the page (out of memory "
                                           "or over %u bytes)", SCRAPE_PAGE_MAX);
         return NULL;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CTYPE);
+    m->mhd.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CTYPE);
     if (m->page)
-        MHD_destroy_response(m->page);
+        m->mhd.destroy_response(m->page);
     m->page = r;
     m->page_at = now;
     return r;
@@ -150,15 +152,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)con_cls;
     metrics *m = cls;
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-        return answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET "
+        return answer_text(&m->mhd, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed: GET "
                            "/metrics\n", "GET, HEAD");
     if (strcmp(url, "/metrics") != 0)
-        return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are on "
+        return answer_text(&m->mhd, conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are on "
                            "/metrics\n", NULL);
     struct MHD_Response *r = current_page(m);
     if (!r)
-        return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "no metrics\n", NULL);
-    return MHD_queue_response(conn, MHD_HTTP_OK, r);
+        return answer_text(&m->mhd, conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "no metrics\n", NULL);
+    return m->mhd.queue_response(conn, MHD_HTTP_OK, r);
 }
 
 /* After each MHD_run(): the loop must call it again by MHD's deadline
@@ -166,7 +168,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void rearm(metrics *m)
 {
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(m->d, &ms) == MHD_YES)
+    if (m->mhd.get_timeout(m->d, &ms) == MHD_YES)
         pp_timer_start(m->srv->loop, &m->timer, pp_now() + (double)ms / 1000.0);
     else if (pp_timer_armed(&m->timer))
         pp_timer_stop(m->srv->loop, &m->timer);
@@ -177,7 +179,7 @@ static void on_io(pp_loop *loop, pp_io *io, unsigned events)
     (void)loop;
     (void)events;
     metrics *m = io->data;
-    MHD_run(m->d);
+    m->mhd.run(m->d);
     rearm(m);
 }
 
@@ -185,7 +187,7 @@ static void on_timer(pp_loop *loop, pp_timer *t)
 {
     (void)loop;
     metrics *m = t->data;
-    MHD_run(m->d);
+    m->mhd.run(m->d);
     rearm(m);
 }
 
@@ -207,7 +209,7 @@ static int open_listener(metrics *m, const char *host, int port, char *err)
  * closed either way: MHD owns it once started). */
 static int start_daemon(metrics *m, int fd, char *err)
 {
-    m->d = MHD_start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, m,
+    m->d = m->mhd.start_daemon(MHD_USE_EPOLL, 0, NULL, NULL, on_request, m,
                             MHD_OPTION_LISTEN_SOCKET, fd,
                             MHD_OPTION_CONNECTION_LIMIT, SCRAPE_CONNECTIONS,
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, SCRAPE_PER_ADDRESS,
@@ -221,7 +223,7 @@ static int start_daemon(metrics *m, int fd, char *err)
         pp_seterr(err, "--metrics %s: cannot start the HTTP server (libmicrohttpd)", m->where);
         return -1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *info = m->mhd.get_daemon_info(m->d, MHD_DAEMON_INFO_EPOLL_FD);
     m->io = (pp_io){.fd = info ? info->epoll_fd : -1, .fn = on_io, .data = m};
     if (m->io.fd < 0 || pp_loop_add(m->srv->loop, &m->io, PP_EV_READ) != 0) {
         pp_seterr(err, "--metrics %s: cannot watch the HTTP server", m->where);
@@ -244,6 +246,10 @@ metrics *metrics_start(server *srv, const char *addr, char *err)
     m->srv = srv;
     m->io.fd = -1;
     m->timer = (pp_timer){.fn = on_timer, .data = m};
+    if (mhd_load(&m->mhd, err) != 0) {
+        free(m);
+        return NULL;
+    }
     int fd = open_listener(m, host, port, err);
     if (fd < 0 || start_daemon(m, fd, err) != 0) {
         metrics_stop(m);
@@ -268,9 +274,10 @@ void metrics_stop(metrics *m)
     if (m->io.added || m->io.events)
         pp_loop_del(m->srv->loop, &m->io);
     if (m->d)
-        MHD_stop_daemon(m->d);
+        m->mhd.stop_daemon(m->d);
     if (m->page)
-        MHD_destroy_response(m->page);
+        m->mhd.destroy_response(m->page);
+    mhd_unload(&m->mhd);
     free(m);
 }
 

@@ -72,7 +72,8 @@ ppserver --gen-secret /etc/pp/secret >/dev/null 2>&1 || die "ppserver --gen-secr
 install -o ppserver -g ppserver -m 0600 /etc/pp/secret /tmp/node-secret
 setpriv --reuid=ppserver --regid=ppserver --clear-groups -- \
     ppserver -c /etc/pp/ppserver.conf -i 127.0.0.1 -p 0 --port-file /tmp/node-port \
-    --secret-file /tmp/node-secret --cache-dir /var/cache/ppserver -w 2 >node.log 2>&1 &
+    --secret-file /tmp/node-secret --cache-dir /var/cache/ppserver -w 2 \
+    --metrics 127.0.0.1:0 >node.log 2>&1 &
 node=$!
 i=0
 while [ ! -s /tmp/node-port ] && [ $i -lt 100 ] && kill -0 $node 2>/dev/null; do
@@ -82,6 +83,9 @@ done
 [ -s /tmp/node-port ] || die "the node wrote no port within 10 s"
 port=$(cat /tmp/node-port)
 ok "node up on 127.0.0.1:$port as ppserver"
+# --metrics loads libmicrohttpd at run time: the package must bring it.
+grep -q 'metrics on http://127.0.0.1:' node.log || fail "--metrics did not start: $(cat node.log)"
+ok "--metrics: libmicrohttpd loaded"
 
 for prog in ./hello ./cmake/hello; do
     out=$(PP_SERVERS=127.0.0.1:$port PP_SECRET_FILE=/etc/pp/secret timeout 60 "$prog" 2>&1) ||

@@ -73,6 +73,7 @@ check_fields() {
     has_dep libpp-dev "libpp$major \(= $ver\)"
     has_dep ppserver "libpp$major \(= $ver\)"
     has_dep ppserver adduser
+    has_dep ppserver libmicrohttpd12
     has_dep ppserver 'libssl3 \(>= [0-9.]+\)'
     has_dep pp-demos "libpp$major \(= $ver\)"
     has_dep pp-demos 'libcurl4 .*'
