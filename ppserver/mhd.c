@@ -37,8 +37,8 @@ int mhd_load(mhd_api *api, char *err)
     api->handle = dlopen(MHD_LIBRARY, RTLD_NOW | RTLD_LOCAL);
     if (!api->handle) {
         const char *why = dlerror();
-        pp_seterr(err, "--metrics needs libmicrohttpd (Debian: apt-get install libmicrohttpd12): %s",
-                  why ? why : "cannot load " MHD_LIBRARY);
+        pp_seterr(err, "--metrics needs libmicrohttpd (Debian: apt-get install "
+                       "libmicrohttpd12): %s", why ? why : "cannot load " MHD_LIBRARY);
         return -1;
     }
     for (size_t i = 0; i < sizeof mhd_functions / sizeof mhd_functions[0]; i++) {

@@ -259,6 +259,7 @@ struct server {
     pp_io lio;
     int port;
     pp_pool *pool;
+    struct worker_output *output; /* what the workers print, into the log (output.h) */
     pp_shm_cache *shm;        /* large arguments and results, shared with the workers */
     session *sessions;
     session *rr;              /* where the next dispatch round starts */

@@ -16,6 +16,7 @@
 #include "pp_spawn.h"
 #include "lockout.h"
 #include "modules.h"
+#include "output.h"
 #include "server.h"
 #include "session.h"
 #include "status.h"
@@ -425,6 +426,13 @@ static int start_pool(server *srv, const srv_cfg *cfg, char *err)
                        .worker_uid = as_user ? (uid_t)cfg->worker_uid : 0,
                        .worker_gid = as_user ? (gid_t)cfg->worker_gid : 0};
     pp_pool_cbs cbs = {.on_done = pool_done, .on_requeue = pool_requeue};
+    srv->output = worker_output_start(srv->loop, &srv->log, err);
+    if (!srv->output) {
+        free(worker);
+        free(pass);
+        return -1;
+    }
+    po.output_fd = worker_output_fd(srv->output);
     srv->shm = pp_shm_cache_new(SHM_KEEP);
     po.shm = srv->shm;
     srv->pool = srv->shm ? pp_pool_new(srv->loop, &po, &cbs, srv, err) : NULL;
@@ -615,6 +623,8 @@ void server_destroy(server *srv)
         session_free(srv->sessions);
     pp_pool_free(srv->pool); /* running jobs are orphans now: dropped */
     srv->pool = NULL;
+    worker_output_stop(srv->output); /* the workers' last lines */
+    srv->output = NULL;
     if (srv->lfd >= 0)
         close(srv->lfd);
     pp_loop_free(srv->loop); /* runs the deferred frees */

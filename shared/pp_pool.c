@@ -96,6 +96,7 @@ struct pp_pool {
     unsigned job_memory_mib;      /* 0 = no limit */
     unsigned max_jobs;            /* per worker; 0 = no limit */
     int user_set;                 /* workers run as uid:gid */
+    int output_fd;                /* pp_pool_opts.output_fd */
     uid_t uid;
     gid_t gid;
     const pp_log *log;
@@ -401,7 +402,8 @@ static int spawn_worker(pp_pool *p, char *err)
     w->owner = p->shm ? pp_shm_owner_new(p->shm) : 0;
     pp_spawn_opts so = {.worker_path = p->worker_path, .tmpdir = p->tmpdir, .envp = p->envp,
                         .max_frame = p->max_frame, .job_memory_mib = p->job_memory_mib,
-                        .user_set = p->user_set, .uid = p->uid, .gid = p->gid};
+                        .user_set = p->user_set, .uid = p->uid, .gid = p->gid,
+                        .output_fd = p->output_fd};
     if (pp_spawn_worker(&so, &w->proc, err) != 0) {
         free(w);
         return -1;
@@ -602,6 +604,7 @@ pp_pool *pp_pool_new(pp_loop *loop, const pp_pool_opts *opts, const pp_pool_cbs 
     p->job_memory_mib = opts->job_memory_mib;
     p->max_jobs = opts->max_jobs_per_worker;
     p->user_set = opts->worker_user_set;
+    p->output_fd = opts->output_fd;
     p->uid = opts->worker_uid;
     p->gid = opts->worker_gid;
     p->log = opts->log;

@@ -95,6 +95,8 @@ typedef struct pp_pool_opts {
     unsigned max_jobs_per_worker; /* a worker sent this many jobs is sent no more and,
                                      once it has answered them, is replaced (as by a
                                      resize: no job lost or run twice); 0 = no limit */
+    int output_fd;                /* > 2: the workers' stdout and stderr (ppserver's pipe
+                                     into its log); else they write where the owner does */
 } pp_pool_opts;
 
 /* Starts the pool and its workers.  NULL on failure, with the reason in err

@@ -237,6 +237,24 @@ static void worker_argv(const pp_spawn_opts *o, char nums[4][48], char *argv[10]
     argv[n] = NULL;
 }
 
+/* The worker's fds (pp_spawn_worker() above), in this order: 1 and 2
+ * before the channel's 3 to 6, which may be where output_fd sits. */
+static void child_fds(posix_spawn_file_actions_t *fa, const pp_spawn_opts *o, const int *fds)
+{
+    posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY, 0);
+    if (o->output_fd > 2) {
+        posix_spawn_file_actions_adddup2(fa, o->output_fd, 1);
+        posix_spawn_file_actions_adddup2(fa, o->output_fd, 2);
+    }
+    posix_spawn_file_actions_adddup2(fa, fds[2], PP_WORKER_FD_REQ);
+    posix_spawn_file_actions_adddup2(fa, fds[3], PP_WORKER_FD_RESP);
+    posix_spawn_file_actions_adddup2(fa, fds[4], PP_WORKER_FD_STATE);
+    posix_spawn_file_actions_adddup2(fa, fds[5], PP_WORKER_FD_SHM);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(fa, 7); /* the application's fds stay home */
+#endif
+}
+
 int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
 {
     /* fds 0-4 as make_channel() says, 5 and 6: the worker's end of the
@@ -285,14 +303,7 @@ int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err)
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fds[2], PP_WORKER_FD_REQ);
-    posix_spawn_file_actions_adddup2(&fa, fds[3], PP_WORKER_FD_RESP);
-    posix_spawn_file_actions_adddup2(&fa, fds[4], PP_WORKER_FD_STATE);
-    posix_spawn_file_actions_adddup2(&fa, fds[5], PP_WORKER_FD_SHM);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&fa, 7); /* the application's fds stay home */
-#endif
+    child_fds(&fa, o, fds);
     pid_t pid;
     int e = posix_spawn(&pid, o->worker_path, &fa, &attr, argv, o->envp);
     posix_spawn_file_actions_destroy(&fa);

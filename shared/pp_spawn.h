@@ -32,10 +32,11 @@ typedef struct pp_spawn_opts {
     int user_set;           /* the worker drops to uid:gid before loading modules */
     uid_t uid;
     gid_t gid;
+    int output_fd;          /* > 2: becomes its fds 1 and 2; else they are ours */
 } pp_spawn_opts;
 
 /* Starts a worker in its own process group with default signal handling,
- * fds 0 = /dev/null, 3, 4, 5 = its FIFOs and state page (the names of the
+ * fds 0 = /dev/null, 1 and 2 = output_fd (or ours), 3, 4, 5 = its FIFOs and state page (the names of the
  * FIFOs are gone before it starts) and 6 = its buffer socket.  0 with *out filled, or -1 with the
  * reason in err. */
 int pp_spawn_worker(const pp_spawn_opts *o, pp_worker_proc *out, char *err);

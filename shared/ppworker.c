@@ -31,6 +31,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -657,6 +658,12 @@ int main(int argc, char **argv)
         usage();
         return 2;
     }
+    /* Into a pipe (ppserver's, which logs it a line at a time) a task's
+     * printf() goes out by the line, not when a buffer fills or never (a
+     * worker killed on a timeout flushes nothing). */
+    struct stat out;
+    if (fstat(1, &out) == 0 && S_ISFIFO(out.st_mode))
+        setvbuf(stdout, NULL, _IOLBF, 0);
     /* Large arguments and results reuse the heap instead of fresh mappings
      * that are faulted in and unmapped for every job. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);

@@ -8,6 +8,8 @@
  *  - stderr named by $JOURNAL_STREAM (as systemd sets it): text and JSON
  *    lines start with their syslog level "<N>"; a variable naming another
  *    file, none, or a --log-file: no prefixes;
+ *  - what tasks print on a node goes into its log a line at a time,
+ *    escaped, cut and rate-limited, never raw onto its stderr;
  *  - an unknown --log-format is refused at start (exit 64).
  *
  * Skipped (exit 77, reason printed) without /usr/bin/python3.  Every wait
@@ -219,8 +221,70 @@ static void test_bad_format(void)
     free(err);
 }
 
+/* A t_print job of n flood lines on the client: its result, or -1. */
+static long print_job(long n)
+{
+    pp_job *j = pp_submitf(client, t_print, NULL, "l", n);
+    long got = -1;
+    size_t len = 0;
+    const void *r = j && pp_job_wait_for(j, 60) == PP_DONE ? pp_job_result(j, &len) : NULL;
+    if (!r || pp_unpack(r, len, "l", &got) != 0)
+        got = -1;
+    pp_job_free(j);
+    return got;
+}
+
+static size_t count_of(const char *text, const char *what)
+{
+    size_t n = 0;
+    for (const char *p = text; (p = strstr(p, what)); p += strlen(what))
+        n++;
+    return n;
+}
+
+/* What a task prints (stdout and stderr) reaches the JSON log as lines of
+ * its own, escaped: a forged log line and an escape sequence stay inside
+ * a message, a long line is cut, a flood is rate-limited and summed up,
+ * nothing raw reaches the node's stderr, and the jobs are unharmed. */
+static void test_worker_output(void)
+{
+    CU_ASSERT_FATAL(srv_start(&node, &(srv_opts){.args = ARGS("-w", "1", "--log-format",
+                                                               "json", "--log-rate",
+                                                               "50")}) == 0);
+    client = client_of(node.port, node.secret);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT(print_job(0) == 0);
+    CU_ASSERT(print_job(20000) == 20000);
+    pp_job *j = pp_submitf(client, t_square, NULL, "l", 7L);
+    CU_ASSERT(j && pp_job_wait_for(j, 30) == PP_DONE);
+    pp_job_free(j);
+    pp_server_free(client);
+    client = NULL;
+    int st = srv_stop(&node, 10);
+    CU_ASSERT(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char *out = json_checked(node.log_file, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "info\t\"worker output: task stdout line\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(out, "info\t\"worker output: INFO ppserver: forged\\u001b[31m\"\n"));
+    char cut[1200] = "info\t\"worker output: ";
+    size_t at = strlen(cut);
+    memset(cut + at, 'x', 900);
+    snprintf(cut + at + 900, sizeof cut - at - 900,
+             " [cut: only its first 900 bytes are logged]\"\n");
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, cut));
+    size_t flood = count_of(out, "worker output: flood line ");
+    CU_ASSERT(flood > 0 && flood < 20000);
+    CU_ASSERT_PTR_NOT_NULL(strstr(out, "suppressed in"));
+    char *err = srv_read_stderr(&node);
+    CU_ASSERT(err && !strstr(err, "task stdout line") && !strstr(err, "flood line"));
+    free(err);
+    free(out);
+}
+
 static const pp_test tests[] = {
     {"json_log_file", test_json_log_file},
+    {"worker_output", test_worker_output},
     {"journal_prefixes", test_journal_prefixes},
     {"journal_elsewhere", test_journal_elsewhere},
     {"bad_format", test_bad_format},

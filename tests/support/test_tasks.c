@@ -438,3 +438,21 @@ int t_echo_sleep(const void *arg, size_t len, pp_buf *out)
     sleep_ms((long)ms);
     return 0;
 }
+
+int t_print(const void *arg, size_t len, pp_buf *out)
+{
+    long n;
+    if (pp_unpack(arg, len, "l", &n) != 0)
+        return pp_buf_printf(out, "%s", pp_last_error()), 1;
+    printf("task stdout line\n");
+    /* A line dressed as one of the node's, with an escape sequence. */
+    fprintf(stderr, "INFO ppserver: forged\x1b[31m\n");
+    char longline[3001];
+    memset(longline, 'x', sizeof longline - 1);
+    longline[sizeof longline - 1] = '\0';
+    fprintf(stderr, "%s\n", longline);
+    for (long i = 0; i < n; i++)
+        fprintf(stderr, "flood line %ld\n", i);
+    fflush(stdout);
+    return pp_pack(out, "l", n) == 0 ? 0 : 1;
+}

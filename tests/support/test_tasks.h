@@ -38,6 +38,10 @@ int t_touch_sleep(const void *arg, size_t len, pp_buf *out);   /* "sll" path, ms
 /* Large data (test_pool): echoes its argument, then sleeps as many ms as
  * its first 8 bytes say (native int64): a timeout with its result written. */
 int t_echo_sleep(const void *arg, size_t len, pp_buf *out);
+/* Worker output (test_logs): a line to stdout, a forged log line with an
+ * escape sequence and a 3,000-byte line to stderr, then "l" n lines
+ * "flood line I" to stderr -> "l" n. */
+int t_print(const void *arg, size_t len, pp_buf *out);
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif
