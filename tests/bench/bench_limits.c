@@ -187,6 +187,17 @@ static int echo_connect(echo_peer *e, int *client)
     return fcntl(*client, F_SETFL, O_NONBLOCK) == 0 ? 0 : -1;
 }
 
+/* Closes what echo_connect() opened (any of it may be -1). */
+static void echo_close(echo_peer *e, int client)
+{
+    if (client >= 0)
+        close(client);
+    if (e->fd >= 0)
+        close(e->fd);
+    if (e->lfd >= 0)
+        close(e->lfd);
+}
+
 /* Sends out[0..n) and reads n bytes back into in, at once; 0, or -1 when
  * the stream fails or stalls for 30 s. */
 static int echo_round(int fd, const unsigned char *out, unsigned char *in, size_t n)
@@ -253,12 +264,7 @@ out:
         shutdown(e.fd, SHUT_RDWR);
     if (started)
         pthread_join(t, NULL);
-    if (client >= 0)
-        close(client);
-    if (e.fd >= 0)
-        close(e.fd);
-    if (e.lfd >= 0)
-        close(e.lfd);
+    echo_close(&e, client);
     free(src);
     free(dst);
     return rc;
@@ -423,12 +429,7 @@ out:
     SSL_free(p.ssl);
     SSL_CTX_free(cc);
     SSL_CTX_free(sc);
-    if (client >= 0)
-        close(client);
-    if (e.fd >= 0)
-        close(e.fd);
-    if (e.lfd >= 0)
-        close(e.lfd);
+    echo_close(&e, client);
     free(src);
     free(dst);
     return rc;
