@@ -158,15 +158,32 @@ static const pp_conf_opt options[] = {
 
 static volatile sig_atomic_t stop_flag, reload_flag, dump_flag;
 static const char *config_path;
+/* The handler writes a byte here, which the loop watches: a signal that
+ * lands after the loop read the flags and before it sleeps still wakes it
+ * (the flags are read before each wait). */
+static int wake_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
+    int saved = errno;
     if (sig == SIGHUP)
         reload_flag = 1;
     else if (sig == SIGUSR1)
         dump_flag = 1;
     else
         stop_flag = 1;
+    if (wake_pipe[1] >= 0)
+        (void)!write(wake_pipe[1], "", 1); /* full: a wake-up is pending anyway */
+    errno = saved;
+}
+
+static void on_wake(pp_loop *loop, pp_io *io, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    char b[64];
+    while (read(io->fd, b, sizeof b) > 0)
+        ;
 }
 
 /* SIGHUP: the worker count from the configuration file (other settings
@@ -718,6 +735,10 @@ static int setup_process(const srv_cfg *cfg)
      * and unmapped for every job. */
     mallopt(M_MMAP_THRESHOLD, 1 << 30);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    if (pipe2(wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        fprintf(stderr, "ppserver: cannot make the signal pipe: %s\n", strerror(errno));
+        return EX_OSERR;
+    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -774,7 +795,12 @@ static int serve(srv_cfg *cfg, char *secret)
         server_destroy(&srv);
         return EX_UNAVAILABLE;
     }
+    pp_io wake = {.fd = wake_pipe[0], .fn = on_wake};
+    if (pp_loop_add(srv.loop, &wake, PP_EV_READ) != 0)
+        pp_log(&srv.log, PP_LOG_WARN, "signals wait for the next event: %s", strerror(errno));
     rc = server_run(&srv) != 0 ? EX_SOFTWARE : EX_OK;
+    if (wake.added || wake.events)
+        pp_loop_del(srv.loop, &wake);
     pp_log(&srv.log, PP_LOG_INFO, "stopped after %llu jobs", (unsigned long long)srv.jobs_done);
     metrics_stop(mx);
     announce_stop(an);

@@ -8,6 +8,8 @@
  *   --secret-file -: the secret read from standard input, under a secret
  *   file's rules; a client with that secret is served.
  *   --port-file: a reader polling for it never sees a partial number.
+ *   SIGHUP re-reads the worker count (announced to the client; a bad file
+ *   changes nothing), SIGUSR1 logs the status, SIGTERM stops it at once.
  *
  * Every wait is bounded; every process started is reaped, also after a
  * failed assertion (per-test teardown). */
@@ -327,7 +329,77 @@ static void test_secret_on_stdin_refused(void)
     free(said);
 }
 
+/* The node's CPU count as the client sees it, or -1. */
+static int node_ncpus(pp_server *s)
+{
+    pp_node_info ni[2];
+    return pp_get_active_nodes(s, ni, 2) == 2 ? ni[1].ncpus : -1;
+}
+
+/* Waits (at most 10 s) until the client sees `want` CPUs on the node. */
+static int ncpus_becomes(pp_server *s, int want)
+{
+    for (int i = 0; i < 500 && node_ncpus(s) != want; i++)
+        sleep_s(0.02);
+    return node_ncpus(s) == want;
+}
+
+static int write_conf(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0 && write(fd, text, strlen(text)) == (ssize_t)strlen(text);
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+/* SIGHUP: the worker count from the configuration file, announced to the
+ * client; a file turned bad changes nothing (and says so); SIGUSR1 then
+ * logs the status; SIGTERM ends it at once, the loop idle each time. */
+static void test_signals(void)
+{
+    CU_ASSERT_FATAL(srv_prepare(&node) == 0);
+    char conf[300];
+    snprintf(conf, sizeof conf, "%s/ppserver.conf", node.dir);
+    CU_ASSERT_FATAL(write_conf(conf, "workers 1\n"));
+    CU_ASSERT_FATAL(srv_start(&node, &(srv_opts){.args = ARGS("-c", conf)}) == 0);
+    client = client_of(node.port, node.secret);
+    CU_ASSERT_FATAL(client != NULL);
+    CU_ASSERT_FATAL(one_job(client));
+    CU_ASSERT(ncpus_becomes(client, 1));
+    CU_ASSERT_FATAL(write_conf(conf, "workers 3\n"));
+    CU_ASSERT_FATAL(kill(node.pid, SIGHUP) == 0);
+    CU_ASSERT(ncpus_becomes(client, 3));
+    CU_ASSERT(one_job(client));
+    CU_ASSERT_FATAL(write_conf(conf, "workers lots\n"));
+    CU_ASSERT_FATAL(kill(node.pid, SIGHUP) == 0);
+    int said = 0;
+    for (int i = 0; i < 500 && !said; i++) {
+        said = srv_log_count(&node, ARGS("SIGHUP: ")) == 1;
+        if (!said)
+            sleep_s(0.02);
+    }
+    CU_ASSERT(said);
+    CU_ASSERT(node_ncpus(client) == 3);
+    CU_ASSERT_FATAL(kill(node.pid, SIGUSR1) == 0);
+    int dumped = 0;
+    for (int i = 0; i < 500 && !dumped; i++) {
+        dumped = srv_log_count(&node, ARGS("status: ppserver ")) == 1;
+        if (!dumped)
+            sleep_s(0.02);
+    }
+    CU_ASSERT(dumped);
+    double term_at = now_s();
+    CU_ASSERT_FATAL(kill(node.pid, SIGTERM) == 0);
+    CU_ASSERT(srv_wait_exit(&node, 10));
+    CU_ASSERT(now_s() - term_at < 5);
+    CU_ASSERT(WIFEXITED(node.status) && WEXITSTATUS(node.status) == 0);
+    if (!said || !dumped)
+        print_log(&node);
+}
+
 static const pp_test tests[] = {
+    {"SIGHUP, SIGUSR1, SIGTERM", test_signals},
     {"--idle-exit: nobody connects", test_idle_exit_alone},
     {"--idle-exit: a client keeps it, then it exits", test_idle_exit_after_client},
     {"--idle-exit: a handshake is no client", test_idle_exit_handshake_not_client},
