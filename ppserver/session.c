@@ -387,6 +387,34 @@ static void fail_unloaded(session *s, uint64_t id, const uint8_t *hash, const ch
     send_failure(s, id, PP_ELOAD, text);
 }
 
+/* A compressed JOB's payload inflated: into a shared buffer when large
+ * (its worker then reads the argument in place, as an uncompressed one's),
+ * else onto the heap.  0 with *heap or *shm set and *len, or -1 with err. */
+static int inflate_job(session *s, const uint8_t *in, size_t n, void **heap, pp_shm **shm,
+                       size_t *len, char *err)
+{
+    server *srv = s->srv;
+    size_t declared;
+    if (pp_zip_declared(in, n, srv->max_frame + 1024u, &declared, err) != 0)
+        return -1;
+    if (declared < PP_SHM_MIN || !(*shm = pp_shm_get(srv->shm, declared, 0, NULL)))
+        return pp_zpolicy_inflate(&s->zp, in, n, srv->max_frame + 1024u, heap, len, err);
+    if (pp_zpolicy_inflate_into(&s->zp, in, n, (*shm)->base, declared, err) != 0) {
+        pp_shm_unref(*shm);
+        *shm = NULL;
+        return -1;
+    }
+    (*shm)->base[declared] = 0; /* as the heap's: NUL-terminated */
+    *len = declared;
+    return 0;
+}
+
+static void drop_payload(void *owned, pp_shm *shm)
+{
+    free(owned);
+    pp_shm_unref(shm);
+}
+
 /* Takes in a JOB that fits the budgets.  payload: the frame's (in the
  * conn: f is the frame, owned NULL) or a backlogged one (f NULL, owned =
  * payload, freed here whatever happens). */
@@ -395,22 +423,21 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
 {
     server *srv = s->srv;
     size_t plen = h->len;
-    void *unzipped = NULL;
+    pp_shm *shm = NULL; /* the payload's shared buffer, if it has one */
     if (h->flags & PP_WIRE_F_ZLIB) {
         char err[PP_ERR_LEN];
-        int bad = pp_zpolicy_inflate(&s->zp, payload, plen, srv->max_frame + 1024u, &unzipped,
-                                     &plen, err);
+        void *unzipped = NULL;
+        int bad = inflate_job(s, payload, plen, &unzipped, &shm, &plen, err);
         free(owned); /* the compressed form is done with */
-        owned = NULL;
+        owned = unzipped;
         if (bad)
             return refuse(r, PP_E_LIMIT, PP_LOG_WARN, "job %llu: %s", (unsigned long long)h->id,
                           err);
-        payload = unzipped;
+        payload = shm ? shm->base : unzipped;
     }
     pp_msg_rjob m;
     if (pp_proto_rjob_decode(payload, plen, &m) != 0) {
-        free(unzipped);
-        free(owned);
+        drop_payload(owned, shm);
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed JOB frame %llu",
                       (unsigned long long)h->id);
     }
@@ -418,8 +445,7 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
      * worker and the pool then read a well-formed batch. */
     if ((h->flags & PP_WIRE_F_BATCH) &&
         pp_proto_batch_check(m.arg, m.len, PP_BATCH_ARGS, NULL) != 0) {
-        free(unzipped);
-        free(owned);
+        drop_payload(owned, shm);
         return refuse(r, PP_E_PROTOCOL, PP_LOG_WARN, "malformed batch in job %llu (a count "
                                                      "or length that does not fit its %zu "
                                                      "bytes)", (unsigned long long)h->id, m.len);
@@ -428,21 +454,21 @@ static int admit_job(session *s, const pp_frame_hdr *h, const uint8_t *payload,
     module *mod = module_for_job(s, m.hash, why);
     if (!mod) {
         fail_unloaded(s, h->id, m.hash, why);
-        free(unzipped);
-        free(owned);
+        drop_payload(owned, shm);
         return 0;
     }
     sjob *j = calloc(1, sizeof *j);
-    /* The payload: inflated, backlogged, or the frame's own (a large one
-     * received into a shared buffer, which the workers then read). */
-    void *block = unzipped ? unzipped : owned;
-    pp_shm *shm = NULL;
-    if (!block && j && !(shm = pp_conn_take_shm(s->conn, f)))
+    /* The payload: inflated (on the heap or into a shared buffer),
+     * backlogged, or the frame's own (a large one received into a shared
+     * buffer, which the workers then read). */
+    void *block = owned;
+    if (!block && !shm && j && !(shm = pp_conn_take_shm(s->conn, f)))
         block = pp_conn_take(s->conn, f);
     uint8_t *base = shm ? shm->base : block;
     if (!j || !base) {
         free(j);
         free(block);
+        pp_shm_unref(shm);
         return refuse(r, PP_E_LIMIT, PP_LOG_ERROR, "the node is out of memory (job %llu)",
                       (unsigned long long)h->id);
     }

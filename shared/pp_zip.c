@@ -111,21 +111,47 @@ static void inflate_error(int ret, const z_stream *zs, char *err)
     }
 }
 
-int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *outlen, char *err)
+int pp_zip_declared(const void *in, size_t n, size_t max, size_t *declared, char *err)
 {
     if (n < 4) {
         pp_seterr(err, "compressed payload of %zu bytes is too short for its length prefix", n);
         return -1;
     }
-    const uint8_t *p = in;
-    uint32_t declared = pp_load32(p);
-    if (declared > max) {
-        pp_seterr(err, "declared size %u exceeds the limit %zu", (unsigned)declared, max);
+    uint32_t d = pp_load32(in);
+    if (d > max) {
+        pp_seterr(err, "declared size %u exceeds the limit %zu", (unsigned)d, max);
         return -1;
     }
-    uint8_t *buf = malloc((size_t)declared + 1);
+    *declared = d;
+    return 0;
+}
+
+int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *outlen, char *err)
+{
+    size_t declared;
+    if (pp_zip_declared(in, n, max, &declared, err) != 0)
+        return -1;
+    uint8_t *buf = malloc(declared + 1);
     if (!buf) {
-        pp_seterr(err, "out of memory for %u bytes", (unsigned)declared);
+        pp_seterr(err, "out of memory for %zu bytes", declared);
+        return -1;
+    }
+    if (pp_zip_inflate_into(in, n, buf, declared, err) != 0) {
+        free(buf);
+        return -1;
+    }
+    buf[declared] = '\0';
+    *out = buf;
+    *outlen = declared;
+    return 0;
+}
+
+int pp_zip_inflate_into(const void *in, size_t n, void *dst, size_t declared, char *err)
+{
+    const uint8_t *p = in;
+    uint8_t *buf = dst;
+    if (n < 4 || pp_load32(p) != declared) {
+        pp_seterr(err, "the payload does not declare %zu bytes", declared);
         return -1;
     }
     z_stream zs;
@@ -135,13 +161,12 @@ int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *out
         pp_seterr(err, "inflateInit failed: %s", ret == Z_MEM_ERROR ? "out of memory"
                                                  : zs.msg           ? zs.msg
                                                                     : "zlib error");
-        free(buf);
         return -1;
     }
     const uint8_t *ip = p + 4;
     size_t in_left = n - 4;
     zs.next_out = buf;
-    zs.avail_out = declared; /* exactly the declared bytes, never more */
+    zs.avail_out = (uInt)declared; /* exactly the declared bytes, never more */
     uint8_t probe;           /* one byte past them, to catch a longer stream */
     int full = 0;
     for (;;) {
@@ -161,7 +186,7 @@ int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *out
         }
         ret = inflate(&zs, Z_NO_FLUSH);
         if (full && zs.avail_out == 0) {
-            pp_seterr(err, "stream holds more bytes than declared (%u)", (unsigned)declared);
+            pp_seterr(err, "stream holds more bytes than declared (%zu)", declared);
             goto fail;
         }
         if (ret == Z_STREAM_END)
@@ -173,8 +198,7 @@ int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *out
     }
     size_t got = full ? declared : declared - zs.avail_out;
     if (got < declared) {
-        pp_seterr(err, "stream holds fewer bytes than declared (%zu of %u)", got,
-                  (unsigned)declared);
+        pp_seterr(err, "stream holds fewer bytes than declared (%zu of %zu)", got, declared);
         goto fail;
     }
     if (zs.avail_in > 0 || in_left > 0) {
@@ -182,12 +206,8 @@ int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *out
         goto fail;
     }
     inflateEnd(&zs);
-    buf[declared] = '\0';
-    *out = buf;
-    *outlen = declared;
     return 0;
 fail:
     inflateEnd(&zs);
-    free(buf);
     return -1;
 }

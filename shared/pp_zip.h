@@ -32,4 +32,14 @@ int pp_zip_stream(const void *head, size_t hlen, const void *body, size_t blen, 
  * bytes after the stream, out of memory. */
 int pp_zip_inflate(const void *in, size_t n, size_t max, void **out, size_t *outlen, char *err);
 
+/* The length a wire payload declares (its first 4 bytes): 0 with
+ * *declared, or -1 with err when the payload is too short for it or it
+ * exceeds max. */
+int pp_zip_declared(const void *in, size_t n, size_t max, size_t *declared, char *err);
+
+/* Inflates a wire payload whose declared length (pp_zip_declared) is
+ * `declared` into dst (at least that many bytes), checked as
+ * pp_zip_inflate() checks it: 0, or -1 with err. */
+int pp_zip_inflate_into(const void *in, size_t n, void *dst, size_t declared, char *err);
+
 #endif

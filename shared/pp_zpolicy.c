@@ -137,3 +137,13 @@ int pp_zpolicy_inflate(pp_zpolicy *zp, const void *in, size_t n, size_t max, voi
         pp_zpolicy_note_inflate(zp, *outlen, pp_now() - t0);
     return rc;
 }
+
+int pp_zpolicy_inflate_into(pp_zpolicy *zp, const void *in, size_t n, void *dst, size_t declared,
+                            char *err)
+{
+    double t0 = pp_now();
+    int rc = pp_zip_inflate_into(in, n, dst, declared, err);
+    if (rc == 0)
+        pp_zpolicy_note_inflate(zp, declared, pp_now() - t0);
+    return rc;
+}

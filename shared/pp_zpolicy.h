@@ -80,4 +80,8 @@ int pp_zpolicy_maybe(pp_zpolicy *zp, int mode, double link_bps, const void *head
 int pp_zpolicy_inflate(pp_zpolicy *zp, const void *in, size_t n, size_t max, void **out,
                        size_t *outlen, char *err);
 
+/* pp_zip_inflate_into, timed into the estimates. */
+int pp_zpolicy_inflate_into(pp_zpolicy *zp, const void *in, size_t n, void *dst, size_t declared,
+                            char *err);
+
 #endif

@@ -163,6 +163,37 @@ static void test_always(void)
     stop();
 }
 
+/* Where a worker of the node finds an argument of n compressible bytes:
+ * 1 in a shared buffer, 0 elsewhere, -1 when the job failed. */
+static long arg_where(size_t n)
+{
+    uint8_t *arg = text_bytes(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(arg);
+    pp_job *j = pp_submit(client, t_arg_where, arg, n, NULL);
+    long in_shm = -1;
+    if (!j || pp_job_wait_for(j, 60) != PP_DONE || pp_job_unpack(j, "l", &in_shm) != 0)
+        fprintf(stderr, "t_arg_where: %s\n", j ? pp_job_error(j) : pp_last_error());
+    pp_job_free(j);
+    free(arg);
+    return in_shm;
+}
+
+/* A large argument that arrived compressed is inflated into a shared
+ * buffer and read in place by the worker, as a raw one is; a small one
+ * goes through the worker's pipe. */
+static void test_always_inflated_shared(void)
+{
+    start("always", 1, 0);
+    uint64_t in0, out0, in1, out1;
+    counters(&in0, &out0);
+    CU_ASSERT_EQUAL(arg_where(4096 * KIB), 1);
+    counters(&in1, &out1);
+    CU_ASSERT(out1 - out0 < 4096 * KIB / 4); /* it did cross compressed */
+    CU_ASSERT_EQUAL(arg_where(32 * KIB), 0);
+    CU_ASSERT_EQUAL(arg_where(4096 * KIB), 1); /* a buffer used again */
+    stop();
+}
+
 /* Each side by its own mode: the client compresses, the node does not. */
 static void test_each_side_its_own(void)
 {
@@ -272,6 +303,7 @@ static const pp_test tests[] = {
     {"never over plaintext", test_never_plaintext},
     {"always: compressed both ways, results right", test_always},
     {"each side follows its own mode", test_each_side_its_own},
+    {"always: a large argument inflated into shared memory", test_always_inflated_shared},
     {"auto: an unmeasured link sends raw", test_auto_unmeasured_raw},
     {"out-of-range pp_config.compress; unknown --compress refused", test_modes_out_of_range},
     {"large error texts and results through a node, a retry too", test_large_failure_text},

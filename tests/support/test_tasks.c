@@ -456,3 +456,23 @@ int t_print(const void *arg, size_t len, pp_buf *out)
     fflush(stdout);
     return pp_pack(out, "l", n) == 0 ? 0 : 1;
 }
+
+int t_arg_where(const void *arg, size_t len, pp_buf *out)
+{
+    /* 1 when the argument lies in a shared-memory buffer the worker maps
+     * read-only (/proc/self/maps: "r--s ... /memfd:pp-shm"), else 0. */
+    uintptr_t a = (uintptr_t)arg;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return pp_buf_printf(out, "t_arg_where: /proc/self/maps: %s", strerror(errno)), 1;
+    char line[512];
+    long in_shm = 0;
+    while (!in_shm && fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && a >= lo && a + len <= hi)
+            in_shm = strcmp(perms, "r--s") == 0 && strstr(line, "/memfd:pp-shm") != NULL;
+    }
+    fclose(f);
+    return pp_pack(out, "l", in_shm) == 0 ? 0 : 1;
+}

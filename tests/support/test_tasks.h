@@ -42,6 +42,9 @@ int t_echo_sleep(const void *arg, size_t len, pp_buf *out);
  * escape sequence and a 3,000-byte line to stderr, then "l" n lines
  * "flood line I" to stderr -> "l" n. */
 int t_print(const void *arg, size_t len, pp_buf *out);
+/* -> "l" 1 when its argument lies in a shared buffer mapped read-only
+ * (/memfd:pp-shm, r--s), else 0 (test_compress). */
+int t_arg_where(const void *arg, size_t len, pp_buf *out);
 /* A task that is not exported (static): pp_submit must refuse it. */
 pp_task t_hidden_task_pointer(void);
 #endif
