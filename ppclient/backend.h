@@ -68,6 +68,10 @@ struct pp_backend {
 /* The backends (server.c adds them when the scheduler starts): each makes
  * itself, starts, and returns NULL with the reason in err on failure. */
 PP_HIDDEN pp_backend *pp_local_new(pp_server *s, pp_node *node, char *err);
+/* Open connections kept to nodes holding none of our jobs when
+ * pp_config.max_idle_nodes is 0; beyond them the longest idle are closed
+ * (remote.c) and reopened when jobs could go to them. */
+#define PP_MAX_IDLE_DEFAULT 64
 /* Told the addresses a lookup of a remote node's name found. */
 typedef void (*pp_addrs_fn)(pp_server *s, pp_node *node, const struct addrinfo *res);
 PP_HIDDEN pp_backend *pp_remote_new(pp_server *s, pp_node *node, const char *host, int port,

@@ -5,7 +5,8 @@
  * Where each concern lives:
  *   server.c    pp_server_new/free, the local pool's size
  *   submit.c    pp_submit, jobs, waits, groups, cancels, pp_next_done
- *   joblists.c  a group's pending and finished jobs
+ *   joblists.c  a group's finished jobs, pp_job_free (its pending jobs:
+ *               inline below)
  *   map.c       pp_map: items in batch jobs, per-item outcomes
  *   tasks.c     the task registry: task -> module file, symbol, SHA-256
  *   sched.c     the scheduler thread and its policy: which job runs next
@@ -301,6 +302,11 @@ struct pp_server {
     int worker_max_jobs;         /* local workers replaced after so many; 0 = never */
     double no_node_timeout;      /* 0 = jobs wait for ever for a worker or node */
     int compress;                /* pp_config.compress as a PP_ZP_* mode */
+    int max_idle_nodes;          /* open idle connections kept; -1 = no limit */
+    struct remote_pool *rpool;   /* (sched) remote.c's idle and dormant nodes */
+    /* The entry pp_tasks_get() found last, read without mu (entries never
+     * change or move): a submit of the same task takes no lock for it. */
+    _Atomic(pp_task_entry *) last_task;
 };
 
 /* ---- job lists ---- */
@@ -386,6 +392,8 @@ static inline int pp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, do
 static inline int pp_run_bucket(uint64_t run_ns)
 {
     static const double le[] = {PP_STATS_RUN_LE};
+    if (run_ns <= (uint64_t)(le[0] * 1e9)) /* most jobs: no double */
+        return 0;
     double sec = (double)run_ns * 1e-9;
     int b = 0;
     while (b < PP_STATS_RUN_BUCKETS - 1 && sec > le[b])
@@ -402,8 +410,10 @@ static inline int pp_job_cancelled(const pp_job *j)
 static inline void pp_job_destroy(pp_job *j)
 {
     free(j->result_mem);
-    pp_shm_unref(j->pj.ashm);
-    pp_shm_unref(j->pj.rshm);
+    if (j->pj.ashm) /* rare: no call for every tiny job */
+        pp_shm_unref(j->pj.ashm);
+    if (j->pj.rshm)
+        pp_shm_unref(j->pj.rshm);
     free(j);
 }
 
@@ -452,16 +462,33 @@ PP_HIDDEN void pp_shm_forget_all(pp_server *s);
 
 /* ---- joblists.c: pending, cancelled and finished jobs (mu held) ---- */
 
-/* A new job joins its group's pending jobs. */
-PP_HIDDEN void pp_job_link_live_locked(pp_server *s, pp_job *j);
+/* A new job joins its group's pending jobs (inline: once per job). */
+static inline void pp_job_link_live_locked(pp_server *s, pp_job *j)
+{
+    pp_job **h = j->group ? &j->group->live : &s->live;
+    pp_job *n = *h;
+    j->gprev = NULL;
+    j->gnext = n;
+    if (n)
+        n->gprev = j;
+    *h = j;
+}
+
 /* The job is final: it leaves them. */
-PP_HIDDEN void pp_job_unlink_live_locked(pp_server *s, pp_job *j);
+static inline void pp_job_unlink_live_locked(pp_server *s, pp_job *j)
+{
+    pp_job *p = j->gprev, *n = j->gnext;
+    if (p)
+        p->gnext = n;
+    else
+        *(j->group ? &j->group->live : &s->live) = n;
+    if (n)
+        n->gprev = p;
+    j->gprev = j->gnext = NULL;
+}
 /* The job is final and called back: its group's pp_next_done() may return
  * it (unless the caller freed it); drops the library's reference. */
 PP_HIDDEN void pp_job_retire_locked(pp_server *s, pp_job *j);
-/* pp_job_free(), after it set PP_JOB_FREED (`refs`: the value before):
- * clears the job's finished-list entry if that is its part (mu not needed). */
-PP_HIDDEN void pp_job_unlist(pp_job *j, int refs);
 /* The oldest finished job of `g` (of any group when `all`), taken off its
  * list, or NULL. */
 PP_HIDDEN pp_job *pp_finished_take_locked(pp_server *s, pp_group *g, int all);

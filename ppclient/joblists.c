@@ -2,37 +2,13 @@
 /* joblists.c -- the lists a job joins besides the scheduler's: its group's
  * pending jobs (for cancels, through gprev/gnext) and its group's finished
  * jobs (for pp_next_done(), an entry in a chunk).
- * Every function here runs with mu held and calls nothing else of libpp,
- * so that submit.c, sched.c and callback.c can all use it. */
+ * Every function here but pp_job_free() runs with mu held and calls
+ * nothing else of libpp, so that submit.c, sched.c and callback.c can all
+ * use it. */
 #include "internal.h"
 
-/* ---- pending jobs, for cancels ---- */
-
-static pp_job **live_head(pp_server *s, pp_job *j)
-{
-    return j->group ? &j->group->live : &s->live;
-}
-
-void pp_job_link_live_locked(pp_server *s, pp_job *j)
-{
-    pp_job **h = live_head(s, j);
-    j->gprev = NULL;
-    j->gnext = *h;
-    if (*h)
-        (*h)->gprev = j;
-    *h = j;
-}
-
-void pp_job_unlink_live_locked(pp_server *s, pp_job *j)
-{
-    if (j->gprev)
-        j->gprev->gnext = j->gnext;
-    else
-        *live_head(s, j) = j->gnext;
-    if (j->gnext)
-        j->gnext->gprev = j->gprev;
-    j->gprev = j->gnext = NULL;
-}
+/* The pending jobs, for cancels: internal.h (inline: a link per submit,
+ * an unlink per finish). */
 
 /* ---- finished jobs, for pp_next_done() ----
  * A finished list is a chain of chunks of entries, each pointing to its job
@@ -83,30 +59,27 @@ static void drop_spent(pp_server *s, done_list *l)
     l->sweep_at = 2 * l->chunks + 2;
 }
 
-/* A new entry at the tail, or NULL without memory. */
-static done_entry *append(pp_server *s, done_list *l, uint32_t *index, done_chunk **chunk)
+/* A new chunk at the tail of a list whose tail is full (or that has
+ * none), or NULL without memory. */
+static done_chunk *grow(pp_server *s, done_list *l)
 {
     done_chunk *c = l->tail;
-    if (!c || c->used == PP_DONE_CHUNK) {
-        if (c && l->chunks >= l->sweep_at) /* those spent since go */
-            drop_spent(s, l);
-        done_chunk *n = s->spare_chunk ? s->spare_chunk : aligned_alloc(64, sizeof *n);
-        if (!n)
-            return NULL;
-        s->spare_chunk = NULL;
-        n->next = NULL;
-        n->used = n->rd = n->taken = 0;
-        atomic_init(&n->cleared, 0);
-        if (l->tail)
-            l->tail->next = n;
-        else
-            l->head = n;
-        l->tail = c = n;
-        l->chunks++;
-    }
-    *index = c->used++;
-    *chunk = c;
-    return &c->e[*index];
+    if (c && l->chunks >= l->sweep_at) /* those spent since go */
+        drop_spent(s, l);
+    done_chunk *n = s->spare_chunk ? s->spare_chunk : aligned_alloc(64, sizeof *n);
+    if (!n)
+        return NULL;
+    s->spare_chunk = NULL;
+    n->next = NULL;
+    n->used = n->rd = n->taken = 0;
+    atomic_init(&n->cleared, 0);
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+    l->chunks++;
+    return n;
 }
 
 static void clear(done_chunk *c, done_entry *e)
@@ -115,37 +88,65 @@ static void clear(done_chunk *c, done_entry *e)
     atomic_fetch_add_explicit(&c->cleared, 1, memory_order_release);
 }
 
+/* A free that came first left the entry to us (retire, below): cleared,
+ * and the job goes if that was the last reference.  Apart, so that the
+ * usual retire saves fewer registers. */
+__attribute__((noinline)) static void clear_late(pp_job *j, done_chunk *c, done_entry *e,
+                                                 int old)
+{
+    clear(c, e);
+    if (PP_JOB_COUNT(old) == 1)
+        pp_job_destroy(j);
+}
+
+/* Retiring, the rare cases: the tail chunk is full (or there is none),
+ * or the job was freed already, which gets no entry (a free racing with
+ * this look is settled in retire).  The chunk with room, or NULL when the
+ * job got no entry (without memory, it is only not returned by
+ * pp_next_done()): its library reference is dropped then. */
+__attribute__((noinline)) static done_chunk *retire_slow(pp_server *s, done_list *l, pp_job *j)
+{
+    done_chunk *c = NULL;
+    if (!(atomic_load_explicit(&j->refs, memory_order_relaxed) & PP_JOB_FREED)) {
+        c = l->tail;
+        if (!c || c->used == PP_DONE_CHUNK)
+            c = grow(s, l);
+    }
+    if (!c)
+        pp_job_unref(j); /* the library's reference */
+    return c;
+}
+
 void pp_job_retire_locked(pp_server *s, pp_job *j)
 {
-    if (j->group)
-        j->group->outstanding--;
-    s->outstanding--;
-    done_list *l = j->group ? &j->group->finished : &s->finished;
-    uint32_t i;
-    done_chunk *c;
-    /* A job freed already gets no entry (a free racing with this look is
-     * settled below); without memory, the job is only not returned by
-     * pp_next_done(). */
-    int freed = atomic_load_explicit(&j->refs, memory_order_relaxed) & PP_JOB_FREED;
-    done_entry *e = freed ? NULL : append(s, l, &i, &c);
-    if (!e) {
-        pp_job_unref(j); /* the library's reference */
-        return;
+    pp_group *g = j->group;
+    done_list *l = &s->finished;
+    if (g) {
+        g->outstanding--;
+        l = &g->finished;
     }
+    s->outstanding--;
+    done_chunk *c = l->tail;
+    if ((!c || c->used == PP_DONE_CHUNK ||
+         (atomic_load_explicit(&j->refs, memory_order_relaxed) & PP_JOB_FREED)) &&
+        !(c = retire_slow(s, l, j)))
+        return;
+    uint32_t i = c->used++;
+    done_entry *e = &c->e[i];
     e->seq = ++s->done_seq;
     atomic_store_explicit(&e->job, j, memory_order_relaxed);
     j->di = (uint16_t)i;
     atomic_store_explicit(&j->dc, c, memory_order_relaxed);
     /* Publishes the entry and drops the library's reference in one step. */
     int old = atomic_fetch_add_explicit(&j->refs, PP_JOB_INDEXED - 1, memory_order_acq_rel);
-    if (old & PP_JOB_FREED) { /* freed first: that free left the entry to us */
-        clear(c, e);
-        if (PP_JOB_COUNT(old) == 1)
-            pp_job_destroy(j);
-    }
+    if (old & PP_JOB_FREED)
+        clear_late(j, c, e, old);
 }
 
-void pp_job_unlist(pp_job *j, int refs)
+/* pp_job_free(), after it set PP_JOB_FREED (`refs`: the value before):
+ * clears the job's finished-list entry if that is its part (mu not
+ * needed). */
+static void unlist(pp_job *j, int refs)
 {
     if (!(refs & PP_JOB_INDEXED))
         return; /* no entry yet: retiring sees PP_JOB_FREED and clears it */
@@ -156,6 +157,30 @@ void pp_job_unlist(pp_job *j, int refs)
     done_entry *e = c ? &c->e[j->di] : NULL;
     if (e && atomic_exchange_explicit(&e->job, NULL, memory_order_relaxed) == j)
         atomic_fetch_add_explicit(&c->cleared, 1, memory_order_release);
+}
+
+/* A second pp_job_free() of a handle: the library still holds the job
+ * (else this is a use after free nothing can catch), so it is refused,
+ * loudly, instead of freed under the library's feet. */
+__attribute__((noinline, cold)) static void free_twice(pp_job *j)
+{
+    pp_set_error("pp_job_free: the job was already freed (free each handle once)");
+    pp_log(&j->s->log, PP_LOG_ERROR, "pp_job_free: the job was already freed; the "
+                                     "second call is ignored (free each handle once)");
+}
+
+/* Here, beside the entry it clears: the clearing is inlined into it. */
+PP_API void pp_job_free(pp_job *j)
+{
+    if (!j)
+        return;
+    int refs = atomic_fetch_or_explicit(&j->refs, PP_JOB_FREED, memory_order_acq_rel);
+    if (refs & PP_JOB_FREED) {
+        free_twice(j);
+        return;
+    }
+    unlist(j, refs);
+    pp_job_unref(j);
 }
 
 void pp_finished_free(pp_server *s, done_list *l)

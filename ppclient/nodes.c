@@ -889,6 +889,12 @@ int pp_nodes_configure(pp_server *s, const pp_config *cfg, int *remote, char *er
     s->resolve_interval = cfg->resolve_interval > 0 ? cfg->resolve_interval : RESOLVE_DEFAULT;
     s->discover_timeout = cfg->discover_timeout;
     s->no_secret = cfg->no_secret;
+    if (cfg->max_idle_nodes < -1) {
+        pp_seterr(err, "max_idle_nodes must be -1 (never close), 0 (the default, %d) or more, "
+                       "not %d", PP_MAX_IDLE_DEFAULT, cfg->max_idle_nodes);
+        return -1;
+    }
+    s->max_idle_nodes = cfg->max_idle_nodes ? cfg->max_idle_nodes : PP_MAX_IDLE_DEFAULT;
     int n = 0, rc = 0;
     pthread_mutex_lock(&s->mu);
     if (cfg->ppservers) {

@@ -8,6 +8,12 @@
  * the job's attempts) and is retried with backoff.  Reaching the node
  * (lookup, addresses, connect) is connect.c's.
  *
+ * The idle pool: with more than max_idle_nodes nodes holding none of our
+ * jobs, the longest idle lose their connection (each one's TLS state is
+ * most of what a node costs here) and go dormant; they count as capacity
+ * and are reconnected as soon as the queued jobs exceed what the open
+ * nodes took (pool_hook).
+ *
  * Every dispatch has its own id (slot | sequence << SLOT_BITS): a result is
  * taken only from the connection and slot it was sent to, so a late
  * duplicate from a connection already given up never reaches the caller.
@@ -49,6 +55,8 @@
 #define PREFETCH 2                /* jobs in flight beyond the CPUs' depth */
 #define IDLE_HB 5                 /* heartbeats between PINGs to a node holding
                                      none of our jobs */
+#define IDLE_CLOSE_HB 10          /* heartbeats a node holds none of our jobs
+                                     before its connection may be closed */
 
 /* A node's connection, one state at a time. */
 typedef enum node_state {
@@ -60,10 +68,11 @@ typedef enum node_state {
     N_PROOF,      /* PROOF sent; waiting for ACCEPT */
     N_UP,         /* authenticated: jobs flow */
     N_REMOVED,    /* drained and disconnected (pp_remove_node): until wanted again */
+    N_DORMANT,    /* idle, closed by us (the idle pool): reconnected when jobs wait */
 } node_state;
 
 static const char *const state_names[] = {"down", "refused", "connecting", "hello",
-                                          "proof", "up", "removed"};
+                                          "proof", "up", "removed", "dormant"};
 
 typedef struct slot {
     pp_job *job;
@@ -102,7 +111,22 @@ typedef struct remote {
     char why[PP_ERR_LEN];         /* why the last connection ended */
     uint64_t seen_in, seen_out;   /* conn's byte counts already in the node's */
     pp_zpolicy zp;                /* this link's compression estimates */
+    struct remote *iprev, *inext; /* in the pool's idle list */
+    int in_idle;
+    double idle_since;            /* when it last held none of our jobs */
+    long waking;                  /* room counted on while it reconnects from
+                                     dormant (in the pool's `waking`) */
 } remote;
+
+/* The server's open nodes holding none of our jobs, and its dormant ones. */
+typedef struct remote_pool {
+    remote *head, *tail;          /* idle and open, longest idle first */
+    int nidle;
+    int ndormant;
+    long waking;                  /* room of dormant nodes reconnecting for jobs */
+    int nremotes;                 /* backends using it: the last one frees it */
+    pp_timer timer;               /* the longest idle's period ends */
+} remote_pool;
 
 /* How a frame handler failed. */
 typedef struct failure {
@@ -130,6 +154,7 @@ static remote *of(pp_backend *b)
 }
 
 static void r_connect(remote *r);
+static void idle_update(remote *r);
 
 /* The conn's bytes since the last look, into the node's counters (atomic:
  * pp_get_stats() reads them without the scheduler).  Called as frames
@@ -153,10 +178,17 @@ static void set_state(remote *r, node_state st)
         [N_DOWN] = PP_NODE_DOWN,          [N_REFUSED] = PP_NODE_AUTH_FAILED,
         [N_CONNECTING] = PP_NODE_CONNECTING, [N_HELLO] = PP_NODE_CONNECTING,
         [N_PROOF] = PP_NODE_CONNECTING,   [N_UP] = PP_NODE_UP,
-        [N_REMOVED] = PP_NODE_REMOVED,
+        [N_REMOVED] = PP_NODE_REMOVED,    [N_DORMANT] = PP_NODE_DORMANT,
     };
     pp_server *s = r->b.s;
+    remote_pool *p = s->rpool;
+    p->ndormant += (st == N_DORMANT) - (r->state == N_DORMANT);
+    if (r->waking && st != N_CONNECTING && st != N_HELLO && st != N_PROOF) {
+        p->waking -= r->waking; /* it came up, or failed as any node does */
+        r->waking = 0;
+    }
     r->state = st;
+    idle_update(r);
     pthread_mutex_lock(&s->mu);
     r->b.node->state = r->draining && st != N_REMOVED ? PP_NODE_DRAINING : public_state[st];
     if (st == N_UP)
@@ -480,6 +512,8 @@ static int on_result(remote *r, const pp_frame *f, failure *fl)
     r->freelist[r->nfree++] = i;
     if (--r->inflight == 0 && r->draining)
         pp_sched_flush_due(s, &r->b); /* r_flush retires it */
+    else if (!r->inflight)
+        idle_update(r);
     r->avg_ns = r->avg_ns > 0 ? 0.8 * r->avg_ns + 0.2 * (double)m.run_ns : (double)m.run_ns;
     /* The data stays where it came, aligned: PP_RESULT_HDR bytes in; in
      * a shared buffer, the job holds it until pp_job_free(). */
@@ -735,6 +769,183 @@ static void r_connect(remote *r)
     pp_connector_start(&r->cx);
 }
 
+/* ---- the idle pool ---- */
+
+/* Closes the longest idle connections while more than max_idle_nodes are
+ * open, each once it held none of our jobs for IDLE_CLOSE_HB heartbeats;
+ * not while jobs are queued (they may be on their way to it).  Re-arms
+ * itself for the next one due. */
+static void pool_timer(pp_loop *loop, pp_timer *t);
+
+static void pool_arm(pp_server *s)
+{
+    remote_pool *p = s->rpool;
+    if (s->max_idle_nodes < 0 || p->nidle <= s->max_idle_nodes || pp_timer_armed(&p->timer))
+        return;
+    pp_timer_start(s->loop, &p->timer, p->head->idle_since + IDLE_CLOSE_HB * s->heartbeat);
+}
+
+/* The node joins or leaves the idle list as it holds jobs or not. */
+static void idle_update(remote *r)
+{
+    remote_pool *p = r->b.s->rpool;
+    int idle = r->state == N_UP && !r->inflight && !r->draining;
+    if (idle == r->in_idle)
+        return;
+    r->in_idle = idle;
+    if (idle) {
+        r->idle_since = pp_now();
+        r->iprev = p->tail;
+        r->inext = NULL;
+        if (p->tail)
+            p->tail->inext = r;
+        else
+            p->head = r;
+        p->tail = r;
+        p->nidle++;
+        pool_arm(r->b.s);
+        return;
+    }
+    if (r->iprev)
+        r->iprev->inext = r->inext;
+    else
+        p->head = r->inext;
+    if (r->inext)
+        r->inext->iprev = r->iprev;
+    else
+        p->tail = r->iprev;
+    r->iprev = r->inext = NULL;
+    p->nidle--;
+}
+
+static void handshake_done(pp_server *s);
+
+/* Closes an idle node's connection as a client leaving does (TLS
+ * close_notify, then FIN: the node frees the session and logs it at info
+ * level), keeping its line, CPUs, tags and statistics.  Its job table goes
+ * too: it holds no job. */
+static void r_sleep(remote *r)
+{
+    pp_server *s = r->b.s;
+    double idle = pp_now() - r->idle_since;
+    pp_timer_stop(s->loop, &r->hb);
+    pp_timer_stop(s->loop, &r->timer);
+    r_count(r);
+    pp_conn_free(r->conn);
+    r->conn = NULL;
+    r->tls = NULL;
+    free(r->slots);
+    free(r->freelist);
+    r->slots = NULL;
+    r->freelist = NULL;
+    r->nfree = 0;
+    r->why[0] = 0;
+    set_state(r, N_DORMANT);
+    pp_log(&s->log, PP_LOG_INFO, "%s: idle for %.1f s: connection closed until jobs need the "
+                                 "node", r->b.node->name, idle);
+    handshake_done(s); /* a burst of closes leaves the heap as a burst of handshakes */
+}
+
+static void pool_timer(pp_loop *loop, pp_timer *t)
+{
+    pp_server *s = t->data;
+    remote_pool *p = s->rpool;
+    double now = pp_now(), period = IDLE_CLOSE_HB * s->heartbeat;
+    if (s->ready.n || (s->tw && s->tw->n)) { /* jobs wait: look again later */
+        pp_timer_start(loop, t, now + s->heartbeat);
+        return;
+    }
+    while (p->nidle > s->max_idle_nodes && now - p->head->idle_since >= period)
+        r_sleep(p->head);
+    pool_arm(s);
+}
+
+/* What the node took the last time it was up: the room r_room() gives an
+ * idle node. */
+static long r_cap(const remote *r)
+{
+    long cap = (long)r->ncpus * pp_pipeline_depth(PP_PIPELINE_NODE_S, r->avg_ns * 1e-9, r->rtt) +
+               PREFETCH;
+    return cap > (long)MAX_SLOTS ? (long)MAX_SLOTS : cap;
+}
+
+/* A dormant node reconnects (the usual handshake) for the jobs queued; if
+ * that fails it is a node down like any other (backoff, retries). */
+static void r_wake(remote *r)
+{
+    remote_pool *p = r->b.s->rpool;
+    r->waking = r->ncpus > 0 ? r_cap(r) : 0; /* one with no CPU may have some now */
+    p->waking += r->waking;
+    r->backoff = BACKOFF_MIN;
+    r_connect(r); /* may end (a failure) before it returns: waking is set first */
+}
+
+/* Whether a job queued now could run on b: any untagged one, or one whose
+ * tags b has. */
+static int jobs_for(pp_server *s, const pp_backend *b)
+{
+    if (s->ready.n)
+        return 1;
+    for (pp_tagset *ts = s->tw ? s->tw->active : NULL; ts; ts = ts->anext)
+        if (ts->q.n && b->tags && pp_tags_subset(&ts->tags, b->tags))
+            return 1;
+    return 0;
+}
+
+/* After each dispatch: jobs still queued exceed what the open nodes took,
+ * so dormant nodes reconnect, as many as their room covers the jobs not
+ * yet covered by those already reconnecting.  Costs nothing while no node
+ * is dormant or nothing waits. */
+static void pool_hook(pp_loop *loop, void *data)
+{
+    (void)loop;
+    pp_server *s = data;
+    remote_pool *p = s->rpool;
+    if (!p || !p->ndormant)
+        return;
+    size_t queued = s->ready.n + (s->tw ? s->tw->n : 0);
+    for (int i = 0; i < s->nbackends && p->ndormant && queued > (size_t)p->waking; i++) {
+        pp_backend *b = s->backends[i];
+        if (b->remote && of(b)->state == N_DORMANT && jobs_for(s, b))
+            r_wake(of(b));
+    }
+}
+
+/* The pool, made with the first node (its hook after the scheduler's, so
+ * that it sees what dispatch left).  0 or -1 (memory). */
+static int pool_join(pp_server *s)
+{
+    if (!s->rpool) {
+        remote_pool *p = calloc(1, sizeof *p);
+        if (!p)
+            return -1;
+        p->timer = (pp_timer){.fn = pool_timer, .data = s};
+        if (pp_loop_hook(s->loop, pool_hook, s) != 0) {
+            free(p);
+            return -1;
+        }
+        s->rpool = p;
+    }
+    s->rpool->nremotes++;
+    return 0;
+}
+
+/* A node leaves for good (r_free): the last one frees the pool. */
+static void pool_leave(remote *r)
+{
+    pp_server *s = r->b.s;
+    remote_pool *p = s->rpool;
+    r->draining = 1; /* out of the idle list */
+    idle_update(r);
+    p->ndormant -= r->state == N_DORMANT;
+    p->waking -= r->waking;
+    if (--p->nremotes == 0) {
+        pp_timer_stop(s->loop, &p->timer);
+        free(p);
+        s->rpool = NULL;
+    }
+}
+
 /* ---- the backend ---- */
 
 static int r_room(pp_backend *b)
@@ -742,10 +953,7 @@ static int r_room(pp_backend *b)
     remote *r = of(b);
     if (r->state != N_UP || r->ncpus <= 0 || r->draining)
         return 0;
-    long cap = (long)r->ncpus * pp_pipeline_depth(PP_PIPELINE_NODE_S, r->avg_ns * 1e-9, r->rtt) +
-               PREFETCH;
-    if (cap > (long)MAX_SLOTS)
-        cap = MAX_SLOTS;
+    long cap = r_cap(r);
     return cap > r->inflight ? (int)(cap - r->inflight) : 0;
 }
 
@@ -798,6 +1006,7 @@ static int r_dispatch(pp_backend *b, pp_job *j)
     if (++r->inflight == 1) { /* from idle: back to the busy heartbeat */
         r->busy_since = pp_now();
         pp_timer_start(s->loop, &r->hb, hb_when(r, r->last_rx + s->heartbeat));
+        idle_update(r);
     }
     pp_sched_flush_due(s, b);
     return 0;
@@ -862,7 +1071,8 @@ static pp_backend_state r_state(pp_backend *b)
         return PP_BACKEND_REMOVED;
     if (r->draining)
         return PP_BACKEND_WAITING;
-    return r->state == N_UP        ? PP_BACKEND_UP
+    /* A dormant node is capacity: pool_hook reconnects it for jobs. */
+    return r->state == N_UP || r->state == N_DORMANT ? PP_BACKEND_UP
            : r->state == N_REFUSED ? PP_BACKEND_REFUSED
                                    : PP_BACKEND_WAITING;
 }
@@ -888,6 +1098,7 @@ static void r_free(pp_backend *b)
     pp_connector_stop(&r->cx); /* a lookup still running frees itself when done */
     if (r->conn)
         pp_conn_free(r->conn);
+    pool_leave(r);
     pp_hs_wipe(&r->hs);
     free(r->slots);
     free(r->freelist);
@@ -917,6 +1128,11 @@ pp_backend *pp_remote_new(pp_server *s, pp_node *node, const char *host, int por
 {
     remote *r = calloc(1, sizeof *r);
     if (!r) {
+        pp_seterr(err, "out of memory");
+        return NULL;
+    }
+    if (pool_join(s) != 0) {
+        free(r);
         pp_seterr(err, "out of memory");
         return NULL;
     }

@@ -245,48 +245,66 @@ static void shm_timer(pp_loop *loop, pp_timer *t)
         pp_shm_cache_trim(s->shm, 0); /* all idle: one freed just now too */
 }
 
+/* A job that used shared buffers ended: the idle timer runs from now. */
+__attribute__((noinline)) static void shm_job_ended(pp_server *s, pp_job *j)
+{
+    pp_shm_settle(j->pj.rshm); /* the program may keep it: no fd for ever */
+    s->shm_last = pp_now();
+    if (!pp_timer_armed(&s->shm_timer))
+        pp_timer_start(s->loop, &s->shm_timer, s->shm_last + PP_SHM_IDLE);
+}
+
+/* Once more, before newer jobs of its priority, elsewhere if it can. */
+__attribute__((noinline)) static void retry(pp_server *s, pp_job *j, void *mem)
+{
+    free(mem);
+    j->retries--;
+    j->runs_failed++;
+    j->avoid = j->where;
+    j->where = 0;
+    pthread_mutex_lock(&s->mu);
+    s->nretried++;
+    pthread_mutex_unlock(&s->mu);
+    if (j->tagset)
+        tw_requeue(s, j);
+    else
+        rq_push(&s->ready, j, 1);
+}
+
+/* The result of a job retried that failed still: says how many runs
+ * failed, then the last one's reason (unchanged without memory). */
+__attribute__((noinline)) static void runs_failed_text(const pp_job *j, void **mem,
+                                                       const char **data, size_t *len)
+{
+    char *text = NULL;
+    int n = asprintf(&text, "%d runs failed; the last: %s", j->runs_failed + 1,
+                     *data ? *data : "");
+    if (n >= 0) {
+        free(*mem);
+        *mem = text;
+        *data = text;
+        *len = (size_t)n;
+    }
+}
+
+/* The cold paths are apart, so that a tiny job's finish saves few
+ * registers. */
 void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char *data,
                      size_t len, pp_node *node, uint64_t run_ns)
 {
-    if (j->pj.ashm || j->pj.rshm) {
-        pp_shm_settle(j->pj.rshm); /* the program may keep it: no fd for ever */
-        s->shm_last = pp_now();
-        if (!pp_timer_armed(&s->shm_timer))
-            pp_timer_start(s->loop, &s->shm_timer, s->shm_last + PP_SHM_IDLE);
-    }
+    if (j->pj.ashm || j->pj.rshm)
+        shm_job_ended(s, j);
     if (pp_job_cancelled(j)) {
         free(mem); /* a result that arrived after all is dropped */
         let_go(j);
         return;
     }
     if (retryable(status) && j->retries > 0) {
-        /* Once more, before newer jobs of its priority, elsewhere if it can. */
-        free(mem);
-        j->retries--;
-        j->runs_failed++;
-        j->avoid = j->where;
-        j->where = 0;
-        pthread_mutex_lock(&s->mu);
-        s->nretried++;
-        pthread_mutex_unlock(&s->mu);
-        if (j->tagset)
-            tw_requeue(s, j);
-        else
-            rq_push(&s->ready, j, 1);
+        retry(s, j, mem);
         return;
     }
-    if (j->runs_failed && status != PP_DONE) {
-        /* Says how many runs failed, then the last one's reason. */
-        char *text = NULL;
-        int n = asprintf(&text, "%d runs failed; the last: %s", j->runs_failed + 1,
-                         data ? data : "");
-        if (n >= 0) {
-            free(mem);
-            mem = text;
-            data = text;
-            len = (size_t)n;
-        }
-    }
+    if (j->runs_failed && status != PP_DONE)
+        runs_failed_text(j, &mem, &data, &len);
     free(j->result_mem);
     j->result_mem = mem;
     j->result = data;

@@ -17,6 +17,7 @@ static const char *state_name(int st)
     case PP_NODE_AUTH_FAILED: return "auth failed";
     case PP_NODE_DRAINING: return "draining";
     case PP_NODE_REMOVED: return "removed";
+    case PP_NODE_DORMANT: return "dormant";
     default: return "?";
     }
 }

@@ -139,7 +139,10 @@ static pp_job *job_new(pp_server *s, const void *arg, size_t len, pp_shm *shm, u
         shm = own;
     }
     size_t inl = shm ? 0 : len;
-    pp_job *j = pp_malloc_big(sizeof *j + inl + 1);
+    /* Huge pages only pay for large arguments (memfds failed): a tiny job
+     * saves the call. */
+    size_t n = sizeof(pp_job) + inl + 1;
+    pp_job *j = inl >= PP_SHM_MIN ? pp_malloc_big(n) : malloc(n);
     if (!j) {
         pp_shm_unref(own);
         pp_set_error("%s: out of memory for an argument of %zu bytes", who, len);
@@ -160,12 +163,41 @@ pp_job *pp_submit_entry(pp_server *s, pp_task_entry *task, const void *arg, size
     return pp_submit_job(s, task, arg, len, NULL, opts, flags, who);
 }
 
+/* What may keep a job out (mu held): the max_pending bound, shutdown, its
+ * tags, its group.  0, or -1 with mu released, pp_last_error() set and
+ * the job freed.  Apart from pp_submit_job(): most jobs have none of
+ * these, and its every call would otherwise carry this code's registers. */
+__attribute__((noinline)) static int admit_locked(pp_server *s, pp_job *j, pp_shm *shm,
+                                                  const pp_submit_opts *opts, const char *who)
+{
+    const char *why = NULL;
+    int full = 0;
+    if (wait_for_room_locked(s, opts && opts->nowait) != 0)
+        why = "", full = s->max_pending;
+    else if (s->stopping)
+        why = "the server is shutting down";
+    else if (opts && opts->tags && opts->tags[0] && tagset_locked(s, opts, &j->tagset, who) != 0)
+        why = ""; /* pp_last_error() is set */
+    else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
+        why = "out of memory";
+    if (!why)
+        return 0;
+    pthread_mutex_unlock(&s->mu);
+    if (full)
+        pp_set_error("%s: %d jobs are pending, the max_pending bound", who, full);
+    else if (why[0])
+        pp_set_error("%s: %s", who, why);
+    if (j->pj.ashm != shm) /* our copy; the caller's stays the caller's */
+        pp_shm_unref(j->pj.ashm);
+    free(j);
+    return -1;
+}
+
 pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
                       pp_shm *shm, const pp_submit_opts *opts, uint16_t flags, const char *who)
 {
     if (check_submit(arg, len, opts, who) != 0)
         return NULL;
-    int tagged = opts && opts->tags && opts->tags[0];
     pp_job *j = job_new(s, arg, len, shm, flags, who);
     if (!j)
         return NULL;
@@ -183,27 +215,10 @@ pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *arg, size_t
         j->retries = opts->retries;
     }
     pthread_mutex_lock(&s->mu);
-    const char *why = NULL; /* no buffer here: this runs for every job */
-    int full = 0;
-    if (wait_for_room_locked(s, opts && opts->nowait) != 0)
-        why = "", full = s->max_pending;
-    else if (s->stopping)
-        why = "the server is shutting down";
-    else if (tagged && tagset_locked(s, opts, &j->tagset, who) != 0)
-        why = ""; /* pp_last_error() is set */
-    else if (opts && opts->group && !(j->group = group_get_locked(s, opts->group, 1)))
-        why = "out of memory";
-    if (why) {
-        pthread_mutex_unlock(&s->mu);
-        if (full)
-            pp_set_error("%s: %d jobs are pending, the max_pending bound", who, full);
-        else if (why[0])
-            pp_set_error("%s: %s", who, why);
-        if (j->pj.ashm != shm) /* our copy; the caller's stays the caller's */
-            pp_shm_unref(j->pj.ashm);
-        free(j);
+    /* One test for what most jobs never meet (max_pending, shutdown, tags,
+     * a group). */
+    if ((opts || s->max_pending > 0 || s->stopping) && admit_locked(s, j, shm, opts, who) != 0)
         return NULL;
-    }
     if (j->group)
         j->group->outstanding++;
     s->outstanding++;
@@ -222,7 +237,7 @@ PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len
         return NULL;
     }
     pp_task_entry *t = pp_tasks_get(s, task, "pp_submit");
-    return t ? pp_submit_entry(s, t, arg, len, opts, 0, "pp_submit") : NULL;
+    return t ? pp_submit_job(s, t, arg, len, NULL, opts, 0, "pp_submit") : NULL;
 }
 
 PP_API int pp_job_status(const pp_job *j)
@@ -321,24 +336,6 @@ PP_API const char *pp_job_node(const pp_job *j)
         !j->node)
         return "";
     return j->node->name;
-}
-
-PP_API void pp_job_free(pp_job *j)
-{
-    if (!j)
-        return;
-    int refs = atomic_fetch_or_explicit(&j->refs, PP_JOB_FREED, memory_order_acq_rel);
-    if (refs & PP_JOB_FREED) {
-        /* The library still holds the job (else this is a use after free
-         * nothing can catch): refuse, loudly, instead of freeing it under
-         * the library's feet. */
-        pp_set_error("pp_job_free: the job was already freed (free each handle once)");
-        pp_log(&j->s->log, PP_LOG_ERROR, "pp_job_free: the job was already freed; the "
-                                         "second call is ignored (free each handle once)");
-        return;
-    }
-    pp_job_unlist(j, refs); /* see joblists.c */
-    pp_job_unref(j);
 }
 
 /* pp_wait() and pp_wait_for(): until the group drained or the deadline

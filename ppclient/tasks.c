@@ -5,7 +5,8 @@
  * thread, outside the lock: dladdr, realpath and the hash take time) and
  * never changed after: jobs point at their entry, so nothing on the
  * scheduler's dispatch path looks anything up or hashes anything.
- * Locking: the table is guarded by mu; entries are read without it. */
+ * Locking: the table is guarded by mu; entries are read without it, and
+ * so is the last one found (s->last_task). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
@@ -81,8 +82,14 @@ static pp_task_entry *resolve(pp_task task, const char *who)
 
 pp_task_entry *pp_tasks_get(pp_server *s, pp_task task, const char *who)
 {
+    /* Most submits name the task of the one before: no lock round then. */
+    pp_task_entry *found = atomic_load_explicit(&s->last_task, memory_order_acquire);
+    if (found && found->fn == task)
+        return found;
     pthread_mutex_lock(&s->mu);
-    pp_task_entry *found = find_locked(s, task);
+    found = find_locked(s, task);
+    if (found)
+        atomic_store_explicit(&s->last_task, found, memory_order_release);
     pthread_mutex_unlock(&s->mu);
     if (found)
         return found;

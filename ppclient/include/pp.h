@@ -75,8 +75,12 @@ typedef enum pp_node_state {
     PP_NODE_AUTH_FAILED = 3,
     PP_NODE_DRAINING = 4,           /* removed: no new jobs, its jobs in flight
                                        finish, then it disconnects */
-    PP_NODE_REMOVED = 5             /* removed and disconnected (its line stays
+    PP_NODE_REMOVED = 5,            /* removed and disconnected (its line stays
                                        for the statistics) */
+    PP_NODE_DORMANT = 6             /* idle, its connection closed to save
+                                       memory (pp_config.max_idle_nodes); it
+                                       still counts as capacity and reconnects
+                                       as soon as jobs could go to it */
 } pp_node_state;
 
 typedef struct pp_server pp_server;
@@ -185,6 +189,12 @@ typedef struct pp_config {
                                        compressor on this data; 1 = always when
                                        a sample shrinks; -1 = never.  Modules
                                        are always compressed */
+    int max_idle_nodes;             /* open connections kept to nodes holding
+                                       none of our jobs: beyond it, a node idle
+                                       for 10 heartbeats has its connection
+                                       closed (longest idle first) and shows
+                                       PP_NODE_DORMANT until jobs could go to
+                                       it; 0 = 64, -1 = never close */
 } pp_config;
 
 typedef struct pp_submit_opts {

@@ -150,7 +150,12 @@ def scale_rows(fig, med, div, check, le, b2, runs):
     fig("S1", what + ": client CPU while idle", "% of a core", cpu, None, "", "≤ 1",
         check(le(cpu, 1)))
     kb = med("s1.nodes", "rss_per_node_kb")
-    fig("S1", what + ": client RSS per node", "KiB", kb, None, "", "≤ 16", check(le(kb, 16)))
+    kb_open = med("s1.nodes", "rss_open_per_node_kb")
+    fig("S1", what + ": client RSS per node after the idle period (idle connections "
+        "beyond 64 closed)", "KiB", kb, kb_open, "all connected", "≤ 16", check(le(kb, 16)))
+    up = med("s1.nodes", "burst_all_up_s")
+    fig("S1", what + ": a burst of 4 jobs a node (1 ms of CPU each) from dormant: until "
+        "every node is up again", "s", up, None, "")
     per = med("s2.clients", "rss_per_client_kb")
     fig("S2", "ppserver -w 1, RSS growth per idle client (1 → %d clients)" % clients, "KiB",
         per, None, "")

@@ -11,7 +11,8 @@
 # clients), s3.n16 / s3.n64 (tiny jobs through 16 and 64 nodes), s4.share
 # (64 clients sharing the -w 2 node), s.meta.  Every server it starts is
 # stopped when it ends, on failure and on a signal too.  PP_SCALE_ROWS
-# (e.g. "s1 s4") runs only those rows.
+# (e.g. "s1 s4") runs only those rows; PP_SCALE_NO_TLS=1 runs nodes and
+# clients in plaintext (noted in s.meta).
 set -euo pipefail
 [ $# -eq 5 ] || { echo "usage: scale.sh BIN_DIR WORK_DIR RESULTS QUICK RUNS" >&2; exit 2; }
 bin=$1 work=$2 results=$3 quick=$4 runs=$5
@@ -80,6 +81,10 @@ trap 'exit 143' TERM
 
 "$bin/ppserver" --gen-secret "$work/secret" 2>/dev/null
 secret=(--secret-file "$work/secret")
+if [ "${PP_SCALE_NO_TLS:-0}" = 1 ]; then
+    secret+=(--no-tls) # every ppserver, pp-scale and pp-bench below takes it
+    notes+=("plaintext (PP_SCALE_NO_TLS=1)")
+fi
 # start_node I WORKERS: a node on port base+I.
 start_node() {
     "$bin/ppserver" -p $((base + $1)) -i 127.0.0.1 -w "$2" "${secret[@]}" \

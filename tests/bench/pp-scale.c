@@ -5,8 +5,10 @@
  *
  *   pp-scale nodes   --port-base P --count N [--idle S]
  *       one client, N nodes on 127.0.0.1:P..P+N-1 added with pp_add_node():
- *       seconds until all are up, the client's CPU while idle for S seconds
- *       (getrusage, every thread), its RSS growth per node
+ *       seconds until all are up, its RSS growth per node with all open,
+ *       then once all but 64 went dormant (the idle pool), the client's
+ *       CPU while idle for S seconds (getrusage, every thread), and a
+ *       burst of 4 jobs a node from dormant: until all are up again, done
  *   pp-scale clients --servers H:P --pid PID [--counts A,B] [--idle S]
  *       A, then B idle clients of the node H:P (process PID): its RSS and CPU
  *   pp-scale share   --servers H:P [--clients C] [--jobs J] [--ms MS]
@@ -44,7 +46,7 @@ static void usage(FILE *fp)
 {
     fputs("usage: pp-scale COMMAND [options]\n"
           "  nodes   --port-base P --count N [--idle S=10]  one client, N nodes:\n"
-          "          connect time, idle CPU, RSS per node\n"
+          "          connect time, RSS per node (open, dormant), idle CPU, a burst\n"
           "  clients --servers H:P --pid PID [--counts A,B=1,64] [--idle S=5]\n"
           "          a node's RSS and idle CPU with A, then B idle clients\n"
           "  share   --servers H:P [--clients C=64] [--jobs J=16] [--ms MS=5]\n"
@@ -148,44 +150,116 @@ static double proc_cpu(long pid)
 
 /* ---- S1: one client, many nodes ---- */
 
-static int cmd_nodes(const opts *o)
+/* Nodes of s in `state` (v: room for max). */
+static int nodes_in(pp_server *s, pp_node_info *v, int max, int state)
 {
-    if (o->port_base < 1 || o->count < 1 || o->port_base + o->count > 65536) {
-        fprintf(stderr, "pp-scale nodes: needs --port-base and --count\n");
-        return 2;
+    int n = pp_get_active_nodes(s, v, max), k = 0;
+    for (int i = 0; i < n && i < max; i++)
+        k += v[i].state == state;
+    return k;
+}
+
+/* Waits until all but `open` of the n nodes are dormant (the idle pool
+ * closed them), up to `limit` seconds: the dormant count. */
+static int wait_dormant(pp_server *s, pp_node_info *v, int n, int open, double limit)
+{
+    double end = bu_now() + limit;
+    int k;
+    while ((k = nodes_in(s, v, n + 1, PP_NODE_DORMANT)) < n - open && bu_now() < end)
+        nap(0.05);
+    return k;
+}
+
+/* From dormant: 4 jobs a node, each 1 ms of CPU, at once.  The seconds
+ * until every node is up again (*up_s; -1: not all within the limit),
+ * until every job is done (*done_s), and the nodes that ran one (*took).
+ * 0, or -1 (a job failed). */
+static int burst(pp_server *s, pp_node_info *v, int n, double *up_s, double *done_s, int *took)
+{
+    int njobs = 4 * n;
+    pp_job **jobs = calloc((size_t)njobs, sizeof *jobs);
+    if (!jobs)
+        return -1;
+    int64_t us = 1000;
+    double t0 = bu_now();
+    *up_s = -1;
+    for (int i = 0; i < njobs; i++)
+        jobs[i] = pp_submit(s, ppbench_spin, &us, sizeof us, NULL);
+    while (*up_s < 0 && bu_now() < t0 + 60) {
+        if (nodes_in(s, v, n + 1, PP_NODE_UP) == n)
+            *up_s = bu_now() - t0;
+        else
+            nap(0.002);
     }
-    int n = (int)o->count;
-    pp_server *s = new_client(o, NULL);
-    if (!s)
-        return 1;
-    nap(0.2);
-    long rss0 = bu_vmrss_kb("self");
-    size_t heap0 = mallinfo2().uordblks; /* bytes in use, every arena */
+    int bad = 0;
+    for (int i = 0; i < njobs; i++) {
+        bad += !jobs[i] || pp_job_wait_for(jobs[i], 120) != PP_DONE;
+        pp_job_free(jobs[i]);
+    }
+    *done_s = bu_now() - t0;
+    free(jobs);
+    int m = pp_get_active_nodes(s, v, n + 1);
+    *took = 0;
+    for (int i = 0; i < m && i < n + 1; i++)
+        *took += v[i].jobs > 0;
+    if (bad)
+        fprintf(stderr, "pp-scale: %d of %d burst job(s) failed\n", bad, njobs);
+    return bad ? -1 : 0;
+}
+
+/* Adds the n nodes and waits for them all; the seconds it took, or -1. */
+static double connect_all(pp_server *s, const opts *o, int n)
+{
     double t0 = bu_now();
     for (int i = 0; i < n; i++) {
         char name[32];
         snprintf(name, sizeof name, "127.0.0.1:%ld", o->port_base + i);
         if (pp_add_node(s, name) != 0) {
             fprintf(stderr, "pp-scale: pp_add_node %s: %s\n", name, pp_last_error());
-            pp_server_free(s);
-            return 1;
+            return -1;
         }
     }
-    if (wait_up(s, n, 120) != 0) {
-        pp_server_free(s);
+    return wait_up(s, n, 120) == 0 ? bu_now() - t0 : -1;
+}
+
+static int cmd_nodes(const opts *o)
+{
+    if (o->port_base < 1 || o->count < 1 || o->port_base + o->count > 65536) {
+        fprintf(stderr, "pp-scale nodes: needs --port-base and --count\n");
+        return 2;
+    }
+    int n = (int)o->count, open = n < 64 ? n : 64; /* max_idle_nodes' default */
+    pp_node_info *v = malloc(((size_t)n + 1) * sizeof *v);
+    pp_server *s = v ? new_client(o, NULL) : NULL;
+    if (!s) {
+        free(v);
         return 1;
     }
-    double connect_s = bu_now() - t0;
+    nap(0.2);
+    long rss0 = bu_vmrss_kb("self");
+    size_t heap0 = mallinfo2().uordblks; /* bytes in use, every arena */
+    double connect_s = connect_all(s, o, n), tc = bu_now();
+    if (connect_s < 0) {
+        pp_server_free(s);
+        free(v);
+        return 1;
+    }
     nap(1.5); /* the first heartbeats go by */
+    long rss_open = bu_vmrss_kb("self");
+    size_t heap_open = mallinfo2().uordblks;
+    /* Idle: beyond the idle pool's limit the connections close. */
+    int dormant = wait_dormant(s, v, n, open, 60);
+    double dormant_s = bu_now() - tc;
+    nap(1.0); /* the heap trimmed after the burst of closes */
     long rss1 = bu_vmrss_kb("self");
     size_t heap1 = mallinfo2().uordblks;
     double c0 = self_cpu(), w0 = bu_now();
     nap(o->idle);
     double cpu = self_cpu() - c0, wall = bu_now() - w0;
-    pp_node_info *v = malloc(((size_t)n + 1) * sizeof *v);
-    int still = v ? nodes_up(s, v, n + 1) : -1;
-    free(v);
+    double up_s = -1, done_s = -1;
+    int took = 0, rc = burst(s, v, n, &up_s, &done_s, &took);
     pp_server_free(s);
+    free(v);
     bu_json_begin();
     bu_json_str("bench", "nodes");
     bu_json_long("nodes", n);
@@ -193,14 +267,22 @@ static int cmd_nodes(const opts *o)
     bu_json_num("idle_s", wall);
     bu_json_num("idle_cpu_percent", 100 * cpu / wall);
     bu_json_long("rss_base_kb", rss0);
+    /* Every node connected, then (the row) after the idle period. */
+    bu_json_num("rss_open_per_node_kb", (double)(rss_open - rss0) / n);
+    bu_json_num("heap_open_per_node_kb", ((double)heap_open - (double)heap0) / 1024 / n);
+    bu_json_long("dormant", dormant);
+    bu_json_num("dormant_after_s", dormant_s);
     bu_json_long("rss_kb", rss1);
     bu_json_num("rss_per_node_kb", (double)(rss1 - rss0) / n);
     /* What is live, beside what the heap grew to: RSS also keeps the pages
      * the connections' handshakes used at once and gave back. */
     bu_json_num("heap_per_node_kb", ((double)heap1 - (double)heap0) / 1024 / n);
-    bu_json_long("up_at_end", still);
+    bu_json_num("burst_all_up_s", up_s);
+    bu_json_num("burst_done_s", done_s);
+    bu_json_long("burst_nodes_ran", took);
+    bu_json_long("up_at_end", dormant == n - open ? n : -1);
     bu_json_end();
-    return still == n ? 0 : 1;
+    return dormant == n - open && up_s >= 0 && rc == 0 ? 0 : 1;
 }
 
 /* ---- S2: a node's cost per client ---- */

@@ -626,6 +626,51 @@ static void test_concurrent_submitters(void)
     pp_server_free(s);
 }
 
+/* Threads submitting two tasks in turn: each job runs the task it named
+ * (pp_submit() remembers the task it found last, per server, without a
+ * lock). */
+typedef struct alternater {
+    pp_server *s;
+    int first, right;
+} alternater;
+
+static void *alternate_thread(void *arg)
+{
+    alternater *a = arg;
+    enum { N = 1000 };
+    pp_job *jobs[N];
+    for (int i = 0; i < N; i++) {
+        int fail = (i + a->first) & 1;
+        jobs[i] = pp_submit(a->s, fail ? t_fail : t_echo, &i, sizeof i, NULL);
+    }
+    for (int i = 0; i < N; i++) {
+        int want = (i + a->first) & 1 ? PP_FAILED : PP_DONE;
+        a->right += jobs[i] && pp_job_wait(jobs[i]) == want;
+        pp_job_free(jobs[i]);
+    }
+    return NULL;
+}
+
+static void test_alternating_tasks(void)
+{
+    pp_server *s = server(2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    enum { T = 4 };
+    pthread_t th[T];
+    alternater a[T];
+    for (int i = 0; i < T; i++) {
+        a[i] = (alternater){.s = s, .first = i};
+        pthread_create(&th[i], NULL, alternate_thread, &a[i]);
+    }
+    int right = 0;
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        right += a[i].right;
+    }
+    CU_ASSERT_EQUAL(right, T * 1000);
+    pp_server_free(s);
+}
+
 /* ---- shutdown ---- */
 
 static atomic_int shutdown_calls[20];
@@ -1080,6 +1125,7 @@ int pp_register_suites(void)
         {"resize at run time", test_resize},
         {"no workers: jobs wait, then run", test_zero_workers_wait_then_grow},
         {"concurrent submitters", test_concurrent_submitters},
+        {"two tasks in turn from several threads", test_alternating_tasks},
         {"clean shutdown", test_clean_shutdown},
         {"freeing pending job handles", test_free_pending_job_handle},
         {"secret not in the workers' environment", test_secret_not_in_worker_env},
