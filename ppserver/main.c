@@ -46,7 +46,8 @@ static const pp_conf_opt options[] = {
      "close client connections idle this long (default 3600; 0 = never)"},
     {"idle-exit", 0, PP_CONF_DOUBLE, O(idle_exit), 0, 1e9, "SECONDS",
      "exit (status 0) once no client has been connected this long, counted from the "
-     "start (default 0 = never)"},
+     "start (default 0 = never); a client whose connection libpp closed as idle "
+     "(dormant) is no client"},
     {"config", 'c', PP_CONF_STR, O(config), 0, 0, "FILE",
      "read settings from FILE (keys are the long option names)"},
     {"pidfile", 'P', PP_CONF_STR, O(pidfile), 0, 0, "FILE", "write the process id to FILE"},
