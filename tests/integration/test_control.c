@@ -147,15 +147,8 @@ static void server_end(srv_harness *h)
 {
     if (h->pid > 0)
         srv_stop(h, 10);
-    char *texts[2] = {srv_read_stderr(h), srv_read_log(h)};
-    for (int i = 0; i < 2; i++) {
-        if (texts[i] && (strstr(texts[i], "Sanitizer") || strstr(texts[i], "runtime error"))) {
-            fprintf(stderr, "\n    sanitizer report from ppserver or its workers:\n%s\n",
-                    texts[i]);
-            CU_FAIL("sanitizer report from ppserver or its workers");
-        }
-        free(texts[i]);
-    }
+    if (srv_sanitizer_report(h))
+        CU_FAIL("sanitizer report from ppserver or its workers");
 }
 
 static void test_setup(void)

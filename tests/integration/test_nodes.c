@@ -129,15 +129,8 @@ static void test_teardown(void)
     for (int i = 0; i < MAX_SERVERS; i++)
         if (servers[i]) {
             srv_stop(servers[i], 10); /* first: its workers write to its log */
-            char *texts[2] = {srv_read_stderr(servers[i]), srv_read_log(servers[i])};
-            for (int k = 0; k < 2; k++) {
-                if (texts[k] && (strstr(texts[k], "Sanitizer") ||
-                                 strstr(texts[k], "runtime error"))) {
-                    fprintf(stderr, "\n    sanitizer report from ppserver:\n%s\n", texts[k]);
-                    CU_FAIL("sanitizer report from ppserver or its workers");
-                }
-                free(texts[k]);
-            }
+            if (srv_sanitizer_report(servers[i]))
+                CU_FAIL("sanitizer report from ppserver or its workers");
             srv_cleanup(servers[i]);
             free(servers[i]);
             servers[i] = NULL;

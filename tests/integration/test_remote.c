@@ -211,15 +211,8 @@ static void check_server_exit(srv_harness *h)
             CU_FAIL("ppserver did not exit 0 on SIGTERM");
         }
     }
-    char *texts[2] = {srv_read_stderr(h), srv_read_log(h)};
-    for (int i = 0; i < 2; i++) {
-        if (texts[i] && (strstr(texts[i], "Sanitizer") || strstr(texts[i], "runtime error"))) {
-            fprintf(stderr, "\n    sanitizer report from ppserver or its workers:\n%s\n",
-                    texts[i]);
-            CU_FAIL("sanitizer report from ppserver or its workers");
-        }
-        free(texts[i]);
-    }
+    if (srv_sanitizer_report(h))
+        CU_FAIL("sanitizer report from ppserver or its workers");
 }
 
 static void slow_hold(int on);

@@ -439,6 +439,21 @@ char *srv_read_stderr(const srv_harness *h)
     return t ? t : strdup("");
 }
 
+int srv_sanitizer_report(const srv_harness *h)
+{
+    char *texts[2] = {srv_read_stderr(h), srv_read_log(h)};
+    int found = 0;
+    for (int i = 0; i < 2; i++) {
+        if (texts[i] && (strstr(texts[i], "Sanitizer") || strstr(texts[i], "runtime error"))) {
+            fprintf(stderr, "\n    sanitizer report from ppserver or its workers:\n%s\n",
+                    texts[i]);
+            found = 1;
+        }
+        free(texts[i]);
+    }
+    return found;
+}
+
 int srv_log_count(const srv_harness *h, const char *const *needles)
 {
     char *text = srv_read_log(h);

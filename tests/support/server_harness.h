@@ -90,6 +90,11 @@ char *srv_read_log(const srv_harness *h);
 /* ppserver's stderr file, malloc'd. */
 char *srv_read_stderr(const srv_harness *h);
 
+/* Whether ppserver or one of its workers reported a sanitizer error in its
+ * stderr or its log (workers' output goes to the log): 1, the report then
+ * printed on stderr, or 0.  Call it once the server has stopped. */
+int srv_sanitizer_report(const srv_harness *h);
+
 /* Lines of the log containing every one of the NULL-terminated needles. */
 int srv_log_count(const srv_harness *h, const char *const *needles);
 
