@@ -32,6 +32,7 @@
 
 #include "internal.h"
 #include "pp_buf.h"
+#include "pp_tags.h"
 #include "pp_proto.h"
 #include "pp_wire.h"
 
@@ -69,6 +70,7 @@ struct pp_map {
     pp_submit_opts jopts;        /* every job's group (m->group) and priority */
     int retries;                 /* per item (pp_map_opts.retries) */
     char *group;                 /* owned copy of opts->group, or NULL */
+    char *tags;                  /* owned copy of opts->tags, or NULL */
     double item_timeout;         /* seconds per item; 0 = none */
     size_t n;
     _Atomic unsigned char *status; /* per item: pp_status (PP_PENDING, 0, at first)
@@ -453,14 +455,27 @@ static uint32_t plan_next(const plan *p, const item_src *src, size_t i, size_t n
 /* Items per automatic batch for n items of avg_bytes on average: about
  * MAP_JOBS_PER_CPU jobs per CPU (local workers and nodes' CPUs now), at
  * most MAP_ITEMS_MAX items and MAP_BATCH_BYTES of argument. */
-static size_t auto_batch(pp_server *s, size_t n, size_t avg_bytes)
+/* Whether a backend with the tags `have` (text, NULL: none) may run the
+ * jobs that need `need` (NULL: any). */
+static int tags_cover(const pp_tags *need, const char *have)
+{
+    pp_tags t;
+    char why[PP_ERR_LEN];
+    t.n = 0; /* pp_tags_parse adds to what is there */
+    return !need || (have && pp_tags_parse(&t, have, why) == 0 && pp_tags_subset(need, &t));
+}
+
+static size_t auto_batch(pp_server *s, size_t n, size_t avg_bytes, const pp_tags *need)
 {
     pthread_mutex_lock(&s->mu);
-    long cpus = s->ncpus_want > 0 ? s->ncpus_want : 0;
-    int nodes = 0;
+    long cpus = 0;
+    if (s->ncpus_want > 0 && (!need || (s->local_tags && pp_tags_subset(need, s->local_tags))))
+        cpus = s->ncpus_want;
+    int nodes = 0; /* the CPUs that may run the map's jobs count */
     for (int i = 1; i < s->nnodes; i++) {
-        cpus += s->nodes[i]->ncpus;
-        nodes += s->nodes[i]->state != PP_NODE_REMOVED;
+        int may = tags_cover(need, s->nodes[i]->tags);
+        cpus += may ? s->nodes[i]->ncpus : 0;
+        nodes += may && s->nodes[i]->state != PP_NODE_REMOVED;
     }
     pthread_mutex_unlock(&s->mu);
     if (cpus < 1) /* nodes not up yet, or none: a guess */
@@ -541,8 +556,10 @@ static int submit_all(pp_map *m, const item_src *src, const char *who)
 
 /* ---- creating ---- */
 
-static int check_opts(const pp_map_opts *o, const char *who)
+/* The options, checked; their tags parsed into *tags (emptied first). */
+static int check_opts(const pp_map_opts *o, pp_tags *tags, const char *who)
 {
+    tags->n = 0;
     if (!o)
         return 0;
     if (o->timeout < 0 || isnan(o->timeout) || isinf(o->timeout)) {
@@ -555,6 +572,11 @@ static int check_opts(const pp_map_opts *o, const char *who)
     }
     if (o->group && strlen(o->group) > 1024) {
         pp_set_error("%s: group names are limited to 1024 bytes", who);
+        return -1;
+    }
+    char why[PP_ERR_LEN];
+    if (o->tags && pp_tags_parse(tags, o->tags, why) != 0) {
+        pp_set_error("%s: tags \"%.100s\": %s", who, o->tags, why);
         return -1;
     }
     return 0;
@@ -579,13 +601,17 @@ static pp_map *map_alloc(pp_server *s, pp_task_entry *t, size_t n, const pp_map_
     }
     if (o && o->group)
         m->group = strdup(o->group);
-    if (!m->status || !m->data || !m->len || !cv_ok || (o && o->group && !m->group)) {
+    if (o && o->tags && *o->tags)
+        m->tags = strdup(o->tags);
+    if (!m->status || !m->data || !m->len || !cv_ok || (o && o->group && !m->group) ||
+        (o && o->tags && *o->tags && !m->tags)) {
         if (cv_ok)
             pthread_cond_destroy(&m->cv);
         free((void *)m->status);
         free(m->data);
         free(m->len);
         free(m->group);
+        free(m->tags);
         free(m);
         return NULL;
     }
@@ -594,6 +620,7 @@ static pp_map *map_alloc(pp_server *s, pp_task_entry *t, size_t n, const pp_map_
     m->task = t;
     m->n = n;
     m->jopts.group = m->group;
+    m->jopts.tags = m->tags;
     if (o) {
         m->jopts.priority = o->priority;
         m->retries = o->retries;
@@ -609,7 +636,8 @@ static pp_map *map_start(pp_server *s, pp_task task, const item_src *src, size_t
         pp_set_error("%s: %s is NULL", who, !s ? "the server" : "the task");
         return NULL;
     }
-    if (check_opts(opts, who) != 0)
+    pp_tags need;
+    if (check_opts(opts, &need, who) != 0)
         return NULL;
     pp_task_entry *t = pp_tasks_get(s, task, who);
     if (!t)
@@ -625,7 +653,7 @@ static pp_map *map_start(pp_server *s, pp_task task, const item_src *src, size_t
         p.max_bytes = MAP_HARD_BYTES;
         p.big = SIZE_MAX;
     } else {
-        p.k = auto_batch(s, n, avg_bytes);
+        p.k = auto_batch(s, n, avg_bytes, need.n ? &need : NULL);
     }
     if (make_units(m, src, &p) != 0) {
         pp_set_error("%s: out of memory for %zu items", who, n);
@@ -863,6 +891,7 @@ static void map_destroy(pp_map *m)
     free(m->data);
     free(m->len);
     free(m->group);
+    free(m->tags);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     free(m);

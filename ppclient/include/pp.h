@@ -484,6 +484,10 @@ typedef struct pp_map_opts {
                                        ends PP_TIMEOUT alone */
     size_t batch;                   /* items per job; 0 = chosen from the item
                                        count, the CPUs and the item sizes */
+    const char *tags;               /* as pp_submit_opts.tags, for every job of
+                                       the map (batch size 0 then counts only
+                                       the CPUs having them); NULL or "" = runs
+                                       anywhere; copied */
 } pp_map_opts;
 
 /* Maps `task` over `n` items of `item_size` bytes each, at `items`

@@ -2,7 +2,8 @@
 /* test_map.c -- pp_map with real ppworker processes (and a real ppserver):
  * results in input order, per-item failures, a crashing or hanging item
  * isolated in its batch, completion order, variable-length items, cancel
- * and free midway, callbacks, bad arguments, and a million small items.
+ * and free midway, callbacks, bad arguments, tags, and a million small
+ * items.
  * Every wait is bounded: a map is first awaited with pp_map_next() or
  * pp_map_done() against a deadline, so pp_map_result() never blocks. */
 #include <CUnit/CUnit.h>
@@ -746,6 +747,82 @@ static void test_bad_arguments(void)
     pp_server_free(s);
 }
 
+/* ---- tags ---- */
+
+/* Waits up to 10 s until the client shows n entries, all up.  0 or -1. */
+static int all_up(pp_server *s, pp_node_info *nodes, int n)
+{
+    double end = now_s() + 10;
+    for (;;) {
+        int k = pp_get_active_nodes(s, nodes, n), up = 0;
+        for (int i = 0; i < k && i < n; i++)
+            up += i == 0 || nodes[i].state == PP_NODE_UP;
+        if (k == n && up == n)
+            return 0;
+        if (now_s() > end)
+            return -1;
+        sleep_s(0.01);
+    }
+}
+
+/* pp_map_opts.tags: every job of the map runs on a backend with those
+ * tags (a node started with --tag gpu), none on the untagged node or the
+ * local workers; with batch 0 the batches are cut for the CPUs that have
+ * the tags (2 here: 16 jobs of 20 items), not for all 6. */
+static void test_tags(void)
+{
+    srv_harness a = {0}, b = {0};
+    const char *const aargs[] = {"-w", "2", "--tag", "gpu", NULL};
+    CU_ASSERT_EQUAL_FATAL(srv_start(&a, &(srv_opts){.args = aargs}), 0);
+    const char *const bargs[] = {"-w", "2", NULL};
+    int started = srv_start(&b, &(srv_opts){.args = bargs, .share_secret = &a});
+    CU_ASSERT_EQUAL(started, 0);
+    char na[64], nb[64];
+    snprintf(na, sizeof na, "127.0.0.1:%d", a.port);
+    snprintf(nb, sizeof nb, "127.0.0.1:%d", b.port);
+    const char *list[] = {na, nb, NULL};
+    pp_server *s = started ? NULL
+                           : pp_server_new(&(pp_config){.ncpus = 2, .ppservers = list,
+                                                         .secret = a.secret});
+    pp_node_info nodes[3];
+    if (s && all_up(s, nodes, 3) == 0) {
+        enum { N = 320 };
+        int64_t v[N] = {0};
+        pp_map *m = pp_map_new(s, t_pid, v, 8, N, &(pp_map_opts){.tags = "gpu"});
+        CU_ASSERT_PTR_NOT_NULL(m);
+        int on_a = 0;
+        if (m && wait_all(m, 60) == 0) {
+            for (size_t i = 0; i < N; i++) {
+                const void *d = NULL;
+                size_t len = 0;
+                long pid = 0;
+                if (pp_map_result(m, i, &d, &len) == PP_DONE &&
+                    pp_unpack(d, len, "l", &pid) == 0)
+                    on_a += parent_of((int)pid) == (int)a.pid;
+            }
+        }
+        CU_ASSERT_EQUAL(on_a, N);
+        pp_map_free(m);
+        CU_ASSERT_EQUAL(pp_get_active_nodes(s, nodes, 3), 3);
+        const char *where[3] = {"local", "the gpu node", "the untagged node"};
+        uint64_t want[3] = {0, N / 20, 0};
+        for (int i = 0; i < 3; i++) {
+            CU_ASSERT_EQUAL(nodes[i].jobs, want[i]);
+            if (nodes[i].jobs != want[i])
+                fprintf(stderr, "\n    %s ran %llu jobs, not %llu", where[i],
+                        (unsigned long long)nodes[i].jobs, (unsigned long long)want[i]);
+        }
+        /* Tags that are not tags are refused before anything runs. */
+        CU_ASSERT_PTR_NULL(pp_map_new(s, t_pid, v, 8, N, &(pp_map_opts){.tags = "a b"}));
+        CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "pp_map_new: tags \"a b\""));
+    } else {
+        CU_FAIL("the client, or its nodes up within 10 s");
+    }
+    pp_server_free(s);
+    srv_cleanup(&a);
+    srv_cleanup(&b);
+}
+
 /* ---- a million ---- */
 
 static void test_million(void)
@@ -772,6 +849,7 @@ int pp_register_suites(void)
     static const pp_test results[] = {
         {"input order, 10,000 items, local", test_input_order_local},
         {"input order, 10,000 items, through a ppserver", test_input_order_remote},
+        {"tags: every batch on a node having them, batches cut for its CPUs", test_tags},
         {"variable-length items (pp_map_newv), zero-length included", test_newv},
         {"1,000,000 items of 8 bytes", test_million},
         {NULL, NULL}};
