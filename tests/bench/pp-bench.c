@@ -609,11 +609,12 @@ static int cmd_payload(const opts *o)
 {
     payload_run p = {.bytes = o->bytes > 0 ? (size_t)o->bytes : 1048576, .reps = o->reps,
                      .zero_copy = o->zero_copy};
-    if (p.reps <= 0) { /* about 256 MiB through, 3..2000 round trips: a
+    if (p.reps <= 0) { /* about 256 MiB through, 12..2000 round trips: a
                          * small echo needs many, or one pause of the
-                         * machine weighs on the whole figure */
+                         * machine weighs on the whole figure; a large one
+                         * enough for its median to mean something */
         p.reps = (long)((256u << 20) / p.bytes);
-        p.reps = p.reps < 3 ? 3 : p.reps > 2000 ? 2000 : p.reps;
+        p.reps = p.reps < 12 ? 12 : p.reps > 2000 ? 2000 : p.reps;
     }
     p.rate = malloc((size_t)p.reps * sizeof *p.rate);
     p.s = p.rate ? make_server(o) : NULL;
