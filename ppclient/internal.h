@@ -292,6 +292,8 @@ struct pp_server {
     int have_key;
     struct pp_tls *tls;          /* TLS to the nodes; NULL: plaintext (no_tls) */
     pp_shm_cache *shm;           /* shared buffers: large arguments and results */
+    int copy_threads;            /* CPUs this process may use: pp_copy() of a
+                                    large argument (immutable) */
     pp_timer shm_timer;          /* (sched) releases idle buffers after PP_SHM_IDLE */
     double shm_last;             /* (sched) when the last large job ended */
     pp_shm **ushm;               /* (mu) the buffers of pp_shm_alloc(), by address */

@@ -234,6 +234,7 @@ static int take_config(pp_server *s, const pp_config *cfg, char *err)
     s->max_pending = cfg->max_pending;
     s->worker_max_jobs = cfg->worker_max_jobs;
     s->compress = cfg->compress < 0 ? -1 : cfg->compress > 0; /* PP_ZP_NEVER .. ALWAYS */
+    s->copy_threads = pp_ncpus_available();
     if (!(s->shm = pp_shm_cache_new(PP_SHM_KEEP))) {
         pp_seterr(err, "out of memory");
         return -1;

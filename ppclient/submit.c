@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "pp_copy.h"
 #include "pp_wire.h"
 #include "tags.h"
 
@@ -134,7 +135,7 @@ static pp_job *job_new(pp_server *s, const void *arg, size_t len, pp_shm *shm, u
     pp_shm *own = NULL; /* a large argument's copy (if memfds fail: after the job) */
     if (!shm && len >= PP_SHM_MIN && !(flags & PP_WIRE_F_BATCH) &&
         (own = pp_shm_get(s->shm, len, 0, NULL))) {
-        memcpy(own->base, arg, len);
+        pp_copy(own->base, arg, len, s->copy_threads);
         arg = own->base;
         shm = own;
     }

@@ -164,6 +164,13 @@ const pp_config *demo_config(demo_opts *d)
     return &d->cfg;
 }
 
+/* Up, or dormant: connected once and closed while idle (more idle nodes
+ * than pp_config.max_idle_nodes), reopened when jobs come. */
+static int usable(int state)
+{
+    return state == PP_NODE_UP || state == PP_NODE_DORMANT;
+}
+
 /* Waits (at most 10 s) until every remote node is up or has failed; prints a
  * one-line message and returns -1 if one cannot be used (unreachable, wrong
  * secret), else 0.  Never hangs. */
@@ -180,7 +187,7 @@ static int check_nodes(pp_server *s, const char *prog)
                                 "the node's?)\n", prog, nodes[i].name);
                 return -1;
             }
-            waiting |= nodes[i].state != PP_NODE_UP;
+            waiting |= !usable(nodes[i].state);
         }
         if (!waiting)
             return 0;
@@ -195,7 +202,7 @@ static int check_nodes(pp_server *s, const char *prog)
         nanosleep(&nap, NULL);
     }
     for (int i = 1; i < pp_get_active_nodes(s, nodes, 64) && i < 64; i++)
-        if (nodes[i].state != PP_NODE_UP) {
+        if (!usable(nodes[i].state)) {
             fprintf(stderr, "%s: %s: no answer from the node within 10 s\n", prog,
                     nodes[i].name);
             return -1;
