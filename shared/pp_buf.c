@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* pp_buf.c -- growable byte buffer with a hard cap. */
 #include "pp_buf.h"
+#include "pp_common.h"
+#include "pp_copy.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -80,7 +82,9 @@ PP_API int pp_buf_append(pp_buf *b, const void *data, size_t n)
         return -1;
     if (pp_buf_reserve(b, n) != 0)
         return -1;
-    if (n)
+    if (n >= 2 * PP_COPY_PART_MIN) /* a task's large result: on several cores */
+        pp_copy(b->data + b->len, data, n, pp_ncpus_available());
+    else if (n)
         memcpy(b->data + b->len, data, n);
     b->len += n;
     b->data[b->len] = 0;

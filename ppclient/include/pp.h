@@ -602,7 +602,9 @@ PP_API const char *pp_version(void);
 /* ---- result buffers (used by tasks) ----------------------------------- */
 
 /* Appends n bytes to a task's output.  Returns 0, or -1 when the result
- * would exceed the frame limit (the task should then fail). */
+ * would exceed the frame limit (the task should then fail).  8 MiB or more
+ * are copied on up to 4 of the process's CPUs, by threads that block every
+ * signal and are joined before it returns. */
 PP_API int pp_buf_append(pp_buf *b, const void *data, size_t n);
 
 /* Appends formatted text (without its NUL).  Returns 0 or -1, as above. */

@@ -8,6 +8,7 @@
 #include "cunit_main.h"
 #include "pp_buf.h"
 #include "pp_common.h"
+#include "pp_copy.h"
 
 /* The NUL the buffer keeps after its data (not counted in len). */
 static int nul_after(const pp_buf *b)
@@ -75,6 +76,27 @@ static void test_append_grows(void)
     CU_ASSERT(ok);
     CU_ASSERT(nul_after(&b));
     pp_buf_reset(&b);
+}
+
+/* An append large enough to be copied on several threads (pp_copy), after
+ * a few bytes: every byte in place, the NUL after them. */
+static void test_append_large(void)
+{
+    size_t n = 2 * PP_COPY_PART_MIN + 4099;
+    uint8_t *src = malloc(n);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    for (size_t i = 0; i < n; i++)
+        src[i] = (uint8_t)(i * 7 + i / 4096);
+    pp_buf b;
+    pp_buf_init(&b, n + 3);
+    CU_ASSERT_EQUAL(pp_buf_append(&b, "abc", 3), 0);
+    CU_ASSERT_EQUAL_FATAL(pp_buf_append(&b, src, n), 0);
+    CU_ASSERT_EQUAL(b.len, n + 3);
+    CU_ASSERT(memcmp(b.data, "abc", 3) == 0);
+    CU_ASSERT(memcmp(b.data + 3, src, n) == 0);
+    CU_ASSERT(nul_after(&b));
+    pp_buf_reset(&b);
+    free(src);
 }
 
 static void test_printf_short(void)
@@ -312,6 +334,7 @@ int pp_register_suites(void)
         {"init is empty", test_init_empty},
         {"append keeps a NUL after the data", test_append_basic},
         {"append grows over many calls", test_append_grows},
+        {"a large append (copied on several threads)", test_append_large},
         {"printf short outputs", test_printf_short},
         {"printf outputs of 255..5000 bytes", test_printf_long},
         {"append/printf with NULL arguments", test_null_args},
