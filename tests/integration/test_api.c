@@ -4,7 +4,6 @@
  * large arguments, many tiny jobs, resizing, concurrent submitters, clean
  * shutdown, bad arguments and misbehaving workers. */
 #include <CUnit/CUnit.h>
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pp.h>
@@ -18,33 +17,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "test_tasks.h"
 #include "test_util.h"
 
 static char tmpdir[256];
 
-/* Entries left in our private TMPDIR (FIFO directories). */
-static int tmpdir_entries(void)
-{
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
-
 static int suite_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-api-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tmpdir_make(tmpdir, sizeof tmpdir, "api") != 0)
         return -1;
-    setenv("TMPDIR", tmpdir, 1);
     signal(SIGPIPE, SIG_IGN);
     return getenv("PP_WORKER") ? 0 : -1;
 }
@@ -57,10 +40,7 @@ static int suite_clean(void)
 
 static pp_server *server(int ncpus)
 {
-    pp_server *s = pp_server_new(&(pp_config){.ncpus = ncpus});
-    if (!s)
-        fprintf(stderr, "pp_server_new: %s\n", pp_last_error());
-    return s;
+    return cl_new(&(pp_config){.ncpus = ncpus});
 }
 
 /* ---- results ---- */
@@ -707,13 +687,13 @@ static void test_clean_shutdown(void)
     CU_ASSERT(cancelled >= 16);
     CU_ASSERT_EQUAL(once, 20);
     CU_ASSERT_EQUAL(count_children("ppworker"), 0);
-    CU_ASSERT_EQUAL(tmpdir_entries(), 0);
+    CU_ASSERT_EQUAL(dir_entries(tmpdir), 0); /* FIFO directories left */
     /* A server used for nothing also leaves nothing. */
     s = server(3);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     pp_server_free(s);
     CU_ASSERT_EQUAL(count_children("ppworker"), 0);
-    CU_ASSERT_EQUAL(tmpdir_entries(), 0);
+    CU_ASSERT_EQUAL(dir_entries(tmpdir), 0);
 }
 
 static void test_free_pending_job_handle(void)

@@ -66,19 +66,35 @@ static int result_of(pp_job *j)
     return r;
 }
 
+/* A client of h's node with no local worker, or NULL. */
+static pp_server *client_of(const srv_harness *h)
+{
+    char node[96];
+    snprintf(node, sizeof node, "127.0.0.1:%d", h->port);
+    const char *list[] = {node, NULL};
+    return pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h->secret});
+}
+
+/* Starts ppserver on h with these arguments, and a client of it (NULL on
+ * failure).  A server that does not start fails the test: h->pid is then
+ * 0. */
+static pp_server *node_client(srv_harness *h, const char *const *args)
+{
+    if (srv_start(h, &(srv_opts){.args = args}) != 0) {
+        CU_FAIL("ppserver did not start");
+        srv_cleanup(h);
+        return NULL;
+    }
+    return client_of(h);
+}
+
 static void test_eviction(void)
 {
     srv_harness h = {0};
     const char *args[] = {"--cache-max-mib", "1", "-w", "2", NULL};
-    if (srv_start(&h, &(srv_opts){.args = args}) != 0) {
-        CU_FAIL("ppserver did not start");
-        srv_cleanup(&h);
+    pp_server *s = node_client(&h, args);
+    if (!h.pid)
         return;
-    }
-    char node[96];
-    snprintf(node, sizeof node, "127.0.0.1:%d", h.port);
-    const char *list[] = {node, NULL};
-    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h.secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     pp_job *long_job = run(s, cache_task_1, 8000); /* holds module 1 in use */
     char st[8][17], ev[8][17];
@@ -189,15 +205,9 @@ static void test_lowered_limit(void)
 {
     srv_harness h = {0};
     const char *unlimited[] = {"--cache-max-mib", "0", NULL};
-    if (srv_start(&h, &(srv_opts){.args = unlimited}) != 0) {
-        CU_FAIL("ppserver did not start");
-        srv_cleanup(&h);
+    pp_server *s = node_client(&h, unlimited);
+    if (!h.pid)
         return;
-    }
-    char node[96];
-    snprintf(node, sizeof node, "127.0.0.1:%d", h.port);
-    const char *list[] = {node, NULL};
-    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h.secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     pp_task tasks[4] = {cache_task_1, cache_task_2, cache_task_3, cache_task_4};
     for (int i = 0; i < 4; i++)
@@ -216,8 +226,7 @@ static void test_lowered_limit(void)
     CU_ASSERT_EQUAL(nev, 2);
     for (int i = 0; i < nev && i < 2; i++) /* the two oldest, and those alone */
         CU_ASSERT(strcmp(ev[i], st[0]) == 0 || strcmp(ev[i], st[1]) == 0);
-    snprintf(node, sizeof node, "127.0.0.1:%d", h.port);
-    s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = h.secret});
+    s = client_of(&h);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(result_of(run(s, cache_task_4, 0)), 4004);
     CU_ASSERT_EQUAL(stored_count(&h, st[3]), before4); /* from the cache, verified */

@@ -312,11 +312,5 @@ static const pp_test tests[] = {
 
 int pp_register_suites(void)
 {
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("compress", NULL, NULL, NULL, teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("compress", NULL, NULL, NULL, teardown, tests);
 }

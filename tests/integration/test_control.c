@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "server_harness.h"
 #include "test_tasks.h"
@@ -39,80 +40,28 @@
 
 static char tmpdir[256];
 
-/* ---- what a test leaves behind: freed by the per-test teardown ---- */
-
-#define MAX_SERVERS 4
-#define MAX_CLIENTS 8
-
-static srv_harness *servers[MAX_SERVERS];
-static pp_server *clients[MAX_CLIENTS];
-
-static pp_server *track(pp_server *s)
-{
-    if (!s) {
-        fprintf(stderr, "\n    pp_server_new: %s\n", pp_last_error());
-        return NULL;
-    }
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (!clients[i]) {
-            clients[i] = s;
-            break;
-        }
-    return s;
-}
-
-/* Forgets a client without freeing it: for a server found deadlocked,
- * whose pp_server_free() would wait for the stuck callback thread.  It
- * leaks; the test has failed already. */
-static void client_abandon(pp_server *s)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-}
-
-static void client_free(pp_server *s)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-    pp_server_free(s);
-}
-
-/* A client with local workers only. */
+/* A client with local workers only; kept for the teardown. */
 static pp_server *local_client(pp_config cfg)
 {
-    return track(pp_server_new(&cfg));
+    return cl_track(pp_server_new(&cfg));
 }
 
 /* A ppserver on 127.0.0.1 with these arguments; NULL on failure. */
 static srv_harness *node_start(const char *const *args)
 {
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    srv_harness *h = slot < 0 ? NULL : calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    if (srv_start(h, &(srv_opts){.args = args}) != 0) {
-        srv_cleanup(h);
-        free(h);
-        return NULL;
-    }
-    servers[slot] = h;
-    return h;
+    return cl_server_start(&(srv_opts){.args = args});
 }
 
-/* A client of node h (and `ncpus` local workers), the rest of cfg as given. */
-static pp_server *node_client(const srv_harness *h, pp_config cfg)
+/* A ppserver with these arguments and a client of it with no local
+ * worker, or a fatal failure; *hp gets the server. */
+static pp_server *node_client(const char *const *args, srv_harness **hp)
 {
-    char name[80];
-    snprintf(name, sizeof name, "127.0.0.1:%d", h->port);
-    const char *list[] = {name, NULL};
-    cfg.ppservers = list;
-    cfg.secret = h->secret;
-    return track(pp_server_new(&cfg));
+    srv_harness *h = node_start(args);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pp_server *s = cl_nodes_client((pp_config){.ncpus = 0}, &h, 1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    *hp = h;
+    return s;
 }
 
 /* Waits, at most `limit` seconds, until node 1 of s is up (want 1) or not
@@ -121,8 +70,8 @@ static int node_up_wait(pp_server *s, int want, double limit)
 {
     double end = now_s() + limit;
     for (;;) {
-        pp_node_info ni[2];
-        int up = pp_get_active_nodes(s, ni, 2) >= 2 && ni[1].state == PP_NODE_UP;
+        pp_node_info ni;
+        int up = cl_node1(s, &ni) == 0 && ni.state == PP_NODE_UP;
         if (up == want)
             return 1;
         if (now_s() > end)
@@ -141,14 +90,16 @@ static int warm(pp_server *s)
     return ok;
 }
 
-/* Stops a server the test left running, and fails the test if ppserver or
- * one of its workers reported a sanitizer error. */
-static void server_end(srv_harness *h)
+/* Two clients of a one-worker node, each with a job run there, or a fatal
+ * failure. */
+static void node_two_clients(pp_server **a, pp_server **b)
 {
-    if (h->pid > 0)
-        srv_stop(h, 10);
-    if (srv_sanitizer_report(h))
-        CU_FAIL("sanitizer report from ppserver or its workers");
+    srv_harness *h = node_start(ARGS("-w", "1"));
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    *a = cl_nodes_client((pp_config){.ncpus = 0}, &h, 1);
+    *b = cl_nodes_client((pp_config){.ncpus = 0}, &h, 1);
+    CU_ASSERT_FATAL(*a && *b);
+    CU_ASSERT_FATAL(warm(*a) && warm(*b));
 }
 
 static void test_setup(void)
@@ -157,33 +108,21 @@ static void test_setup(void)
 
 static void test_teardown(void)
 {
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i])
-            client_free(clients[i]);
-    for (int i = 0; i < MAX_SERVERS; i++)
-        if (servers[i]) {
-            server_end(servers[i]);
-            srv_cleanup(servers[i]);
-            free(servers[i]);
-            servers[i] = NULL;
-        }
+    cl_clients_free();
+    cl_servers_end(cl_server_end);
 }
 
 static int suite_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-control-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tmpdir_make(tmpdir, sizeof tmpdir, "control") != 0)
         return -1;
-    setenv("TMPDIR", tmpdir, 1); /* the workers' FIFO directories */
     signal(SIGPIPE, SIG_IGN);
     return getenv("PP_WORKER") && getenv("PP_SERVER") ? 0 : -1;
 }
 
 static int suite_clean(void)
 {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return rm_tree(tmpdir);
 }
 
 /* ---- small helpers ---- */
@@ -320,7 +259,7 @@ static void test_cancel_queued(void)
     pp_job_free(busy);
     pp_job_free(j);
     pp_job_free(after);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* The same for jobs already sent to the worker behind a long one: after
@@ -350,7 +289,7 @@ static void test_cancel_pipelined(void)
         pp_job_free(jobs[i]);
     }
     pp_job_free(busy);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* A job running on a local worker, which forked two children: the worker's
@@ -389,7 +328,7 @@ static void test_cancel_running_local(void)
     CU_ASSERT_EQUAL(stats(s).failed, 1);
     pp_job_free(j);
     pp_job_free(next);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* pp_cancel_group on 10,000 queued jobs: returns 10000, every callback runs
@@ -453,7 +392,7 @@ static void test_cancel_group_10k(void)
     pp_job_free(busy);
     free(jobs);
     free(cb);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ---- cancel racing with completion ---- */
@@ -554,7 +493,7 @@ static void test_cancel_race(void)
     for (long i = 0; i < RACE_N; i++)
         pp_job_free(r->jobs[i]);
     free(r);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* A job that has ended: pp_job_cancel returns 1 and changes nothing (its
@@ -592,7 +531,7 @@ static void test_cancel_ended_and_null(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "pp_cancel_group"));
     pp_job_free(ok);
     pp_job_free(bad);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== cancel on nodes ===================================================== */
@@ -603,12 +542,8 @@ static void test_cancel_ended_and_null(void)
  * would wait the 30 s the cancelled job sleeps). */
 static void test_cancel_running_on_node(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *a = node_client(h, (pp_config){.ncpus = 0});
-    pp_server *b = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_FATAL(a && b);
-    CU_ASSERT_FATAL(warm(a) && warm(b));
+    pp_server *a, *b;
+    node_two_clients(&a, &b);
     char pidfile[300];
     tpath(pidfile, sizeof pidfile, "node-running");
     pp_job *j = pp_submit(a, t_pid_file_sleep, pidfile, strlen(pidfile), NULL);
@@ -638,8 +573,8 @@ static void test_cancel_running_on_node(void)
     pp_job_free(j);
     pp_job_free(other);
     pp_job_free(again);
-    client_free(a);
-    client_free(b);
+    cl_client_free(a);
+    cl_client_free(b);
 }
 
 /* The node running a job is killed (SIGKILL): libpp queues the job again;
@@ -648,10 +583,8 @@ static void test_cancel_running_on_node(void)
  * port (the file the job writes when it starts is never made again). */
 static void test_cancel_after_node_loss(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    srv_harness *h;
+    pp_server *s = node_client(ARGS("-w", "1"), &h);
     CU_ASSERT_FATAL(warm(s));
     char pidfile[300];
     tpath(pidfile, sizeof pidfile, "lost-node");
@@ -677,7 +610,7 @@ static void test_cancel_after_node_loss(void)
     CU_ASSERT_EQUAL(st.cancelled, 1);
     CU_ASSERT_EQUAL(st.pending, 0);
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== priority ========================================================== */
@@ -761,15 +694,13 @@ static void test_priority_local(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_FATAL(warm(s));
     check_priority_order(s, "local", 1, 400);
-    client_free(s);
+    cl_client_free(s);
 }
 
 static void test_priority_node(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    srv_harness *h;
+    pp_server *s = node_client(ARGS("-w", "1"), &h);
     CU_ASSERT_FATAL(warm(s));
     /* Jobs of 100 ms: libpp's window to the node becomes 1 x 2 + 2. */
     for (int i = 0; i < 3; i++) {
@@ -780,7 +711,7 @@ static void test_priority_node(void)
     char where[80];
     snprintf(where, sizeof where, "127.0.0.1:%d", h->port);
     check_priority_order(s, where, 8, 60);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* Two clients share a one-worker node; one floods it with 300 jobs of 10 ms
@@ -789,12 +720,8 @@ static void test_priority_node(void)
  * the flood still has jobs pending -- they did not just wait for its end. */
 static void test_priority_no_starvation(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *a = node_client(h, (pp_config){.ncpus = 0});
-    pp_server *b = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_FATAL(a && b);
-    CU_ASSERT_FATAL(warm(a) && warm(b));
+    pp_server *a, *b;
+    node_two_clients(&a, &b);
     for (int i = 0; i < 300; i++)
         pp_job_free(pp_submitf(a, t_sleep, &(pp_submit_opts){.priority = 100, .group = "flood"},
                                "l", 10L));
@@ -818,8 +745,8 @@ static void test_priority_no_starvation(void)
         pp_job_free(jobs[i]);
     CU_ASSERT(pp_cancel_group(a, "flood") > 0);
     CU_ASSERT_EQUAL(pp_wait_for(a, NULL, 10), 0);
-    client_free(a);
-    client_free(b);
+    cl_client_free(a);
+    cl_client_free(b);
 }
 
 /* ==== retries =========================================================== */
@@ -848,7 +775,7 @@ static void test_retry_fail_once(void)
     CU_ASSERT_EQUAL(st.failed, 1);
     pp_job_free(j);
     pp_job_free(k);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* A crash (SIGSEGV) and a timeout on the first run are retried too; without
@@ -879,7 +806,7 @@ static void test_retry_crash_and_timeout(void)
     pp_job_free(segv0);
     pp_job_free(hang1);
     pp_job_free(hang0);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* A job failing every time with retries = 2 runs three times: PP_FAILED,
@@ -901,7 +828,7 @@ static void test_retry_error_counts(void)
     CU_ASSERT_EQUAL(st.submitted, 1); /* a retry is not a new job */
     pp_job_free(j);
     CU_ASSERT_PTR_NULL(pp_submit(s, t_echo, "x", 1, &(pp_submit_opts){.retries = -1}));
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* A running job with retries left, cancelled: its worker is killed, and
@@ -930,16 +857,14 @@ static void test_retry_not_after_cancel(void)
     CU_ASSERT_EQUAL(st.cancelled, 1);
     pp_job_free(j);
     pp_job_free(probe);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* Through a node: a worker crash there is retried too. */
 static void test_retry_on_node(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    srv_harness *h;
+    pp_server *s = node_client(ARGS("-w", "1"), &h);
     char m[2][300];
     pp_job *j = pp_submitf(s, t_first_run, &(pp_submit_opts){.retries = 1}, "ss",
                            tpath(m[0], sizeof m[0], "node-segv"), "segv");
@@ -952,7 +877,7 @@ static void test_retry_on_node(void)
     CU_ASSERT_EQUAL(stats(s).retried, 2);
     pp_job_free(j);
     pp_job_free(k);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== pp_next_done ====================================================== */
@@ -962,10 +887,8 @@ static void test_retry_on_node(void)
  * (shortest first), across local and remote. */
 static void test_next_done_order(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "2"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    srv_harness *h;
+    pp_server *s = node_client(ARGS("-w", "2"), &h);
     /* The node warmed with 30 ms jobs, then one local worker, up and
      * warmed the same way: both pipeline one 30 ms job per worker, so the
      * long job below goes to the local worker alone. */
@@ -1011,7 +934,7 @@ static void test_next_done_order(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "no job left"));
     for (int i = 0; i < 3; i++)
         pp_job_free(jobs[i]);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* With a job still running: pp_next_done with a timeout returns NULL after
@@ -1040,7 +963,7 @@ static void test_next_done_timeout_and_end(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "no job left"));
     CU_ASSERT_PTR_NULL(pp_next_done(NULL, NULL, 0));
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* Handles freed (before or after their job finished) are never returned:
@@ -1075,7 +998,7 @@ static void test_next_done_freed_skipped(void)
         CU_ASSERT_EQUAL(seen[i], 1);
         pp_job_free(jobs[i]);
     }
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* The group filter: pp_next_done(s, "a") returns a's jobs alone, each
@@ -1122,7 +1045,7 @@ static void test_next_done_group(void)
         CU_ASSERT_EQUAL(seen[i], 1);
         pp_job_free(jobs[i]);
     }
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ---- two threads calling pp_next_done ---- */
@@ -1187,7 +1110,7 @@ static void test_next_done_two_threads(void)
     free(a[0].got);
     free(a[1].got);
     free(jobs);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* Frees racing with jobs finishing, over many chunks of the finished list:
@@ -1234,7 +1157,7 @@ static void test_next_done_free_race(void)
         pp_job_free(kept[i]);
     free(seen);
     free(kept);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== max_pending ======================================================= */
@@ -1295,7 +1218,7 @@ static void test_max_pending_bound(void)
     pp_stats st = stats(s);
     CU_ASSERT_EQUAL(st.done, 20000);
     CU_ASSERT_EQUAL(st.pending, 0);
-    client_free(s);
+    cl_client_free(s);
 }
 
 typedef struct blocked_submit {
@@ -1349,7 +1272,7 @@ static void test_max_pending_blocks(void)
     pp_job_free(busy);
     WAIT_ALL(s);
     CU_ASSERT_EQUAL(stats(s).done, 101);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ---- callbacks that submit ---- */
@@ -1391,13 +1314,13 @@ static void test_max_pending_callback_submits(void)
         pp_job_free(pp_submit(s, t_echo, "c", 1, &(pp_submit_opts){.callback = chain_cb}));
     if (pp_wait_for(s, NULL, 20) != 0) {
         CU_FAIL("deadlock: the jobs of callbacks that submit did not finish within 20 s");
-        client_abandon(s); /* its callback thread is stuck: freeing it would hang */
+        cl_client_forget(s); /* its callback thread is stuck: freeing it would hang */
         return;
     }
     CU_ASSERT_EQUAL(atomic_load(&chain_refused), 0);
     CU_ASSERT_EQUAL(atomic_load(&chain_calls), 10 + CHAIN_MAX);
     CU_ASSERT_EQUAL(stats(s).done, 10 + CHAIN_MAX);
-    client_free(s);
+    cl_client_free(s);
     chain_server = NULL;
 }
 
@@ -1444,18 +1367,16 @@ static void test_recycle_local(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     check_recycled(s);
     CU_ASSERT_EQUAL(wait_children("ppworker", 1, 5), 1); /* the old ones are gone */
-    client_free(s);
+    cl_client_free(s);
 }
 
 static void test_recycle_node(void)
 {
-    srv_harness *h = node_start(ARGS("-w", "1", "--max-jobs-per-worker", "3"));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = node_client(h, (pp_config){.ncpus = 0});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    srv_harness *h;
+    pp_server *s = node_client(ARGS("-w", "1", "--max-jobs-per-worker", "3"), &h);
     CU_ASSERT(node_up_wait(s, 1, 10));
     check_recycled(s); /* the first jobs of this node: no warm-up before */
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== statistics ======================================================== */
@@ -1499,21 +1420,14 @@ static void test_stats_cancelled_retried(void)
         pp_job_free(q[i]);
     pp_job_free(busy);
     pp_job_free(r);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* ==== registration ====================================================== */
 
 static int add_suite(const char *name, const pp_test *tests)
 {
-    CU_pSuite su = CU_add_suite_with_setup_and_teardown(name, suite_init, suite_clean,
-                                                        test_setup, test_teardown);
-    if (!su)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(su, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with(name, suite_init, suite_clean, test_setup, test_teardown, tests);
 }
 
 int pp_register_suites(void)

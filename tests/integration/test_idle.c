@@ -121,15 +121,8 @@ static int wait_state(const char *name, int state, double limit)
 /* Descriptors this process has open. */
 static int count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own */
+    int n = dir_entries("/proc/self/fd");
+    return n < 0 ? -1 : n - 1; /* the directory's own */
 }
 
 /* This process's established TCP sockets to the first n servers. */
@@ -333,11 +326,5 @@ int pp_register_suites(void)
         printf("skipped: $PP_SERVER (the ppserver to test against) is not set\n");
         exit(77);
     }
-    CU_pSuite su = CU_add_suite_with_setup_and_teardown("idle", NULL, NULL, NULL, test_teardown);
-    if (!su)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(su, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("idle", NULL, NULL, NULL, test_teardown, tests);
 }

@@ -7,7 +7,6 @@
  * killed processes left), and its workers die with it. */
 #include <CUnit/CUnit.h>
 #include <dirent.h>
-#include <ftw.h>
 #include <pp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,15 +23,7 @@ static char tmpdir[64];
 
 static int entries(void)
 {
-    DIR *d = opendir(tmpdir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
-    closedir(d);
-    return n;
+    return dir_entries(tmpdir);
 }
 
 /* ppworker processes whose parent is gone (PR_SET_PDEATHSIG failed). */
@@ -61,26 +52,16 @@ static int orphan_workers(void)
     return n;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int suite_init(void)
 {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-kill-XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tmpdir_make(tmpdir, sizeof tmpdir, "kill") != 0)
         return -1;
-    setenv("TMPDIR", tmpdir, 1);
     return getenv("PP_WORKER") && getenv("PP_TEST_CHURN") ? 0 : -1;
 }
 
 static int suite_clean(void)
 {
-    nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(tmpdir);
     return 0;
 }
 

@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "pp_common.h"
 #include "server_harness.h"
@@ -52,13 +53,7 @@ static void teardown(void)
     if (child > 0) {
         /* SIGTERM (its workers go with it), SIGKILL after 10 s. */
         kill(child, SIGTERM);
-        int done = 0;
-        for (int i = 0; i < 1000 && !done; i++) {
-            done = waitpid(child, NULL, WNOHANG) == child;
-            if (!done)
-                sleep_s(0.01);
-        }
-        if (!done) {
+        if (!wait_pid(child, NULL, 10)) {
             kill(child, SIGKILL);
             waitpid(child, NULL, 0);
         }
@@ -66,19 +61,6 @@ static void teardown(void)
     child = -1;
     srv_cleanup(&node);
     memset(&node, 0, sizeof node);
-}
-
-/* A client of `node` with no local worker; NULL (and a message) on failure. */
-static pp_server *client_of(int port, const char *secret)
-{
-    char name[64];
-    snprintf(name, sizeof name, "127.0.0.1:%d", port);
-    const char *list[] = {name, NULL};
-    pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list,
-                                              .secret = secret, .log_level = "error"});
-    if (!s)
-        fprintf(stderr, "\n    pp_server_new: %s\n", pp_last_error());
-    return s;
 }
 
 /* One job through s: 1 when it ran there with the right result. */
@@ -127,7 +109,7 @@ static void test_idle_exit_after_client(void)
 {
     CU_ASSERT_FATAL(srv_start(&node, &(srv_opts){.args = ARGS("-w", "1", "--idle-exit", "1")})
                     == 0);
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_FATAL(one_job(client));
     sleep_s(2.5); /* more than twice the idle time, the client connected */
@@ -254,7 +236,7 @@ static void test_secret_on_stdin(void)
     CU_ASSERT_FATAL(start_with_stdin(text, (size_t)n, port_file, sizeof port_file) == 0);
     int port = poll_port_file(port_file, 20);
     CU_ASSERT_FATAL(port > 0);
-    client = client_of(port, node.secret);
+    client = cl_client_of(port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT(one_job(client));
     char tmp[480];
@@ -265,6 +247,24 @@ static void test_secret_on_stdin(void)
 /* Its rules: a short secret, more than 4 KiB and a NUL byte are refused
  * (exit 78, saying why); an empty pipe is no secret; a file readable by
  * others redirected in is refused as --secret-file refuses it. */
+/* The ppserver started by hand exits 78 within 10 s, its stderr saying
+ * `says` (else shown, as case i's). */
+static void refused_saying(const char *says, size_t i)
+{
+    int status = 0, done = wait_pid(child, &status, 10);
+    CU_ASSERT(done && WIFEXITED(status) && WEXITSTATUS(status) == 78);
+    if (done)
+        child = -1;
+    char errf[400];
+    snprintf(errf, sizeof errf, "%s/stdin.err", node.dir);
+    char *said = srv_slurp(errf, NULL);
+    CU_ASSERT(said && strstr(said, says));
+    if (!said || !strstr(said, says))
+        fprintf(stderr, "\n    case %zu: wanted \"%s\", ppserver said: %s\n", i, says,
+                said ? said : "(nothing)");
+    free(said);
+}
+
 static void test_secret_on_stdin_refused(void)
 {
     static char big[5000];
@@ -283,23 +283,7 @@ static void test_secret_on_stdin_refused(void)
         char port_file[400];
         CU_ASSERT_FATAL(start_with_stdin(cases[i].in, cases[i].len, port_file,
                                          sizeof port_file) == 0);
-        int status = 0, done = 0;
-        for (int k = 0; k < 1000 && !done; k++) { /* 10 s */
-            done = waitpid(child, &status, WNOHANG) == child;
-            if (!done)
-                sleep_s(0.01);
-        }
-        CU_ASSERT(done && WIFEXITED(status) && WEXITSTATUS(status) == 78);
-        if (done)
-            child = -1;
-        char errf[400];
-        snprintf(errf, sizeof errf, "%s/stdin.err", node.dir);
-        char *said = srv_slurp(errf, NULL);
-        CU_ASSERT(said && strstr(said, cases[i].says));
-        if (!said || !strstr(said, cases[i].says))
-            fprintf(stderr, "\n    case %zu: wanted \"%s\", ppserver said: %s\n", i,
-                    cases[i].says, said ? said : "(nothing)");
-        free(said);
+        refused_saying(cases[i].says, i);
         CU_ASSERT(access(port_file, F_OK) != 0); /* never served */
     }
     /* A world-readable file as standard input: what the shell redirects in
@@ -313,27 +297,14 @@ static void test_secret_on_stdin_refused(void)
     CU_ASSERT_FATAL(chmod(path, 0644) == 0);
     CU_ASSERT_FATAL(start_with_stdin_fd(open(path, O_RDONLY | O_CLOEXEC), port_file,
                                         sizeof port_file) == 0);
-    int status = 0, done = 0;
-    for (int k = 0; k < 1000 && !done; k++) { /* 10 s */
-        done = waitpid(child, &status, WNOHANG) == child;
-        if (!done)
-            sleep_s(0.01);
-    }
-    CU_ASSERT(done && WIFEXITED(status) && WEXITSTATUS(status) == 78);
-    if (done)
-        child = -1;
-    char errf[400];
-    snprintf(errf, sizeof errf, "%s/stdin.err", node.dir);
-    char *said = srv_slurp(errf, NULL);
-    CU_ASSERT(said && strstr(said, "readable by others (mode 644)"));
-    free(said);
+    refused_saying("readable by others (mode 644)", PP_ARRAY_LEN(cases));
 }
 
 /* The node's CPU count as the client sees it, or -1. */
 static int node_ncpus(pp_server *s)
 {
-    pp_node_info ni[2];
-    return pp_get_active_nodes(s, ni, 2) == 2 ? ni[1].ncpus : -1;
+    pp_node_info ni;
+    return cl_node1(s, &ni) == 0 ? ni.ncpus : -1;
 }
 
 /* Waits (at most 10 s) until the client sees `want` CPUs on the node. */
@@ -363,7 +334,7 @@ static void test_signals(void)
     snprintf(conf, sizeof conf, "%s/ppserver.conf", node.dir);
     CU_ASSERT_FATAL(write_conf(conf, "workers 1\n"));
     CU_ASSERT_FATAL(srv_start(&node, &(srv_opts){.args = ARGS("-c", conf)}) == 0);
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT_FATAL(one_job(client));
     CU_ASSERT(ncpus_becomes(client, 1));
@@ -410,11 +381,5 @@ static const pp_test tests[] = {
 
 int pp_register_suites(void)
 {
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("lifetime", NULL, NULL, NULL, teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("lifetime", NULL, NULL, NULL, teardown, tests);
 }

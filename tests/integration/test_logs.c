@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "server_harness.h"
 #include "test_tasks.h"
@@ -44,34 +45,17 @@ static void teardown(void)
     srv_cleanup(&node);
 }
 
-static pp_server *client_of(int port, const char *secret)
-{
-    char name[64];
-    snprintf(name, sizeof name, "127.0.0.1:%d", port);
-    const char *list[] = {name, NULL};
-    return pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret,
-                                      .log_level = "error"});
-}
-
-static int node_state_of(pp_server *s)
-{
-    pp_node_info ni[2];
-    return pp_get_active_nodes(s, ni, 2) == 2 ? ni[1].state : -1;
-}
-
 /* A wrong secret refused, then a client whose job runs; the node stopped.
  * 1 when all went as it should. */
 static int traffic_then_stop(void)
 {
-    intruder = client_of(node.port, "not-the-secret-of-this-node-0123456789");
+    intruder = cl_client_of(node.port, "not-the-secret-of-this-node-0123456789");
     if (!intruder)
         return 0;
-    for (int i = 0; i < 500 && node_state_of(intruder) != PP_NODE_AUTH_FAILED; i++)
-        sleep_s(0.02);
-    int ok = node_state_of(intruder) == PP_NODE_AUTH_FAILED;
+    int ok = cl_wait_node1_state(intruder, PP_NODE_AUTH_FAILED, 10);
     pp_server_free(intruder);
     intruder = NULL;
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     pp_job *j = client ? pp_submitf(client, t_square, NULL, "l", 7L) : NULL;
     ok &= j && pp_job_wait_for(j, 30) == PP_DONE;
     pp_job_free(j);
@@ -251,7 +235,7 @@ static void test_worker_output(void)
     CU_ASSERT_FATAL(srv_start(&node, &(srv_opts){.args = ARGS("-w", "1", "--log-format",
                                                                "json", "--log-rate",
                                                                "50")}) == 0);
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
     CU_ASSERT(print_job(0) == 0);
     CU_ASSERT(print_job(20000) == 20000);
@@ -298,11 +282,5 @@ int pp_register_suites(void)
         exit(77);
     }
     unsetenv("JOURNAL_STREAM"); /* the journal is what each test says */
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("logs", NULL, NULL, NULL, teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("logs", NULL, NULL, NULL, teardown, tests);
 }

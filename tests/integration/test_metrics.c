@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "pp_auth.h"
 #include "pp_common.h"
@@ -148,55 +149,18 @@ static int node_stops_clean(void)
     return clean;
 }
 
-static pp_server *client_of(int port, const char *secret)
-{
-    char name[64];
-    snprintf(name, sizeof name, "127.0.0.1:%d", port);
-    const char *list[] = {name, NULL};
-    return pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret,
-                                      .log_level = "error"});
-}
-
-/* Runs `done` jobs that succeed and `failed` that fail through s; 1 when
- * every one ended as it should within 60 s. */
-static int workload(pp_server *s, int done, int failed)
-{
-    pp_job *jobs[64];
-    int n = 0, ok = 1;
-    for (int i = 0; i < done + failed && n < 64; i++)
-        jobs[n++] = i < done ? pp_submitf(s, t_square, NULL, "l", (long)i)
-                             : pp_submit(s, t_fail, "no", 2, NULL);
-    double end = now_s() + 60;
-    for (int i = 0; i < n; i++) {
-        double left = end - now_s();
-        int st = jobs[i] ? pp_job_wait_for(jobs[i], left > 0 ? left : 0.01) : -1;
-        ok &= st == (i < done ? PP_DONE : PP_FAILED);
-        pp_job_free(jobs[i]);
-    }
-    return ok && n == done + failed;
-}
-
-/* The state of s's one remote node ("local" comes first). */
-static int node_state_of(pp_server *s)
-{
-    pp_node_info ni[2];
-    return pp_get_active_nodes(s, ni, 2) == 2 ? ni[1].state : -1;
-}
-
 /* The known workload, then the page checked against it. */
 static void test_scrape_workload(void)
 {
     char url[128];
     CU_ASSERT_FATAL(start_node(url, sizeof url) == 0);
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT_FATAL(workload(client, 20, 3));
+    CU_ASSERT_FATAL(cl_workload(client, t_square, t_fail, 20, 3));
     /* A client with another secret: refused, counted. */
-    intruder = client_of(node.port, "not-the-secret-of-this-node-0123456789");
+    intruder = cl_client_of(node.port, "not-the-secret-of-this-node-0123456789");
     CU_ASSERT_FATAL(intruder != NULL);
-    for (int i = 0; i < 500 && node_state_of(intruder) != PP_NODE_AUTH_FAILED; i++)
-        sleep_s(0.02);
-    CU_ASSERT_EQUAL(node_state_of(intruder), PP_NODE_AUTH_FAILED);
+    CU_ASSERT(cl_wait_node1_state(intruder, PP_NODE_AUTH_FAILED, 10));
     pp_server_free(intruder);
     intruder = NULL;
     /* Garbage where the TLS handshake should be: a handshake error. */
@@ -258,7 +222,7 @@ static void test_flood(void)
     char url[128], port[16];
     CU_ASSERT_FATAL(start_node(url, sizeof url) == 0);
     snprintf(port, sizeof port, "%d", metrics_port_of(&node));
-    client = client_of(node.port, node.secret);
+    client = cl_client_of(node.port, node.secret);
     CU_ASSERT_FATAL(client != NULL);
     const char *argv[] = {PYTHON, checker(), "flood", "127.0.0.1", port, "3", "40", "2000",
                           NULL};
@@ -269,7 +233,7 @@ static void test_flood(void)
     }
     CU_ASSERT_FATAL(helper > 0);
     sleep_s(0.3); /* the idle connections are in */
-    CU_ASSERT(workload(client, 27, 3));
+    CU_ASSERT(cl_workload(client, t_square, t_fail, 27, 3));
     int status = -1;
     for (int i = 0; i < 1000 && waitpid(helper, &status, WNOHANG) == 0; i++)
         sleep_s(0.02);
@@ -393,7 +357,7 @@ static void test_attacks_counted(void)
     client = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = node.secret,
                                         .no_tls = 1, .log_level = "error"});
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT(workload(client, 2, 0));
+    CU_ASSERT(cl_workload(client, t_square, t_fail, 2, 0));
     sleep_s(0.2);
     CU_ASSERT_EQUAL(run_checker(ARGS("scrape", url, "ppserver_frame_errors_total==2",
                                      "ppserver_auth_failures_total{reason=\"wrong_proof\"}==1",
@@ -472,11 +436,5 @@ int pp_register_suites(void)
                "(Debian: python3-prometheus-client)\n", PYTHON);
         exit(77);
     }
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("metrics", NULL, NULL, NULL, teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("metrics", NULL, NULL, NULL, teardown, tests);
 }

@@ -17,7 +17,6 @@
 #include <CUnit/CUnit.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -29,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "server_harness.h"
 #include "test_tasks.h"
@@ -41,36 +41,14 @@ static char tmpdir[256];
 
 /* ---- what a test leaves behind: cleaned by the per-test teardown ---- */
 
-#define MAX_SERVERS 6
-#define MAX_CLIENTS 4
-
-static srv_harness *servers[MAX_SERVERS];
-static pp_server *clients[MAX_CLIENTS];
-
 /* Starts a server for this test (on opts->addr, 127.0.0.1 by default);
  * NULL on failure. */
 static srv_harness *start_server(const srv_opts *o)
 {
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    srv_harness *h = slot >= 0 ? calloc(1, sizeof *h) : NULL;
-    if (!h)
-        return NULL;
-    if (srv_start(h, o) != 0) {
-        srv_cleanup(h);
-        free(h);
-        return NULL;
-    }
-    snprintf(h->host, sizeof h->host, "%s", o && o->addr ? o->addr : "127.0.0.1");
-    servers[slot] = h;
+    srv_harness *h = cl_server_start(o);
+    if (h)
+        snprintf(h->host, sizeof h->host, "%s", o && o->addr ? o->addr : "127.0.0.1");
     return h;
-}
-
-static void node_name(const srv_harness *h, char *out, size_t n)
-{
-    snprintf(out, n, "%.40s:%d", h->host, h->port);
 }
 
 /* A client of `list` (NULL: none) with ncpus local workers; registered for
@@ -78,108 +56,49 @@ static void node_name(const srv_harness *h, char *out, size_t n)
 static pp_server *client_list(int ncpus, const char *secret, const char *const *list,
                               double resolve_interval)
 {
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (clients[i])
-            continue;
-        pp_config cfg = {.ncpus = ncpus, .ppservers = list, .secret = secret,
-                         .resolve_interval = resolve_interval};
-        clients[i] = pp_server_new(&cfg);
-        if (!clients[i])
-            fprintf(stderr, "\n    pp_server_new: %s\n", pp_last_error());
-        return clients[i];
-    }
-    return NULL;
-}
-
-static void client_free(pp_server *s)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-    pp_server_free(s);
-}
-
-/* Occurrences of `needle` in what was captured. */
-static int captured_count(const char *needle)
-{
-    char *text = captured();
-    int n = 0;
-    for (const char *p = text; p && (p = strstr(p, needle)); p++)
-        n++;
-    free(text);
-    return n;
-}
-
-/* Waits (bounded) until `needle` was captured `want` times; the count. */
-static int wait_captured(const char *needle, int want, double limit)
-{
-    double end = now_s() + limit;
-    int n;
-    while ((n = captured_count(needle)) < want && now_s() < end)
-        sleep_s(0.05);
-    return n;
+    pp_config cfg = {.ncpus = ncpus, .ppservers = list, .secret = secret,
+                     .resolve_interval = resolve_interval};
+    return cl_track(pp_server_new(&cfg));
 }
 
 static void test_teardown(void)
 {
     free(capture_end()); /* still shown, for a failing test's reader */
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i])
-            client_free(clients[i]);
-    for (int i = 0; i < MAX_SERVERS; i++)
-        if (servers[i]) {
-            srv_stop(servers[i], 10); /* first: its workers write to its log */
-            if (srv_sanitizer_report(servers[i]))
-                CU_FAIL("sanitizer report from ppserver or its workers");
-            srv_cleanup(servers[i]);
-            free(servers[i]);
-            servers[i] = NULL;
-        }
+    cl_clients_free();
+    cl_servers_end(cl_server_end);
 }
 
 /* ---- nodes and their states ---- */
 
-#define MAX_NODES 16
-
-static int node_info(pp_server *s, const char *name, pp_node_info *out)
+/* A node with `workers` workers, its name in name (64 bytes), and a client
+ * of it alone, the node up; or a fatal failure. */
+static pp_server *one_node(const char *workers, srv_harness **a, char *name)
 {
-    pp_node_info nodes[MAX_NODES];
-    int n = pp_get_active_nodes(s, nodes, MAX_NODES);
-    for (int i = 0; i < n && i < MAX_NODES; i++)
-        if (strcmp(nodes[i].name, name) == 0) {
-            *out = nodes[i];
-            return 0;
-        }
-    return -1;
+    *a = start_server(&(srv_opts){.args = ARGS("-w", workers)});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*a);
+    cl_node_name(*a, name, 64);
+    pp_server *s = client_list(0, (*a)->secret, ARGS(name), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(cl_wait_up(s, *a, 10));
+    return s;
 }
 
-/* The node's state, or -1 when there is no such node. */
-static int node_state(pp_server *s, const char *name)
+/* Nodes a and b of one secret with wa and wb workers, their names in na
+ * and nb (64 bytes each), and a client of a alone, a up; or a fatal
+ * failure. */
+static pp_server *a_and_b(const char *wa, const char *wb, srv_harness **a, srv_harness **b,
+                          char *na, char *nb)
 {
-    pp_node_info ni;
-    return node_info(s, name, &ni) == 0 ? ni.state : -1;
-}
-
-/* Waits (bounded) for a node state; 1 when reached (else says what it was). */
-static int wait_state(pp_server *s, const char *name, int state, double limit)
-{
-    double end = now_s() + limit;
-    do {
-        if (node_state(s, name) == state)
-            return 1;
-        sleep_s(0.01);
-    } while (now_s() < end);
-    int st = node_state(s, name);
-    if (st != state)
-        fprintf(stderr, "\n    node %s: state %d, not %d\n", name, st, state);
-    return st == state;
-}
-
-static int wait_up(pp_server *s, const srv_harness *h, double limit)
-{
-    char name[64];
-    node_name(h, name, sizeof name);
-    return wait_state(s, name, PP_NODE_UP, limit);
+    *a = start_server(&(srv_opts){.args = ARGS("-w", wa)});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*a);
+    *b = start_server(&(srv_opts){.args = ARGS("-w", wb), .share_secret = *a});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(*b);
+    cl_node_name(*a, na, 64);
+    cl_node_name(*b, nb, 64);
+    pp_server *s = client_list(0, (*a)->secret, ARGS(na), 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_FATAL(cl_wait_up(s, *a, 10));
+    return s;
 }
 
 /* The statistics table's line for `name` contains `word`. */
@@ -384,12 +303,12 @@ static void test_add_duplicate(void)
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     char name[64], spelled[80];
-    node_name(a, name, sizeof name);
+    cl_node_name(a, name, sizeof name);
     pp_server *s = client_list(0, a->secret, ARGS(name), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(pp_add_node(s, name), -1); /* queued, not yet applied */
     CU_ASSERT(error_has("is already a node"));
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, a, 10));
     CU_ASSERT_EQUAL(pp_add_node(s, name), -1); /* up */
     CU_ASSERT(error_has(name));
     CU_ASSERT(error_has("is already a node"));
@@ -407,22 +326,22 @@ static void test_add_runs_jobs(void)
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     char name[64];
-    node_name(a, name, sizeof name);
+    cl_node_name(a, name, sizeof name);
     pp_server *s = client_list(0, a->secret, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_EQUAL(pp_add_node(s, name), 0);
-    int st = node_state(s, name); /* listed at once */
+    int st = cl_node_state(s, name); /* listed at once */
     CU_ASSERT(st == PP_NODE_CONNECTING || st == PP_NODE_UP);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, a, 10));
     CU_ASSERT(squares_on(s, 8, name));
     pp_node_info ni;
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.jobs == 8 && ni.ncpus == 2);
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.jobs == 8 && ni.ncpus == 2);
     CU_ASSERT_EQUAL(pp_remove_node(s, name), 0);
-    CU_ASSERT(wait_state(s, name, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, name, PP_NODE_REMOVED, 10));
     CU_ASSERT_EQUAL(pp_add_node(s, name), 0);
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     CU_ASSERT(squares_on(s, 4, name));
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.jobs == 12);
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.jobs == 12);
     pp_node_info all[4];
     CU_ASSERT_EQUAL(pp_get_active_nodes(s, all, 4), 2); /* one line per node, kept */
 }
@@ -453,27 +372,23 @@ static void test_remove_unknown(void)
  * not after its next connection attempt. */
 static void test_remove_down_node(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *a;
     char name[64];
-    node_name(a, name, sizeof name);
-    pp_server *s = client_list(0, a->secret, ARGS(name), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = one_node("1", &a, name);
     srv_kill9(a);
     double end = now_s() + 10;
-    while (node_state(s, name) == PP_NODE_UP && now_s() < end)
+    while (cl_node_state(s, name) == PP_NODE_UP && now_s() < end)
         sleep_s(0.01);
-    CU_ASSERT_NOT_EQUAL(node_state(s, name), PP_NODE_UP);
+    CU_ASSERT_NOT_EQUAL(cl_node_state(s, name), PP_NODE_UP);
     CU_ASSERT_EQUAL(pp_remove_node(s, name), 0);
-    CU_ASSERT(wait_state(s, name, PP_NODE_REMOVED, 5));
+    CU_ASSERT(cl_wait_state(s, name, PP_NODE_REMOVED, 5));
     CU_ASSERT(stats_line_has(s, name, "removed"));
     /* It stays removed: no connection attempt after that. */
     pp_node_info ni = {0};
-    CU_ASSERT_FATAL(node_info(s, name, &ni) == 0);
+    CU_ASSERT_FATAL(cl_node_info(s, name, &ni) == 0);
     uint64_t connects = ni.connects;
     sleep_s(1.0);
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.connects == connects &&
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.connects == connects &&
               ni.state == PP_NODE_REMOVED);
 }
 
@@ -481,33 +396,26 @@ static void test_remove_down_node(void)
  * delivered), new jobs go to b only, then a disconnects. */
 static void test_remove_drains(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "3")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *a, *b;
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    pp_server *s = client_list(0, a->secret, ARGS(na), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = a_and_b("3", "2", &a, &b, na, nb);
     long_jobs lj = {0};
     CU_ASSERT_FATAL(long_start(s, &lj, 3, 4000, "drain")); /* all three on a's workers */
     CU_ASSERT_EQUAL(pp_add_node(s, nb), 0);
-    CU_ASSERT_FATAL(wait_up(s, b, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, b, 10));
     int closed0 = srv_log_count(a, ARGS("connection closed"));
     CU_ASSERT_EQUAL(pp_remove_node(s, na), 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_DRAINING, 5));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_DRAINING, 5));
     CU_ASSERT(stats_line_has(s, na, "draining"));
     CU_ASSERT_EQUAL(pp_remove_node(s, na), -1); /* draining already */
     CU_ASSERT(squares_on(s, 6, nb));           /* new jobs: b only */
     CU_ASSERT(long_finish(&lj, na));
-    CU_ASSERT(wait_state(s, na, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_REMOVED, 10));
     CU_ASSERT(stats_line_has(s, na, "removed"));
     CU_ASSERT(stats_line_has(s, nb, "up"));
     pp_node_info ni;
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.jobs == 3 && ni.ncpus == 0);
-    CU_ASSERT(node_info(s, nb, &ni) == 0 && ni.jobs == 6 && ni.state == PP_NODE_UP);
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.jobs == 3 && ni.ncpus == 0);
+    CU_ASSERT(cl_node_info(s, nb, &ni) == 0 && ni.jobs == 6 && ni.state == PP_NODE_UP);
     /* a saw the client go, with none of its jobs left to stop. */
     double end = now_s() + 5;
     while (srv_log_count(a, ARGS("connection closed")) <= closed0 && now_s() < end)
@@ -523,30 +431,23 @@ static void test_remove_drains(void)
  * ending once with its right result; the node is removed, not retried. */
 static void test_remove_dies_draining(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *a, *b;
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    pp_server *s = client_list(0, a->secret, ARGS(na), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = a_and_b("2", "2", &a, &b, na, nb);
     long_jobs lj = {0};
     CU_ASSERT_FATAL(long_start(s, &lj, 2, 3000, "dies"));
     CU_ASSERT_EQUAL(pp_add_node(s, nb), 0);
-    CU_ASSERT_FATAL(wait_up(s, b, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, b, 10));
     CU_ASSERT_EQUAL(pp_remove_node(s, na), 0);
-    CU_ASSERT_FATAL(wait_state(s, na, PP_NODE_DRAINING, 5));
+    CU_ASSERT_FATAL(cl_wait_state(s, na, PP_NODE_DRAINING, 5));
     srv_kill9(a);
-    CU_ASSERT(wait_state(s, na, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_REMOVED, 10));
     CU_ASSERT(long_finish(&lj, nb)); /* run again on b */
     pp_node_info ni = {0};
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.state == PP_NODE_REMOVED && ni.jobs == 0);
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.state == PP_NODE_REMOVED && ni.jobs == 0);
     uint64_t connects = ni.connects;
     sleep_s(1.0);
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.connects == connects);
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.connects == connects);
     pp_stats st;
     CU_ASSERT(pp_get_stats(s, &st) == 0 && st.done == 2 && st.failed == 0);
 }
@@ -555,26 +456,22 @@ static void test_remove_dies_draining(void)
  * its jobs in flight delivered, new jobs taken. */
 static void test_remove_readd_draining(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *a;
     char na[64];
-    node_name(a, na, sizeof na);
-    pp_server *s = client_list(0, a->secret, ARGS(na), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = one_node("2", &a, na);
     long_jobs lj = {0};
     CU_ASSERT_FATAL(long_start(s, &lj, 2, 2500, "readd"));
     pp_node_info ni = {0};
-    CU_ASSERT_FATAL(node_info(s, na, &ni) == 0);
+    CU_ASSERT_FATAL(cl_node_info(s, na, &ni) == 0);
     uint64_t connects = ni.connects;
     CU_ASSERT_EQUAL(pp_remove_node(s, na), 0);
-    CU_ASSERT_FATAL(wait_state(s, na, PP_NODE_DRAINING, 5));
+    CU_ASSERT_FATAL(cl_wait_state(s, na, PP_NODE_DRAINING, 5));
     CU_ASSERT_EQUAL(pp_add_node(s, na), 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_UP, 5));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_UP, 5));
     CU_ASSERT(squares_on(s, 3, na));
     CU_ASSERT(long_finish(&lj, na));
     sleep_s(0.3);
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.state == PP_NODE_UP && ni.connects == connects &&
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.state == PP_NODE_UP && ni.connects == connects &&
               ni.jobs == 5);
 }
 
@@ -582,13 +479,9 @@ static void test_remove_readd_draining(void)
  * callback once), the node stops them, nothing leaks. */
 static void test_remove_free_draining(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    srv_harness *a;
     char na[64];
-    node_name(a, na, sizeof na);
-    pp_server *s = client_list(0, a->secret, ARGS(na), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = one_node("2", &a, na);
     atomic_int calls[2] = {0};
     pp_job *j[2];
     char marker[2][300];
@@ -602,8 +495,8 @@ static void test_remove_free_draining(void)
     while ((access(marker[0], F_OK) != 0 || access(marker[1], F_OK) != 0) && now_s() < end)
         sleep_s(0.01);
     CU_ASSERT_EQUAL(pp_remove_node(s, na), 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_DRAINING, 5));
-    client_free(s);
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_DRAINING, 5));
+    cl_client_free(s);
     for (int i = 0; i < 2; i++) {
         CU_ASSERT_EQUAL(pp_job_status(j[i]), PP_CANCELLED);
         CU_ASSERT_EQUAL(atomic_load(&calls[i]), 1);
@@ -652,21 +545,21 @@ static void test_env_servers(void)
     srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     char list[200], na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
     snprintf(list, sizeof list, " %s ,\t%s , ,", na, nb); /* blanks, empty entries */
     CU_ASSERT_FATAL(setenv("PP_SERVERS", list, 1) == 0);
     pp_server *s = client_list(0, a->secret, NULL, 0);
     unsetenv("PP_SERVERS");
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT(wait_up(s, a, 10));
-    CU_ASSERT(wait_up(s, b, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, b, 10));
     pp_node_info ni[4];
     CU_ASSERT_EQUAL(pp_get_active_nodes(s, ni, 4), 3);
     CU_ASSERT(squares_on(s, 4, NULL));
     /* Listed with the others: removable like them. */
     CU_ASSERT_EQUAL(pp_remove_node(s, na), 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_REMOVED, 10));
     CU_ASSERT(squares_on(s, 3, nb));
 }
 
@@ -760,7 +653,7 @@ static void test_file_comments(void)
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     char na[64], path[300], text[400], entry[320];
-    node_name(a, na, sizeof na);
+    cl_node_name(a, na, sizeof na);
     in_tmp(path, sizeof path, "nodes-comments");
     snprintf(text, sizeof text,
              "# the cluster\n\n   \t\n  %s  # node a\r\n#127.0.0.1:1\n%s\n", na, na);
@@ -774,7 +667,7 @@ static void test_file_comments(void)
     CU_ASSERT(error_has("already in use"));
     pp_server *s = client_list(0, a->secret, ARGS(entry), 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     pp_node_info ni[4];
     CU_ASSERT_EQUAL(pp_get_active_nodes(s, ni, 4), 2); /* listed twice: one node */
     CU_ASSERT(squares_on(s, 3, na));
@@ -808,15 +701,15 @@ static int file_pair_start(file_pair *f, const char *workers, const char *file)
     if (!f->b)
         return -1;
     char entry[320], text[80];
-    node_name(f->a, f->na, sizeof f->na);
-    node_name(f->b, f->nb, sizeof f->nb);
+    cl_node_name(f->a, f->na, sizeof f->na);
+    cl_node_name(f->b, f->nb, sizeof f->nb);
     in_tmp(f->path, sizeof f->path, file);
     snprintf(text, sizeof text, "%s\n", f->na);
     if (write_renamed(f->path, text) != 0)
         return -1;
     snprintf(entry, sizeof entry, "@%s", f->path);
     f->s = client_list(0, f->a->secret, ARGS(entry), 0);
-    return f->s && wait_up(f->s, f->a, 10) ? 0 : -1;
+    return f->s && cl_wait_up(f->s, f->a, 10) ? 0 : -1;
 }
 
 /* The nodes file turns bad while the program runs: each time the nodes stay
@@ -836,27 +729,27 @@ static void test_file_bad_change(void)
     CU_ASSERT(wait_captured("the nodes stay as they were", 1, 1) >= 1);
     sleep_s(2.2); /* two more polls: still refused, logged once */
     CU_ASSERT_EQUAL(captured_count("others may write it"), 1);
-    CU_ASSERT_EQUAL(node_state(s, nb), -1);
+    CU_ASSERT_EQUAL(cl_node_state(s, nb), -1);
     CU_ASSERT(squares_on(s, 2, na));
     /* Mended with chmod alone: now read, b joins. */
     CU_ASSERT_FATAL(chmod(path, 0644) == 0);
-    CU_ASSERT(wait_state(s, nb, PP_NODE_UP, FILE_SETTLE + 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_UP, FILE_SETTLE + 10));
     /* A FIFO renamed over it: no hang, the nodes stay. */
     char tmp[320];
     snprintf(tmp, sizeof tmp, "%s.fifo", path);
     CU_ASSERT_FATAL(mkfifo(tmp, 0644) == 0 && rename(tmp, path) == 0);
     CU_ASSERT_EQUAL(wait_captured("not a regular file", 1, FILE_SETTLE), 1);
     CU_ASSERT(squares_on(s, 2, NULL));
-    CU_ASSERT(node_state(s, na) == PP_NODE_UP && node_state(s, nb) == PP_NODE_UP);
+    CU_ASSERT(cl_node_state(s, na) == PP_NODE_UP && cl_node_state(s, nb) == PP_NODE_UP);
     /* Good again (a only): b drains. */
     snprintf(text, sizeof text, "%s\n", na);
     CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    CU_ASSERT(wait_state(s, nb, PP_NODE_REMOVED, FILE_SETTLE + 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_REMOVED, FILE_SETTLE + 10));
     /* Then a garbage line: the nodes as they were. */
     CU_ASSERT_FATAL(write_in_place(path, "# only one\n127.0.0.1:1\nno such:port\n") == 0);
     CU_ASSERT_EQUAL(wait_captured("line 3: bad port", 1, FILE_SETTLE), 1);
-    CU_ASSERT(node_state(s, na) == PP_NODE_UP && node_state(s, nb) == PP_NODE_REMOVED);
-    CU_ASSERT_EQUAL(node_state(s, "127.0.0.1:1"), -1);
+    CU_ASSERT(cl_node_state(s, na) == PP_NODE_UP && cl_node_state(s, nb) == PP_NODE_REMOVED);
+    CU_ASSERT_EQUAL(cl_node_state(s, "127.0.0.1:1"), -1);
     CU_ASSERT(squares_on(s, 2, NULL));
 }
 
@@ -875,22 +768,22 @@ static void test_file_edited(void)
     CU_ASSERT_FATAL(long_start(s, &lj, 2, 5000, "edit-a")); /* on a: the only node */
     snprintf(text, sizeof text, "# a went\n%s\n", nb);
     CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_DRAINING, FILE_SETTLE));
-    CU_ASSERT(wait_up(s, b, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_DRAINING, FILE_SETTLE));
+    CU_ASSERT(cl_wait_up(s, b, 10));
     CU_ASSERT(squares_on(s, 4, nb));
     CU_ASSERT(long_finish(&lj, na));
-    CU_ASSERT(wait_state(s, na, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_REMOVED, 10));
     CU_ASSERT_FATAL(long_start(s, &lj, 2, 5000, "edit-b")); /* on b: the only node */
     snprintf(text, sizeof text, "%s\n", na);
     CU_ASSERT_FATAL(write_in_place(path, text) == 0);
-    CU_ASSERT(wait_state(s, nb, PP_NODE_DRAINING, FILE_SETTLE));
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_DRAINING, FILE_SETTLE));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     CU_ASSERT(squares_on(s, 4, na));
     CU_ASSERT(long_finish(&lj, nb));
-    CU_ASSERT(wait_state(s, nb, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_REMOVED, 10));
     pp_node_info ni;
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.jobs == 6);
-    CU_ASSERT(node_info(s, nb, &ni) == 0 && ni.jobs == 6);
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.jobs == 6);
+    CU_ASSERT(cl_node_info(s, nb, &ni) == 0 && ni.jobs == 6);
 }
 
 /* The nodes file deleted mid-run: the nodes stay, one warning; put back,
@@ -909,27 +802,20 @@ static void test_file_deleted(void)
     sleep_s(2.5); /* more polls */
     CU_ASSERT_EQUAL(captured_count("No such file or directory"), 1);
     CU_ASSERT_EQUAL(captured_count("the nodes stay as they were"), 1);
-    CU_ASSERT(node_state(s, na) == PP_NODE_UP);
+    CU_ASSERT(cl_node_state(s, na) == PP_NODE_UP);
     CU_ASSERT(squares_on(s, 2, na));
     snprintf(text, sizeof text, "%s\n%s\n", na, nb);
     CU_ASSERT_FATAL(write_renamed(path, text) == 0);
-    CU_ASSERT(wait_up(s, b, FILE_SETTLE + 10));
-    CU_ASSERT(node_state(s, na) == PP_NODE_UP);
+    CU_ASSERT(cl_wait_up(s, b, FILE_SETTLE + 10));
+    CU_ASSERT(cl_node_state(s, na) == PP_NODE_UP);
 }
 
 /* pp_add_node("@FILE2") and pp_remove_node("@FILE2"). */
 static void test_file_api(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    srv_harness *a, *b;
     char na[64], nb[64], path[300], entry[320], text[200], bad[300], badentry[320];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
-    pp_server *s = client_list(0, a->secret, ARGS(na), 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10));
+    pp_server *s = a_and_b("1", "1", &a, &b, na, nb);
     in_tmp(bad, sizeof bad, "nodes-api-bad");
     CU_ASSERT_FATAL(make_file(bad, "127.0.0.1:1\n", 12, 0646) == 0);
     snprintf(badentry, sizeof badentry, "@%s", bad);
@@ -943,19 +829,19 @@ static void test_file_api(void)
     CU_ASSERT_FATAL(write_renamed(path, text) == 0);
     snprintf(entry, sizeof entry, "@%s", path);
     CU_ASSERT_EQUAL(pp_add_node(s, entry), 0);
-    CU_ASSERT(wait_up(s, b, 10));
+    CU_ASSERT(cl_wait_up(s, b, 10));
     CU_ASSERT_EQUAL(pp_add_node(s, entry), -1);
     CU_ASSERT(error_has("already in use"));
     CU_ASSERT(squares_on(s, 4, NULL));
     CU_ASSERT_EQUAL(pp_remove_node(s, entry), 0);
-    CU_ASSERT(wait_state(s, nb, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_REMOVED, 10));
     sleep_s(0.3);
-    CU_ASSERT_EQUAL(node_state(s, na), PP_NODE_UP); /* still wanted by the list */
+    CU_ASSERT_EQUAL(cl_node_state(s, na), PP_NODE_UP); /* still wanted by the list */
     CU_ASSERT_EQUAL(pp_remove_node(s, entry), -1);
     CU_ASSERT(error_has("is not in use"));
     CU_ASSERT(squares_on(s, 2, na));
     CU_ASSERT_EQUAL(pp_add_node(s, entry), 0); /* again: b back */
-    CU_ASSERT(wait_up(s, b, 10));
+    CU_ASSERT(cl_wait_up(s, b, 10));
     /* At most 24 nodes files at once (a source bit each). */
     int added = 1;
     char many[300], manyentry[320];
@@ -970,7 +856,7 @@ static void test_file_api(void)
     CU_ASSERT(error_has("at most 24 nodes files"));
     CU_ASSERT_EQUAL(pp_remove_node(s, entry), 0); /* one freed: the last one fits */
     CU_ASSERT_EQUAL(pp_add_node(s, manyentry), 0);
-    CU_ASSERT(wait_state(s, nb, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, nb, PP_NODE_REMOVED, 10));
     CU_ASSERT(squares_on(s, 2, na));
 }
 
@@ -1061,14 +947,14 @@ static void test_race_add_remove_failover(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(hs[i]);
     }
     char na[64], nb[64], nc[64];
-    node_name(hs[0], na, sizeof na);
-    node_name(hs[1], nb, sizeof nb);
-    node_name(hs[2], nc, sizeof nc);
+    cl_node_name(hs[0], na, sizeof na);
+    cl_node_name(hs[1], nb, sizeof nb);
+    cl_node_name(hs[2], nc, sizeof nc);
     race *r = calloc(1, sizeof *r);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r);
     r->s = client_list(1, hs[0]->secret, ARGS(na, nb), 0);
     r->churn = nc;
-    if (!r->s || !wait_up(r->s, hs[0], 10) || !wait_up(r->s, hs[1], 10)) {
+    if (!r->s || !cl_wait_up(r->s, hs[0], 10) || !cl_wait_up(r->s, hs[1], 10)) {
         free(r);
         CU_FAIL_FATAL("nodes not up");
     }
@@ -1092,8 +978,8 @@ static void test_race_add_remove_failover(void)
     CU_ASSERT_EQUAL(atomic_load(&r->change_failed), 0);
     CU_ASSERT_EQUAL(pp_wait_for(r->s, NULL, 60), 0);
     race_check(r);
-    CU_ASSERT(wait_state(r->s, nc, PP_NODE_REMOVED, 10));
-    CU_ASSERT(wait_up(r->s, hs[1], 10));
+    CU_ASSERT(cl_wait_state(r->s, nc, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_up(r->s, hs[1], 10));
     pp_stats st;
     CU_ASSERT(pp_get_stats(r->s, &st) == 0 && st.done == RACE_THREADS * RACE_JOBS &&
               st.failed == 0);
@@ -1109,7 +995,7 @@ static void test_race_tight_loop(void)
     srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
     char na[64];
-    node_name(a, na, sizeof na);
+    cl_node_name(a, na, sizeof na);
     pp_server *s = client_list(0, a->secret, NULL, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     int failed = 0;
@@ -1123,9 +1009,9 @@ static void test_race_tight_loop(void)
             sleep_s(0.002); /* let the scheduler catch up now and then */
     }
     CU_ASSERT_EQUAL(failed, 0);
-    CU_ASSERT(wait_state(s, na, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, na, PP_NODE_REMOVED, 10));
     CU_ASSERT_EQUAL(pp_add_node(s, na), 0);
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     CU_ASSERT(squares_on(s, 2, na));
 }
 
@@ -1190,48 +1076,41 @@ static void test_hosts_several_addresses(void)
     snprintf(n3, sizeof n3, "%s (127.0.0.3)", name);
     pp_server *s = client_list(0, a->secret, ARGS(name), 0.5);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT(wait_state(s, n2, PP_NODE_UP, 10));
-    CU_ASSERT(wait_state(s, n3, PP_NODE_UP, 10));
-    CU_ASSERT(wait_state(s, name, PP_NODE_REMOVED, 10)); /* the name: its addresses now */
+    CU_ASSERT(cl_wait_state(s, n2, PP_NODE_UP, 10));
+    CU_ASSERT(cl_wait_state(s, n3, PP_NODE_UP, 10));
+    CU_ASSERT(cl_wait_state(s, name, PP_NODE_REMOVED, 10)); /* the name: its addresses now */
     CU_ASSERT(jobs_reach(s, ARGS(n2, n3), 2));
     CU_ASSERT_EQUAL(pp_add_node(s, name), -1);
     CU_ASSERT(error_has("is already a node"));
     /* One address left: the other drains and goes; this one stays up,
      * on the connection it had. */
     pp_node_info before = {0}, after = {0};
-    CU_ASSERT(node_info(s, n2, &before) == 0);
+    CU_ASSERT(cl_node_info(s, n2, &before) == 0);
     CU_ASSERT_FATAL(hosts_write("127.0.0.1 localhost\n127.0.0.2 " MULTI "\n") == 0);
-    CU_ASSERT(wait_state(s, n3, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, n3, PP_NODE_REMOVED, 10));
     CU_ASSERT(stats_line_has(s, n3, "removed"));
     sleep_s(1.2); /* two more lookups */
-    CU_ASSERT(node_info(s, n2, &after) == 0 && after.state == PP_NODE_UP &&
+    CU_ASSERT(cl_node_info(s, n2, &after) == 0 && after.state == PP_NODE_UP &&
               after.connects == before.connects);
-    CU_ASSERT_EQUAL(node_state(s, name), PP_NODE_REMOVED);
+    CU_ASSERT_EQUAL(cl_node_state(s, name), PP_NODE_REMOVED);
     CU_ASSERT(squares_on(s, 3, n2));
     /* Both again: the removed one comes back. */
     CU_ASSERT_FATAL(hosts_write("127.0.0.1 localhost\n127.0.0.2 " MULTI "\n"
                                 "127.0.0.3 " MULTI "\n") == 0);
-    CU_ASSERT(wait_state(s, n3, PP_NODE_UP, 10));
-    CU_ASSERT_EQUAL(node_state(s, n2), PP_NODE_UP);
+    CU_ASSERT(cl_wait_state(s, n3, PP_NODE_UP, 10));
+    CU_ASSERT_EQUAL(cl_node_state(s, n2), PP_NODE_UP);
     /* The name no longer resolves: a failing lookup is not a node gone. */
     CU_ASSERT_FATAL(hosts_write("127.0.0.1 localhost\n") == 0);
     sleep_s(1.2); /* two lookups */
-    CU_ASSERT(node_state(s, n2) == PP_NODE_UP && node_state(s, n3) == PP_NODE_UP);
+    CU_ASSERT(cl_node_state(s, n2) == PP_NODE_UP && cl_node_state(s, n3) == PP_NODE_UP);
     CU_ASSERT(squares_on(s, 2, NULL));
     /* Removed by its name: every address goes. */
     CU_ASSERT_EQUAL(pp_remove_node(s, name), 0);
-    CU_ASSERT(wait_state(s, n2, PP_NODE_REMOVED, 10));
-    CU_ASSERT(wait_state(s, n3, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, n2, PP_NODE_REMOVED, 10));
+    CU_ASSERT(cl_wait_state(s, n3, PP_NODE_REMOVED, 10));
 }
 
 /* ---- suites ---- */
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static int suite_init(void)
 {
@@ -1243,7 +1122,7 @@ static int suite_init(void)
 static int suite_clean(void)
 {
     if (tmpdir[0])
-        nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        rm_tree(tmpdir);
     tmpdir[0] = 0;
     return 0;
 }
@@ -1290,14 +1169,7 @@ static const pp_test hosts_tests[] = {
 
 static int add(const char *name, const pp_test *tests)
 {
-    CU_pSuite su = CU_add_suite_with_setup_and_teardown(name, suite_init, suite_clean, NULL,
-                                                        test_teardown);
-    if (!su)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(su, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with(name, suite_init, suite_clean, NULL, test_teardown, tests);
 }
 
 int pp_register_suites(void)

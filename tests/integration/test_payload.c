@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "payload_tasks.h"
 #include "test_payload.h"
 #include "test_util.h"
@@ -53,68 +54,22 @@ char pl_tmpdir[256];
 
 /* ---- what a test leaves behind: freed by the per-test teardown ---- */
 
-#define MAX_SERVERS 4
-#define MAX_CLIENTS 8
-
-static srv_harness *servers[MAX_SERVERS];
-static pp_server *clients[MAX_CLIENTS];
-
-static pp_server *track(pp_server *s)
-{
-    if (!s) {
-        fprintf(stderr, "\n    pp_server_new: %s\n", pp_last_error());
-        return NULL;
-    }
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (!clients[i]) {
-            clients[i] = s;
-            return s;
-        }
-    pp_server_free(s);
-    return NULL;
-}
-
-void pl_client_free(pp_server *s)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-    pp_server_free(s);
-}
-
 pp_server *pl_local(int ncpus)
 {
-    return track(pp_server_new(&(pp_config){.ncpus = ncpus}));
+    return cl_track(pp_server_new(&(pp_config){.ncpus = ncpus}));
 }
 
 srv_harness *pl_node(int no_tls, int workers)
 {
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    srv_harness *h = slot < 0 ? NULL : calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
     char w[16];
     snprintf(w, sizeof w, "%d", workers);
     const char *tls[] = {"-w", w, NULL}, *plain[] = {"-w", w, "--no-tls", NULL};
-    if (srv_start(h, &(srv_opts){.args = no_tls ? plain : tls}) != 0) {
-        srv_cleanup(h);
-        free(h);
-        return NULL;
-    }
-    servers[slot] = h;
-    return h;
+    return cl_server_start(&(srv_opts){.args = no_tls ? plain : tls});
 }
 
-pp_server *pl_node_client(const srv_harness *h, int no_tls, int ncpus)
+pp_server *pl_node_client(srv_harness *h, int no_tls, int ncpus)
 {
-    char name[80];
-    snprintf(name, sizeof name, "127.0.0.1:%d", h->port);
-    const char *list[] = {name, NULL};
-    pp_server *s = track(pp_server_new(
-        &(pp_config){.ncpus = ncpus, .ppservers = list, .secret = h->secret, .no_tls = no_tls}));
+    pp_server *s = cl_nodes_client((pp_config){.ncpus = ncpus, .no_tls = no_tls}, &h, 1);
     if (!s)
         return NULL;
     pl_gen_arg g = {1, 1};
@@ -126,37 +81,31 @@ pp_server *pl_node_client(const srv_harness *h, int no_tls, int ncpus)
     return ok ? s : NULL;
 }
 
-/* Stops a server the test left running, and fails the test if ppserver or
- * one of its workers reported a sanitizer error. */
-static void server_end(srv_harness *h)
+pp_server *pl_client(int where, int workers)
 {
-    if (h->pid > 0)
-        srv_stop(h, 10);
-    if (srv_sanitizer_report(h))
-        CU_FAIL("sanitizer report from ppserver or its workers");
+    if (where == PL_LOCAL) {
+        pp_server *s = pl_local(workers);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        return s;
+    }
+    int no_tls = where == PL_NODE_PLAIN;
+    srv_harness *h = pl_node(no_tls, workers);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    pp_server *s = pl_node_client(h, no_tls, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    return s;
 }
 
 static void test_teardown(void)
 {
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i])
-            pl_client_free(clients[i]);
-    for (int i = 0; i < MAX_SERVERS; i++)
-        if (servers[i]) {
-            server_end(servers[i]);
-            srv_cleanup(servers[i]);
-            free(servers[i]);
-            servers[i] = NULL;
-        }
+    cl_clients_free();
+    cl_servers_end(cl_server_end);
 }
 
 static int suite_init(void)
 {
-    if (!pl_tmpdir[0]) {
-        snprintf(pl_tmpdir, sizeof pl_tmpdir, "/tmp/pp-test-payload-XXXXXX");
-        if (!mkdtemp(pl_tmpdir))
-            return -1;
-    }
+    if (!pl_tmpdir[0] && tmpdir_make(pl_tmpdir, sizeof pl_tmpdir, "payload") != 0)
+        return -1;
     setenv("TMPDIR", pl_tmpdir, 1); /* the workers' FIFO directories */
     signal(SIGPIPE, SIG_IGN);
     return getenv("PP_WORKER") && getenv("PP_SERVER") ? 0 : -1;
@@ -164,14 +113,7 @@ static int suite_init(void)
 
 int pl_add_suite(const char *name, const pp_test *tests)
 {
-    CU_pSuite su = CU_add_suite_with_setup_and_teardown(name, suite_init, NULL, NULL,
-                                                        test_teardown);
-    if (!su)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(su, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with(name, suite_init, NULL, NULL, test_teardown, tests);
 }
 
 /* ---- payloads ---- */
@@ -230,25 +172,11 @@ int pl_job_is(pp_job *j, double limit, size_t len, uint64_t off, uint64_t size, 
 
 /* ---- what a process holds ---- */
 
-static long count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    long n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
-}
-
 long pl_fds(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    return count_entries(path);
+    return dir_entries(path);
 }
 
 /* Under the sanitizers anonymous mappings come and go with the
@@ -275,18 +203,9 @@ long pl_maps(pid_t pid)
 /* The ppid of process `id` when its name is "ppworker", else -1. */
 static int worker_parent(const char *id)
 {
-    char path[300], buf[512];
-    snprintf(path, sizeof path, "/proc/%s/stat", id);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    size_t k = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[k] = 0;
-    char *close = strrchr(buf, ')');
-    char state;
+    char name[64];
     int ppid;
-    if (!strstr(buf, "(ppworker)") || !close || sscanf(close + 1, " %c %d", &state, &ppid) != 2)
+    if (proc_stat(id, name, sizeof name, &ppid) != 0 || strcmp(name, "ppworker") != 0)
         return -1;
     return ppid;
 }
@@ -378,27 +297,17 @@ static void sizes_through(pp_server *s)
 
 static void test_sizes_local(void)
 {
-    pp_server *s = pl_local(2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    sizes_through(s);
+    sizes_through(pl_client(PL_LOCAL, 2));
 }
 
 static void test_sizes_node_tls(void)
 {
-    srv_harness *h = pl_node(0, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    sizes_through(s);
+    sizes_through(pl_client(PL_NODE_TLS, 2));
 }
 
 static void test_sizes_node_plain(void)
 {
-    srv_harness *h = pl_node(1, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 1, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    sizes_through(s);
+    sizes_through(pl_client(PL_NODE_PLAIN, 2));
 }
 
 /* Big jobs queued behind a long one on a pool of two: the pool pipelines
@@ -440,27 +349,17 @@ static void big_trip(pp_server *s, const char *path)
 
 static void test_256_local(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    big_trip(s, "locally");
+    big_trip(pl_client(PL_LOCAL, 1), "locally");
 }
 
 static void test_256_node_tls(void)
 {
-    srv_harness *h = pl_node(0, 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    big_trip(s, "through a node (TLS)");
+    big_trip(pl_client(PL_NODE_TLS, 1), "through a node (TLS)");
 }
 
 static void test_256_node_plain(void)
 {
-    srv_harness *h = pl_node(1, 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 1, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    big_trip(s, "through a node (--no-tls)");
+    big_trip(pl_client(PL_NODE_PLAIN, 1), "through a node (--no-tls)");
 }
 
 /* ---- 2. dying while writing a big result ---- */
@@ -586,23 +485,17 @@ static void deaths(pp_server *s, pid_t server_pid, const int *hows, int nhows)
 
 static void test_crash_mid_write(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    deaths(s, 0, (const int[]){DIE_SEGV, DIE_ABORT, DIE_KILL}, 3);
+    deaths(pl_client(PL_LOCAL, 1), 0, (const int[]){DIE_SEGV, DIE_ABORT, DIE_KILL}, 3);
 }
 
 static void test_timeout_mid_write(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    deaths(s, 0, (const int[]){DIE_TIMEOUT}, 1);
+    deaths(pl_client(PL_LOCAL, 1), 0, (const int[]){DIE_TIMEOUT}, 1);
 }
 
 static void test_cancel_mid_write(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    deaths(s, 0, (const int[]){DIE_CANCEL}, 1);
+    deaths(pl_client(PL_LOCAL, 1), 0, (const int[]){DIE_CANCEL}, 1);
 }
 
 static void test_deaths_node(void)
@@ -631,18 +524,12 @@ static void retried(pp_server *s)
 
 static void test_retry_mid_write(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    retried(s);
+    retried(pl_client(PL_LOCAL, 1));
 }
 
 static void test_retry_mid_write_node(void)
 {
-    srv_harness *h = pl_node(0, 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    retried(s);
+    retried(pl_client(PL_NODE_TLS, 1));
 }
 
 /* ---- 3. many big jobs in a row ---- */
@@ -911,8 +798,7 @@ static void hostile_all(pp_server *s, pp_server *by)
 
 static void test_hostile_local(void)
 {
-    pp_server *s = pl_local(2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_server *s = pl_client(PL_LOCAL, 2);
     hostile_all(s, s);
 }
 
@@ -939,11 +825,7 @@ static void test_hostile_node(void)
 
 static void remove_tmpdir(void)
 {
-    if (!pl_tmpdir[0])
-        return;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", pl_tmpdir);
-    if (system(cmd) != 0)
+    if (pl_tmpdir[0] && rm_tree(pl_tmpdir) != 0)
         fprintf(stderr, "could not remove %s\n", pl_tmpdir);
 }
 

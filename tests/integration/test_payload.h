@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_payload.h -- what test_payload.c lends the suites of the zero-copy
  * API (test_shm_api.c): clients and nodes a per-test teardown frees and
- * stops, payload checks, and the process counters. */
+ * stops (client_util.h keeps them), payload checks, and the process
+ * counters. */
 #ifndef PP_TEST_PAYLOAD_H
 #define PP_TEST_PAYLOAD_H
 
@@ -11,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "server_harness.h"
 
@@ -28,10 +30,14 @@ srv_harness *pl_node(int no_tls, int workers);
 
 /* A client of node h only (ncpus local workers besides), up and with the
  * task module shipped (one job run); NULL on failure. */
-pp_server *pl_node_client(const srv_harness *h, int no_tls, int ncpus);
+pp_server *pl_node_client(srv_harness *h, int no_tls, int ncpus);
 
-/* Frees a client the test made, before the teardown would. */
-void pl_client_free(pp_server *s);
+/* Where a test's jobs run: local workers, or a node over TLS or plaintext. */
+enum { PL_LOCAL, PL_NODE_TLS, PL_NODE_PLAIN };
+
+/* A client for `where` with `workers` workers (local ones, or the node's
+ * with none local), the node up; a fatal assertion when there is none. */
+pp_server *pl_client(int where, int workers);
 
 /* The payload (size, seed), malloc'd (at least 1 byte); NULL out of
  * memory. */

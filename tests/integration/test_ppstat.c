@@ -35,6 +35,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "pp_auth.h"
 #include "pp_buf.h"
@@ -283,25 +284,6 @@ static long long client_jobs_on(pp_server *s, const char *name)
     return -1;
 }
 
-/* Runs `done` jobs that succeed and `failed` that fail; 1 when each ended
- * as it should within 60 s. */
-static int workload(pp_server *s, int done, int failed)
-{
-    pp_job *jobs[64];
-    int n = 0, ok = 1;
-    for (int i = 0; i < done + failed && n < 64; i++)
-        jobs[n++] = i < done ? pp_submitf(s, t_square, NULL, "l", (long)i)
-                             : pp_submit(s, t_fail, "no", 2, NULL);
-    double end = now_s() + 60;
-    for (int i = 0; i < n; i++) {
-        double left = end - now_s();
-        int st = jobs[i] ? pp_job_wait_for(jobs[i], left > 0 ? left : 0.01) : -1;
-        ok &= st == (i < done ? PP_DONE : PP_FAILED);
-        pp_job_free(jobs[i]);
-    }
-    return ok && n == done + failed;
-}
-
 /* ppstat --json on both nodes until it shows `want` busy workers naming a
  * client (at most 5 s); the number last seen. */
 static long long busy_named(const char *a, const char *b, long long want)
@@ -358,7 +340,7 @@ static void test_two_nodes(void)
         CU_ASSERT(slow[i] && pp_job_wait_for(slow[i], 30) == PP_DONE);
         pp_job_free(slow[i]);
     }
-    CU_ASSERT_FATAL(workload(client, 20, 3));
+    CU_ASSERT_FATAL(cl_workload(client, t_square, t_fail, 20, 3));
     CU_ASSERT_EQUAL(busy_named(a, b, 0), 0); /* idle now */
     char *d = digest_json(na.dir);
     CU_ASSERT_FATAL(d != NULL);
@@ -749,7 +731,7 @@ static void test_sigusr1(void)
     CU_ASSERT_FATAL(srv_start(&na, &(srv_opts){.args = ARGS("-w", "1")}) == 0);
     client = client_of(&na, NULL, 0);
     CU_ASSERT_FATAL(client != NULL);
-    CU_ASSERT_FATAL(workload(client, 3, 1));
+    CU_ASSERT_FATAL(cl_workload(client, t_square, t_fail, 3, 1));
     CU_ASSERT_FATAL(kill(na.pid, SIGUSR1) == 0);
     const char *const totals[] = {"status: jobs done 3, failed 1", NULL};
     const char *const head[] = {"status: ppserver ", "workers 1 (0 busy, 1 idle)", NULL};
@@ -778,11 +760,5 @@ int pp_register_suites(void)
         {NULL, NULL},
     };
     find_python(); /* exits 77 without it */
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("ppstat", NULL, NULL, NULL, teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("ppstat", NULL, NULL, NULL, teardown, tests);
 }

@@ -43,6 +43,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "pp_auth.h"
 #include "pp_buf.h"
@@ -63,14 +64,9 @@ static char tmpdir[256];
 
 /* ---- what a test leaves behind: cleaned by the per-test teardown ---- */
 
-#define MAX_SERVERS 8
 #define MAX_FDS 512
-#define MAX_CLIENTS 40
 
-static srv_harness *servers[MAX_SERVERS];
 static int raw_fds[MAX_FDS];
-static pp_server *clients[MAX_CLIENTS];
-static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void track_fd(int fd)
 {
@@ -94,53 +90,6 @@ static void raw_close(int fd)
     close(fd);
 }
 
-/* Starts a server for this test; NULL on failure. */
-static srv_harness *start_server(const srv_opts *o)
-{
-    srv_harness *h = calloc(1, sizeof *h);
-    if (!h)
-        return NULL;
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    if (slot < 0 || srv_start(h, o) != 0) {
-        srv_cleanup(h);
-        free(h);
-        return NULL;
-    }
-    servers[slot] = h;
-    return h;
-}
-
-static void node_name(const srv_harness *h, char *out, size_t n)
-{
-    snprintf(out, n, "%.40s:%d", h->host[0] ? h->host : "127.0.0.1", h->port);
-}
-
-static void client_register(pp_server *s)
-{
-    pthread_mutex_lock(&reg_mu);
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (!clients[i]) {
-            clients[i] = s;
-            break;
-        }
-    pthread_mutex_unlock(&reg_mu);
-}
-
-static void client_free(pp_server *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_lock(&reg_mu);
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-    pthread_mutex_unlock(&reg_mu);
-    pp_server_free(s);
-}
-
 typedef struct client_cfg {
     int ncpus;
     const char *secret;      /* NULL: the first server's */
@@ -151,25 +100,12 @@ typedef struct client_cfg {
 /* A pp_server using the given ppservers. */
 static pp_server *client_new(const client_cfg *c, srv_harness *const *hs, int n)
 {
-    char names[MAX_SERVERS][64];
-    const char *list[MAX_SERVERS + 1];
-    for (int i = 0; i < n && i < MAX_SERVERS; i++) {
-        node_name(hs[i], names[i], sizeof names[i]);
-        list[i] = names[i];
-    }
-    list[n] = NULL;
     pp_config cfg = {.ncpus = c->ncpus,
-                     .ppservers = list,
-                     .secret = c->secret ? c->secret : hs[0]->secret,
+                     .secret = c->secret,
                      .heartbeat = c->heartbeat,
                      .node_timeout = c->node_timeout,
                      .max_attempts = c->max_attempts};
-    pp_server *s = pp_server_new(&cfg);
-    if (!s)
-        fprintf(stderr, "%s\n", pp_last_error());
-    else
-        client_register(s);
-    return s;
+    return cl_nodes_client(cfg, hs, n);
 }
 
 /* ---- the fake server of A2 ---- */
@@ -196,25 +132,6 @@ static void test_setup(void)
 
 static void fake_stop(fake_srv *f);
 
-/* Stops a server the test left running: it must exit 0 on SIGTERM; and no
- * sanitizer may have reported anything in its stderr or log (its workers
- * write there too). */
-static void check_server_exit(srv_harness *h)
-{
-    if (h->pid > 0) {
-        int st = srv_stop(h, 10);
-        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-            char *err = srv_read_stderr(h);
-            fprintf(stderr, "\n    ppserver did not exit 0 on SIGTERM (status 0x%x): %s\n", st,
-                    err);
-            free(err);
-            CU_FAIL("ppserver did not exit 0 on SIGTERM");
-        }
-    }
-    if (srv_sanitizer_report(h))
-        CU_FAIL("sanitizer report from ppserver or its workers");
-}
-
 static void slow_hold(int on);
 static void fake_nodes_stop(void);
 
@@ -222,9 +139,7 @@ static void test_teardown(void)
 {
     slow_hold(0);
     free(capture_end());
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i])
-            client_free(clients[i]);
+    cl_clients_free();
     if (the_fake) {
         fake_stop(the_fake);
         free(the_fake);
@@ -238,73 +153,17 @@ static void test_teardown(void)
             raw_fds[i] = -1;
         }
     rt_reset(); /* TLS sessions left (none: the fake nodes' threads are joined), keys */
-    for (int i = 0; i < MAX_SERVERS; i++)
-        if (servers[i]) {
-            check_server_exit(servers[i]);
-            srv_cleanup(servers[i]);
-            free(servers[i]);
-            servers[i] = NULL;
-        }
+    cl_servers_end(cl_server_end_exit0); /* each must exit 0 on SIGTERM */
 }
 
 /* ---- nodes ---- */
-
-static int node_info(pp_server *s, const char *name, pp_node_info *out)
-{
-    pp_node_info nodes[MAX_SERVERS + 1];
-    int n = pp_get_active_nodes(s, nodes, MAX_SERVERS + 1);
-    for (int i = 0; i < n && i < MAX_SERVERS + 1; i++)
-        if (strcmp(nodes[i].name, name) == 0) {
-            *out = nodes[i];
-            return 0;
-        }
-    return -1;
-}
-
-static int node_state(pp_server *s, const char *name)
-{
-    pp_node_info ni;
-    return node_info(s, name, &ni) == 0 ? ni.state : -1;
-}
-
-/* Waits (bounded) for a node state; 1 when reached. */
-static int wait_state(pp_server *s, const char *name, int state, double limit)
-{
-    double end = now_s() + limit;
-    do {
-        if (node_state(s, name) == state)
-            return 1;
-        sleep_s(0.01);
-    } while (now_s() < end);
-    return node_state(s, name) == state;
-}
-
-static int wait_up(pp_server *s, srv_harness *h, double limit)
-{
-    char name[64];
-    node_name(h, name, sizeof name);
-    return wait_state(s, name, PP_NODE_UP, limit);
-}
-
-/* Waits for every job, sharing one deadline; returns how many ended. */
-static int wait_jobs(pp_job *const *jobs, int n, double limit)
-{
-    double end = now_s() + limit;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        double left = end - now_s();
-        if (jobs[i] && pp_job_wait_for(jobs[i], left > 0 ? left : 0.001) != PP_PENDING)
-            ended++;
-    }
-    return ended;
-}
 
 /* A normal client (ncpus=0, this one node, the right secret) runs t_square
  * there within `limit` seconds.  Returns 1 when the result is right. */
 static int served_within(srv_harness *h, double limit)
 {
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
     if (!s)
         return 0;
@@ -317,7 +176,7 @@ static int served_within(srv_harness *h, double limit)
         fprintf(stderr, "server %s did not serve a normal client: status %d (%s) node \"%s\"\n",
                 name, st, j ? pp_job_error(j) : "no job", j ? pp_job_node(j) : "");
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
     return ok;
 }
 
@@ -344,15 +203,7 @@ static int fd_count(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(path);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n;
+    return dir_entries(path);
 }
 
 /* The descriptors of a warmed-up server: after a normal client came and
@@ -790,10 +641,10 @@ static int squares_right(pp_job **jobs, int n, long base, const char *node)
 
 static void test_remote_results(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     enum { N = 1000 };
@@ -803,7 +654,7 @@ static void test_remote_results(void)
         jobs[i] = pp_submitf(s, t_square, NULL, "l", i - 500);
         CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
     }
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 60), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 60), N);
     int right = 0, named = 0;
     for (long i = 0; i < N; i++) {
         long v = -1;
@@ -836,30 +687,30 @@ static void test_remote_results(void)
     fclose(mem);
     CU_ASSERT_PTR_NOT_NULL(strstr(text, name));
     free(text);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
 static void test_spread_over_nodes(void)
 {
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *a = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
+    srv_harness *b = cl_server_start(&(srv_opts){.args = ARGS("-w", "1"), .share_secret = a});
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     srv_harness *hs[] = {a, b};
     pp_server *s = client_new(&(client_cfg){.ncpus = 1}, hs, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, a, 10) && cl_wait_up(s, b, 10));
     enum { N = 200 };
     pp_job *jobs[N];
     for (int i = 0; i < N; i++) {
         jobs[i] = pp_submitf(s, t_sleep, NULL, "l", 5L);
         CU_ASSERT_PTR_NOT_NULL_FATAL(jobs[i]);
     }
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 60), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 60), N);
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
     int on[3] = {0, 0, 0}, done = 0;
     for (int i = 0; i < N; i++) {
         done += pp_job_status(jobs[i]) == PP_DONE;
@@ -873,10 +724,10 @@ static void test_spread_over_nodes(void)
     CU_ASSERT(on[1] > 0);
     CU_ASSERT(on[2] > 0);
     pp_node_info ni;
-    CU_ASSERT(node_info(s, na, &ni) == 0 && ni.jobs == (uint64_t)on[1] && ni.ncpus == 1);
-    CU_ASSERT(node_info(s, nb, &ni) == 0 && ni.jobs == (uint64_t)on[2] && ni.ncpus == 1);
-    CU_ASSERT(node_info(s, "local", &ni) == 0 && ni.jobs == (uint64_t)on[0]);
-    client_free(s);
+    CU_ASSERT(cl_node_info(s, na, &ni) == 0 && ni.jobs == (uint64_t)on[1] && ni.ncpus == 1);
+    CU_ASSERT(cl_node_info(s, nb, &ni) == 0 && ni.jobs == (uint64_t)on[2] && ni.ncpus == 1);
+    CU_ASSERT(cl_node_info(s, "local", &ni) == 0 && ni.jobs == (uint64_t)on[0]);
+    cl_client_free(s);
     CU_ASSERT(served(a));
     CU_ASSERT(served(b));
 }
@@ -897,7 +748,8 @@ static void test_job_memory_limit(void)
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     printf("(the cap: skipped under a sanitizer) ");
 #else
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--job-memory-mib", "256")});
+    srv_harness *h =
+        cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--job-memory-mib", "256")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -908,7 +760,7 @@ static void test_job_memory_limit(void)
     CU_ASSERT_EQUAL(pp_job_wait_for(small, 30), PP_DONE);
     pp_job_free(big);
     pp_job_free(small);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 #endif
 }
@@ -924,14 +776,14 @@ static void test_shipped_config(void)
     }
     char conf[1024];
     snprintf(conf, sizeof conf, "%s/conf/ppserver.conf", src);
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-c", conf, "-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-c", conf, "-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     CU_ASSERT(served(h));
 }
 
 static void test_module_shipped_once(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     for (int round = 0; round < 2; round++) {
         pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
@@ -939,13 +791,13 @@ static void test_module_shipped_once(void)
         pp_job *jobs[5];
         for (long i = 0; i < 5; i++)
             jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
-        CU_ASSERT_EQUAL(wait_jobs(jobs, 5, 30), 5);
+        CU_ASSERT_EQUAL(cl_wait_jobs(jobs, 5, 30), 5);
         for (long i = 0; i < 5; i++) {
             long v = -1;
             CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
             pp_job_free(jobs[i]);
         }
-        client_free(s);
+        cl_client_free(s);
     }
     CU_ASSERT_EQUAL(srv_log_count(h, ARGS("module ", " stored")), 1);
     CU_ASSERT_EQUAL(count_files(h->cache_dir, ".so"), 1);
@@ -958,33 +810,33 @@ static void test_no_wait_behind_long_job(void)
 {
     /* A node with two workers: short jobs sent beside a long one must not
      * queue behind it while the other worker is idle. */
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     enum { WARM = 200, N = 20 };
     pp_job *warm[WARM];
     submit_squares(s, warm, WARM, 0); /* short jobs: the node pipelines deeply */
-    CU_ASSERT_EQUAL(wait_jobs(warm, WARM, 30), WARM);
+    CU_ASSERT_EQUAL(cl_wait_jobs(warm, WARM, 30), WARM);
     for (int i = 0; i < WARM; i++)
         pp_job_free(warm[i]);
     pp_job *slow = pp_submitf(s, t_sleep, NULL, "l", 3000L);
     pp_job *jobs[N];
     submit_squares(s, jobs, N, 100);
     double t0 = now_s();
-    int ended = wait_jobs(jobs, N, 2.0);
+    int ended = cl_wait_jobs(jobs, N, 2.0);
     if (ended != N)
         fprintf(stderr, "\n    %d of %d short jobs still pending after %.2f s beside a 3 s job "
                         "on a node with 2 workers\n", N - ended, N, now_s() - t0);
     CU_ASSERT_EQUAL(ended, N);
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 10), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 10), N);
     CU_ASSERT_EQUAL(squares_right(jobs, N, 100, NULL), N);
-    CU_ASSERT_EQUAL(wait_jobs(&slow, 1, 10), 1);
+    CU_ASSERT_EQUAL(cl_wait_jobs(&slow, 1, 10), 1);
     CU_ASSERT_EQUAL(pp_job_status(slow), PP_DONE);
     for (int i = 0; i < N; i++)
         pp_job_free(jobs[i]);
     pp_job_free(slow);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -1077,29 +929,29 @@ static pp_server *client_of_names(int ncpus, const char *const *names, const cha
     if (!s)
         fprintf(stderr, "%s\n", pp_last_error());
     else
-        client_register(s);
+        cl_track(s);
     return s;
 }
 
 static void test_node_by_name(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char name[64];
     snprintf(name, sizeof name, "localhost:%d", h->port);
     pp_server *s = client_of_names(0, ARGS(name), h->secret);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_state(s, name, PP_NODE_UP, 10));
+    CU_ASSERT_FATAL(cl_wait_state(s, name, PP_NODE_UP, 10));
     enum { N = 50 };
     pp_job *jobs[N];
     submit_squares(s, jobs, N, -20);
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 30), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 30), N);
     CU_ASSERT_EQUAL(squares_right(jobs, N, -20, name), N);
     for (int i = 0; i < N; i++)
         pp_job_free(jobs[i]);
     pp_node_info ni;
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && ni.ncpus == 2);
-    client_free(s);
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && ni.ncpus == 2);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -1107,12 +959,12 @@ static void test_slow_lookup(void)
 {
     /* Node a by address (heartbeats every 0.2 s, dead after 1 s silent),
      * node h by a name whose lookup is held. */
-    srv_harness *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *a = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = a});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char byaddr[64], byname[64];
-    node_name(a, byaddr, sizeof byaddr);
+    cl_node_name(a, byaddr, sizeof byaddr);
     snprintf(byname, sizeof byname, SLOW_NAME ":%d", h->port);
     slow_hold(1);
     int calls = slow_get(&slow.calls);
@@ -1123,8 +975,8 @@ static void test_slow_lookup(void)
     printf("\n    pp_server_new took %.3f s with the lookup held ", took);
     CU_ASSERT_FATAL(took < 5.0); /* a blocking lookup holds it 10 s */
     CU_ASSERT_FATAL(slow_wait(&slow.waiting, 1, 5));
-    CU_ASSERT_FATAL(wait_state(s, byaddr, PP_NODE_UP, 10));
-    CU_ASSERT_EQUAL(node_state(s, byname), PP_NODE_CONNECTING);
+    CU_ASSERT_FATAL(cl_wait_state(s, byaddr, PP_NODE_UP, 10));
+    CU_ASSERT_EQUAL(cl_node_state(s, byname), PP_NODE_CONNECTING);
 
     /* The lookup stays held for 1.5 s: jobs finish locally and on the other
      * node meanwhile, and that node's heartbeats keep it up. */
@@ -1135,7 +987,7 @@ static void test_slow_lookup(void)
     while (now_s() - held_since < 1.5 && rounds < 100) {
         double r0 = now_s();
         submit_squares(s, jobs, N, rounds);
-        CU_ASSERT_EQUAL(wait_jobs(jobs, N, 5), N);
+        CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 5), N);
         CU_ASSERT_EQUAL(squares_right(jobs, N, rounds, NULL), N);
         for (int i = 0; i < N; i++)
             pp_job_free(jobs[i]);
@@ -1150,26 +1002,26 @@ static void test_slow_lookup(void)
     CU_ASSERT_EQUAL(slow_get(&slow.waiting), 1);
     CU_ASSERT_EQUAL(slow_get(&slow.calls), calls + 1); /* one lookup per node at a time */
     pp_node_info ni;
-    CU_ASSERT(node_info(s, byaddr, &ni) == 0 && ni.state == PP_NODE_UP && ni.connects == 1);
-    CU_ASSERT(node_info(s, byname, &ni) == 0 && ni.state == PP_NODE_CONNECTING &&
+    CU_ASSERT(cl_node_info(s, byaddr, &ni) == 0 && ni.state == PP_NODE_UP && ni.connects == 1);
+    CU_ASSERT(cl_node_info(s, byname, &ni) == 0 && ni.state == PP_NODE_CONNECTING &&
               ni.connects == 1);
 
     /* Released: the name resolves and that node comes up and runs the jobs
      * once the others are gone. */
     slow_hold(0);
-    CU_ASSERT_FATAL(wait_state(s, byname, PP_NODE_UP, 10));
-    CU_ASSERT(node_info(s, byname, &ni) == 0 && ni.connects == 1 && ni.ncpus == 2);
+    CU_ASSERT_FATAL(cl_wait_state(s, byname, PP_NODE_UP, 10));
+    CU_ASSERT(cl_node_info(s, byname, &ni) == 0 && ni.connects == 1 && ni.ncpus == 2);
     CU_ASSERT_EQUAL(pp_set_ncpus(s, 0), 0);
     int st = srv_stop(a, 10);
     CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CU_ASSERT(wait_state(s, byaddr, PP_NODE_DOWN, 10));
+    CU_ASSERT(cl_wait_state(s, byaddr, PP_NODE_DOWN, 10));
     pp_job *more[N];
     submit_squares(s, more, N, 1000);
-    CU_ASSERT_EQUAL(wait_jobs(more, N, 30), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(more, N, 30), N);
     CU_ASSERT_EQUAL(squares_right(more, N, 1000, byname), N);
     for (int i = 0; i < N; i++)
         pp_job_free(more[i]);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -1180,14 +1032,14 @@ static void test_unresolvable_name(void)
     pp_server *s = client_of_names(1, ARGS(bad), NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     /* The resolver bounds its own time: 30 s covers its defaults. */
-    CU_ASSERT(wait_state(s, bad, PP_NODE_DOWN, 30));
+    CU_ASSERT(cl_wait_state(s, bad, PP_NODE_DOWN, 30));
     enum { N = 40 };
     pp_job *jobs[N];
     double t0 = now_s();
     for (int round = 0; round < 5; round++) {
         double r0 = now_s();
         submit_squares(s, jobs, N, round);
-        CU_ASSERT_EQUAL(wait_jobs(jobs, N, 5), N);
+        CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 5), N);
         CU_ASSERT_EQUAL(squares_right(jobs, N, round, "local"), N);
         CU_ASSERT(now_s() - r0 < 1.0);
         for (int i = 0; i < N; i++)
@@ -1196,11 +1048,11 @@ static void test_unresolvable_name(void)
     }
     printf("\n    5 rounds of %d local jobs in %.2f s beside the unresolvable node ", N,
            now_s() - t0);
-    int st = node_state(s, bad);
+    int st = cl_node_state(s, bad);
     CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING); /* retried with backoff */
     pp_node_info ni;
-    CU_ASSERT(node_info(s, bad, &ni) == 0 && ni.connects >= 1 && ni.connects < 20);
-    client_free(s);
+    CU_ASSERT(cl_node_info(s, bad, &ni) == 0 && ni.connects >= 1 && ni.connects < 20);
+    cl_client_free(s);
     char *log = capture_end();
     CU_ASSERT_PTR_NOT_NULL_FATAL(log);
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "no-such-host.invalid:1: cannot reach the node: "
@@ -1229,7 +1081,7 @@ static void test_free_during_lookup(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
         CU_ASSERT_FATAL(slow_wait(&slow.waiting, 1, 5));
         double t0 = now_s();
-        client_free(s);
+        cl_client_free(s);
         double took = now_s() - t0;
         slowest = took > slowest ? took : slowest;
         CU_ASSERT_FATAL(took < 2.0); /* a blocked scheduler: stop here, not 10 times */
@@ -1253,10 +1105,10 @@ static void test_free_during_lookup(void)
  * the secret ppserver uses, so the node comes up and runs jobs. */
 static void test_secret_sources(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char name[64], with_nl[160];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     const char *list[] = {name, NULL};
     size_t flen = 0;
     char *file_text = srv_slurp(h->secret_file, &flen);
@@ -1279,14 +1131,14 @@ static void test_secret_sources(void)
             fprintf(stderr, "%s\n", pp_last_error());
             continue;
         }
-        client_register(s);
+        cl_track(s);
         pp_job *j = pp_submitf(s, t_square, NULL, "l", 7L);
         long v = 0;
         CU_ASSERT(pp_job_wait_for(j, 20) == PP_DONE && pp_job_unpack(j, "l", &v) == 0 &&
                   v == 49);
         CU_ASSERT_STRING_EQUAL(pp_job_node(j), name);
         pp_job_free(j);
-        client_free(s);
+        cl_client_free(s);
     }
     /* A secret file others may read is refused, as ppserver refuses it. */
     char loose[400];
@@ -1315,16 +1167,16 @@ static void test_secret_sources(void)
  * secret changes), saying so; pp_wait_for() returns then. */
 static void test_lost_on_auth_failure(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     const char *list[] = {name, NULL};
     pp_server *s = pp_server_new(&(pp_config){
         .ncpus = 0, .ppservers = list, .secret = "not-the-right-secret-0123456789abcdef",
         .no_node_timeout = 60});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    client_register(s);
+    cl_track(s);
     pp_job *jobs[5];
     for (long i = 0; i < 5; i++)
         jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
@@ -1339,8 +1191,8 @@ static void test_lost_on_auth_failure(void)
         CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(jobs[i]), "authentication failed"));
         pp_job_free(jobs[i]);
     }
-    CU_ASSERT_EQUAL(node_state(s, name), PP_NODE_AUTH_FAILED);
-    client_free(s);
+    CU_ASSERT_EQUAL(cl_node_state(s, name), PP_NODE_AUTH_FAILED);
+    cl_client_free(s);
     CU_ASSERT_EQUAL(srv_log_count(h, ARGS("client authenticated")), 0);
     CU_ASSERT(served(h));
 }
@@ -1365,8 +1217,8 @@ static void test_lost_when_nothing_is_up(void)
                                                     .secret = secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(patient);
-    client_register(s);
-    client_register(patient);
+    cl_track(s);
+    cl_track(patient);
     pp_job *j = pp_submitf(s, t_square, &(pp_submit_opts){.group = "g"}, "l", 3L);
     pp_job *k = pp_submitf(patient, t_square, NULL, "l", 3L);
     double t0 = now_s();
@@ -1386,8 +1238,8 @@ static void test_lost_when_nothing_is_up(void)
     CU_ASSERT_EQUAL(pp_wait_for(s, NULL, -1), -1);
     pp_job_free(j);
     pp_job_free(k);
-    client_free(s);
-    client_free(patient);
+    cl_client_free(s);
+    cl_client_free(patient);
 }
 
 /* Starts pptest_churn's remote sleeper against h: it submits a long job
@@ -1395,7 +1247,7 @@ static void test_lost_when_nothing_is_up(void)
 static pid_t start_sleeper(srv_harness *h, const char *ms)
 {
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     pid_t pid = fork();
     if (pid == 0) {
         setenv("PP_SECRET", h->secret, 1);
@@ -1411,7 +1263,7 @@ static pid_t start_sleeper(srv_harness *h, const char *ms)
  * them. */
 static void test_orphans_stopped(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     for (int round = 0; round < 2; round++) {
         pid_t child = -1;
@@ -1419,14 +1271,14 @@ static void test_orphans_stopped(void)
             /* Leaves: pp_server_free() with its jobs running and queued. */
             pp_server *a = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
             CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-            CU_ASSERT(wait_up(a, h, 20));
+            CU_ASSERT(cl_wait_up(a, h, 20));
             pp_job *long_jobs[3];
             for (int i = 0; i < 3; i++) {
                 long_jobs[i] = pp_submitf(a, t_sleep, NULL, "l", 5000L);
                 pp_job_free(long_jobs[i]);
             }
             sleep_s(0.5); /* the first one runs on the node's only worker */
-            client_free(a);
+            cl_client_free(a);
         } else {
             /* Dies: killed while its job runs there. */
             child = start_sleeper(h, "5000");
@@ -1454,10 +1306,10 @@ static void test_orphans_stopped(void)
 
 static void test_a1_wrong_secret(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0,
                                             .secret = "not-the-right-secret-0123456789abcdef"},
                               &h, 1);
@@ -1467,10 +1319,10 @@ static void test_a1_wrong_secret(void)
     for (long i = 0; i < 10; i++)
         jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
     double t0 = now_s();
-    CU_ASSERT(wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
+    CU_ASSERT(cl_wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
     CU_ASSERT(now_s() - t0 < 5);
     CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
-    CU_ASSERT_EQUAL(wait_jobs(jobs, 10, 30), 10);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, 10, 30), 10);
     for (long i = 0; i < 10; i++) {
         long v = -1;
         CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
@@ -1478,8 +1330,8 @@ static void test_a1_wrong_secret(void)
         pp_job_free(jobs[i]);
     }
     pp_node_info ni;
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.jobs == 0 && ni.state == PP_NODE_AUTH_FAILED);
-    client_free(s);
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.jobs == 0 && ni.state == PP_NODE_AUTH_FAILED);
+    cl_client_free(s);
     /* The server names the peer and the failure -- already in the TLS
      * handshake, whose PSK binder our key does not make -- and ran no job. */
     CU_ASSERT(srv_log_count(h, ARGS("127.0.0.1:", "authentication failed")) >= 1);
@@ -1565,7 +1417,7 @@ static int refused_at_once(const char *src, int port, const char *secret)
  * TLS handshake; wrong inner proofs (the right TLS key) count the same. */
 static void test_a1_lockout(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS(
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS(
         "-w", "1", "--max-auth-failures", "3", "--auth-lockout", "3", "--auth-delay", "0")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
@@ -1763,23 +1615,23 @@ static void test_a2_fake_server(void)
         const char *list[] = {name, NULL};
         pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret});
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-        client_register(s);
+        cl_track(s);
         /* Jobs wait for a node: the fake one is the only one. */
         pp_job *jobs[10];
         for (long i = 0; i < 10; i++)
             jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
-        CU_ASSERT(wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
+        CU_ASSERT(cl_wait_state(s, name, PP_NODE_AUTH_FAILED, 5));
         sleep_s(0.3); /* a client that sent jobs anyway would have done so by now */
         CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
-        CU_ASSERT_EQUAL(wait_jobs(jobs, 10, 30), 10);
+        CU_ASSERT_EQUAL(cl_wait_jobs(jobs, 10, 30), 10);
         for (long i = 0; i < 10; i++) {
             long v = -1;
             CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
             CU_ASSERT_STRING_EQUAL(pp_job_node(jobs[i]), "local");
             pp_job_free(jobs[i]);
         }
-        CU_ASSERT_EQUAL(node_state(s, name), PP_NODE_AUTH_FAILED);
-        client_free(s);
+        CU_ASSERT_EQUAL(cl_node_state(s, name), PP_NODE_AUTH_FAILED);
+        cl_client_free(s);
         fake_stop(f);
         printf("\n    round %d: %d connections, %d TLS sessions, %d refused for the key ", round,
                atomic_load(&f->conns), atomic_load(&f->tls_up), atomic_load(&f->tls_refused));
@@ -1807,7 +1659,7 @@ static void test_a2_fake_server(void)
 
 static void test_a3_replay_reflection(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--auth-delay", "0.05")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     hs_state first;
@@ -1905,7 +1757,7 @@ static void test_a3_replay_reflection(void)
 
 static void test_a4_version_mismatch(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     int fd = raw_connect(h);
@@ -1939,7 +1791,7 @@ static void test_a5_not_our_protocol(void)
     /* The handshake deadline stays long (10 s): closing within 1 s must come
      * from recognising foreign bytes, not from the deadline. */
     srv_harness *h =
-        start_server(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "10")});
+        cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "10")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     uint8_t rnd[64], zeros[64], tls[64];
@@ -2025,7 +1877,7 @@ static void test_a5_not_our_protocol(void)
 
 static void test_a6_refuses_to_start(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     char shortf[400], openf[400], cache[400];
     snprintf(shortf, sizeof shortf, "%s/short-secret", h->dir);
@@ -2099,7 +1951,7 @@ static void test_a7_secret_on_command_line(void)
      * a worker. */
     char secret[65];
     CU_ASSERT_EQUAL_FATAL(pp_auth_gen_secret(secret), 0);
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
                                  .no_secret_file = 1,
                                  .env_secret = secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -2113,18 +1965,18 @@ static void test_a7_secret_on_command_line(void)
     pp_job *a = pp_submit(s, t_getenv, "PP_SECRET", 9, NULL);
     pp_job *b = pp_submit(s, t_getenv, "PATH", 4, NULL);
     pp_job *both[] = {a, b};
-    CU_ASSERT_EQUAL(wait_jobs(both, 2, 30), 2);
+    CU_ASSERT_EQUAL(cl_wait_jobs(both, 2, 30), 2);
     CU_ASSERT_EQUAL(pp_job_status(a), PP_DONE);
     const char *va = pp_job_result(a, NULL);
     CU_ASSERT(va && strcmp(va, "(unset)") == 0);
     const char *vb = pp_job_result(b, NULL);
     CU_ASSERT(vb && strcmp(vb, "(unset)") != 0); /* the task does see its environment */
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     CU_ASSERT_STRING_EQUAL(pp_job_node(a), name);
     pp_job_free(a);
     pp_job_free(b);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -2164,7 +2016,7 @@ static double trickle(int fd, const uint8_t *p, size_t n, double gap, double t0,
 static void test_b1_handshake_deadline(void)
 {
     srv_harness *h =
-        start_server(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "1")});
+        cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--handshake-timeout", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     /* Silent: on TCP, and within TLS.  The deadline counts from the
@@ -2222,7 +2074,7 @@ static void test_b2_many_unauthenticated(void)
      * that never start TLS, then connections whose TLS is up but that
      * never send HELLO. */
     for (int kind = 0; kind < 2; kind++) {
-        srv_harness *h = start_server(&(srv_opts){
+        srv_harness *h = cl_server_start(&(srv_opts){
             .args = ARGS("-w", "1", "--max-unauthenticated", "50",
                          "--max-handshakes-per-address", "64")});
         CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -2276,7 +2128,7 @@ static void test_b2_many_unauthenticated(void)
 
 static void test_c1_frame_lengths(void)
 {
-    srv_harness *h = start_server(
+    srv_harness *h = cl_server_start(
         &(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1", "--handshake-timeout", "5")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
@@ -2340,7 +2192,7 @@ static void test_c1_frame_lengths(void)
 
 static void test_c2_truncated_frames(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     uint8_t hdr[PP_WIRE_HDR], ten[10] = {1, 1, 2, 3, 4, 5, 6, 7, 8, 9};
@@ -2401,7 +2253,7 @@ static void test_c2_truncated_frames(void)
 
 static void test_c3_protocol_errors(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     hs_state x;
@@ -2515,7 +2367,7 @@ static int make_node_ask(int fd, const uint8_t hash[PP_SHA256_LEN])
 
 static void test_d1_zlib_bomb(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--max-frame-mib", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     long rss0 = srv_status_kb(h->pid, "VmRSS");
@@ -2568,7 +2420,7 @@ static void test_d1_zlib_bomb(void)
 
 static void test_d2_bad_streams(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--log-level", "info")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     int stored0 = srv_log_count(h, ARGS("module ", " stored"));
@@ -2665,14 +2517,14 @@ static void test_d2_bad_streams(void)
  * up (fatal otherwise). */
 static pp_server *two_nodes(const client_cfg *cfg, srv_harness **a, srv_harness **b)
 {
-    *a = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    *a = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(*a);
-    *b = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = *a});
+    *b = cl_server_start(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = *a});
     CU_ASSERT_PTR_NOT_NULL_FATAL(*b);
     srv_harness *hs[] = {*a, *b};
     pp_server *s = client_new(cfg, hs, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, *a, 10) && wait_up(s, *b, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, *a, 10) && cl_wait_up(s, *b, 10));
     return s;
 }
 
@@ -2681,8 +2533,8 @@ static void test_f1_kill9_mid_batch(void)
     srv_harness *a, *b;
     pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
@@ -2712,9 +2564,9 @@ static void test_f1_kill9_mid_batch(void)
     CU_ASSERT_EQUAL(once, N);
     CU_ASSERT_EQUAL(placed, N);
     CU_ASSERT(on_a < N);
-    int st = node_state(s, na);
+    int st = cl_node_state(s, na);
     CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(b));
 }
 
@@ -2723,8 +2575,8 @@ static void test_f2_frozen_node(void)
     srv_harness *a, *b;
     pp_server *s = two_nodes(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2}, &a, &b);
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
@@ -2739,7 +2591,7 @@ static void test_f2_frozen_node(void)
     /* The heartbeat gave up on the frozen node. */
     double end = now_s() + 3;
     int st;
-    while ((st = node_state(s, na)) == PP_NODE_UP && now_s() < end)
+    while ((st = cl_node_state(s, na)) == PP_NODE_UP && now_s() < end)
         sleep_s(0.02);
     CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
     int late_on_a = 0;
@@ -2751,7 +2603,7 @@ static void test_f2_frozen_node(void)
      * the jobs it held are dropped. */
     double thawed_at = now_s();
     CU_ASSERT_EQUAL(srv_thaw(a), 0);
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     printf("back up %.2f s after the thaw ", now_s() - thawed_at);
     sleep_s(0.5);
     int done = 0, once = 0;
@@ -2767,12 +2619,12 @@ static void test_f2_frozen_node(void)
     pp_job *j = pp_submitf(s, t_square, NULL, "l", 5L);
     pp_job *k = pp_submitf(s, t_square, NULL, "l", 6L);
     pp_job *two[] = {j, k};
-    CU_ASSERT_EQUAL(wait_jobs(two, 2, 20), 2);
+    CU_ASSERT_EQUAL(cl_wait_jobs(two, 2, 20), 2);
     CU_ASSERT_EQUAL(pp_job_status(j), PP_DONE);
     CU_ASSERT_EQUAL(pp_job_status(k), PP_DONE);
     pp_job_free(j);
     pp_job_free(k);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(a));
     CU_ASSERT(served(b));
 }
@@ -2801,11 +2653,11 @@ static int shell(const char *fmt, ...)
  * once the link is back A rejoins and runs jobs again. */
 static void test_f3_partition(void)
 {
-    srv_harness *a = start_server(&(srv_opts){
+    srv_harness *a = cl_server_start(&(srv_opts){
         .own_netns = 1, .addr = "0.0.0.0",
         .args = ARGS("-w", "2", "--heartbeat", "0.2", "--dead-after", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
-    srv_harness *b = start_server(&(srv_opts){.share_secret = a, .args = ARGS("-w", "2")});
+    srv_harness *b = cl_server_start(&(srv_opts){.share_secret = a, .args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(b);
     CU_ASSERT_EQUAL_FATAL(shell("ip link add ppf3c type veth peer name ppf3s && "
                                 "ip link set ppf3s netns %d && "
@@ -2820,23 +2672,23 @@ static void test_f3_partition(void)
     pp_server *s = client_new(&(client_cfg){.ncpus = 0, .node_timeout = 1, .heartbeat = 0.2},
                               both, 2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(wait_up(s, a, 10) && wait_up(s, b, 10));
+    CU_ASSERT_FATAL(cl_wait_up(s, a, 10) && cl_wait_up(s, b, 10));
     char na[64];
-    node_name(a, na, sizeof na);
+    cl_node_name(a, na, sizeof na);
     track_reset();
     enum { N = 40 };
     pp_job *jobs[N];
     submit_tracked_sleeps(s, jobs, N, 100);
     CU_ASSERT(wait_total(4, 20) >= 4);
     pp_node_info before = {0};
-    CU_ASSERT_EQUAL_FATAL(node_info(s, na, &before), 0);
+    CU_ASSERT_EQUAL_FATAL(cl_node_info(s, na, &before), 0);
     double cut_at = now_s();
     CU_ASSERT_EQUAL_FATAL(shell("ip link set ppf3c down"), 0);
     CU_ASSERT(wait_total(N, 15) == N);
     printf("\n    all jobs done %.2f s after the cut ", now_s() - cut_at);
     double end = now_s() + 3;
     int st;
-    while ((st = node_state(s, na)) == PP_NODE_UP && now_s() < end)
+    while ((st = cl_node_state(s, na)) == PP_NODE_UP && now_s() < end)
         sleep_s(0.02);
     CU_ASSERT(st == PP_NODE_DOWN || st == PP_NODE_CONNECTING);
     int late_on_a = 0;
@@ -2848,14 +2700,14 @@ static void test_f3_partition(void)
     while (now_s() < cut_at + 4)
         sleep_s(0.05);
     pp_node_info during = {0};
-    CU_ASSERT_EQUAL(node_info(s, na, &during), 0);
+    CU_ASSERT_EQUAL(cl_node_info(s, na, &during), 0);
     uint64_t tries = during.connects - before.connects;
     printf("%llu connection attempts in 4 s ", (unsigned long long)tries);
     CU_ASSERT(tries >= 1 && tries <= 12);
     /* Healed: it rejoins and runs jobs again. */
     double healed_at = now_s();
     CU_ASSERT_EQUAL_FATAL(shell("ip link set ppf3c up"), 0);
-    CU_ASSERT(wait_up(s, a, 10));
+    CU_ASSERT(cl_wait_up(s, a, 10));
     printf("back up %.2f s after the heal ", now_s() - healed_at);
     int done = 0, once = 0;
     for (int i = 0; i < N; i++) {
@@ -2870,13 +2722,13 @@ static void test_f3_partition(void)
     int on_a = 0;
     for (int i = 0; i < 8; i++)
         more[i] = pp_submitf(s, t_sleep, NULL, "l", 50L);
-    CU_ASSERT_EQUAL(wait_jobs(more, 8, 20), 8);
+    CU_ASSERT_EQUAL(cl_wait_jobs(more, 8, 20), 8);
     for (int i = 0; i < 8; i++) {
         on_a += pp_job_status(more[i]) == PP_DONE && strcmp(pp_job_node(more[i]), na) == 0;
         pp_job_free(more[i]);
     }
     CU_ASSERT(on_a > 0);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT_EQUAL(settle_fds(a, fds0), fds0);
     CU_ASSERT(served(a));
     CU_ASSERT(served(b));
@@ -2898,10 +2750,10 @@ static int read_pid_file(const char *path)
 static void test_f4_poison_job(void)
 {
     srv_harness *hs[3];
-    hs[0] = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    hs[0] = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(hs[0]);
     for (int i = 1; i < 3; i++) {
-        hs[i] = start_server(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = hs[0]});
+        hs[i] = cl_server_start(&(srv_opts){.args = ARGS("-w", "2"), .share_secret = hs[0]});
         CU_ASSERT_PTR_NOT_NULL_FATAL(hs[i]);
     }
     /* No local worker while the poison job lives: re-dispatched to a local
@@ -2909,7 +2761,7 @@ static void test_f4_poison_job(void)
     pp_server *s = client_new(&(client_cfg){.ncpus = 0, .max_attempts = 3}, hs, 3);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     for (int i = 0; i < 3; i++)
-        CU_ASSERT_FATAL(wait_up(s, hs[i], 10));
+        CU_ASSERT_FATAL(cl_wait_up(s, hs[i], 10));
     char pidfile[400];
     snprintf(pidfile, sizeof pidfile, "%s/poison.pid", tmpdir);
     unlink(pidfile);
@@ -2940,7 +2792,7 @@ static void test_f4_poison_job(void)
         /* The normal jobs of this round finish first (they are short, and
          * each node has a second worker): they are not the ones being
          * poisoned.  One still pending here waits behind the poison job. */
-        int ended = wait_jobs(batch[kills], B, 3);
+        int ended = cl_wait_jobs(batch[kills], B, 3);
         if (ended != B)
             fprintf(stderr, "\n    F4 round %d: %d of %d short jobs still pending 3 s after "
                             "submission, beside the poison job on %d\n",
@@ -2960,7 +2812,7 @@ static void test_f4_poison_job(void)
     printf("\n    poison job: %s ", pp_job_error(poison));
     /* Every node is gone now; the last batch runs on a local worker. */
     CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
-    CU_ASSERT_EQUAL(wait_jobs(batch[3], B, 30), B);
+    CU_ASSERT_EQUAL(cl_wait_jobs(batch[3], B, 30), B);
     for (int r = 0; r < 3; r++)
         CU_ASSERT_EQUAL(squares_right(batch[r], B, 1000L * r, NULL), B);
     CU_ASSERT_EQUAL(squares_right(batch[3], B, 3000L, "local"), B);
@@ -2968,7 +2820,7 @@ static void test_f4_poison_job(void)
         for (int i = 0; i < B; i++)
             pp_job_free(batch[r][i]);
     pp_job_free(poison);
-    client_free(s);
+    cl_client_free(s);
     unlink(pidfile);
     /* A restarted node serves again. */
     CU_ASSERT_EQUAL_FATAL(srv_start(hs[0], &(srv_opts){.args = ARGS("-w", "1")}), 0);
@@ -2980,7 +2832,7 @@ static void test_f5_all_down_then_back(void)
     srv_harness *a, *b;
     pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64];
-    node_name(a, na, sizeof na);
+    cl_node_name(a, na, sizeof na);
     int port = a->port;
     srv_kill9(a);
     srv_kill9(b);
@@ -2997,12 +2849,12 @@ static void test_f5_all_down_then_back(void)
     CU_ASSERT_EQUAL_FATAL(srv_start(a, &(srv_opts){.args = ARGS("-w", "2"), .port = port}), 0);
     CU_ASSERT_EQUAL(a->port, port);
     t0 = now_s();
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 15), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 15), N);
     printf("\n    queue drained %.2f s after the restart ", now_s() - t0);
     CU_ASSERT_EQUAL(squares_right(jobs, N, 7, na), N);
     for (int i = 0; i < N; i++)
         pp_job_free(jobs[i]);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(a));
 }
 
@@ -3010,7 +2862,7 @@ static void test_f5_all_down_then_back(void)
 
 static void test_g1_flood(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -3039,7 +2891,7 @@ static void test_g1_flood(void)
            max_rss, hwm);
     CU_ASSERT_EQUAL(st.done, N);
     char name[64];
-    node_name(h, name, sizeof name);
+    cl_node_name(h, name, sizeof name);
     int right = 0, named = 0;
     for (uint64_t i = 0; i < N; i++) {
         named += strcmp(pp_job_node(jobs[i]), name) == 0;
@@ -3054,7 +2906,7 @@ static void test_g1_flood(void)
     CU_ASSERT_EQUAL(named, N);
     CU_ASSERT(max_rss > 0 && max_rss < 300 * 1024);
     CU_ASSERT(hwm > 0 && hwm < 300 * 1024);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -3064,7 +2916,7 @@ static void test_g1_raw_flood(void)
      * 4 KiB for a module it never sends.  The node holds --max-queue of them,
      * then stops reading that socket (TCP pushes back); its memory stays
      * bounded and other clients are served meanwhile. */
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2", "--max-queue", "1000")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2", "--max-queue", "1000")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     hs_state x;
@@ -3131,7 +2983,7 @@ static void test_g1_raw_flood(void)
  * served meanwhile, and the node's descriptors and memory come back. */
 static void test_f6_client_not_reading(void)
 {
-    srv_harness *h = start_server(&(srv_opts){
+    srv_harness *h = cl_server_start(&(srv_opts){
         .args = ARGS("-w", "2", "--max-output-mib", "1", "--heartbeat", "0.2", "--dead-after",
                      "3", "--log-level", "info")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
@@ -3212,23 +3064,23 @@ static void *g2_thread(void *arg)
 {
     g2_client *c = arg;
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &c->h, 1);
-    c->up = s && wait_up(s, c->h, 30);
+    c->up = s && cl_wait_up(s, c->h, 30);
     pthread_barrier_wait(c->start); /* everyone reaches it, connected or not */
     c->t_start = now_s();
     if (!c->up) {
-        client_free(s);
+        cl_client_free(s);
         return NULL;
     }
     pp_job *jobs[G2_JOBS];
     for (int i = 0; i < G2_JOBS; i++)
         jobs[i] = pp_submitf(s, t_sleep, NULL, "l", 1L);
-    wait_jobs(jobs, G2_JOBS, 60);
+    cl_wait_jobs(jobs, G2_JOBS, 60);
     c->t_end = now_s();
     for (int i = 0; i < G2_JOBS; i++) {
         c->done += jobs[i] && pp_job_status(jobs[i]) == PP_DONE;
         pp_job_free(jobs[i]);
     }
-    client_free(s);
+    cl_client_free(s);
     return NULL;
 }
 
@@ -3240,7 +3092,7 @@ static int cmp_double(const void *a, const void *b)
 
 static void test_g2_many_clients(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, G2_THREADS);
@@ -3305,8 +3157,8 @@ static void test_sigterm_redispatch(void)
     srv_harness *a, *b;
     pp_server *s = two_nodes(&(client_cfg){.ncpus = 0}, &a, &b);
     char na[64], nb[64];
-    node_name(a, na, sizeof na);
-    node_name(b, nb, sizeof nb);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
     track_reset();
     enum { N = 24 };
     pp_job *jobs[N];
@@ -3341,7 +3193,7 @@ static void test_sigterm_redispatch(void)
     CU_ASSERT_EQUAL(once, N);
     CU_ASSERT_EQUAL(placed, N);
     CU_ASSERT(srv_log_count(a, ARGS("shutting down")) >= 1);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(b));
 }
 
@@ -3430,23 +3282,6 @@ static long rss_falls_to(pid_t pid, long kb, double limit)
     return r;
 }
 
-/* Starts ppserver on a harness the test prepared (srv_prepare) and
- * registers it for the teardown; NULL on failure. */
-static srv_harness *start_prepared(srv_harness *h, const srv_opts *o)
-{
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    if (slot < 0 || srv_start(h, o) != 0) {
-        srv_cleanup(h);
-        free(h);
-        return NULL;
-    }
-    servers[slot] = h;
-    return h;
-}
-
 /* H1.  Attack: a cache directory others may write (or another user's)
  * lets a local user plant or swap the modules the node's workers load.
  * ppserver must refuse to start on one, saying why, with the exit code for
@@ -3529,7 +3364,7 @@ static void test_h1_planted_module(void)
         if (round == 1)
             CU_ASSERT_EQUAL_FATAL(symlink(decoy, path), 0);
         if (!started) {
-            h = start_prepared(h, &(srv_opts){.args = ARGS("-w", "1")});
+            h = cl_server_start_on(h, &(srv_opts){.args = ARGS("-w", "1")});
             CU_ASSERT_PTR_NOT_NULL_FATAL(h);
             started = 1;
         } else {
@@ -3545,7 +3380,7 @@ static void test_h1_planted_module(void)
                     round ? "symlink" : "file", pp_strerror(stj), j ? pp_job_error(j) : "");
         CU_ASSERT(stj == PP_DONE && pp_job_unpack(j, "l", &v) == 0 && v == 144);
         pp_job_free(j);
-        client_free(s);
+        cl_client_free(s);
         /* The plant is gone: the cache holds the module, a regular file. */
         struct stat st;
         uint8_t got[PP_SHA256_LEN] = {0};
@@ -3570,7 +3405,7 @@ static void test_h1_planted_module(void)
  * client; and what the client held is given back when it leaves. */
 static void test_h2_inflated_jobs(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     long rss0 = srv_status_kb(h->pid, "VmRSS");
@@ -3662,7 +3497,7 @@ static int next_result(int fd, double limit, got_result *g, int *needs)
  * fit beside the ones held waits, unread, until the parked one is gone. */
 static void test_h2_parked_deadline(void)
 {
-    srv_harness *h = start_server(&(srv_opts){
+    srv_harness *h = cl_server_start(&(srv_opts){
         .args = ARGS("-w", "1", "--module-timeout", "1", "--session-budget-mib", "64")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
@@ -3729,13 +3564,13 @@ static double batch_secs(srv_harness *h, int n)
         jobs[i] = pp_submit(s, t_echo, &v, sizeof v, NULL);
         ok = jobs[i] != NULL;
     }
-    ok = ok && wait_jobs(jobs, n, 60) == n;
+    ok = ok && cl_wait_jobs(jobs, n, 60) == n;
     double t = now_s() - t0;
     for (int i = 0; jobs && i < n; i++)
         if (jobs[i])
             pp_job_free(jobs[i]);
     free(jobs);
-    client_free(s);
+    cl_client_free(s);
     return ok ? t : -1;
 }
 
@@ -3775,7 +3610,7 @@ static int ping_through(int fd, double limit, int *needs, int *eloads, const cha
  * further jobs end PP_ELOAD at once); lookups go through a hash table. */
 static void test_h2_unknown_hashes(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     enum { CONNS = 6, PER = 8000, BATCH = 5000 };
@@ -3830,7 +3665,7 @@ static void test_h2_unknown_hashes(void)
  * the cache (and the table) with modules no job needs.  Now it is refused. */
 static void test_h2_module_not_asked(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     int files0 = count_files(h->cache_dir, ".so");
@@ -3964,7 +3799,7 @@ static long count_lines(const char *text)
  * of those suppressed. */
 static void test_h3_handshake_flood(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     int fds0 = warm_fds(h);
     char *log0 = srv_read_log(h);
@@ -4024,7 +3859,7 @@ static void test_h3_global_cap(void)
 {
     /* Silent connections of both kinds (B2): on a fresh node each. */
     for (int kind = 0; kind < 2; kind++) {
-        srv_harness *h = start_server(&(srv_opts){.args = ARGS(
+        srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS(
             "-w", "1", "--max-unauthenticated", "16", "--max-handshakes-per-address", "12")});
         CU_ASSERT_PTR_NOT_NULL_FATAL(h);
         int fds0 = warm_fds(h);
@@ -4085,7 +3920,7 @@ static char *run_on(srv_harness *h, pp_task task, const char *arg, int *status)
         }
     }
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
     return out;
 }
 
@@ -4108,7 +3943,7 @@ static void test_h5_secret_out_of_reach(void)
 {
     char secret[65];
     CU_ASSERT_EQUAL_FATAL(pp_auth_gen_secret(secret), 0);
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "-s", secret),
                                              .no_secret_file = 1, .env_secret = secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     snprintf(h->secret, sizeof h->secret, "%s", secret);
@@ -4229,7 +4064,7 @@ static void test_h5_worker_user(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     CU_ASSERT_EQUAL_FATAL(srv_prepare(h), 0);
     CU_ASSERT_EQUAL(chmod(h->dir, 0711), 0); /* the workers reach the cache through it */
-    h = start_prepared(h, &(srv_opts){.args = ARGS("-w", "1", "--worker-user", "nobody")});
+    h = cl_server_start_on(h, &(srv_opts){.args = ARGS("-w", "1", "--worker-user", "nobody")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     CU_ASSERT(served(h)); /* the module, read from the cache as nobody */
     pp_server *s = client_new(&(client_cfg){.ncpus = 0}, &h, 1);
@@ -4240,7 +4075,7 @@ static void test_h5_worker_user(void)
     CU_ASSERT_EQUAL(uid, (long)pw->pw_uid);
     CU_ASSERT_EQUAL(gid, (long)pw->pw_gid);
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
     static const char *const secret_files[] = {"environ", "mem"};
     for (size_t i = 0; i < PP_ARRAY_LEN(secret_files); i++) {
         char *got = run_on(h, t_parent_file, secret_files[i], NULL);
@@ -4259,7 +4094,7 @@ static void test_h5_worker_user(void)
     CU_ASSERT(j && pp_job_wait_for(j, 20) == PP_DONE && pp_job_unpack(j, "l", &e) == 0);
     CU_ASSERT_EQUAL(e, EACCES);
     pp_job_free(j);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT(served(h));
 }
 
@@ -4436,7 +4271,7 @@ static pp_server *fake_client(fake_node *fn, const char *secret, char *name, siz
     pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret});
     if (!s)
         return NULL;
-    client_register(s);
+    cl_track(s);
     for (long i = 0; i < n; i++)
         jobs[i] = pp_submitf(s, t_square, NULL, "l", i);
     return s;
@@ -4446,13 +4281,23 @@ static pp_server *fake_client(fake_node *fn, const char *secret, char *name, siz
 static void finish_locally(pp_server *s, pp_job **jobs, int n)
 {
     CU_ASSERT_EQUAL(pp_set_ncpus(s, 1), 0);
-    CU_ASSERT_EQUAL(wait_jobs(jobs, n, 30), n);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, n, 30), n);
     for (long i = 0; i < n; i++) {
         long v = -1;
         CU_ASSERT(pp_job_unpack(jobs[i], "l", &v) == 0 && v == i * i);
         CU_ASSERT_STRING_EQUAL(pp_job_node(jobs[i]), "local");
         pp_job_free(jobs[i]);
     }
+}
+
+/* The end of a test with a lying node: its jobs finish locally, the
+ * client and the fake nodes go, libpp's log is shown again. */
+static void liar_end(pp_server *s, pp_job **jobs, int n)
+{
+    finish_locally(s, jobs, n);
+    cl_client_free(s);
+    fake_nodes_stop();
+    free(capture_end());
 }
 
 /* H6.  Attack: a node that knows the secret (so the handshake is correct
@@ -4479,22 +4324,22 @@ static void test_h6_node_limits(void)
     CU_ASSERT(atomic_load(&fn->seen[PP_T_HELLO]) >= 1);
     CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_PROOF]), 0); /* the CHALLENGE was refused */
     CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
-    CU_ASSERT(node_state(s, name) != PP_NODE_UP);
+    CU_ASSERT(cl_node_state(s, name) != PP_NODE_UP);
     finish_locally(s, jobs, N);
-    client_free(s);
+    cl_client_free(s);
     /* No CPU. */
     fn = fake_node_start(secret, 1u << 20, 0, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
     s = fake_client(fn, secret, name, sizeof name, jobs, N);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT(wait_state(s, name, PP_NODE_UP, 5));
+    CU_ASSERT(cl_wait_state(s, name, PP_NODE_UP, 5));
     pp_node_info ni;
-    CU_ASSERT(node_info(s, name, &ni) == 0 && ni.ncpus == 0);
+    CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.ncpus == 0);
     sleep_s(0.5);
     CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
     finish_locally(s, jobs, N);
     CU_ASSERT_EQUAL(atomic_load(&fn->seen[PP_T_RJOB]), 0);
-    client_free(s);
+    cl_client_free(s);
     long hwm = srv_status_kb(getpid(), "VmHWM");
     printf("\n    this process's VmHWM %ld kB -> %ld kB ", hwm0, hwm);
     CU_ASSERT(hwm - hwm0 < 256 * 1024);
@@ -4516,24 +4361,14 @@ static void test_h6_result_bomb(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
     pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    double end = now_s() + 10;
-    char *said = NULL;
-    while (now_s() < end) {
-        free(said);
-        said = captured();
-        if (said && strstr(said, "bad compressed result"))
-            break;
-        sleep_s(0.05);
-    }
+    wait_captured("bad compressed result", 1, 10);
+    char *said = captured();
     CU_ASSERT(atomic_load(&fn->seen[PP_T_RJOB]) >= 1);
     const char *why = said ? strstr(said, "bad compressed result") : NULL;
     CU_ASSERT_PTR_NOT_NULL(why);
     CU_ASSERT(why && strstr(why, "exceeds the limit"));
     free(said);
-    finish_locally(s, jobs, N);
-    client_free(s);
-    fake_nodes_stop();
-    free(capture_end());
+    liar_end(s, jobs, N);
 }
 
 /* H7.  Attack: a node that knows the secret answers a plain job with a
@@ -4551,25 +4386,12 @@ static void test_h7_batch_flag_lie(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
     pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    double end = now_s() + 10;
-    char *said = NULL;
-    while (now_s() < end) {
-        free(said);
-        said = captured();
-        if (said && strstr(said, "a batch result for a job that is not a batch"))
-            break;
-        sleep_s(0.05);
-    }
+    int said = wait_captured("a batch result for a job that is not a batch", 1, 10);
     CU_ASSERT(atomic_load(&fn->seen[PP_T_RJOB]) >= 1);
-    CU_ASSERT_PTR_NOT_NULL(said ? strstr(said, "a batch result for a job that is not a batch")
-                                : NULL);
-    free(said);
+    CU_ASSERT(said >= 1);
     for (int i = 0; i < N; i++) /* none took the node's bytes */
         CU_ASSERT_EQUAL(pp_job_status(jobs[i]), PP_PENDING);
-    finish_locally(s, jobs, N);
-    client_free(s);
-    fake_nodes_stop();
-    free(capture_end());
+    liar_end(s, jobs, N);
 }
 
 /* H7.  Attack: a node answers with 2 MiB that lie -- a status that is
@@ -4591,23 +4413,10 @@ static void test_h7_large_lie(void)
         CU_ASSERT_PTR_NOT_NULL_FATAL(fn);
         pp_server *s = fake_client(fn, secret, name, sizeof name, jobs, N);
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-        double end = now_s() + 10;
-        char *said = NULL;
-        while (now_s() < end) {
-            free(said);
-            said = captured();
-            if (said && strstr(said, why[k]))
-                break;
-            sleep_s(0.05);
-        }
-        CU_ASSERT_PTR_NOT_NULL(said ? strstr(said, why[k]) : NULL);
-        free(said);
+        CU_ASSERT(wait_captured(why[k], 1, 10) >= 1);
         for (int i = 0; i < N; i++) /* none took the node's bytes */
             CU_ASSERT_EQUAL(pp_job_status(jobs[i]), PP_PENDING);
-        finish_locally(s, jobs, N);
-        client_free(s);
-        fake_nodes_stop();
-        free(capture_end());
+        liar_end(s, jobs, N);
     }
 }
 
@@ -4626,7 +4435,7 @@ static void test_h7_batch_count_lie(void)
     const char *list[] = {name, NULL};
     pp_server *s = pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list, .secret = secret});
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    client_register(s);
+    cl_track(s);
     long items[N];
     for (long i = 0; i < N; i++)
         items[i] = i;
@@ -4652,7 +4461,7 @@ static void test_h7_batch_count_lie(void)
     CU_ASSERT_EQUAL(wrong, 0);
     CU_ASSERT_EQUAL(failed, N);
     pp_map_free(m);
-    client_free(s);
+    cl_client_free(s);
     fake_nodes_stop();
 }
 
@@ -4660,18 +4469,10 @@ static void test_h7_batch_count_lie(void)
 
 static int suite_init(void)
 {
-    if (!srv_exe() || !getenv("PP_WORKER") || !getenv("PP_TEST_TASKS")) {
-        fprintf(stderr, "PP_SERVER, PP_WORKER and PP_TEST_TASKS must be set\n");
+    if (cl_suite_env() != 0)
         return -1;
-    }
-    unsetenv("PP_SECRET");
-    signal(SIGPIPE, SIG_IGN);
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-remote-XXXXXX");
-        if (!mkdtemp(tmpdir))
-            return -1;
-        setenv("TMPDIR", tmpdir, 1);
-    }
+    if (!tmpdir[0] && tmpdir_make(tmpdir, sizeof tmpdir, "remote") != 0)
+        return -1;
     return 0;
 }
 
@@ -4686,14 +4487,7 @@ static int suite_clean(void)
 
 static int add_suite(const char *name, const pp_test *tests)
 {
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown(name, suite_init, suite_clean,
-                                                       test_setup, test_teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with(name, suite_init, suite_clean, test_setup, test_teardown, tests);
 }
 
 /* ==== control over jobs: CANCEL, priorities, batches, recycling ======== */
@@ -4731,6 +4525,16 @@ static void rc_close(rawc *c)
     c->fd = -1;
     free(c->zip);
     c->zip = NULL;
+}
+
+/* A one-worker node and two raw clients of it, or a fatal failure. */
+static srv_harness *rc_pair(rawc *a, rawc *b)
+{
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+    CU_ASSERT_EQUAL_FATAL(rc_open(a, h), 0);
+    CU_ASSERT_EQUAL_FATAL(rc_open(b, h), 0);
+    return h;
 }
 
 /* An RJOB of the test module's `symbol` with this id, priority and flags. */
@@ -4862,7 +4666,7 @@ static int pid_gone_within(long pid, double limit)
  * CANCEL of the same job are ignored, and the connection stays up. */
 static void test_cancel_queued(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc c;
     CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
@@ -4917,11 +4721,8 @@ static void test_cancel_queued(void)
  * the same node completes as usual. */
 static void test_cancel_running(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc a, b;
-    CU_ASSERT_EQUAL_FATAL(rc_open(&a, h), 0);
-    CU_ASSERT_EQUAL_FATAL(rc_open(&b, h), 0);
+    srv_harness *h = rc_pair(&a, &b);
     char path[600];
     snprintf(path, sizeof path, "%s/cancel-long.pid", tmpdir);
     unlink(path);
@@ -4974,7 +4775,7 @@ static void test_cancel_running(void)
  * priority-10 ones first, each priority in arrival order. */
 static void test_priorities(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc c;
     CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
@@ -5019,11 +4820,8 @@ static void test_priorities(void)
  * the workers go round the clients). */
 static void test_priority_no_starvation(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1")});
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc a, b;
-    CU_ASSERT_EQUAL_FATAL(rc_open(&a, h), 0);
-    CU_ASSERT_EQUAL_FATAL(rc_open(&b, h), 0);
+    srv_harness *h = rc_pair(&a, &b);
     rres r;
     CU_ASSERT_EQUAL(rc_job(&a, 1000, "t_echo", 0, 0, "w", 1), 0);
     CU_ASSERT_EQUAL_FATAL(rc_result(&a, 10, &r), 1);
@@ -5057,7 +4855,7 @@ static void test_priority_no_starvation(void)
  * protocol error, refused before any worker sees it. */
 static void test_batch_through_node(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "2")});
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "2")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc c;
     CU_ASSERT_EQUAL_FATAL(rc_open(&c, h), 0);
@@ -5113,7 +4911,7 @@ static void test_batch_through_node(void)
  * worker processes, each job once, none lost. */
 static void test_max_jobs_per_worker_node(void)
 {
-    srv_harness *h = start_server(&(srv_opts){.args = ARGS("-w", "1", "--max-jobs-per-worker",
+    srv_harness *h = cl_server_start(&(srv_opts){.args = ARGS("-w", "1", "--max-jobs-per-worker",
                                                            "3")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(h);
     rawc c;

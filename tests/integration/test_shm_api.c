@@ -104,18 +104,12 @@ static void one_buffer_many_jobs(pp_server *s)
 
 static void test_shared_local(void)
 {
-    pp_server *s = pl_local(2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    one_buffer_many_jobs(s);
+    one_buffer_many_jobs(pl_client(PL_LOCAL, 2));
 }
 
 static void test_shared_node(void)
 {
-    srv_harness *h = pl_node(0, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    one_buffer_many_jobs(s);
+    one_buffer_many_jobs(pl_client(PL_NODE_TLS, 2));
 }
 
 /* Edges of a buffer: its last byte, nothing at its start, a range below
@@ -175,18 +169,12 @@ static void free_while_used(pp_server *s)
 
 static void test_free_while_used_local(void)
 {
-    pp_server *s = pl_local(1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    free_while_used(s);
+    free_while_used(pl_client(PL_LOCAL, 1));
 }
 
 static void test_free_while_used_node(void)
 {
-    srv_harness *h = pl_node(0, 1);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    free_while_used(s);
+    free_while_used(pl_client(PL_NODE_TLS, 1));
 }
 
 /* ---- results read in place ---- */
@@ -224,18 +212,12 @@ static void results_in_place(pp_server *s)
 
 static void test_in_place_local(void)
 {
-    pp_server *s = pl_local(2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    results_in_place(s);
+    results_in_place(pl_client(PL_LOCAL, 2));
 }
 
 static void test_in_place_node(void)
 {
-    srv_harness *h = pl_node(0, 2);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(h);
-    pp_server *s = pl_node_client(h, 0, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    results_in_place(s);
+    results_in_place(pl_client(PL_NODE_TLS, 2));
 }
 
 /* ---- a hostile task ---- */
@@ -271,7 +253,7 @@ static void task_cannot_write_buffer(int mode)
     CU_ASSERT(pl_check(b + sizeof a, n - sizeof a, sizeof a, n, 8, 0,
                        "the program's buffer after its task wrote into every mapping"));
     CU_ASSERT_EQUAL(pp_shm_free(s, b), 0);
-    pl_client_free(s);
+    cl_client_free(s);
 }
 
 /* Each way in: the worker's mappings as they are, made writable, and the

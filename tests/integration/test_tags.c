@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_util.h"
 #include "cunit_main.h"
 #include "pp_auth.h"
 #include "pp_common.h"
@@ -37,12 +38,8 @@
 #include "test_util.h"
 
 #define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
-#define MAX_SERVERS 4
-#define MAX_CLIENTS 4
 
 static char tmpdir[256];
-static srv_harness *servers[MAX_SERVERS];
-static pp_server *clients[MAX_CLIENTS];
 
 /* ---- servers and clients this test started ---- */
 
@@ -50,73 +47,31 @@ static pp_server *clients[MAX_CLIENTS];
  * (exit 77), saying why. */
 static srv_harness *start_server(const char *const *args)
 {
-    srv_harness *h = calloc(1, sizeof *h);
-    int slot = -1;
-    for (int i = 0; i < MAX_SERVERS && slot < 0; i++)
-        if (!servers[i])
-            slot = i;
-    if (!h || slot < 0 || srv_start(h, &(srv_opts){.args = args}) != 0) {
+    srv_harness *h = cl_server_start(&(srv_opts){.args = args});
+    if (!h) {
         fprintf(stderr, "test_tags: cannot start a ppserver (see above); skipped\n");
-        if (h)
-            srv_cleanup(h);
-        free(h);
         exit(77);
     }
-    servers[slot] = h;
     return h;
-}
-
-static void name_of(const srv_harness *h, char *out, size_t n)
-{
-    snprintf(out, n, "127.0.0.1:%d", h->port);
-}
-
-static pp_server *track(pp_server *s)
-{
-    if (!s) {
-        fprintf(stderr, "%s\n", pp_last_error());
-        return NULL;
-    }
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (!clients[i]) {
-            clients[i] = s;
-            break;
-        }
-    return s;
-}
-
-static void client_free(pp_server *s)
-{
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i] == s)
-            clients[i] = NULL;
-    pp_server_free(s);
 }
 
 /* A client of these servers (all of one secret, the first's). */
 static pp_server *client_new(int ncpus, srv_harness *const *hs, int n, double no_node_timeout)
 {
-    char names[MAX_SERVERS][64];
-    const char *list[MAX_SERVERS + 1] = {NULL};
-    for (int i = 0; i < n; i++) {
-        name_of(hs[i], names[i], sizeof names[i]);
-        list[i] = names[i];
-    }
-    return track(pp_server_new(&(pp_config){.ncpus = ncpus, .ppservers = list,
-                                            .secret = hs[0]->secret,
-                                            .no_node_timeout = no_node_timeout}));
+    return cl_nodes_client((pp_config){.ncpus = ncpus, .no_node_timeout = no_node_timeout}, hs,
+                           n);
 }
 
-static int node_info(pp_server *s, const char *name, pp_node_info *out)
+/* A client of a and b, their names in na and nb (64 bytes each); or a
+ * fatal failure. */
+static pp_server *client_of_both(srv_harness *a, srv_harness *b, char *na, char *nb)
 {
-    pp_node_info nodes[MAX_SERVERS + 2];
-    int n = pp_get_active_nodes(s, nodes, MAX_SERVERS + 2);
-    for (int i = 0; i < n && i < MAX_SERVERS + 2; i++)
-        if (strcmp(nodes[i].name, name) == 0) {
-            *out = nodes[i];
-            return 0;
-        }
-    return -1;
+    cl_node_name(a, na, 64);
+    cl_node_name(b, nb, 64);
+    srv_harness *both[] = {a, b};
+    pp_server *s = client_new(0, both, 2, 0);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    return s;
 }
 
 /* Waits (bounded) until the node is up and shows these tags. */
@@ -125,23 +80,11 @@ static int wait_tags(pp_server *s, const char *name, const char *tags, double li
     double end = now_s() + limit;
     pp_node_info ni;
     do {
-        if (node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && !strcmp(ni.tags, tags))
+        if (cl_node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && !strcmp(ni.tags, tags))
             return 1;
         sleep_s(0.01);
     } while (now_s() < end);
     return 0;
-}
-
-static int wait_jobs(pp_job *const *jobs, int n, double limit)
-{
-    double end = now_s() + limit;
-    int ended = 0;
-    for (int i = 0; i < n; i++) {
-        double left = end - now_s();
-        if (jobs[i] && pp_job_wait_for(jobs[i], left > 0 ? left : 0.001) != PP_PENDING)
-            ended++;
-    }
-    return ended;
 }
 
 static pp_job *submit_tagged(pp_server *s, long v, const char *tags)
@@ -180,21 +123,6 @@ static int count_of(const char *text, const char *needle)
     for (const char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
         n++;
     return n;
-}
-
-/* Waits (bounded) until the captured log holds `needle`. */
-static int wait_log(const char *needle, double limit)
-{
-    double end = now_s() + limit;
-    do {
-        char *t = captured();
-        int found = t && strstr(t, needle);
-        free(t);
-        if (found)
-            return 1;
-        sleep_s(0.05);
-    } while (now_s() < end);
-    return 0;
 }
 
 /* ---- a fake node: TLS and the handshake right, then TAGS as told ---- */
@@ -344,14 +272,10 @@ static void test_placement(void)
     srv_harness *b = start_server(ARGS("-w", "2", "--tag", "cpu", "--secret-file",
                                        a->secret_file));
     char na[64], nb[64];
-    name_of(a, na, sizeof na);
-    name_of(b, nb, sizeof nb);
-    srv_harness *both[] = {a, b};
-    pp_server *s = client_new(0, both, 2, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_server *s = client_of_both(a, b, na, nb);
     CU_ASSERT_FATAL(wait_tags(s, na, "fast,gpu", 10) && wait_tags(s, nb, "cpu", 10));
     pp_node_info ni;
-    CU_ASSERT(node_info(s, "local", &ni) == 0 && strcmp(ni.tags, "") == 0);
+    CU_ASSERT(cl_node_info(s, "local", &ni) == 0 && strcmp(ni.tags, "") == 0);
     enum { N = 12 };
     pp_job *gpu[N], *cpu[N], *fast_gpu[N], *any[N];
     for (long i = 0; i < N; i++) {
@@ -374,7 +298,7 @@ static void test_placement(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "fast,gpu"));
     CU_ASSERT_PTR_NOT_NULL(strstr(buf, "cpu"));
     free(buf);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT_EQUAL(srv_log_count(a, ARGS("listening", "tags fast,gpu")), 1);
 }
 
@@ -405,14 +329,10 @@ static void test_server_options(void)
     srv_harness *b = start_server(ARGS("-w", "1", "-c", conf, "--tag", "only",
                                        "--secret-file", a->secret_file));
     char na[64], nb[64];
-    name_of(a, na, sizeof na);
-    name_of(b, nb, sizeof nb);
-    srv_harness *both[] = {a, b};
-    pp_server *s = client_new(0, both, 2, 0);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_server *s = client_of_both(a, b, na, nb);
     CU_ASSERT(wait_tags(s, na, "avx512,fast,gpu", 10));
     CU_ASSERT(wait_tags(s, nb, "only", 10));
-    client_free(s);
+    cl_client_free(s);
     unlink(conf);
 }
 
@@ -423,7 +343,7 @@ static void test_waits_then_runs(void)
 {
     srv_harness *b = start_server(ARGS("-w", "1", "--tag", "cpu"));
     char nb[64], nc[64];
-    name_of(b, nb, sizeof nb);
+    cl_node_name(b, nb, sizeof nb);
     CU_ASSERT_EQUAL_FATAL(capture_start(tmpdir), 0);
     pp_server *s = client_new(0, &b, 1, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -437,7 +357,7 @@ static void test_waits_then_runs(void)
     CU_ASSERT_EQUAL(check_squares(plain, N, ARGS(nb)), N);
     /* The count is what the scheduler had seen when it logged: 1 to N. */
     static const char why[] = " job(s) need tags gpu: no node has them (nodes: ";
-    CU_ASSERT(wait_log(why, 10));
+    CU_ASSERT(wait_captured(why, 1, 10));
     sleep_s(1.5); /* heartbeats turn the loop meanwhile: still once */
     char *t = captured();
     CU_ASSERT_EQUAL(count_of(t, "need tags gpu"), 1);
@@ -447,13 +367,13 @@ static void test_waits_then_runs(void)
         CU_ASSERT_EQUAL(pp_job_status(gpu[i]), PP_PENDING);
     srv_harness *c = start_server(ARGS("-w", "1", "--tag", "gpu", "--secret-file",
                                        b->secret_file));
-    name_of(c, nc, sizeof nc);
+    cl_node_name(c, nc, sizeof nc);
     CU_ASSERT_EQUAL(pp_add_node(s, nc), 0);
     CU_ASSERT_EQUAL(check_squares(gpu, N, ARGS(nc)), N);
     /* One still waiting when the server goes ends PP_CANCELLED. */
     pp_job *left = submit_tagged(s, 1, "tpu");
     CU_ASSERT_PTR_NOT_NULL_FATAL(left);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT_EQUAL(pp_job_status(left), PP_CANCELLED);
     pp_job_free(left);
     t = capture_end();
@@ -488,18 +408,18 @@ static void test_lost_and_cancel(void)
     pp_job *p = submit_tagged(s, 5, NULL);
     CU_ASSERT(pp_job_wait_for(p, 20) == PP_DONE);
     pp_job_free(p);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* pp_config.local_tags: the local workers take the jobs whose tags they
  * have; bad tags in local_tags and in pp_submit_opts.tags are refused. */
 static void test_local_tags(void)
 {
-    pp_server *s = track(pp_server_new(&(pp_config){.ncpus = 1, .local_tags = "gpu, local1",
+    pp_server *s = cl_track(pp_server_new(&(pp_config){.ncpus = 1, .local_tags = "gpu, local1",
                                                     .no_node_timeout = 0.5}));
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     pp_node_info ni;
-    CU_ASSERT(node_info(s, "local", &ni) == 0 && strcmp(ni.tags, "gpu,local1") == 0);
+    CU_ASSERT(cl_node_info(s, "local", &ni) == 0 && strcmp(ni.tags, "gpu,local1") == 0);
     enum { N = 4 };
     pp_job *jobs[N];
     for (long i = 0; i < N; i++)
@@ -522,7 +442,7 @@ static void test_local_tags(void)
     CU_ASSERT(pp_job_wait_for(tj, 20) == PP_DONE && pp_job_unpack(tj, "l", &v) == 0 && v == 36);
     pp_job_free(tj);
     pp_template_free(t);
-    client_free(s);
+    cl_client_free(s);
     CU_ASSERT_PTR_NULL(pp_server_new(&(pp_config){.ncpus = 0, .local_tags = "x y"}));
     CU_ASSERT_PTR_NOT_NULL(strstr(pp_last_error(), "local_tags"));
 }
@@ -537,9 +457,9 @@ static void test_failover(void)
                                        a->secret_file));
     srv_harness *b = start_server(ARGS("-w", "2", "--secret-file", a->secret_file));
     char na[64], nb[64], nc[64];
-    name_of(a, na, sizeof na);
-    name_of(b, nb, sizeof nb);
-    name_of(c, nc, sizeof nc);
+    cl_node_name(a, na, sizeof na);
+    cl_node_name(b, nb, sizeof nb);
+    cl_node_name(c, nc, sizeof nc);
     srv_harness *all[] = {a, b, c};
     pp_server *s = client_new(0, all, 3, 0);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
@@ -552,7 +472,7 @@ static void test_failover(void)
     }
     sleep_s(0.5); /* on their workers, A's and C's */
     srv_kill9(a);
-    CU_ASSERT_EQUAL(wait_jobs(jobs, N, 60), N);
+    CU_ASSERT_EQUAL(cl_wait_jobs(jobs, N, 60), N);
     int on_c = 0;
     for (int i = 0; i < N; i++) {
         on_c += pp_job_status(jobs[i]) == PP_DONE && !strcmp(pp_job_node(jobs[i]), nc);
@@ -566,7 +486,7 @@ static void test_failover(void)
     CU_ASSERT(pp_job_wait_for(r, 30) == PP_DONE && !strcmp(pp_job_node(r), nc));
     pp_job_free(r);
     unlink(marker);
-    client_free(s);
+    cl_client_free(s);
 }
 
 /* Attack: a node that knows the secret announces tags that are not tags
@@ -595,18 +515,18 @@ static void test_fake_node_bad_tags(void)
         char name[64];
         snprintf(name, sizeof name, "127.0.0.1:%d", the_fake->port);
         const char *list[] = {name, NULL};
-        pp_server *s = track(pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list,
+        pp_server *s = cl_track(pp_server_new(&(pp_config){.ncpus = 0, .ppservers = list,
                                                         .secret = secret}));
         CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-        CU_ASSERT(wait_log("the node sent bad tags", 10));
+        CU_ASSERT(wait_captured("the node sent bad tags", 1, 10));
         char *t = captured();
         CU_ASSERT_PTR_NOT_NULL(strstr(t, cases[k].why));
         free(t);
         pp_node_info ni;
         double end = now_s() + 5; /* the log line comes just before the state */
-        while (node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && now_s() < end)
+        while (cl_node_info(s, name, &ni) == 0 && ni.state == PP_NODE_UP && now_s() < end)
             sleep_s(0.01);
-        CU_ASSERT(node_info(s, name, &ni) == 0 && ni.state != PP_NODE_UP &&
+        CU_ASSERT(cl_node_info(s, name, &ni) == 0 && ni.state != PP_NODE_UP &&
                   strcmp(ni.tags, "") == 0 && strstr(ni.why, "bad tags"));
         CU_ASSERT(atomic_load(&the_fake->accepted) >= 1);
         pp_job *j = submit_tagged(s, 7, NULL);
@@ -615,7 +535,7 @@ static void test_fake_node_bad_tags(void)
         CU_ASSERT(pp_job_wait_for(j, 20) == PP_DONE && pp_job_unpack(j, "l", &v) == 0 &&
                   v == 49 && !strcmp(pp_job_node(j), "local"));
         pp_job_free(j);
-        client_free(s);
+        cl_client_free(s);
         fake_stop();
         free(capture_end());
     }
@@ -706,17 +626,9 @@ static void test_tags_after_auth(void)
 
 static int suite_init(void)
 {
-    if (!srv_exe() || !getenv("PP_WORKER") || !getenv("PP_TEST_TASKS")) {
-        fprintf(stderr, "PP_SERVER, PP_WORKER and PP_TEST_TASKS must be set\n");
+    if (cl_suite_env() != 0)
         return -1;
-    }
-    unsetenv("PP_SECRET");
-    signal(SIGPIPE, SIG_IGN);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/pp-test-tags-XXXXXX");
-    if (!mkdtemp(tmpdir))
-        return -1;
-    setenv("TMPDIR", tmpdir, 1);
-    return 0;
+    return tmpdir_make(tmpdir, sizeof tmpdir, "tags");
 }
 
 static int suite_clean(void)
@@ -745,18 +657,10 @@ static void check_server_exit(srv_harness *h)
 static void test_teardown(void)
 {
     free(capture_end());
-    for (int i = 0; i < MAX_CLIENTS; i++)
-        if (clients[i])
-            client_free(clients[i]);
+    cl_clients_free();
     fake_stop();
     rt_reset();
-    for (int i = 0; i < MAX_SERVERS; i++)
-        if (servers[i]) {
-            check_server_exit(servers[i]);
-            srv_cleanup(servers[i]);
-            free(servers[i]);
-            servers[i] = NULL;
-        }
+    cl_servers_end(check_server_exit);
 }
 
 int pp_register_suites(void)
@@ -772,12 +676,6 @@ int pp_register_suites(void)
         {"only a client that proved the secret learns the tags", test_tags_after_auth},
         {NULL, NULL},
     };
-    CU_pSuite s = CU_add_suite_with_setup_and_teardown("node tags", suite_init, suite_clean,
-                                                       test_setup, test_teardown);
-    if (!s)
-        return -1;
-    for (const pp_test *t = tests; t->name; t++)
-        if (!CU_add_test(s, t->name, t->fn))
-            return -1;
-    return 0;
+    return pp_add_suite_with("node tags", suite_init, suite_clean, test_setup, test_teardown,
+                             tests);
 }

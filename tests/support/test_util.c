@@ -3,9 +3,11 @@
 #include "test_util.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -22,8 +24,7 @@ void sleep_s(double s)
     nanosleep(&ts, NULL);
 }
 
-/* Reads /proc/PID/stat: the name (between the parentheses) and the ppid. */
-static int read_stat(const char *pid, char *name, size_t namelen, int *ppid)
+int proc_stat(const char *pid, char *name, size_t namelen, int *ppid)
 {
     char path[300], buf[512];
     snprintf(path, sizeof path, "/proc/%s/stat", pid);
@@ -53,7 +54,7 @@ int count_children(const char *prefix)
             continue;
         char name[64];
         int ppid;
-        if (read_stat(e->d_name, name, sizeof name, &ppid) == 0 && ppid == me &&
+        if (proc_stat(e->d_name, name, sizeof name, &ppid) == 0 && ppid == me &&
             (!prefix || strncmp(name, prefix, strlen(prefix)) == 0))
             n++;
     }
@@ -75,7 +76,60 @@ int parent_of(int pid)
     char id[24], name[64];
     int ppid;
     snprintf(id, sizeof id, "%d", pid);
-    return read_stat(id, name, sizeof name, &ppid) == 0 ? ppid : -1;
+    return proc_stat(id, name, sizeof name, &ppid) == 0 ? ppid : -1;
+}
+
+int wait_pid(int pid, int *status, double limit)
+{
+    int st = 0, done = 0;
+    double end = now_s() + limit;
+    while (!(done = waitpid(pid, &st, WNOHANG) == pid) && now_s() < end)
+        sleep_s(0.01);
+    if (done && status)
+        *status = st;
+    return done;
+}
+
+int tmpdir_make(char *dir, size_t cap, const char *tag)
+{
+    int n = snprintf(dir, cap, "/tmp/pp-test-%s-XXXXXX", tag);
+    if (n < 0 || (size_t)n >= cap || !mkdtemp(dir)) {
+        if (cap)
+            dir[0] = 0;
+        return -1;
+    }
+    return setenv("TMPDIR", dir, 1);
+}
+
+int dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return n;
+}
+
+static int rm_failed;
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) != 0)
+        rm_failed = 1;
+    return 0; /* go on: remove what can go */
+}
+
+int rm_tree(const char *dir)
+{
+    rm_failed = 0;
+    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return -1;
+    return rm_failed ? -1 : 0;
 }
 
 /* The capture (tests are single-threaded where they capture). */
@@ -148,4 +202,23 @@ char *capture_end(void)
     if (text)
         fputs(text, stderr);
     return text;
+}
+
+int captured_count(const char *needle)
+{
+    char *text = captured();
+    int n = 0;
+    for (const char *p = text; p && (p = strstr(p, needle)); p++)
+        n++;
+    free(text);
+    return n;
+}
+
+int wait_captured(const char *needle, int want, double limit)
+{
+    double end = now_s() + limit;
+    int n;
+    while ((n = captured_count(needle)) < want && now_s() < end)
+        sleep_s(0.05);
+    return n;
 }

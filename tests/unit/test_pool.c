@@ -7,11 +7,9 @@
  * failures, crashes, their cost per item) and workers replaced after
  * max_jobs_per_worker jobs.  Every wait is
  * bounded in turns and in time. */
-#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -164,28 +162,6 @@ static const char *env_path(const char *name)
     return v;
 }
 
-static int count_entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-            n++;
-    closedir(d);
-    return n;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* ---- set-up and waits ---- */
 
 static void teardown(struct ctx *c);
@@ -257,8 +233,8 @@ static void teardown(ctx *c)
     }
     CU_ASSERT_EQUAL(count_children(NULL), 0);
     if (c->tmpdir[0]) {
-        CU_ASSERT_EQUAL(count_entries(c->tmpdir), 0);
-        nftw(c->tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        CU_ASSERT_EQUAL(dir_entries(c->tmpdir), 0);
+        rm_tree(c->tmpdir);
     }
 }
 
@@ -355,7 +331,7 @@ static void test_start_and_echo(void)
     CU_ASSERT_STRING_EQUAL(pp_pool_last_failure(c.pool), "");
     CU_ASSERT_EQUAL(count_children(NULL), 2);
     /* Both workers said hello: their FIFO names are gone already. */
-    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
+    CU_ASSERT_EQUAL(dir_entries(c.tmpdir), 0);
 
     /* Task ids: the same pair twice is the same id; another pair differs. */
     uint32_t echo = task_id(&c, "t_echo");
@@ -834,7 +810,7 @@ static void test_free_in_flight(void)
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 1), 0);
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 1);
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, 4), 0);
-    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
+    CU_ASSERT_EQUAL(dir_entries(c.tmpdir), 0);
     CU_ASSERT_EQUAL(count_children(NULL), 5);
 
     double t0 = pp_now();
@@ -848,7 +824,7 @@ static void test_free_in_flight(void)
         ok = ok && jobs[i].requeued == 1 && jobs[i].done == 0;
     CU_ASSERT(ok);
     CU_ASSERT_EQUAL(count_children(NULL), 0);
-    CU_ASSERT_EQUAL(count_entries(c.tmpdir), 0);
+    CU_ASSERT_EQUAL(dir_entries(c.tmpdir), 0);
     for (int i = 0; i < N && i <= accepted; i++)
         job_free(&jobs[i]);
     teardown(&c);
@@ -960,8 +936,8 @@ static void test_sweep_stale(void)
     CU_ASSERT(exists(other, "target/req") && exists(other, "target/resp") &&
               exists(other, "target/state")); /* ...nor what it points to emptied */
     CU_ASSERT(exists(tmp, file));
-    nftw(tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    nftw(other, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(tmp);
+    rm_tree(other);
 }
 
 /* A FIFO directory that cannot be made: pp_pool_new says where. */
