@@ -452,9 +452,6 @@ static uint32_t plan_next(const plan *p, const item_src *src, size_t i, size_t n
     return (uint32_t)c;
 }
 
-/* Items per automatic batch for n items of avg_bytes on average: about
- * MAP_JOBS_PER_CPU jobs per CPU (local workers and nodes' CPUs now), at
- * most MAP_ITEMS_MAX items and MAP_BATCH_BYTES of argument. */
 /* Whether a backend with the tags `have` (text, NULL: none) may run the
  * jobs that need `need` (NULL: any). */
 static int tags_cover(const pp_tags *need, const char *have)
@@ -465,13 +462,17 @@ static int tags_cover(const pp_tags *need, const char *have)
     return !need || (have && pp_tags_parse(&t, have, why) == 0 && pp_tags_subset(need, &t));
 }
 
+/* Items per automatic batch for n items of avg_bytes on average: about
+ * MAP_JOBS_PER_CPU jobs per CPU (local workers and nodes' CPUs now, those
+ * having the tags `need` if not NULL), at most MAP_ITEMS_MAX items and
+ * MAP_BATCH_BYTES of argument. */
 static size_t auto_batch(pp_server *s, size_t n, size_t avg_bytes, const pp_tags *need)
 {
     pthread_mutex_lock(&s->mu);
     long cpus = 0;
     if (s->ncpus_want > 0 && (!need || (s->local_tags && pp_tags_subset(need, s->local_tags))))
         cpus = s->ncpus_want;
-    int nodes = 0; /* the CPUs that may run the map's jobs count */
+    int nodes = 0; /* only backends that may run the jobs count */
     for (int i = 1; i < s->nnodes; i++) {
         int may = tags_cover(need, s->nodes[i]->tags);
         cpus += may ? s->nodes[i]->ncpus : 0;
