@@ -38,12 +38,8 @@ static void test_teardown(void)
     for (int i = 0; i < NSRV; i++)
         if (servers[i]) {
             srv_stop(servers[i], 10);
-            char *log = srv_read_stderr(servers[i]);
-            if (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error"))) {
-                fprintf(stderr, "\n    sanitizer report from ppserver:\n%s\n", log);
+            if (srv_sanitizer_report(servers[i])) /* its stderr and its log */
                 CU_FAIL("sanitizer report from ppserver or its workers");
-            }
-            free(log);
             srv_cleanup(servers[i]);
             free(servers[i]);
             servers[i] = NULL;
