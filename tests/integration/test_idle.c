@@ -249,14 +249,22 @@ static void test_dormant_and_back(void)
     CU_ASSERT_EQUAL(count_fds(), fd0);
 }
 
+/* Three nodes with max_idle_nodes 1, all up once and then two of them
+ * dormant: the index of a dormant one (names filled), or -1 (failed). */
+static int three_one_dormant(char names[][64])
+{
+    if (start_all(3, 1, names) != 0 || !wait_count(names, 3, PP_NODE_UP, 3, 20) ||
+        !wait_count(names, 3, PP_NODE_DORMANT, 2, 10))
+        return -1;
+    return node_state(names[0], NULL) == PP_NODE_DORMANT ? 0 : 1;
+}
+
 static void test_dormant_killed(void)
 {
     char names[NSRV][64];
     int n = 3;
-    CU_ASSERT_FATAL(start_all(n, 1, names) == 0);
-    CU_ASSERT_FATAL(wait_count(names, n, PP_NODE_UP, n, 20));
-    CU_ASSERT_FATAL(wait_count(names, n, PP_NODE_DORMANT, n - 1, 10));
-    int victim = node_state(names[0], NULL) == PP_NODE_DORMANT ? 0 : 1;
+    int victim = three_one_dormant(names);
+    CU_ASSERT_FATAL(victim >= 0);
     srv_kill9(servers[victim]);
     int ran[NSRV] = {0};
     CU_ASSERT(burst(24, 50, names, n, ran)); /* none lost */
@@ -275,10 +283,8 @@ static void test_dormant_removed(void)
 {
     char names[NSRV][64];
     int n = 3;
-    CU_ASSERT_FATAL(start_all(n, 1, names) == 0);
-    CU_ASSERT_FATAL(wait_count(names, n, PP_NODE_UP, n, 20));
-    CU_ASSERT_FATAL(wait_count(names, n, PP_NODE_DORMANT, n - 1, 10));
-    int gone = node_state(names[0], NULL) == PP_NODE_DORMANT ? 0 : 1;
+    int gone = three_one_dormant(names);
+    CU_ASSERT_FATAL(gone >= 0);
     pp_node_info before;
     node_state(names[gone], &before);
     CU_ASSERT_EQUAL_FATAL(pp_remove_node(client, names[gone]), 0);
