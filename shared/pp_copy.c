@@ -30,7 +30,8 @@ void pp_copy(void *dst, const void *src, size_t n, int threads)
         memcpy(dst, src, n);
         return;
     }
-    /* Parts of whole pages, so that no two threads write one page. */
+    /* Parts of whole pages: into a page-aligned destination (a shared
+     * buffer's is) no two threads write one page. */
     size_t each = ((n + k - 1) / k + 4095) & ~(size_t)4095;
     copy_part part[PP_COPY_THREADS_MAX] = {{0}};
     pthread_attr_t attr;
