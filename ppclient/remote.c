@@ -116,6 +116,8 @@ typedef struct remote {
     double idle_since;            /* when it last held none of our jobs */
     long waking;                  /* room counted on while it reconnects from
                                      dormant (in the pool's `waking`) */
+    double wake_by;               /* reconnecting from dormant: up by then or
+                                     failed (node_timeout), else 0 */
 } remote;
 
 /* The server's open nodes holding none of our jobs, and its dormant ones. */
@@ -187,6 +189,8 @@ static void set_state(remote *r, node_state st)
         p->waking -= r->waking; /* it came up, or failed as any node does */
         r->waking = 0;
     }
+    if (st != N_CONNECTING && st != N_HELLO && st != N_PROOF)
+        r->wake_by = 0;
     r->state = st;
     idle_update(r);
     pthread_mutex_lock(&s->mu);
@@ -296,7 +300,8 @@ static void r_timer(pp_loop *loop, pp_timer *t)
     if (r->state == N_DOWN || r->state == N_REFUSED)
         r_connect(r);
     else
-        r_lost(r, "no handshake from the node in time", 0, 0, 0);
+        r_lost(r, r->conn ? "no handshake from the node in time"
+                          : "no connection to the node in time", 0, 0, 0);
 }
 
 /* When the heartbeat timer of a node should fire, at the earliest `at`.
@@ -755,8 +760,10 @@ static void r_connected(pp_connector *cx, int fd, const char *why)
     }
     r->tls = s->tls ? tr.ctx : NULL;
     r->seen_in = r->seen_out = 0;
-    /* The deadline covers TLS and our handshake: trickling does not extend it. */
-    pp_timer_start(s->loop, &r->timer, pp_now() + HANDSHAKE_TIMEOUT);
+    /* The deadline covers TLS and our handshake: trickling does not extend it.
+     * A node woken for jobs waiting has node_timeout, as a busy one. */
+    double by = pp_now() + HANDSHAKE_TIMEOUT;
+    pp_timer_start(s->loop, &r->timer, r->wake_by && r->wake_by < by ? r->wake_by : by);
 }
 
 static void r_connect(remote *r)
@@ -773,8 +780,8 @@ static void r_connect(remote *r)
 
 /* Closes the longest idle connections while more than max_idle_nodes are
  * open, each once it held none of our jobs for IDLE_CLOSE_HB heartbeats;
- * not while jobs are queued (they may be on their way to it).  Re-arms
- * itself for the next one due. */
+ * not while jobs it could run are queued (they may be on their way to
+ * it).  Re-arms itself for the next one due. */
 static void pool_timer(pp_loop *loop, pp_timer *t);
 
 static void pool_arm(pp_server *s)
@@ -846,17 +853,31 @@ static void r_sleep(remote *r)
     handshake_done(s); /* a burst of closes leaves the heap as a burst of handshakes */
 }
 
+/* The jobs queued now that could run on b: the untagged ones, and those
+ * whose tags b has. */
+static size_t jobs_for(pp_server *s, const pp_backend *b)
+{
+    size_t n = s->ready.n;
+    for (pp_tagset *ts = s->tw ? s->tw->active : NULL; ts; ts = ts->anext)
+        if (ts->q.n && b->tags && pp_tags_subset(&ts->tags, b->tags))
+            n += ts->q.n;
+    return n;
+}
+
 static void pool_timer(pp_loop *loop, pp_timer *t)
 {
     pp_server *s = t->data;
     remote_pool *p = s->rpool;
     double now = pp_now(), period = IDLE_CLOSE_HB * s->heartbeat;
-    if (s->ready.n || (s->tw && s->tw->n)) { /* jobs wait: look again later */
-        pp_timer_start(loop, t, now + s->heartbeat);
-        return;
-    }
-    while (p->nidle > s->max_idle_nodes && now - p->head->idle_since >= period)
+    while (p->nidle > s->max_idle_nodes && now - p->head->idle_since >= period) {
+        /* Jobs it could run wait: look again later.  Jobs that need tags
+         * it lacks keep it open no longer than any other. */
+        if (jobs_for(s, &p->head->b)) {
+            pp_timer_start(loop, t, now + s->heartbeat);
+            return;
+        }
         r_sleep(p->head);
+    }
     pool_arm(s);
 }
 
@@ -873,23 +894,19 @@ static long r_cap(const remote *r)
  * that fails it is a node down like any other (backoff, retries). */
 static void r_wake(remote *r)
 {
-    remote_pool *p = r->b.s->rpool;
+    pp_server *s = r->b.s;
+    remote_pool *p = s->rpool;
     r->waking = r->ncpus > 0 ? r_cap(r) : 0; /* one with no CPU may have some now */
     p->waking += r->waking;
     r->backoff = BACKOFF_MIN;
+    /* Jobs wait for it, the other dormant nodes not woken for them: one
+     * that stays silent (frozen, or a peer that accepts and says nothing)
+     * fails after node_timeout, as a busy node does, not after the 10 s of
+     * a handshake. */
+    r->wake_by = pp_now() + s->node_timeout;
     r_connect(r); /* may end (a failure) before it returns: waking is set first */
-}
-
-/* Whether a job queued now could run on b: any untagged one, or one whose
- * tags b has. */
-static int jobs_for(pp_server *s, const pp_backend *b)
-{
-    if (s->ready.n)
-        return 1;
-    for (pp_tagset *ts = s->tw ? s->tw->active : NULL; ts; ts = ts->anext)
-        if (ts->q.n && b->tags && pp_tags_subset(&ts->tags, b->tags))
-            return 1;
-    return 0;
+    if (r->wake_by && (!pp_timer_armed(&r->timer) || r->timer.when > r->wake_by))
+        pp_timer_start(s->loop, &r->timer, r->wake_by);
 }
 
 /* After each dispatch: jobs still queued exceed what the open nodes took,
@@ -906,7 +923,11 @@ static void pool_hook(pp_loop *loop, void *data)
     size_t queued = s->ready.n + (s->tw ? s->tw->n : 0);
     for (int i = 0; i < s->nbackends && p->ndormant && queued > (size_t)p->waking; i++) {
         pp_backend *b = s->backends[i];
-        if (b->remote && of(b)->state == N_DORMANT && jobs_for(s, b))
+        /* Counted per node: one untagged job wakes one node, not as many
+         * as the jobs queued for tags those nodes lack.  The room waking
+         * is not told apart by tags: at worst a job waits for one more
+         * handshake (bounded by node_timeout) before another node wakes. */
+        if (b->remote && of(b)->state == N_DORMANT && jobs_for(s, b) > (size_t)p->waking)
             r_wake(of(b));
     }
 }
