@@ -528,7 +528,9 @@ static void tw_describe(pp_server *s, char *buf, size_t len)
             pp_tags_text(b->tags, tags, sizeof tags);
         int n = snprintf(buf + used, len - used, "%s%s [%s] %s", used ? "; " : "",
                          b->node->name, tags,
-                         st == PP_BACKEND_UP        ? "up"
+                         st == PP_BACKEND_UP && b->node->state == PP_NODE_DORMANT
+                             ? "dormant" /* capacity, reconnected when jobs can go */
+                         : st == PP_BACKEND_UP      ? "up"
                          : st == PP_BACKEND_REFUSED ? "refused our secret"
                                                     : "not up");
         used = n < 0 ? len : PP_MIN(used + (size_t)n, len - 1);

@@ -366,16 +366,23 @@ static void test_wake_counts_runnable_jobs(void)
 }
 
 /* A job waits for a tag no node has: idle nodes that could not run it
- * still go dormant beyond max_idle_nodes. */
+ * still go dormant beyond max_idle_nodes.  When no_node_timeout gives it
+ * up, its error lists the dormant nodes as dormant, not as up. */
 static void test_dormant_despite_unrunnable_job(void)
 {
-    start3((pp_config){.ncpus = 0}, NULL);
+    start3((pp_config){.ncpus = 0, .no_node_timeout = 8}, NULL);
     pp_job *j = pp_submitf(client, t_square, &(pp_submit_opts){.tags = "nowhere"}, "l", 2L);
     CU_ASSERT_PTR_NOT_NULL_FATAL(j);
     add2_two_dormant();
     CU_ASSERT_EQUAL(pp_job_status(j), PP_PENDING);
-    CU_ASSERT_EQUAL(pp_job_cancel(j), 0);
-    CU_ASSERT_EQUAL(pp_job_wait_for(j, 5), PP_CANCELLED);
+    CU_ASSERT_EQUAL(pp_job_wait_for(j, 15), PP_LOST);
+    char want[160];
+    snprintf(want, sizeof want, "%s [no tags] dormant", names[0]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(j), want));
+    snprintf(want, sizeof want, "%s [no tags] up", names[2]);
+    CU_ASSERT_PTR_NOT_NULL(strstr(pp_job_error(j), want));
+    if (!strstr(pp_job_error(j), "dormant"))
+        fprintf(stderr, "\n    the job's error: %s\n", pp_job_error(j));
     pp_job_free(j);
 }
 
