@@ -511,6 +511,22 @@ int pp_conn_send_ref(pp_conn *c, uint8_t type, uint16_t flags, uint64_t id, cons
     return 0;
 }
 
+/* Zero bytes: the stand-in for bodies pp_conn_zero_refs() let go of. */
+static const uint8_t zeros[64 * 1024];
+
+void pp_conn_zero_refs(pp_conn *c)
+{
+    for (size_t i = 0; i < c->qlen; i++) {
+        chunk *k = &c->q[(c->qhead + i) % c->qcap];
+        if (k->own || !k->p)
+            continue;
+        k->p = NULL; /* written as zeros from now on (pp_conn_flush) */
+        if (k->release)
+            k->release(k->rel_arg);
+        k->release = NULL;
+    }
+}
+
 /* Drops the first n written bytes from the queue. */
 static void consume(pp_conn *c, size_t n)
 {
@@ -541,10 +557,12 @@ int pp_conn_flush(pp_conn *c)
         size_t total = 0;
         for (size_t i = 0; i < c->qlen && n < IOV_BATCH; i++) {
             chunk *k = &c->q[(c->qhead + i) % c->qcap];
-            iov[n].iov_base = (void *)(k->p + k->off);
-            iov[n].iov_len = k->len - k->off;
+            size_t rest = k->len - k->off;
+            iov[n].iov_base = k->p ? (void *)(k->p + k->off) : (void *)zeros;
+            iov[n].iov_len = k->p ? rest : PP_MIN(rest, sizeof zeros);
             total += iov[n].iov_len;
-            n++;
+            if (iov[n++].iov_len < rest)
+                break; /* the rest of these zeros first, next round */
         }
         pp_tr_status want = PP_TR_WANT_WRITE;
         ssize_t w = c->tr.ops->writev(c->tr.ctx, c->wio.fd, iov, n, &want);

@@ -93,6 +93,13 @@ int pp_conn_send_ref(pp_conn *c, uint8_t type, uint16_t flags, uint64_t id, cons
                      size_t hlen, const void *body, size_t blen, void (*release)(void *),
                      void *rel_arg);
 
+/* The bodies queued by pp_conn_send_ref() and not yet written are no
+ * longer needed: each is released now, and the peer gets as many zero
+ * bytes in its place (the frames keep their length).  For frames the peer
+ * is known to ignore (a worker's jobs taken back: pp_pool.c), whose owners
+ * may free them at once. */
+void pp_conn_zero_refs(pp_conn *c);
+
 /* Writes what is queued, as far as the transport takes it; the rest goes
  * when the fd it waits for is ready.  Before the handshake is done, writes
  * nothing and returns 0.  0, or -1 when the connection failed or was

@@ -1067,6 +1067,11 @@ static void take_back(worker *w)
     w->inflight -= nback;
     p->inflight -= (size_t)nback;
     w->revoked_hi = last;
+    /* Their owners may free the jobs now, while the frames of some may not
+     * all be written yet (the worker reads none while it runs the long
+     * one); it will answer them revoked unread, so zeros do as well. */
+    if (nback && w->conn)
+        pp_conn_zero_refs(w->conn);
     if (nback)
         pp_log(p->log, PP_LOG_DEBUG, "took %d job(s) back from worker %d (its job runs long)",
                nback, (int)w->proc.pid);

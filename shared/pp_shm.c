@@ -41,9 +41,32 @@ pp_shm_cache *pp_shm_cache_new(size_t keep_bytes)
     return c;
 }
 
+static size_t page_size(void)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (size_t)page : 4096;
+}
+
+static size_t page_up(size_t n)
+{
+    size_t pg = page_size();
+    return (n + pg - 1) / pg * pg;
+}
+
+/* Room for a mapping of `size` bytes and, after it, the page of zeros that
+ * guards it: whatever a worker writes into a buffer (the NUL the library
+ * keeps after a result too), a C string read from inside one ends within
+ * it or on that page, never past it.  MAP_FAILED, or the area (read-only
+ * zeros until the buffer is mapped over its start). */
+static uint8_t *guarded_area(size_t size)
+{
+    return mmap(NULL, page_up(size) + page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                0);
+}
+
 static void destroy(pp_shm *b)
 {
-    munmap(b->base, b->cap);
+    munmap(b->base, page_up(b->cap) + page_size()); /* and its guard */
     if (b->fd >= 0)
         close(b->fd);
     free(b);
@@ -107,9 +130,14 @@ static pp_shm *create(size_t cap, uint64_t owner, char *err)
         free(b);
         return NULL;
     }
-    b->base = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_SHARED, b->fd, 0);
+    uint8_t *area = guarded_area(cap);
+    b->base = area == MAP_FAILED ? MAP_FAILED
+                                 : mmap(area, cap, PROT_READ | PROT_WRITE,
+                                        MAP_SHARED | MAP_FIXED, b->fd, 0);
     if (b->base == MAP_FAILED) {
         pp_seterr(err, "cannot map a shared buffer of %zu bytes: %s", cap, strerror(errno));
+        if (area != MAP_FAILED)
+            munmap(area, page_up(cap) + page_size());
         close(b->fd);
         free(b);
         return NULL;
@@ -117,7 +145,7 @@ static pp_shm *create(size_t cap, uint64_t owner, char *err)
     int seals = owner ? F_SEAL_SHRINK : F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
     if (fcntl(b->fd, F_ADD_SEALS, seals) != 0) {
         pp_seterr(err, "cannot seal a shared buffer: %s", strerror(errno));
-        munmap(b->base, cap);
+        munmap(b->base, page_up(cap) + page_size());
         close(b->fd);
         free(b);
         return NULL;
@@ -138,8 +166,7 @@ uint64_t pp_shm_owner_new(pp_shm_cache *c)
 
 pp_shm *pp_shm_get(pp_shm_cache *c, size_t len, uint64_t owner, char *err)
 {
-    long page = sysconf(_SC_PAGESIZE);
-    size_t pg = page > 0 ? (size_t)page : 4096;
+    size_t pg = page_size();
     if (len > SIZE_MAX / 2) {
         pp_seterr(err, "a shared buffer of %zu bytes is too large", len);
         return NULL;
@@ -298,9 +325,17 @@ int pp_shm_remap(pp_shm *b, size_t size)
         return size == b->cap ? 0 : -1;
     if (fstat(b->fd, &st) != 0 || st.st_size < 0 || (size_t)st.st_size < size)
         return -1;
-    void *p = mremap(b->base, b->cap, size, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED)
+    /* Moved into a new guarded area: the old guard sits where it would grow. */
+    uint8_t *area = guarded_area(size);
+    void *p = area == MAP_FAILED ? MAP_FAILED
+                                 : mremap(b->base, page_up(b->cap), page_up(size),
+                                          MREMAP_MAYMOVE | MREMAP_FIXED, area);
+    if (p == MAP_FAILED) {
+        if (area != MAP_FAILED)
+            munmap(area, page_up(size) + page_size());
         return -1;
+    }
+    munmap(b->base + page_up(b->cap), page_size()); /* the old guard */
     pthread_mutex_lock(&b->cache->mu);
     b->cache->total_bytes += size - b->cap;
     pthread_mutex_unlock(&b->cache->mu);

@@ -31,7 +31,9 @@
 typedef struct pp_shm_cache pp_shm_cache;
 
 typedef struct pp_shm {
-    uint8_t *base;          /* the whole file, mapped read-write */
+    uint8_t *base;          /* the whole file, mapped read-write, then a
+                               read-only page of zeros (a C string read
+                               from inside ends there at the latest) */
     size_t cap;             /* bytes mapped: the file's size */
     int fd;                 /* -1 once settled (pp_shm_settle) */
     uint64_t id;            /* unique in its cache, never 0 */

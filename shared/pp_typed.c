@@ -281,9 +281,11 @@ static int check_tag(uint8_t tag, size_t pos, char want, const char *who)
 }
 
 /* Reads the value at p (left bytes) into *it: value number `pos`, expected
- * to be `want` (0: any letter).  With `check`, verifies everything; without,
- * trusts an earlier checked pass.  Returns the bytes it takes (at least 1),
- * or 0 with the message set. */
+ * to be `want` (0: any letter).  With `check`, verifies everything; without
+ * (a checked pass came first), not the tag nor a string's terminator nor a
+ * long's range, but still every length against `left`: the data may have
+ * changed since.  Returns the bytes it takes (at least 1), or 0 (with the
+ * message set when checking). */
 static size_t scan_value(const uint8_t *p, size_t left, size_t pos, char want,
                          const char *who, item *it, int check)
 {
@@ -359,7 +361,7 @@ static size_t scan_value(const uint8_t *p, size_t left, size_t pos, char want,
 #endif
         return 5 + (size_t)it->n * 8;
     default:
-        return 0; /* check is off only after a checked pass */
+        return 0; /* refused by the checked pass: the data changed since */
     }
 truncated:
     pp_set_error("%s: value %zu ('%c') is truncated", who, pos, tag);
@@ -437,10 +439,52 @@ static void store_value(const item *it, const pp_out *o)
     }
 }
 
+#define CHANGED_TEXT "%s: the data changed while it was read (memory another process writes?)"
+
+/* Pass 2 of unpack_outs() over its checked data: each array output
+ * allocated and filled from one reading of its count, and its count
+ * stored.  0, or -1 with the message set and the arrays allocated so far
+ * freed. */
+static int unpack_arrays(const uint8_t *p, size_t left, const pp_out *o, size_t n,
+                         const char *who)
+{
+    item it;
+    for (size_t i = 0; i < n; i++) {
+        size_t used = scan_value(p, left, i, o[i].type, who, &it, 0);
+        if (!used || it.tag != o[i].type) {
+            free_arrays(o, i);
+            pp_set_error(CHANGED_TEXT, who);
+            return -1;
+        }
+        p += used;
+        left -= used;
+        if (!is_array(o[i].type))
+            continue;
+        void *a = NULL;
+        if (it.n && (o[i].type == 'L' ? (void *)o[i].to.L : (void *)o[i].to.D)) {
+            a = pp_malloc_big((size_t)it.n *
+                              (o[i].type == 'L' ? sizeof(long) : sizeof(double)));
+            if (!a) {
+                free_arrays(o, i);
+                pp_set_error("%s: out of memory for the %lu elements of value %zu", who,
+                             (unsigned long)it.n, i);
+                return -1;
+            }
+        }
+        if (o[i].type == 'L' && o[i].to.L)
+            *o[i].to.L = a;
+        else if (o[i].type == 'D' && o[i].to.D)
+            *o[i].to.D = a;
+        store_value(&it, &o[i]);
+    }
+    return 0;
+}
+
 /* The decoder of every unpack form: `len` bytes at `data` into the n
  * outputs.  `fmt` (may be NULL) only words a message.  Returns 0, or -1
  * with the message set, every array output NULL/0 and nothing else
- * stored. */
+ * stored (but when the data changed while it was read: then some other
+ * outputs may be). */
 static int unpack_outs(const void *data, size_t len, const pp_out *o, size_t n, const char *who,
                        const char *fmt)
 {
@@ -475,39 +519,27 @@ static int unpack_outs(const void *data, size_t len, const pp_out *o, size_t n, 
             pp_set_error("%s: %zu bytes left after the %zu values", who, left, n);
         goto fail;
     }
-    /* Pass 2: the arrays, so that running out of memory stores nothing. */
-    p = data;
-    left = len;
-    for (size_t i = 0; arrays && i < n; i++) {
-        size_t used = scan_value(p, left, i, o[i].type, who, &it, 0);
-        p += used;
-        left -= used;
-        if (!is_array(o[i].type) || !(o[i].type == 'L' ? (void *)o[i].to.L : (void *)o[i].to.D))
-            continue;
-        void *a = NULL;
-        if (it.n) {
-            a = pp_malloc_big((size_t)it.n *
-                              (o[i].type == 'L' ? sizeof(long) : sizeof(double)));
-            if (!a) {
-                free_arrays(o, i);
-                pp_set_error("%s: out of memory for the %lu elements of value %zu", who,
-                             (unsigned long)it.n, i);
-                goto fail;
-            }
-        }
-        if (o[i].type == 'L')
-            *o[i].to.L = a;
-        else
-            *o[i].to.D = a;
-    }
-    /* Pass 3: store. */
+    /* Pass 2: the arrays (so that running out of memory stores nothing
+     * else).  Passes 2 and 3 read the data again: it may lie in memory
+     * another process writes (a result in shared memory, its task's thread
+     * still running), so what they read is checked again where it decides
+     * sizes, never trusted from pass 1. */
+    if (arrays && unpack_arrays(data, len, o, n, who) != 0)
+        goto fail;
+    /* Pass 3: the other values. */
     p = data;
     left = len;
     for (size_t i = 0; i < n; i++) {
         size_t used = scan_value(p, left, i, o[i].type, who, &it, 0);
+        if (!used || it.tag != o[i].type) {
+            free_arrays(o, n);
+            pp_set_error(CHANGED_TEXT, who);
+            goto fail;
+        }
         p += used;
         left -= used;
-        store_value(&it, &o[i]);
+        if (!is_array(o[i].type))
+            store_value(&it, &o[i]);
     }
     return 0;
 fail:

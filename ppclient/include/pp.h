@@ -641,7 +641,10 @@ PP_API int pp_buf_printf(pp_buf *b, const char *fmt, ...) PP_API_PRINTF(2, 3);
  * terminator against the data before it stores anything; bytes that do
  * not hold the values asked for are an error with a message.  On failure
  * nothing is stored, except that the array outputs are set to NULL and 0:
- * everything allocated is freed, nothing is left to free.
+ * everything allocated is freed, nothing is left to free.  Data that
+ * changes while it is read (a result in shared memory that a thread of its
+ * task still writes) never makes it read or write out of bounds: it is
+ * an error then, and other outputs may have been stored.
  *
  * What the format functions cannot check: the C types of the arguments
  * passed through `...`.  Nothing (not -Wall -Wextra) warns when they do not

@@ -305,3 +305,127 @@ int pl_hostile_raw(const void *arg, size_t len, pp_buf *out)
     a.pidfile[sizeof a.pidfile - 1] = 0;
     return hostile_run((long)a.n, (long)a.seed, (long)a.mode, a.pidfile, out);
 }
+
+typedef struct flipper {
+    volatile uint8_t *count; /* the low byte of the array's count */
+    double end;
+} flipper;
+
+static void *flip_thread(void *arg)
+{
+    flipper *f = arg;
+    while (mono_s() < f->end)
+        for (int i = 0; i < 4096; i++)
+            *f->count = (uint8_t)(i & 1 ? PL_FLIP_COUNT + 2 : PL_FLIP_COUNT);
+    *f->count = PL_FLIP_COUNT;
+    free(f);
+    return NULL;
+}
+
+/* Whether p lies in a writable memfd mapping of the process (a result
+ * buffer the pool offered). */
+static int in_memfd(const void *p)
+{
+    FILE *fp = fopen("/proc/self/maps", "r");
+    char line[512];
+    int in = 0;
+    while (fp && !in && fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi;
+        char perms[8];
+        in = strstr(line, "/memfd:") && sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+             perms[1] == 'w' && (uintptr_t)p >= lo && (uintptr_t)p < hi;
+    }
+    if (fp)
+        fclose(fp);
+    return in;
+}
+
+int pl_flip(const void *arg, size_t len, pp_buf *out)
+{
+    long ms;
+    if (pp_unpack(arg, len, "l", &ms) != 0)
+        return pp_buf_printf(out, "pl_flip: %s", pp_last_error()), 1;
+    long longs[PL_FLIP_COUNT];
+    for (int i = 0; i < PL_FLIP_COUNT; i++)
+        longs[i] = i + 1;
+    uint8_t *blob = malloc(PL_FLIP_BLOB);
+    if (!blob)
+        return pp_buf_printf(out, "pl_flip: out of memory"), 1;
+    memset(blob, 0x7f, PL_FLIP_BLOB);
+    int rc = pp_pack(out, "Lb", longs, (size_t)PL_FLIP_COUNT, blob, (size_t)PL_FLIP_BLOB);
+    free(blob);
+    if (rc != 0 || ms <= 0)
+        return rc != 0;
+    /* What lies behind a pp_buf: its data pointer first.  The count is a
+     * big-endian u32 after the tag 'L'. */
+    uint8_t *data = *(uint8_t **)out;
+    if (!in_memfd(data)) /* a heap result: freed once sent, not ours to flip */
+        return pp_buf_printf(out, "pl_flip: the result is not in shared memory"), 1;
+    flipper *f = malloc(sizeof *f);
+    if (!f)
+        return pp_buf_printf(out, "pl_flip: out of memory"), 1;
+    f->count = data + 4;
+    f->end = mono_s() + (double)ms / 1000;
+    pthread_t th;
+    if (pthread_create(&th, NULL, flip_thread, f) != 0) {
+        free(f);
+        return pp_buf_printf(out, "pl_flip: no thread"), 1;
+    }
+    pthread_detach(th);
+    return 0;
+}
+
+typedef struct filler {
+    uint8_t *from, *to; /* the memfd mapping the result lies in, from it on */
+    double end;
+} filler;
+
+static void *fill_thread(void *arg)
+{
+    filler *f = arg;
+    while (mono_s() < f->end) {
+        memset(f->from, 'a', (size_t)(f->to - f->from));
+        nap_ms(1);
+    }
+    free(f);
+    return NULL;
+}
+
+int pl_unterminated(const void *arg, size_t len, pp_buf *out)
+{
+    long ms;
+    if (pp_unpack(arg, len, "l", &ms) != 0)
+        return pp_buf_printf(out, "pl_unterminated: %s", pp_last_error()), 1;
+    uint8_t *text = malloc(PL_UNTERMINATED_LEN);
+    if (!text)
+        return pp_buf_printf(out, "pl_unterminated: out of memory"), 1;
+    memset(text, 'a', PL_UNTERMINATED_LEN);
+    int rc = pp_buf_append(out, text, PL_UNTERMINATED_LEN);
+    free(text);
+    if (rc != 0 || ms <= 0)
+        return rc != 0;
+    uint8_t *data = *(uint8_t **)out; /* what lies behind a pp_buf: its data first */
+    FILE *fp = fopen("/proc/self/maps", "r");
+    char line[512];
+    unsigned long lo = 0, hi = 0;
+    char perms[8];
+    int found = 0;
+    while (fp && !found && fgets(line, sizeof line, fp))
+        found = strstr(line, "/memfd:") && sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 &&
+                perms[1] == 'w' && (uintptr_t)data >= lo && (uintptr_t)data < hi;
+    if (fp)
+        fclose(fp);
+    if (!found) /* a heap result: freed once sent, not ours to fill */
+        return pp_buf_printf(out, "pl_unterminated: the result is not in shared memory"), 1;
+    filler *f = malloc(sizeof *f);
+    if (!f)
+        return pp_buf_printf(out, "pl_unterminated: out of memory"), 1;
+    *f = (filler){.from = data, .to = (uint8_t *)hi, .end = mono_s() + (double)ms / 1000};
+    pthread_t th;
+    if (pthread_create(&th, NULL, fill_thread, f) != 0) {
+        free(f);
+        return pp_buf_printf(out, "pl_unterminated: no thread"), 1;
+    }
+    pthread_detach(th);
+    return 0;
+}

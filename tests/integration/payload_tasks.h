@@ -100,5 +100,18 @@ typedef struct pl_hostile_arg {
     char pidfile[488];
 } pl_hostile_arg;
 int pl_hostile_raw(const void *arg, size_t len, pp_buf *out);
+/* "l" ms: the typed result "Lb" (PL_FLIP_COUNT longs 1, 2, ..., then
+ * PL_FLIP_BLOB bytes 0x7f); with ms > 0 a thread then flips the array's
+ * count between PL_FLIP_COUNT and PL_FLIP_COUNT + 2 for ms milliseconds
+ * after the task returned (in the result where it lies: shared memory,
+ * once the task's results are large). */
+#define PL_FLIP_COUNT 4
+#define PL_FLIP_BLOB (96 * 1024)
+int pl_flip(const void *arg, size_t len, pp_buf *out);
+/* "l" ms: PL_UNTERMINATED_LEN bytes 'a'; with ms > 0 a thread then writes
+ * 'a' over the whole shared-memory mapping the result lies in, the NUL
+ * after it included, for ms milliseconds after the task returned. */
+#define PL_UNTERMINATED_LEN (80 * 1024)
+int pl_unterminated(const void *arg, size_t len, pp_buf *out);
 
 #endif

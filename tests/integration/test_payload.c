@@ -14,7 +14,9 @@
  *  - a hostile task that attacks its worker's shared memory from a thread
  *    that outlives it (writes into every memfd mapping, shrinks or grows
  *    every memfd): the client and the node never crash, results are right
- *    or clearly failed, jobs on other workers unaffected.
+ *    or clearly failed, jobs on other workers unaffected; a thread that
+ *    changes a typed result while the program unpacks it, or overwrites
+ *    the NUL after a text result: no read or write out of bounds.
  * The zero-copy API (pp_shm_alloc & co.) has its suite in test_shm_api.c.
  *
  * Every wait is bounded.  A per-test teardown frees the clients and stops
@@ -23,6 +25,7 @@
 #include <CUnit/CUnit.h>
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -479,7 +482,8 @@ static void deaths(pp_server *s, pid_t server_pid, const int *hows, int nhows)
     fprintf(stderr, "[client fds %ld -> %ld, maps %ld -> %ld; node fds %ld -> %ld] ", fds0, fds1,
             maps0, maps1, sfds0, sfds1);
     CU_ASSERT(fds1 <= fds0 + DEATH_SLACK);
-    CU_ASSERT(maps1 <= maps0 + DEATH_SLACK);
+    /* A buffer is two mappings: its memfd, and the page of zeros after it. */
+    CU_ASSERT(maps1 <= maps0 + 2 * DEATH_SLACK);
     CU_ASSERT(sfds1 <= sfds0 + DEATH_SLACK);
 }
 
@@ -823,6 +827,111 @@ static void test_hostile_node(void)
     CU_ASSERT_EQUAL(ni[1].frame_errors, 0);
 }
 
+/* A typed result read where its worker wrote it, while a thread the task
+ * left flips an array's count there: pp_job_unpack() may fail (the data
+ * changed) or give the values, but never an array shorter than the count
+ * it gives.  It used to allocate by the count read once and fill by the
+ * count read again: a heap overflow in the program, of the task's bytes. */
+static void test_typed_flip(void)
+{
+    pp_server *s = pl_client(PL_LOCAL, 1);
+    long ms = 1500;
+    pp_job *first = pp_submitf(s, pl_flip, NULL, "l", 0L); /* its results are large */
+    CU_ASSERT_FATAL(first && pp_job_wait_for(first, 60) == PP_DONE);
+    pp_job_free(first);
+    pp_job *j = pp_submitf(s, pl_flip, NULL, "l", ms);
+    CU_ASSERT_FATAL(j && pp_job_wait_for(j, 60) == PP_DONE);
+    size_t rlen = 0;
+    const uint8_t *r = pp_job_result(j, &rlen);
+    int right = 0, refused = 0, short_array = 0, other = 0;
+    double stop = now_s() + (double)ms / 1000 - 0.2;
+    for (int k = 0; k < 1000000 && now_s() < stop; k++) {
+        long *longs = NULL;
+        size_t n = 0, bn = 0;
+        const uint8_t *b = NULL;
+        if (pp_job_unpack(j, "Lb", &longs, &n, &b, &bn) != 0) {
+            refused++;
+            continue;
+        }
+        if (!longs || malloc_usable_size(longs) < n * sizeof *longs)
+            short_array++;
+        else if (n == PL_FLIP_COUNT && longs[0] == 1 && bn == PL_FLIP_BLOB && b > r &&
+                 b + bn <= r + rlen)
+            right++;
+        else
+            other++; /* the task's bytes as they were then: its own result */
+        free(longs);
+    }
+    fprintf(stderr, "[%d unpacked right, %d refused, %d read as changed, %d too short] ",
+            right, refused, other, short_array);
+    CU_ASSERT_EQUAL(short_array, 0);
+    CU_ASSERT(right > 0);
+    pp_job_free(j);
+}
+
+/* The end of the mapping of this process that p lies in, or 0. */
+static uintptr_t mapping_end(const void *p)
+{
+    FILE *fp = fopen("/proc/self/maps", "r");
+    char line[512];
+    uintptr_t end = 0;
+    while (fp && !end && fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && (uintptr_t)p >= lo && (uintptr_t)p < hi)
+            end = hi;
+    }
+    if (fp)
+        fclose(fp);
+    return end;
+}
+
+/* Whether a read-only page of anonymous memory (zeros) begins at addr. */
+static int zeros_at(uintptr_t addr)
+{
+    FILE *fp = fopen("/proc/self/maps", "r");
+    char line[512];
+    int found = 0;
+    while (fp && !found && fgets(line, sizeof line, fp)) {
+        unsigned long lo, hi, inode;
+        char perms[8];
+        int at = 0;
+        found = sscanf(line, "%lx-%lx %7s %*s %*s %lu%n", &lo, &hi, perms, &inode, &at) == 4 &&
+                lo == addr && strcmp(perms, "r--p") == 0 && inode == 0 &&
+                strspn(line + at, " \n") == strlen(line + at);
+    }
+    if (fp)
+        fclose(fp);
+    return found && *(const volatile char *)addr == 0;
+}
+
+/* A text result whose task left a thread writing over the NUL the library
+ * keeps after it, and over the rest of its buffer: strlen() on it, as
+ * pp_job_result() allows, must end within the program's mapping of the
+ * buffer or on the page of zeros after it.  It used to read on past the
+ * mapping, into whatever lay beyond, or fault. */
+static void test_unterminated(void)
+{
+    pp_server *s = pl_client(PL_LOCAL, 1);
+    pp_job *first = pp_submitf(s, pl_unterminated, NULL, "l", 0L); /* its results are large */
+    CU_ASSERT_FATAL(first && pp_job_wait_for(first, 60) == PP_DONE);
+    pp_job_free(first);
+    pp_job *j = pp_submitf(s, pl_unterminated, NULL, "l", 1000L);
+    CU_ASSERT_FATAL(j && pp_job_wait_for(j, 60) == PP_DONE);
+    size_t len = 0;
+    const char *r = pp_job_result(j, &len);
+    CU_ASSERT_FATAL(r && len == PL_UNTERMINATED_LEN);
+    uintptr_t end = mapping_end(r);
+    CU_ASSERT_FATAL(end > (uintptr_t)r);
+    CU_ASSERT_FATAL(zeros_at(end)); /* else strlen() below may read on, or fault */
+    sleep_s(0.3); /* the thread has written over the NUL by now */
+    size_t n = strlen(r);
+    fprintf(stderr, "[strlen %zu; the result %zu bytes, its mapping %zu] ", n, len,
+            (size_t)(end - (uintptr_t)r));
+    CU_ASSERT(n >= len);
+    CU_ASSERT(n <= (size_t)(end - (uintptr_t)r));
+    pp_job_free(j);
+}
+
 static void remove_tmpdir(void)
 {
     if (pl_tmpdir[0] && rm_tree(pl_tmpdir) != 0)
@@ -856,6 +965,8 @@ int pp_register_suites(void)
     static const pp_test hostile[] = {
         {"a task attacking its shared memory, locally", test_hostile_local},
         {"the same on a node", test_hostile_node},
+        {"a task changing its typed result while it is unpacked", test_typed_flip},
+        {"a task overwriting the NUL after its text result", test_unterminated},
         {NULL, NULL}};
     if (pl_add_suite("sizes", sizes) || pl_add_suite("deaths mid-write", deaths_t) ||
         pl_add_suite("many big jobs", steady) || pl_add_suite("hostile task", hostile))

@@ -1240,6 +1240,47 @@ static void test_send_ref_freed(void)
     send_ref_freed(PIPES);
 }
 
+/* Bodies queued by reference, one partly written, given up with
+ * pp_conn_zero_refs(): released at once, each once, and the frames still
+ * arrive whole (zeros for what was not written), the frame after them
+ * intact. */
+static void zero_refs(int kind)
+{
+    world w;
+    side a, b;
+    open_pair(&w, &a, &b, kind);
+    const size_t blen = 4 * MIB; /* more than either kind's kernel buffer */
+    uint8_t *big = pattern(40, blen), *body = pattern(41, 10000), *small = pattern(42, 100);
+    int rel1 = 0, rel2 = 0;
+    CU_ASSERT_EQUAL(pp_conn_send_ref(a.c, 3, 0, 40, NULL, 0, big, blen, count_release, &rel1),
+                    0);
+    CU_ASSERT_EQUAL(pp_conn_send_ref(a.c, 3, 0, 41, NULL, 0, body, 10000, count_release, &rel2),
+                    0);
+    CU_ASSERT_EQUAL(pp_conn_send(a.c, 3, 0, 42, small, 100), 0);
+    CU_ASSERT_EQUAL(pp_conn_flush(a.c), 0);
+    CU_ASSERT(pp_conn_outbytes(a.c) > 0); /* partly written */
+    pp_conn_zero_refs(a.c);
+    CU_ASSERT_EQUAL(rel1, 1);
+    CU_ASSERT_EQUAL(rel2, 1);
+    free(big); /* the caller's again: no longer read (the sanitizers would see) */
+    free(body);
+    pump_until(&w, &b.nframes, 3, 20.0);
+    CU_ASSERT_EQUAL_FATAL(b.nframes, 3);
+    CU_ASSERT(b.frames[0].id == 40 && b.frames[0].len == blen && !b.frames[0].ok);
+    CU_ASSERT(b.frames[1].id == 41 && b.frames[1].len == 10000 && !b.frames[1].ok);
+    CU_ASSERT(b.frames[2].id == 42 && b.frames[2].len == 100 && b.frames[2].ok);
+    world_end(&w);
+    CU_ASSERT_EQUAL(rel1, 1);
+    CU_ASSERT_EQUAL(rel2, 1);
+    free(small);
+}
+
+static void test_zero_refs(void)
+{
+    zero_refs(SOCK);
+    zero_refs(PIPES);
+}
+
 /* A body of at most 4096 bytes is copied: released at once, once. */
 static void send_ref_small(int kind)
 {
@@ -2603,6 +2644,7 @@ static const pp_test frames[] = {
     {"send_ref: released once after the write", test_send_ref_released},
     {"send_ref: released once when freed queued", test_send_ref_freed},
     {"send_ref: small body copied, released at once", test_send_ref_small},
+    {"zero_refs: queued bodies released at once, zeros sent in their place", test_zero_refs},
     {"small frames batched in one writev, in order", test_batched},
     {"3000 frames, in order", test_many_frames},
     {"5 MiB frames between two conns", test_big_frame},

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1491,6 +1492,71 @@ static void test_shm_timeout(void)
     teardown(&c);
 }
 
+static int not_first(pp_pool_job *j, void *arg)
+{
+    (void)arg;
+    return ((tjob *)j)->idx != 0;
+}
+
+/* Jobs handed back are the owner's again, at once: it may free their
+ * arguments (a cancelled job is freed by its program, one taken back runs
+ * elsewhere and is freed when done).  Here the frames of the jobs queued
+ * behind a long one have not all reached the worker's pipe (more than it
+ * holds) when they are cancelled, and their arguments are unmapped right
+ * after: the pool must not read them any more.  It used to write the rest
+ * of those frames from the unmapped pages once the long job let the
+ * worker read on ("write failed: Bad address"): the worker was killed
+ * (had the argument been freed instead, the pool read freed memory and
+ * passed it to the worker). */
+static void test_handed_back_not_read(void)
+{
+    ctx c;
+    if (setup(&c, 1) != 0) {
+        CU_FAIL("set-up failed");
+        teardown(&c);
+        return;
+    }
+    REQUIRE(&c, wait_ready(&c, 1, WAIT));
+    uint32_t echo = task_id(&c, "t_echo"), sleep = task_id(&c, "t_sleep");
+    warm_up(&c, echo); /* tiny jobs: several in flight per worker from now on */
+    pp_pool_worker_info before, now;
+    REQUIRE(&c, pp_pool_workers(c.pool, &before, 1) == 1);
+    enum { N = 6, LEN = 900 * 1024 }; /* two of them are more than a pipe holds (1 MiB) */
+    tjob jobs[N + 1];
+    job_sleep(&jobs[0], 0, sleep, 400, 0);
+    REQUIRE(&c, pp_pool_submit(c.pool, &jobs[0].pj) == 0);
+    int sent = 0;
+    for (int i = 1; i <= N; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].idx = i;
+        void *m = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        REQUIRE(&c, m != MAP_FAILED);
+        memset(m, 'a' + i, LEN);
+        jobs[i].pj = (pp_pool_job){.arg = m, .len = LEN, .task = echo};
+        sent += pp_pool_submit(c.pool, &jobs[i].pj) == 0;
+    }
+    REQUIRE(&c, sent >= 2); /* the depth the tiny jobs gave */
+    run_for(&c, 0.1); /* the long job runs; the pipe fills behind it */
+    pp_pool_cancel_if(c.pool, not_first, NULL);
+    CU_ASSERT_EQUAL(c.nrequeue, sent);
+    for (int i = 1; i <= N; i++)
+        munmap((void *)jobs[i].pj.arg, LEN); /* the owner's again: gone */
+    CU_ASSERT(wait_ended(&c, sent + 1, WAIT));
+    CU_ASSERT_EQUAL(jobs[0].status, PP_DONE);
+    if (jobs[0].status != PP_DONE)
+        fprintf(stderr, "\n    the long job: %s: %.*s\n", pp_strerror(jobs[0].status),
+                (int)jobs[0].dlen, jobs[0].data ? jobs[0].data : "");
+    /* The worker lives on and runs the next job. */
+    tjob after;
+    job_text(&after, 0, echo, 0);
+    CU_ASSERT_EQUAL(run_jobs(&c, &after, 1, WAIT), 0);
+    CU_ASSERT(result_is_arg(&after));
+    CU_ASSERT(pp_pool_workers(c.pool, &now, 1) == 1 && now.pid == before.pid);
+    job_free(&after);
+    job_free(&jobs[0]);
+    teardown(&c);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test tests[] = {
@@ -1515,6 +1581,8 @@ int pp_register_suites(void)
         {"large arguments in shared buffers, more than a worker has slots", test_shm_args},
         {"large results: offered buffers, grown past the offer, the pipe again", test_shm_results},
         {"a timeout after a large result was written leaves nothing behind", test_shm_timeout},
+        {"jobs handed back are not read any more (their frames cut short)",
+         test_handed_back_not_read},
         {NULL, NULL},
     };
     return pp_add_suite("pp_pool", NULL, NULL, tests);
