@@ -182,6 +182,8 @@ int status_collect(server *srv, node_status *out)
 
 /* ---- the reply's text ---- */
 
+static int put(pp_buf *b, const char *fmt, ...) PP_PRINTF(2, 3);
+
 static int put(pp_buf *b, const char *fmt, ...)
 {
     va_list ap;

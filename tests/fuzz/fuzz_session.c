@@ -8,11 +8,16 @@
  * input's first byte: bit 1 clear = a --no-tls node, the rest as bytes on
  * the socket; bit 1 set = a TLS node: bit 2 set = the rest raw on the
  * socket, clear = a TLS handshake first and the rest sent through it.
- * Bit 0 set = the inner handshake first (a correct one).  Then EOF.
+ * Bit 0 set = the inner handshake first (a correct one).  Bit 3 set = the
+ * first PP_WIRE_HDR + HEAD_IN bytes of the rest are a frame's header and
+ * the start of its body, which the harness completes with zeros up to the
+ * length the header gives (when within the node's limit): e.g. a JOB above
+ * PP_WIRE_BIG, received into a shared buffer, that no input could hold.
+ * Then EOF.
  *
  * One node of each kind for the whole run (as a long-running ppserver sees
  * one client after another): no workers, a private module cache, no auth
- * delay. */
+ * delay, budgets of a few MiB. */
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -67,7 +72,10 @@ static void setup(void)
                           .log_level = level, .max_frame_mib = 1, .handshake_timeout = 10,
                           .heartbeat = 1, .dead_after = 10, .max_connections = 256,
                           .max_unauth = 64, .max_per_address = 64, .auth_delay = 0,
-                          .max_queue = 64, .max_output_mib = 4, .no_tls = 1};
+                          .max_queue = 64, .max_output_mib = 4, .no_tls = 1,
+                          /* small budgets: a few compressed jobs declaring
+                           * 1 MiB fill them (the backlog, session_admit) */
+                          .session_budget_mib = 2, .server_budget_mib = 3};
     tls_cfg = plain_cfg;
     tls_cfg.no_tls = 0;
     setenv("PP_WORKER", "/bin/true", 0); /* never started: no workers */
@@ -190,6 +198,28 @@ static void authenticate(end *e)
     pp_hs_wipe(&hs);
 }
 
+#define HEAD_IN 64 /* a large frame's body bytes that come from the input */
+
+/* The bytes to send: the input's, with a large frame's body completed
+ * (bit 3 of the first byte).  *out: data, or a malloc'd copy to free. */
+static size_t expand_input(const uint8_t *data, size_t size, uint32_t limit, uint8_t **out)
+{
+    *out = (uint8_t *)data;
+    size_t k = PP_WIRE_HDR + HEAD_IN;
+    if (!(data[0] & 8) || size < 1 + k)
+        return size;
+    uint32_t len = pp_load32(data + 1 + 16);
+    size_t pad = len > HEAD_IN && len <= limit ? len - HEAD_IN : 0;
+    uint8_t *b = malloc(size + pad);
+    if (!b)
+        return size;
+    memcpy(b, data, 1 + k);
+    memset(b + 1 + k, 0, pad);
+    memcpy(b + 1 + k + pad, data + 1 + k, size - 1 - k);
+    *out = b;
+    return size + pad;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!plain_srv.loop)
@@ -214,10 +244,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         authenticate(&e);
     /* The client's bytes; the node may stop reading (backpressure): then
      * they stop too. */
+    uint8_t *in;
+    size_t n = expand_input(data, size, e.srv->max_frame + 1024u, &in);
     size_t off = 1;
-    for (int i = 0; off < size && i < 1000; i++) {
-        ssize_t k = raw || !tls ? write(e.fd, data + off, size - off)
-                                : end_write(&e, data + off, size - off);
+    for (int i = 0; off < n && i < 1000; i++) {
+        ssize_t k = raw || !tls ? write(e.fd, in + off, n - off) : end_write(&e, in + off, n - off);
         if (k > 0)
             off += (size_t)k;
         else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
@@ -241,5 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         session_free(e.srv->sessions);
     pp_loop_run_once(e.srv->loop, 0); /* deferred frees */
     pp_wire_reader_free(&e.rd);
+    if (in != data)
+        free(in);
     return 0;
 }
