@@ -320,11 +320,7 @@ static void test_bad_worker_path(void)
 static void test_start_and_echo(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     CU_ASSERT_EQUAL(pp_pool_target(c.pool), 2);
     CU_ASSERT(wait_ready(&c, 2, WAIT));
     CU_ASSERT_EQUAL(pp_pool_ready(c.pool), 2);
@@ -398,11 +394,7 @@ static void warm_up(ctx *c, uint32_t echo)
 static void test_room_and_depth(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t echo = task_id(&c, "t_echo");
     CU_ASSERT(pp_pool_has_room(c.pool));
@@ -474,11 +466,7 @@ static void test_room_and_depth(void)
 static void test_crash_requeues(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t echo = task_id(&c, "t_echo"), segv = task_id(&c, "t_segv");
     warm_up(&c, echo);
@@ -546,11 +534,7 @@ static void test_crash_requeues(void)
 static void test_timeout(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t spin = task_id(&c, "t_spin"), echo = task_id(&c, "t_echo");
     tjob j, e;
@@ -581,11 +565,7 @@ static void test_timeout(void)
 static void test_timeout_pipelined(void)
 {
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo"), sleep = task_id(&c, "t_sleep");
     uint32_t spin = task_id(&c, "t_spin");
@@ -631,11 +611,7 @@ static void test_timeout_pipelined(void)
 static void test_requeue_order(void)
 {
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo"), segv = task_id(&c, "t_segv");
     uint32_t sleep = task_id(&c, "t_sleep");
@@ -683,11 +659,7 @@ static void test_requeue_order(void)
 static void test_resize(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     CU_ASSERT_EQUAL(pp_pool_resize(c.pool, -1), -1);
     CU_ASSERT_EQUAL(pp_pool_target(c.pool), 2);
@@ -745,11 +717,7 @@ static void test_resize(void)
 static void test_eload(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t nosym = task_id(&c, "no_such_task");
     uint32_t nomod = 0;
@@ -785,11 +753,7 @@ static void test_eload(void)
 static void test_free_in_flight(void)
 {
     ctx c;
-    if (setup(&c, 2) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 2) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t sleep = task_id(&c, "t_sleep");
     enum { N = 8 };
@@ -1010,11 +974,7 @@ static void test_worker_exits(void)
 static void test_frame_limits(void)
 {
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo"), pattern = task_id(&c, "t_pattern");
     tjob jobs[3];
@@ -1093,11 +1053,7 @@ static int batch_is(const tjob *t, int n, const int *status, const char *const *
 static void test_batch(void)
 {
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t item = task_id(&c, "t_item"), echo = task_id(&c, "t_echo");
     enum { N = 6 };
@@ -1191,11 +1147,7 @@ static void test_batch_cost(void)
     dlclose(mod);
 
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo");
     pp_buf b;
@@ -1245,11 +1197,7 @@ static void test_batch_cost(void)
 static void test_max_jobs_per_worker(void)
 {
     ctx c;
-    if (setup_opts(&c, 1, 3) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup_opts(&c, 1, 3) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t pid = task_id(&c, "t_pid");
     enum { N = 10 };
@@ -1295,11 +1243,7 @@ static void test_max_jobs_per_worker(void)
 static void test_max_jobs_pipelined(void)
 {
     ctx c;
-    if (setup_opts(&c, 2, 5) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup_opts(&c, 2, 5) == 0);
     REQUIRE(&c, wait_ready(&c, 2, WAIT));
     uint32_t echo = task_id(&c, "t_echo");
     enum { N = 200 };
@@ -1350,11 +1294,7 @@ static void job_in(tjob *t, int idx, uint32_t task, pp_shm *b, size_t off, size_
 static void test_shm_args(void)
 {
     ctx c;
-    if (setup_shm(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup_shm(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo");
     enum { B = PP_SHM_SLOTS + 4, N = 3 * B, LEN = 70000 };
@@ -1420,11 +1360,7 @@ static void test_shm_args(void)
 static void test_shm_results(void)
 {
     ctx c;
-    if (setup_shm(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup_shm(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t pat = task_id(&c, "t_pattern");
     static const long sizes[] = {100000, 100000, 300000, 900000, 10, 200000};
@@ -1461,11 +1397,7 @@ static void test_shm_results(void)
 static void test_shm_timeout(void)
 {
     ctx c;
-    if (setup_shm(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup_shm(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t spin = task_id(&c, "t_echo_sleep"), echo = task_id(&c, "t_echo");
     char err[PP_ERR_LEN];
@@ -1511,11 +1443,7 @@ static int not_first(pp_pool_job *j, void *arg)
 static void test_handed_back_not_read(void)
 {
     ctx c;
-    if (setup(&c, 1) != 0) {
-        CU_FAIL("set-up failed");
-        teardown(&c);
-        return;
-    }
+    REQUIRE(&c, setup(&c, 1) == 0);
     REQUIRE(&c, wait_ready(&c, 1, WAIT));
     uint32_t echo = task_id(&c, "t_echo"), sleep = task_id(&c, "t_sleep");
     warm_up(&c, echo); /* tiny jobs: several in flight per worker from now on */
