@@ -30,6 +30,7 @@
 #define NODES_FILE_MAX (1 << 20)  /* bytes */
 #define NODES_LINE_MAX 1024
 #define NODES_PER_FILE 4096     /* the list is searched linearly: n*n stays small */
+#define LIST_MAX 4096             /* entries of pp_config.ppservers or $PP_SERVERS, likewise */
 #define ADDRS_MAX 64              /* addresses of one name used, at most */
 #define FILE_POLL 1.0             /* seconds between looks at the nodes files */
 #define RESOLVE_DEFAULT 30.0
@@ -39,28 +40,66 @@
 
 /* ---- names ---- */
 
+/* text as an error message may quote it: at most 60 bytes, each byte no
+ * terminal shows as itself written \xNN (a name from a file or the
+ * environment must not write escape sequences into a log). */
+static void quoted(const char *text, char out[256])
+{
+    size_t o = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c && o < 240; c++) {
+        if (c - (const unsigned char *)text == 60) {
+            o += (size_t)snprintf(out + o, 256 - o, "...");
+            break;
+        }
+        if (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
+            out[o++] = (char)*c;
+        else
+            o += (size_t)snprintf(out + o, 256 - o, "\\x%02x", *c);
+    }
+    out[o] = 0;
+}
+
 /* "host[:port]" as the list shows it: "host:port" or "[v6]:port".  0, or
  * -1 with the reason in err. */
 static int normalize(const char *text, char name[NAME_LEN], char host[256], int *port,
                      char *err)
 {
+    char q[256];
+    quoted(text, q);
     /* Checked first: the parser's message quotes the text, and a long one
      * would push the reason out of err.  The longest is "[255 bytes]:65535". */
     if (strlen(text) > 255 + 8) {
-        pp_seterr(err, "node address \"%.40s...\" longer than %d bytes", text, 255 + 8);
+        pp_seterr(err, "node address \"%s\" longer than %d bytes", q, 255 + 8);
         return -1;
     }
-    if (pp_net_parse_hostport(text, PP_DEFAULT_PORT, host, 256, port, err) != 0)
+    const char *bracket = strchr(text, '[');
+    if (bracket && bracket != text) {
+        pp_seterr(err, "bad node address \"%s\" (host ranges such as node[01-64] are not "
+                       "expanded: list each node, e.g. from scontrol show hostnames)", q);
         return -1;
+    }
+    /* The parser's message quotes the text: only once it is known to be
+     * printable. */
+    int bad = 0;
+    for (const unsigned char *c = (const unsigned char *)text; *c && !bad; c++)
+        bad = *c < 0x20 || *c >= 0x7f;
+    if (bad || pp_net_parse_hostport(text, PP_DEFAULT_PORT, host, 256, port, err) != 0) {
+        if (bad)
+            pp_seterr(err, "bad node address \"%s\" (a host name has only letters, digits, "
+                           "'-', '.' and '_')", q);
+        return -1;
+    }
     /* A line of a nodes file is outside input: blanks or bytes no host
-     * name has would make a node that can never be reached. */
+     * name has would make a node that can never be reached.  ':' and '%'
+     * (a zone) only in an IPv6 address. */
+    int v6 = strchr(host, ':') != NULL;
     for (const unsigned char *c = (const unsigned char *)host; *c; c++)
-        if (!(*c < 0x80 && (isalnum(*c) || strchr("-._:%", *c)))) {
-            pp_seterr(err, "bad node address \"%.80s\" (a host name has only letters, "
-                           "digits, '-', '.' and '_')", text);
+        if (!(isalnum(*c) || strchr("-._", *c) || (v6 && strchr(":%", *c)))) {
+            pp_seterr(err, "bad node address \"%s\" (a host name has only letters, digits, "
+                           "'-', '.' and '_')", q);
             return -1;
         }
-    snprintf(name, NAME_LEN, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, *port);
+    snprintf(name, NAME_LEN, v6 ? "[%s]:%d" : "%s:%d", host, *port);
     return 0;
 }
 
@@ -882,6 +921,27 @@ static int add_locked(pp_server *s, const char *text, unsigned src, char *err)
     return 0;
 }
 
+/* Whether the configured list has more than LIST_MAX entries: each is
+ * checked against those before it, and a list that is outside input must
+ * not take minutes (or all memory) to refuse.  0, or -1 with the reason. */
+static int list_too_long(const pp_config *cfg, char *err)
+{
+    size_t n = 0;
+    const char *env = cfg->ppservers ? NULL : getenv("PP_SERVERS");
+    if (cfg->ppservers)
+        while (cfg->ppservers[n] && n <= LIST_MAX)
+            n++;
+    for (const char *c = env ? strchr(env, ',') : NULL; c && n < LIST_MAX; c = strchr(c + 1, ','))
+        n++; /* entries = commas + 1 */
+    n += env != NULL;
+    if (n <= LIST_MAX)
+        return 0;
+    pp_seterr(err, "%s: more than %d entries (a nodes file, \"@FILE\", holds up to %d "
+                   "nodes; or add them with pp_add_node())",
+              env ? "PP_SERVERS" : "pp_config.ppservers", LIST_MAX, NODES_PER_FILE);
+    return -1;
+}
+
 /* The configured list: pp_config.ppservers, else $PP_SERVERS split at
  * commas.  0, or -1 with the reason in err. */
 int pp_nodes_configure(pp_server *s, const pp_config *cfg, int *remote, char *err)
@@ -896,6 +956,8 @@ int pp_nodes_configure(pp_server *s, const pp_config *cfg, int *remote, char *er
     }
     s->max_idle_nodes = cfg->max_idle_nodes ? cfg->max_idle_nodes : PP_MAX_IDLE_DEFAULT;
     int n = 0, rc = 0;
+    if (list_too_long(cfg, err) != 0)
+        return -1;
     pthread_mutex_lock(&s->mu);
     if (cfg->ppservers) {
         for (; rc == 0 && cfg->ppservers[n]; n++)

@@ -15,6 +15,9 @@
 #include "pp_auth.h"
 #include "pp_common.h"
 
+#define CONF_FILE_MAX (1 << 20) /* bytes of a configuration file */
+#define CONF_LINE_MAX 4094      /* bytes of one of its lines, without the newline */
+
 const pp_conf_opt *pp_conf_find(const pp_conf_opt *t, const char *name)
 {
     for (; t->name; t++)
@@ -84,20 +87,66 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
     return -1;
 }
 
-int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *err)
+/* path opened for reading if it is a regular file.  O_NONBLOCK: a FIFO put
+ * in its place cannot hang the open (it is then refused like a device,
+ * whose endless bytes would never end a read).  The fd with *st filled, or
+ * -1 with errno set (the open failed) or 0 (not a regular file). */
+static int open_regular(const char *path, struct stat *st)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        pp_seterr(err, "%s: %s", path, strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        errno = 0;
         return -1;
     }
-    char line[4096];
+    return fd;
+}
+
+/* The configuration file opened as a stream, checked (see open_regular),
+ * or NULL with the reason in err. */
+static FILE *open_conf(const char *path, char *err)
+{
+    struct stat st;
+    int fd = open_regular(path, &st);
+    FILE *fp = NULL;
+    if (fd < 0 && errno)
+        pp_seterr(err, "%s: %s", path, strerror(errno));
+    else if (fd < 0)
+        pp_seterr(err, "%s: not a regular file", path);
+    else if (st.st_size > CONF_FILE_MAX)
+        pp_seterr(err, "%s: larger than %d bytes", path, CONF_FILE_MAX);
+    else if (!(fp = fdopen(fd, "r")))
+        pp_seterr(err, "%s: %s", path, strerror(errno));
+    if (fd >= 0 && !fp)
+        close(fd);
+    return fp;
+}
+
+int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *err)
+{
+    FILE *fp = open_conf(path, err);
+    if (!fp)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0, total = 0;
+    ssize_t got;
     int lineno = 0, rc = 0;
-    while (fgets(line, sizeof line, fp)) {
+    while ((got = getline(&line, &cap, fp)) > 0) {
         lineno++;
-        size_t n = strlen(line);
-        if (n == sizeof line - 1 && line[n - 1] != '\n') {
+        size_t n = (size_t)got;
+        total += n;
+        if (n - (line[n - 1] == '\n') > CONF_LINE_MAX) {
             pp_seterr(err, "%s:%d: line too long", path, lineno);
+            rc = -1;
+            break;
+        }
+        if (memchr(line, 0, n) || total > CONF_FILE_MAX) {
+            /* A NUL would end the line early: a setting other than the
+             * file's.  More bytes than its size said: it is growing. */
+            pp_seterr(err, "%s:%d: %s", path, lineno,
+                      total > CONF_FILE_MAX ? "the file grows while read" : "a NUL byte");
             rc = -1;
             break;
         }
@@ -138,6 +187,11 @@ int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *e
             break;
         }
     }
+    if (rc == 0 && got < 0 && ferror(fp)) {
+        pp_seterr(err, "%s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    free(line);
     fclose(fp);
     return rc;
 }
@@ -167,50 +221,46 @@ void pp_conf_free(const pp_conf_opt *t, void *base)
     }
 }
 
-/* The checks of a file holding a secret, on its open fd. */
-static int check_private(int fd, const char *what, const char *path, char *err)
+/* A file holding a secret, opened and checked: regular (open_regular), and
+ * neither group nor others may read it.  The fd, or -1 with the reason in
+ * err. */
+static int open_private(const char *path, const char *what, char *err)
 {
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    int fd = open_regular(path, &st);
+    if (fd < 0 && errno) {
+        pp_seterr(err, "cannot open the %s %s: %s", what, path, strerror(errno));
+    } else if (fd < 0) {
         pp_seterr(err, "the %s %s is not a regular file", what, path);
-        return -1;
-    }
-    if (st.st_mode & 077) {
+    } else if (st.st_mode & 077) {
         pp_seterr(err, "the %s %s is readable by others (mode %03o); run: chmod 600 %s", what,
                   path, (unsigned)(st.st_mode & 0777), path);
-        return -1;
+        close(fd);
+        fd = -1;
     }
-    return 0;
+    return fd;
 }
 
 int pp_conf_private(const char *path, char *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        pp_seterr(err, "cannot open %s: %s", path, strerror(errno));
+    int fd = open_private(path, "configuration file, which holds a secret,", err);
+    if (fd < 0)
         return -1;
-    }
-    int rc = check_private(fd, "configuration file, which holds a secret,", path, err);
     close(fd);
-    return rc;
+    return 0;
 }
 
 char *pp_conf_read_secret(const char *path, char *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        pp_seterr(err, "cannot open the secret file %s: %s", path, strerror(errno));
+    int fd = open_private(path, "secret file", err);
+    if (fd < 0)
         return NULL;
-    }
-    if (check_private(fd, "secret file", path, err) != 0) {
-        close(fd);
-        return NULL;
-    }
     char buf[4097];
     ssize_t n = read(fd, buf, sizeof buf);
     close(fd);
     if (n < 0 || n == (ssize_t)sizeof buf) {
         pp_seterr(err, "cannot read the secret file %s (or it exceeds 4 KiB)", path);
+        pp_auth_wipe(buf, sizeof buf);
         return NULL;
     }
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))

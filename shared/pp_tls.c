@@ -3,13 +3,16 @@
 #include "pp_tls.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 
 #include "pp_common.h"
@@ -17,6 +20,7 @@
 #define STAGE 16384              /* small frames are gathered into one record */
 #define READ_BUFFER (256 * 1024) /* records read ahead in one read(2) */
 #define EXPORTER_LABEL "EXPORTER-pp inner proof"
+#define PEM_FILE_MAX (1 << 20)   /* bytes of a certificate, key or CA file */
 
 struct pp_tls {
     SSL_CTX *ctx;
@@ -116,20 +120,140 @@ static int find_psk(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION
 
 /* ---- the configuration ---- */
 
+/* Up to len bytes of fd (fewer at its end).  The count, or -1. */
+static ssize_t read_all(int fd, char *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : (ssize_t)got;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
+}
+
+/* A PEM file's bytes in a memory BIO (secure heap: a key is wiped when it
+ * is freed).  Read here, not by OpenSSL, so that the file is checked
+ * first: a regular file (a FIFO in its place would block the open, a
+ * device never end) of at most PEM_FILE_MAX bytes, that others may not
+ * write (whoever writes a CA file chooses whom we trust) nor, for a key
+ * (`secret`), read.  The group may: Debian's ssl-cert convention.  NULL
+ * with the reason in err. */
+static BIO *pem_file(const char *path, const char *what, int secret, char *err)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        pp_seterr(err, "%s: cannot open the %s: %s", path, what, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    char *buf = NULL;
+    BIO *b = NULL;
+    ssize_t got = -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        pp_seterr(err, "%s: the %s is not a regular file", path, what);
+    else if (st.st_mode & (secret ? S_IROTH | S_IWOTH : S_IWOTH))
+        pp_seterr(err, "%s: others may %s the %s (mode %03o); run: chmod o-rw %s", path,
+                  secret ? "read or write" : "write", what, (unsigned)(st.st_mode & 0777), path);
+    else if (st.st_size > PEM_FILE_MAX)
+        pp_seterr(err, "%s: the %s is larger than %d bytes", path, what, PEM_FILE_MAX);
+    else if (!(buf = malloc((size_t)st.st_size + 1)))
+        pp_seterr(err, "%s: out of memory", path);
+    else if ((got = read_all(fd, buf, (size_t)st.st_size)) < 0)
+        pp_seterr(err, "%s: cannot read the %s: %s", path, what, strerror(errno));
+    else if (!(b = BIO_new(BIO_s_secmem())) || BIO_write(b, buf, (int)got) != (int)got) {
+        pp_seterr(err, "%s: out of memory", path);
+        BIO_free(b);
+        b = NULL;
+    }
+    close(fd);
+    if (buf) {
+        OPENSSL_cleanse(buf, (size_t)st.st_size);
+        free(buf);
+    }
+    return b;
+}
+
+/* The end of a PEM stream read to its last object is "no start line":
+ * no error.  1 when nothing else failed. */
+static int pem_end_ok(void)
+{
+    unsigned long e = ERR_peek_last_error();
+    if (e && ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE) {
+        ERR_clear_error();
+        return 1;
+    }
+    return e == 0;
+}
+
+/* The certificate, then the chain after it (as
+ * SSL_CTX_use_certificate_chain_file).  1 or 0 (OpenSSL's error queued). */
+static int use_chain(SSL_CTX *ctx, BIO *b)
+{
+    X509 *x = PEM_read_bio_X509_AUX(b, NULL, NULL, NULL);
+    int ok = x && SSL_CTX_use_certificate(ctx, x) == 1 && SSL_CTX_clear_chain_certs(ctx) == 1;
+    X509_free(x);
+    X509 *ca;
+    while (ok && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            ok = 0;
+        }
+    return ok && pem_end_ok();
+}
+
+/* The key (a passphrase asked as OpenSSL asks it), matching the
+ * certificate.  1 or 0. */
+static int use_key(SSL_CTX *ctx, BIO *b)
+{
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, SSL_CTX_get_default_passwd_cb(ctx),
+                                          SSL_CTX_get_default_passwd_cb_userdata(ctx));
+    int ok = k && SSL_CTX_use_PrivateKey(ctx, k) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(k);
+    return ok;
+}
+
+/* The CA certificates (and CRLs) into the trust store.  1 or 0. */
+static int use_ca(SSL_CTX *ctx, BIO *b)
+{
+    STACK_OF(X509_INFO) *v = PEM_X509_INFO_read_bio(b, NULL, NULL, NULL);
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    int ok = v && store, n = 0;
+    for (int i = 0; ok && i < sk_X509_INFO_num(v); i++) {
+        X509_INFO *xi = sk_X509_INFO_value(v, i);
+        if (xi->x509)
+            ok = X509_STORE_add_cert(store, xi->x509) == 1 && ++n;
+        if (ok && xi->crl)
+            ok = X509_STORE_add_crl(store, xi->crl) == 1;
+    }
+    sk_X509_INFO_pop_free(v, X509_INFO_free);
+    return ok && n > 0;
+}
+
 static int load_certs(pp_tls *t, const pp_tls_opts *o, char *err)
 {
-    if (SSL_CTX_use_certificate_chain_file(t->ctx, o->cert) != 1) {
-        openssl_error(err, o->cert, "cannot load the certificate");
-        return -1;
-    }
-    if (SSL_CTX_use_PrivateKey_file(t->ctx, o->key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(t->ctx) != 1) {
-        openssl_error(err, o->key, "cannot load the key (or it is not the certificate's)");
-        return -1;
-    }
-    if (SSL_CTX_load_verify_locations(t->ctx, o->ca, NULL) != 1) {
-        openssl_error(err, o->ca, "cannot load the CA certificates");
-        return -1;
+    static const struct {
+        const char *what, *fallback;
+        int (*use)(SSL_CTX *, BIO *);
+    } steps[] = {
+        {"certificate", "cannot load the certificate", use_chain},
+        {"key", "cannot load the key (or it is not the certificate's)", use_key},
+        {"CA file", "cannot load the CA certificates", use_ca},
+    };
+    const char *paths[] = {o->cert, o->key, o->ca};
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        BIO *b = pem_file(paths[i], steps[i].what, i == 1, err);
+        if (!b)
+            return -1;
+        int ok = steps[i].use(t->ctx, b);
+        BIO_free(b);
+        if (!ok) {
+            openssl_error(err, paths[i], steps[i].fallback);
+            return -1;
+        }
     }
     /* Mutual: each side requires the other's certificate. */
     SSL_CTX_set_verify(t->ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);

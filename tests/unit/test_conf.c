@@ -2,6 +2,7 @@
 /* test_conf.c -- pp_conf over a small table: setting values of each kind
  * with their ranges, configuration files and their errors, lookup, --help
  * output and freeing; secret files.  Files go to a private temporary directory. */
+#include <fcntl.h>
 #include <ftw.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -128,6 +129,11 @@ static void test_set_int(void)
     set_bad(&s, "port", "NaN");
     set_bad(&s, "port", "inf");
     set_bad(&s, "port", "1e400");    /* overflows a double */
+    set_bad(&s, "port", "99999999999999999999"); /* overflows a long */
+    set_bad(&s, "count", "-99999999999999999999");
+    set_bad(&s, "port", "0x50");     /* hex */
+    set_bad(&s, "port", " 80");      /* blanks */
+    set_bad(&s, "port", "8\x1b[2J0");
     set_bad(&s, "count", "11");
     set_bad(&s, "count", "-11");
     CU_ASSERT_EQUAL(s.port, 42);     /* refused values change nothing */
@@ -391,6 +397,60 @@ static void test_secret(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
 }
 
+/* Files that are no regular files, or that never end, where a secret or a
+ * configuration file is expected: refused at once.  A FIFO would block the
+ * open until some process writes it; /dev/zero would be read forever.
+ * alarm() ends the run if either hangs. */
+static void test_not_files(void)
+{
+    char fifo[256], err[PP_ERR_LEN] = "";
+    snprintf(fifo, sizeof fifo, "%s/fifo", tmpdir);
+    CU_ASSERT_FATAL(mkfifo(fifo, 0600) == 0);
+    const char *const paths[] = {fifo, "/dev/zero", "/dev/null", tmpdir};
+    alarm(20);
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        settings s = {0};
+        err[0] = 0;
+        CU_ASSERT_PTR_NULL(pp_conf_read_secret(paths[i], err));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, paths[i]));
+        err[0] = 0;
+        CU_ASSERT_EQUAL(pp_conf_private(paths[i], err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+        err[0] = 0;
+        CU_ASSERT_EQUAL(pp_conf_load(table, &s, paths[i], err), -1);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "not a regular file"));
+        CU_ASSERT_EQUAL(strncmp(err, paths[i], strlen(paths[i])), 0);
+        pp_conf_free(table, &s);
+    }
+    alarm(0);
+    unlink(fifo);
+}
+
+/* A configuration file with a NUL byte (it would cut its line short: a
+ * setting other than the file's), or larger than 1 MiB: refused. */
+static void test_load_binary_and_huge(void)
+{
+    char path[256], err[PP_ERR_LEN] = "";
+    static const char nul[] = "port 1\nport 6\0junk\nname x\n";
+    write_bytes("nul.conf", nul, sizeof nul - 1, 0644, path, sizeof path);
+    settings s = {0};
+    CU_ASSERT_EQUAL(pp_conf_load(table, &s, path, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, ":2: a NUL byte"));
+    pp_conf_free(table, &s);
+    size_t big = (1u << 20) + 1;
+    char *text = malloc(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
+    for (size_t i = 0; i < big; i++) /* comment lines: harmless, only too many */
+        text[i] = i % 64 == 0 ? '#' : i % 64 == 63 ? '\n' : 'c';
+    write_bytes("huge.conf", text, big, 0644, path, sizeof path);
+    free(text);
+    err[0] = 0;
+    CU_ASSERT_EQUAL(pp_conf_load(table, &s, path, err), -1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(err, "larger than 1048576 bytes"));
+    pp_conf_free(table, &s);
+}
+
 /* ---- pp_conf_help, pp_conf_free ---- */
 
 static void test_help(void)
@@ -501,6 +561,8 @@ int pp_register_suites(void)
         {"a missing file", test_load_missing},
         {"LIST: repeats add up", test_list},
         {"secret files: trimmed, mode, NUL, size", test_secret},
+        {"a FIFO, a device, a directory: refused without blocking", test_not_files},
+        {"a NUL byte, more than 1 MiB: refused", test_load_binary_and_huge},
         {NULL, NULL},
     };
     if (pp_add_suite("pp_conf set", NULL, NULL, set) != 0 ||
