@@ -1118,10 +1118,43 @@ static void test_batch(void)
     teardown(&c);
 }
 
-/* Per item, a batch costs about what a direct call of the task costs: a
- * batch of 10,000 8-byte echoes against 10,000 calls of t_echo in this
- * process (the same function, the same pp_buf reused), and against 10,000
- * separate jobs through the pool. */
+/* The read and write system calls a process has made so far
+ * (/proc/PID/io: syscr + syscw), or -1 where that cannot be read. */
+static long long io_calls(pid_t pid)
+{
+    char path[64], line[128];
+    snprintf(path, sizeof path, "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long v, sum = 0;
+    int seen = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "syscr: %lld", &v) == 1 || sscanf(line, "syscw: %lld", &v) == 1) {
+            sum += v;
+            seen++;
+        }
+    fclose(f);
+    return seen == 2 ? sum : -1;
+}
+
+/* The worker's pid (t_pid), or -1. */
+static pid_t worker_pid(ctx *c)
+{
+    tjob p;
+    job_init(&p, 0, task_id(c, "t_pid"), "", 0, 0);
+    long pid = -1;
+    if (run_jobs(c, &p, 1, WAIT) != 0 || p.status != PP_DONE ||
+        pp_unpack(p.data, p.dlen, "l", &pid) != 0)
+        pid = -1;
+    job_free(&p);
+    return (pid_t)pid;
+}
+
+/* A batch runs its items without a read or write each: a batch of 10,000
+ * 8-byte echoes makes far fewer than it has items (counted, not timed).  For scale, it prints the time per item
+ * against 10,000 calls of t_echo in this process (the same function, the
+ * same pp_buf reused) and against 10,000 separate jobs through the pool. */
 static void test_batch_cost(void)
 {
     enum { ITEMS = 10000 };
@@ -1157,7 +1190,10 @@ static void test_batch_cost(void)
         CU_ASSERT_EQUAL(pp_proto_batch_add(&b, "12345678", 8), 0);
     double best_batch = 1e9;
     int right = 1;
+    pid_t wpid = worker_pid(&c);
+    long long calls = -1;
     for (int round = 0; round < 3; round++) { /* the first loads the module */
+        long long before = round == 2 ? io_calls(wpid) : -1;
         tjob t;
         job_init(&t, 0, echo, b.data, b.len, 0);
         t.pj.flags = PP_WIRE_F_BATCH;
@@ -1165,6 +1201,9 @@ static void test_batch_cost(void)
         uint32_t n = 0;
         right = right && t.status == PP_DONE && t.rflags == PP_WIRE_F_BATCH &&
                 pp_proto_batch_check(t.data, t.dlen, PP_BATCH_RESULTS, &n) == 0 && n == ITEMS;
+        long long after = before >= 0 ? io_calls(wpid) : -1;
+        if (after >= 0)
+            calls = after - before;
         double run = (double)t.run_ns * 1e-9;
         best_batch = round && run < best_batch ? run : best_batch;
         job_free(&t);
@@ -1183,9 +1222,15 @@ static void test_batch_cost(void)
     printf("\n    %d items of 8 bytes: %.0f ns per direct call, %.0f ns per batch item (run "
            "time), %.0f ns per separate job (wall) ", ITEMS, best_direct * 1e9 / ITEMS,
            best_batch * 1e9 / ITEMS, separate * 1e9 / ITEMS);
-    /* Generous for sanitizer builds and a busy machine: the point is no
-     * per-item system call or allocation, which would cost microseconds. */
-    CU_ASSERT(best_batch < 5 * best_direct + 0.002);
+    /* The job's frames take a few reads and writes; one per item would
+     * be 10,000. */
+    CU_ASSERT(wpid > 0);
+    if (calls >= 0) {
+        printf("%lld reads and writes by the worker for the batch ", calls);
+        CU_ASSERT(calls < ITEMS / 20);
+    } else {
+        printf("(/proc/%d/io unreadable: system calls not counted) ", (int)wpid);
+    }
     teardown(&c);
 }
 
@@ -1503,7 +1548,7 @@ int pp_register_suites(void)
         {"pp_pool_free with jobs in flight", test_free_in_flight},
         {"FIFO directories of killed programs are swept, safely", test_sweep_stale},
         {"batches: items in order, a failing item, malformed, a crash, a timeout", test_batch},
-        {"a batch item costs about a direct call", test_batch_cost},
+        {"a batch makes no read or write per item", test_batch_cost},
         {"max_jobs_per_worker 3: 10 jobs on 4 workers, each once", test_max_jobs_per_worker},
         {"max_jobs_per_worker with pipelined tiny jobs", test_max_jobs_pipelined},
         {"large arguments in shared buffers, more than a worker has slots", test_shm_args},
