@@ -21,6 +21,11 @@
  * comes second sees the other's bit and clears the entry; the first never
  * touches it, so a chunk never goes while one thread still means to. */
 
+/* Added to a chunk's `cleared` by pp_finished_free() (teardown), less the
+ * entries still to clear: the count reaches it exactly when the last one
+ * is cleared, and whoever brings it there frees the chunk. */
+#define CHUNK_ORPHAN (1u << 30)
+
 static int chunk_spent(done_chunk *c)
 {
     return c->used == PP_DONE_CHUNK &&
@@ -155,8 +160,9 @@ static void unlist(pp_job *j, int refs)
      * settles a race with those, which only a caller freeing a handle
      * pp_next_done() is returning in another thread can start. */
     done_entry *e = c ? &c->e[j->di] : NULL;
-    if (e && atomic_exchange_explicit(&e->job, NULL, memory_order_relaxed) == j)
-        atomic_fetch_add_explicit(&c->cleared, 1, memory_order_release);
+    if (e && atomic_exchange_explicit(&e->job, NULL, memory_order_relaxed) == j &&
+        atomic_fetch_add_explicit(&c->cleared, 1, memory_order_acq_rel) + 1 == CHUNK_ORPHAN)
+        free(c); /* the server is gone and this was the chunk's last entry */
 }
 
 /* A second pp_job_free() of a handle: the library still holds the job
@@ -183,17 +189,21 @@ PP_API void pp_job_free(pp_job *j)
     pp_job_unref(j);
 }
 
+/* The jobs still listed keep their entries: their handles outlive the
+ * server, and pp_job_free() may be clearing one on another thread right
+ * now (after pp_server_free() from a callback, the caller cannot know when
+ * this runs), so neither the job nor its chunk may be touched here once
+ * the entry might be cleared.  A chunk goes with its last entry: here when
+ * none is left, else in the pp_job_free() that clears that one. */
 void pp_finished_free(pp_server *s, done_list *l)
 {
     (void)s;
     for (done_chunk *c = l->head, *next; c; c = next) {
         next = c->next;
-        for (uint32_t i = 0; i < c->used; i++) {
-            pp_job *j = atomic_exchange(&c->e[i].job, NULL);
-            if (j) /* its handle may outlive the server */
-                atomic_store(&j->dc, NULL);
-        }
-        free(c);
+        uint32_t left = c->used - c->taken; /* cleared ones included */
+        if (atomic_fetch_add_explicit(&c->cleared, CHUNK_ORPHAN - left, memory_order_acq_rel) ==
+            left)
+            free(c);
     }
     l->head = l->tail = NULL;
     l->chunks = l->sweep_at = 0;

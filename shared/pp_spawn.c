@@ -26,7 +26,7 @@
 /* Workers get only these variables: job code never sees the secret. */
 static const char *const env_keep[] = {
     "PATH", "LD_LIBRARY_PATH", "HOME", "TMPDIR", "TZ", "LANG", "LC_ALL",
-    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
+    "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS",
 };
 
 char **pp_spawn_env(const char *const *extra)

@@ -350,6 +350,55 @@ static void test_free_from_callback(void)
     pp_job_free(b);
 }
 
+/* pp_server_free() from a callback returns at once and the teardown runs
+ * on the callback thread while the program goes on freeing its handles: a
+ * free and the teardown's release of the finished lists must not meet on
+ * a job or on the list's memory (they did: ThreadSanitizer saw the
+ * teardown write into a job a free had released; AddressSanitizer sees
+ * such a use after free when the timing falls right).  3 rounds of 2,000
+ * finished jobs whose handles are freed across the teardown. */
+static atomic_int teardown_asked;
+
+static void free_server_in_cb(pp_job *j, void *arg)
+{
+    (void)j;
+    pp_server_free(arg);
+    atomic_store(&teardown_asked, 1);
+}
+
+static void test_free_handles_during_teardown(void)
+{
+    enum { ROUNDS = 3, N = 2000 };
+    static pp_job *jobs[N];
+    for (int r = 0; r < ROUNDS; r++) {
+        pp_server *s = server(1);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+        int n = 0;
+        while (n < N && (jobs[n] = pp_submit(s, t_echo, "x", 1, NULL)))
+            n++;
+        CU_ASSERT_EQUAL(n, N);
+        CU_ASSERT_EQUAL(pp_wait(s, NULL), 0); /* every one finished and listed */
+        atomic_store(&teardown_asked, 0);
+        pp_submit_opts o = {.callback = free_server_in_cb, .callback_arg = s};
+        pp_job *last = pp_submit(s, t_echo, "y", 1, &o);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(last);
+        double end = now_s() + 30;
+        while (!atomic_load(&teardown_asked) && now_s() < end)
+            sleep_s(0.0001);
+        CU_ASSERT(atomic_load(&teardown_asked));
+        /* From the end (the teardown walks from the start), over ~100 ms:
+         * some before the teardown reaches the list, some while, some after. */
+        for (int i = n - 1; i >= 0; i--) {
+            pp_job_free(jobs[i]);
+            if (i % 20 == 0)
+                sleep_s(0.001);
+        }
+        CU_ASSERT_EQUAL(pp_job_wait(last), PP_DONE);
+        pp_job_free(last);
+        CU_ASSERT_EQUAL(wait_children("ppworker", 0, 10), 0);
+    }
+}
+
 static void test_groups(void)
 {
     pp_server *s = server(2);
@@ -1091,6 +1140,8 @@ int pp_register_suites(void)
         {"callbacks exactly once, any status", test_callbacks_once},
         {"pp_wait from a callback is refused", test_wait_from_callback_refused},
         {"pp_server_free from a callback", test_free_from_callback},
+        {"handles freed while a teardown from a callback runs",
+         test_free_handles_during_teardown},
         {"groups", test_groups},
         {NULL, NULL}};
     static const pp_test faults[] = {

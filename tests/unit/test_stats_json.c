@@ -14,6 +14,7 @@
 #include <pp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,9 @@ static const char nasty[] = "quote \" backslash \\ nl \n tab \t bell \a del \x7f
 typedef struct fake_node {
     int lfd;
     int port;
-    int answered;        /* connections answered */
-    volatile int stop;
+    /* Both read by one thread while the other writes them. */
+    atomic_int answered; /* connections answered */
+    atomic_int stop;
     pthread_t thread;
 } fake_node;
 
