@@ -73,10 +73,25 @@ static void *callback_main(void *arg)
     return NULL;
 }
 
+/* The callback thread, with the program's signal mask (whichever thread
+ * starts it: the scheduler blocks every signal).  0 or an errno. */
+static int start_thread(pp_server *s)
+{
+    pthread_attr_t a;
+    int e = pthread_attr_init(&a);
+    if (e != 0)
+        return e;
+    e = pthread_attr_setsigmask_np(&a, &s->app_sigmask);
+    if (e == 0)
+        e = pthread_create(&s->cb_thread, &a, callback_main, s);
+    pthread_attr_destroy(&a);
+    return e;
+}
+
 void pp_callback_queue_locked(pp_server *s, pp_job *j)
 {
     if (!s->cb_started && !s->cb_stop) {
-        if (pthread_create(&s->cb_thread, NULL, callback_main, s) == 0)
+        if (start_thread(s) == 0)
             s->cb_started = 1;
         else
             pp_log(&s->log, PP_LOG_ERROR, "cannot start the callback thread; callbacks run "

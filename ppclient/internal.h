@@ -30,6 +30,7 @@
 #define PP_INTERNAL_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -117,6 +118,12 @@ typedef struct pp_node {
                                     interned (tags.c): valid until the server goes */
     void *owner;                 /* (sched) the node list's entry that wants it
                                     (nodes.c), NULL: none (draining) */
+    /* Jobs name it (pp_job_node()) and may outlive the server: it goes
+     * with the last of the server and those jobs (pp_node_let_go()). */
+    int64_t named;               /* (sched) jobs that ended here so far */
+    _Alignas(64) _Atomic int64_t gone; /* of those, destroyed; less `named`
+                                    once the server went (on a line of its
+                                    own: bumped by the threads freeing jobs) */
 } pp_node;
 
 /* A task as the registry knows it (tasks.c).  Immutable once registered,
@@ -191,6 +198,9 @@ struct pp_server {
     int waiters;                 /* (mu) threads in done_cv waits */
     int stopping;                /* (mu) pp_server_free() began */
     int free_requested;          /* (mu) pp_server_free() from a callback */
+    _Atomic unsigned char *mine; /* a page the kernel zeroes in a forked child
+                                    (MADV_WIPEONFORK): 1 in the process that
+                                    made the server, 0 in its children */
 
     job_list incoming;           /* (mu) submitted, not yet seen by the scheduler */
     job_list incoming_tagged;    /* (mu) the same, of jobs that need tags: kept
@@ -274,6 +284,10 @@ struct pp_server {
 
     /* callback thread */
     pthread_t cb_thread;
+    sigset_t app_sigmask;        /* its signal mask: that of the thread that
+                                    called pp_server_new() (the scheduler's
+                                    blocks all, which the processes a
+                                    callback starts would inherit) */
     int cb_started;              /* (mu) */
     int cb_stop;                 /* (mu) */
     job_list callbacks;          /* (mu) finished jobs whose callbacks are due
@@ -376,6 +390,10 @@ static inline int pp_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, do
     double left = deadline - pp_now();
     if (left <= 0)
         return 1;
+    /* Beyond any timespec (INFINITY, 1e300 s): no deadline, rather than a
+     * conversion that overflows into one already past (a spinning wait). */
+    if (left > 1e9)
+        return pthread_cond_wait(cv, mu), 0;
     struct timespec ts;
     clock_gettime(clock, &ts);
     double t = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 + left;
@@ -408,9 +426,21 @@ static inline int pp_job_cancelled(const pp_job *j)
     return atomic_load_explicit(&((pp_job *)j)->cancelled, memory_order_acquire);
 }
 
+/* Frees a node once the server and every job naming it are gone. */
+PP_HIDDEN void pp_node_free(pp_node *n);
+
+/* A job that named the node goes. */
+static inline void pp_node_let_go(pp_node *n)
+{
+    if (atomic_fetch_add_explicit(&n->gone, 1, memory_order_acq_rel) == -1)
+        pp_node_free(n);
+}
+
 /* Frees a job, its result and its shared buffers. */
 static inline void pp_job_destroy(pp_job *j)
 {
+    if (j->node)
+        pp_node_let_go(j->node);
     free(j->result_mem);
     if (j->pj.ashm) /* rare: no call for every tiny job */
         pp_shm_unref(j->pj.ashm);
@@ -424,6 +454,17 @@ static inline void pp_job_unref(pp_job *j)
 {
     if (PP_JOB_COUNT(atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel)) == 1)
         pp_job_destroy(j);
+}
+
+/* ---- server.c: the process a server belongs to ---- */
+
+/* Whether s was made by a parent of this process (a forked child has none
+ * of its threads): then pp_last_error() says so, beginning with `who`.
+ * One relaxed load: submits call it. */
+PP_HIDDEN int pp_forked_error(const pp_server *s, const char *who);
+static inline int pp_forked(const pp_server *s, const char *who)
+{
+    return !atomic_load_explicit(s->mine, memory_order_relaxed) && pp_forked_error(s, who);
 }
 
 /* ---- tasks.c: the task registry ---- */

@@ -684,6 +684,11 @@ PP_API pp_map *pp_map_new(pp_server *s, pp_task task, const void *items, size_t 
                      PP_MAX_FRAME - 4);
         return NULL;
     }
+    if (item_size && n > SIZE_MAX / item_size) {
+        pp_set_error("%s: %zu items of %zu bytes: the size overflows (no array is that "
+                     "large)", who, n, item_size);
+        return NULL;
+    }
     item_src src = {.base = items, .size = item_size};
     return map_start(s, task, &src, n, item_size, opts, who);
 }
@@ -729,6 +734,8 @@ PP_API int pp_map_result(pp_map *m, size_t i, const void **data, size_t *len)
         return -1;
     }
     int st = item_status(m, i);
+    if (st == PP_PENDING && pp_forked(m->s, "pp_map_result")) /* nothing ends it there */
+        return -1;
     if (st == PP_PENDING) {
         pthread_mutex_lock(&m->mu);
         st = item_status(m, i);
@@ -757,6 +764,9 @@ PP_API int pp_map_next(pp_map *m, double timeout, size_t *i)
                                            : !i ? "i is NULL" : "the timeout is NaN");
         return -1;
     }
+    if (atomic_load_explicit(&m->ndone, memory_order_relaxed) < m->n &&
+        pp_forked(m->s, "pp_map_next"))
+        return -1;
     double deadline = timeout < 0 ? -1 : pp_now() + timeout;
     int checked = 0;
     pthread_mutex_lock(&m->mu);
@@ -809,6 +819,9 @@ PP_API long pp_map_wait(pp_map *m)
         pp_set_error("pp_map_wait: NULL map");
         return -1;
     }
+    if (atomic_load_explicit(&m->ndone, memory_order_relaxed) < m->n &&
+        pp_forked(m->s, "pp_map_wait"))
+        return -1;
     pthread_mutex_lock(&m->mu);
     if (atomic_load_explicit(&m->ndone, memory_order_relaxed) < m->n && on_callback_thread(m)) {
         pthread_mutex_unlock(&m->mu);
@@ -857,6 +870,9 @@ PP_API long pp_map_cancel(pp_map *m)
         pp_set_error("pp_map_cancel: NULL map");
         return -1;
     }
+    if (atomic_load_explicit(&m->ndone, memory_order_relaxed) < m->n &&
+        pp_forked(m->s, "pp_map_cancel"))
+        return -1;
     pthread_mutex_lock(&m->mu);
     long n = cancel_locked(m);
     pthread_mutex_unlock(&m->mu);
@@ -901,6 +917,11 @@ static void map_destroy(pp_map *m)
 PP_API void pp_map_free(pp_map *m)
 {
     if (!m)
+        return;
+    /* A forked child's copy: its jobs never end there, and its lock may be
+     * held by a thread the child lacks.  Items pending: the server lives. */
+    if (atomic_load_explicit(&m->ndone, memory_order_relaxed) < m->n &&
+        pp_forked(m->s, "pp_map_free"))
         return;
     pthread_mutex_lock(&m->mu);
     cancel_locked(m);

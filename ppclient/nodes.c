@@ -996,6 +996,8 @@ PP_API int pp_add_node(pp_server *s, const char *node)
         pp_set_error("pp_add_node: NULL %s", !s ? "server" : "node");
         return -1;
     }
+    if (pp_forked(s, "pp_add_node"))
+        return -1;
     char err[PP_ERR_LEN] = "";
     int rc = -1;
     pthread_mutex_lock(&s->mu);
@@ -1018,6 +1020,8 @@ PP_API int pp_remove_node(pp_server *s, const char *node)
         pp_set_error("pp_remove_node: NULL %s", !s ? "server" : "node");
         return -1;
     }
+    if (pp_forked(s, "pp_remove_node"))
+        return -1;
     char err[PP_ERR_LEN] = "", name[NAME_LEN], host[256];
     int port, rc = -1;
     char *key = node[0] == '@' ? file_key(node + 1, err) : NULL;

@@ -310,6 +310,8 @@ void pp_sched_finish(pp_server *s, pp_job *j, int status, void *mem, const char 
     j->result = data;
     j->result_len = len;
     j->node = node;
+    if (node) /* the job may outlive the server: the node stays for it */
+        node->named++;
     j->run_ns = run_ns;
     j->end_status = status;
     j->where = 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -24,14 +25,57 @@
 
 #define START_WAIT 10.0 /* seconds pp_server_new() waits for the local workers */
 
+/* The page that tells the process that made a server from its forked
+ * children (s->mine), without state shared by servers: the kernel gives
+ * a child it zeroed.  0, or -1 with the reason in err. */
+static int mine_new(pp_server *s, char *err)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    void *p = mmap(NULL, (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        pp_seterr(err, "cannot map a page: %s", strerror(errno));
+        return -1;
+    }
+    /* Before Linux 4.14 a child is not told apart: it shares the fate of
+     * any program that uses a threaded library after fork(). */
+    (void)madvise(p, (size_t)pg, MADV_WIPEONFORK);
+    s->mine = p;
+    atomic_store_explicit(s->mine, 1, memory_order_relaxed);
+    return 0;
+}
+
+int pp_forked_error(const pp_server *s, const char *who)
+{
+    (void)s;
+    pp_set_error("%s: the server belongs to the process this one was forked from; a "
+                 "child cannot use it (its threads did not follow the fork): make a "
+                 "server in the child", who);
+    return 1;
+}
+
+void pp_node_free(pp_node *n)
+{
+    free(n->name);
+    free(n);
+}
+
+/* The server lets go of a node: it goes now, or with the last job that
+ * names it (pp_node_let_go()). */
+static void node_orphan(pp_node *n)
+{
+    int64_t named = n->named;
+    if (atomic_fetch_sub_explicit(&n->gone, named, memory_order_acq_rel) == named)
+        pp_node_free(n);
+}
+
 /* Frees what pp_server_new() built; the threads are already gone. */
 static void server_destroy(pp_server *s)
 {
-    for (int i = 0; i < s->nnodes; i++) {
-        free(s->nodes[i]->name);
-        free(s->nodes[i]);
-    }
+    for (int i = 0; i < s->nnodes; i++)
+        node_orphan(s->nodes[i]);
     free(s->nodes);
+    if (s->mine)
+        munmap((void *)s->mine, (size_t)sysconf(_SC_PAGESIZE));
     for (int i = 0; i < s->nfiles; i++)
         free(s->files[i]);
     free(s->files);
@@ -144,8 +188,9 @@ static int copy_names(const char *const *names, char ***out, char *err)
  * pp_last_error() set. */
 static int check_config(const pp_config *cfg)
 {
-    if (cfg->ncpus < PP_AUTODETECT) {
-        pp_set_error("pp_server_new: ncpus must be >= 0 or PP_AUTODETECT, not %d", cfg->ncpus);
+    if (cfg->ncpus < PP_AUTODETECT || cfg->ncpus > PP_WORKERS_MAX) {
+        pp_set_error("pp_server_new: ncpus must be 0 to %d or PP_AUTODETECT, not %d",
+                     PP_WORKERS_MAX, cfg->ncpus);
         return -1;
     }
     if (cfg->heartbeat < 0 || cfg->node_timeout < 0 || cfg->max_attempts < 0) {
@@ -369,7 +414,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     pthread_cond_init(&s->done_cv, NULL);
     pthread_cond_init(&s->cb_cv, NULL);
     char err[PP_ERR_LEN] = "";
-    if (take_config(s, cfg, err) != 0) {
+    if (mine_new(s, err) != 0 || take_config(s, cfg, err) != 0) {
         pp_set_error("pp_server_new: %s", err);
         goto fail;
     }
@@ -386,6 +431,7 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    s->app_sigmask = old; /* the callback thread's (callback.c) */
     int e = pthread_create(&s->thread, NULL, scheduler_thread, s);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
@@ -409,13 +455,18 @@ fail:
 
 PP_API void pp_server_free(pp_server *s)
 {
-    if (!s)
+    /* In a forked child the parent's threads are missing: nothing can be
+     * joined or stopped, and the child's copy goes with the child. */
+    if (!s || pp_forked(s, "pp_server_free"))
         return;
     pthread_mutex_lock(&s->mu);
     if (pp_callback_thread_locked(s)) {
-        /* Runs when the current callback returns (callback.c). */
-        s->free_requested = 1;
-        pthread_cond_signal(&s->cb_cv);
+        /* Runs when the current callback returns (callback.c), unless a
+         * teardown already runs: it is calling back the jobs it ended. */
+        if (!s->stopping) {
+            s->free_requested = 1;
+            pthread_cond_signal(&s->cb_cv);
+        }
         pthread_mutex_unlock(&s->mu);
         return;
     }
@@ -429,6 +480,8 @@ PP_API int pp_get_ncpus(pp_server *s)
         pp_set_error("pp_get_ncpus: NULL server");
         return -1;
     }
+    if (pp_forked(s, "pp_get_ncpus"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     int n = s->ncpus_want;
     pthread_mutex_unlock(&s->mu);
@@ -441,8 +494,13 @@ PP_API int pp_set_ncpus(pp_server *s, int ncpus)
         pp_set_error("pp_set_ncpus: NULL server");
         return -1;
     }
-    if (ncpus < PP_AUTODETECT) {
-        pp_set_error("pp_set_ncpus: ncpus must be >= 0 or PP_AUTODETECT, not %d", ncpus);
+    if (pp_forked(s, "pp_set_ncpus"))
+        return -1;
+    if (ncpus < PP_AUTODETECT || ncpus > PP_WORKERS_MAX) {
+        /* Each worker is a process and four descriptors: a typo must not
+         * fork until the system says no. */
+        pp_set_error("pp_set_ncpus: ncpus must be >= 0 (at most PP_WORKERS_MAX, %d) or "
+                     "PP_AUTODETECT, not %d", PP_WORKERS_MAX, ncpus);
         return -1;
     }
     if (ncpus == PP_AUTODETECT)

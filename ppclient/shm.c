@@ -27,6 +27,8 @@ PP_API void *pp_shm_alloc(pp_server *s, size_t len)
         pp_set_error("pp_shm_alloc: the server is NULL");
         return NULL;
     }
+    if (pp_forked(s, "pp_shm_alloc"))
+        return NULL;
     if (len == 0 || len > PP_MAX_FRAME - 4) {
         pp_set_error("pp_shm_alloc: a buffer must hold 1 to %u bytes, not %zu",
                      PP_MAX_FRAME - 4, len);
@@ -67,6 +69,8 @@ PP_API int pp_shm_free(pp_server *s, void *buf)
         pp_set_error("pp_shm_free: the server is NULL");
         return -1;
     }
+    if (pp_forked(s, "pp_shm_free"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     size_t i = upper_locked(s, (uintptr_t)buf);
     pp_shm *b = i > 0 && s->ushm[i - 1]->base == buf ? s->ushm[i - 1] : NULL;
@@ -91,6 +95,8 @@ PP_API pp_job *pp_submit_shm(pp_server *s, pp_task task, const void *arg, size_t
                      !s ? "the server" : !task ? "the task" : "the argument");
         return NULL;
     }
+    if (pp_forked(s, "pp_submit_shm"))
+        return NULL;
     pthread_mutex_lock(&s->mu);
     size_t i = upper_locked(s, (uintptr_t)arg);
     pp_shm *b = i > 0 ? s->ushm[i - 1] : NULL;

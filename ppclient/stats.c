@@ -28,6 +28,8 @@ PP_API int pp_get_active_nodes(pp_server *s, pp_node_info *out, int max)
         pp_set_error("pp_get_active_nodes: %s", !s ? "NULL server" : "bad out/max");
         return -1;
     }
+    if (pp_forked(s, "pp_get_active_nodes"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     for (int i = 0; i < s->nnodes && i < max; i++) {
         pp_node *n = s->nodes[i];
@@ -52,6 +54,8 @@ PP_API int pp_get_stats(pp_server *s, pp_stats *out)
         pp_set_error("pp_get_stats: NULL %s", !s ? "server" : "out");
         return -1;
     }
+    if (pp_forked(s, "pp_get_stats"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     uint64_t busy = 0;
     for (int i = 0; i < s->nnodes; i++)
@@ -91,7 +95,7 @@ PP_API int pp_get_stats(pp_server *s, pp_stats *out)
 
 PP_API void pp_print_stats(pp_server *s, FILE *fp)
 {
-    if (!s || !fp)
+    if (!s || !fp || pp_forked(s, "pp_print_stats"))
         return;
     pthread_mutex_lock(&s->mu);
     uint64_t total = 0;
@@ -227,6 +231,8 @@ PP_API int pp_write_stats_json(pp_server *s, FILE *fp)
         pp_set_error("pp_write_stats_json: NULL %s", !s ? "server" : "stream");
         return -1;
     }
+    if (pp_forked(s, "pp_write_stats_json"))
+        return -1;
     /* A copy first: the stream may block, and mu must not wait for it. */
     pp_stats st;
     pp_get_stats(s, &st);

@@ -197,7 +197,7 @@ __attribute__((noinline)) static int admit_locked(pp_server *s, pp_job *j, pp_sh
 pp_job *pp_submit_job(pp_server *s, pp_task_entry *task, const void *arg, size_t len,
                       pp_shm *shm, const pp_submit_opts *opts, uint16_t flags, const char *who)
 {
-    if (check_submit(arg, len, opts, who) != 0)
+    if (pp_forked(s, who) || check_submit(arg, len, opts, who) != 0)
         return NULL;
     pp_job *j = job_new(s, arg, len, shm, flags, who);
     if (!j)
@@ -250,12 +250,15 @@ PP_API int pp_job_status(const pp_job *j)
     return atomic_load_explicit(&((pp_job *)j)->status, memory_order_acquire);
 }
 
-/* Waits until the job is final or the deadline (pp_now() time; < 0 = none). */
-static int job_wait_until(pp_job *j, double deadline)
+/* Waits until the job is final or the deadline (pp_now() time; < 0 = none).
+ * -1 in a forked child, where nothing would end it. */
+static int job_wait_until(pp_job *j, double deadline, const char *who)
 {
     int st = atomic_load_explicit(&j->status, memory_order_acquire);
     if (st != PP_PENDING)
         return st; /* final: the server may already be gone */
+    if (pp_forked(j->s, who))
+        return -1;
     /* Short jobs finish within a few tens of microseconds: look a little
      * before sleeping, which saves the wake-up (a futex round) then. */
     double spin_end = pp_now() + SPIN_SECONDS;
@@ -283,7 +286,7 @@ PP_API int pp_job_wait(pp_job *j)
         pp_set_error("pp_job_wait: NULL job");
         return -1;
     }
-    return job_wait_until(j, -1);
+    return job_wait_until(j, -1, "pp_job_wait");
 }
 
 PP_API int pp_job_wait_for(pp_job *j, double seconds)
@@ -292,7 +295,7 @@ PP_API int pp_job_wait_for(pp_job *j, double seconds)
         pp_set_error("pp_job_wait_for: %s", !j ? "NULL job" : "seconds must be >= 0");
         return -1;
     }
-    return job_wait_until(j, pp_now() + seconds);
+    return job_wait_until(j, pp_now() + seconds, "pp_job_wait_for");
 }
 
 /* What a job cancelled by the caller says: the scheduler may still be
@@ -303,6 +306,10 @@ PP_API const void *pp_job_result(pp_job *j, size_t *len)
 {
     if (len)
         *len = 0;
+    if (!j) {
+        pp_set_error("pp_job_result: NULL job");
+        return NULL;
+    }
     int st = pp_job_wait(j);
     if (st != PP_DONE) {
         if (st >= 0) {
@@ -347,6 +354,8 @@ static int wait_group(pp_server *s, const char *group, double deadline, const ch
         pp_set_error("%s: NULL server", who);
         return -1;
     }
+    if (pp_forked(s, who))
+        return -1;
     pthread_mutex_lock(&s->mu);
     if (pp_callback_thread_locked(s)) {
         pthread_mutex_unlock(&s->mu);
@@ -413,7 +422,13 @@ PP_API int pp_job_cancel(pp_job *j)
         pp_set_error("pp_job_cancel: NULL job");
         return -1;
     }
+    /* Ended: nothing to do, and its server may be gone (a handle outlives
+     * it; every job is final once it went). */
+    if (atomic_load_explicit(&j->status, memory_order_acquire) != PP_PENDING)
+        return 1;
     pp_server *s = j->s;
+    if (pp_forked(s, "pp_job_cancel"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     int ended = atomic_load_explicit(&j->status, memory_order_acquire) != PP_PENDING;
     if (!ended) {
@@ -445,6 +460,8 @@ PP_API int pp_cancel_group(pp_server *s, const char *group)
         pp_set_error("pp_cancel_group: NULL server");
         return -1;
     }
+    if (pp_forked(s, "pp_cancel_group"))
+        return -1;
     pthread_mutex_lock(&s->mu);
     int n = 0;
     if (group) {
@@ -472,6 +489,8 @@ PP_API pp_job *pp_next_done(pp_server *s, const char *group, double timeout)
         pp_set_error("pp_next_done: %s", !s ? "NULL server" : "the timeout is NaN");
         return NULL;
     }
+    if (pp_forked(s, "pp_next_done"))
+        return NULL;
     double deadline = timeout < 0 ? -1 : pp_now() + timeout;
     pthread_mutex_lock(&s->mu);
     if (timeout != 0 && pp_callback_thread_locked(s)) {

@@ -82,6 +82,8 @@ static pp_task_entry *resolve(pp_task task, const char *who)
 
 pp_task_entry *pp_tasks_get(pp_server *s, pp_task task, const char *who)
 {
+    if (pp_forked(s, who)) /* its lock may be held by a thread the child lacks */
+        return NULL;
     /* Most submits name the task of the one before: no lock round then. */
     pp_task_entry *found = atomic_load_explicit(&s->last_task, memory_order_acquire);
     if (found && found->fn == task)

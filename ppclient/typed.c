@@ -54,7 +54,7 @@ PP_API pp_job *pp_submit_values(pp_server *s, pp_task task, const pp_submit_opts
 PP_API int pp_job_unpack(pp_job *j, const char *fmt, ...)
 {
     size_t len;
-    const void *r = pp_job_result(j, &len);
+    const void *r = j ? pp_job_result(j, &len) : NULL;
     va_list ap;
     va_start(ap, fmt);
     int rc;
@@ -64,7 +64,7 @@ PP_API int pp_job_unpack(pp_job *j, const char *fmt, ...)
         /* pp_job_result() said why; the codec, given no data, sets the
          * array outputs to NULL/0 (and fails): keep the job's message. */
         char why[512];
-        snprintf(why, sizeof why, "%s", pp_last_error());
+        snprintf(why, sizeof why, "%s", j ? pp_last_error() : "pp_job_unpack: NULL job");
         (void)pp_vunpack(NULL, 0, fmt, ap);
         pp_set_error("%s", why);
         rc = -1;
@@ -76,11 +76,11 @@ PP_API int pp_job_unpack(pp_job *j, const char *fmt, ...)
 PP_API int pp_job_unpack_values(pp_job *j, const pp_out *o, size_t n)
 {
     size_t len;
-    const void *r = pp_job_result(j, &len);
+    const void *r = j ? pp_job_result(j, &len) : NULL;
     if (r)
         return pp_unpack_values(r, len, o, n);
     char why[512];
-    snprintf(why, sizeof why, "%s", pp_last_error());
+    snprintf(why, sizeof why, "%s", j ? pp_last_error() : "pp_job_unpack_values: NULL job");
     (void)pp_unpack_values(NULL, 0, o, n);
     pp_set_error("%s", why);
     return -1;

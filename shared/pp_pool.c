@@ -1038,10 +1038,16 @@ static void take_back(worker *w)
 {
     pp_pool *p = w->pool;
     uint64_t last = w->tail->seq;
-    uint64_t g = atomic_load_explicit(&w->proc.st->gate, memory_order_acquire);
-    while (!atomic_compare_exchange_weak_explicit(&w->proc.st->gate, &g, PP_WORKER_REVOKE | last,
-                                                  memory_order_acq_rel, memory_order_acquire)) {
-    }
+    uint64_t g = atomic_load_explicit(&w->proc.st->gate, memory_order_acquire), bound;
+    /* The bound never goes down: taken back again before the worker
+     * claimed anything, the list's tail may be below the jobs revoked the
+     * first time, which the worker would then run after all. */
+    do
+        bound = (g & PP_WORKER_REVOKE) && (g & ~PP_WORKER_REVOKE) > last
+                    ? g & ~PP_WORKER_REVOKE
+                    : last;
+    while (!atomic_compare_exchange_weak_explicit(&w->proc.st->gate, &g, PP_WORKER_REVOKE | bound,
+                                                  memory_order_acq_rel, memory_order_acquire));
     /* Started so far: ids up to the worker's last claim (or, if it has
      * claimed nothing since the previous revocation, that bound). */
     uint64_t started = g & ~PP_WORKER_REVOKE;
@@ -1066,7 +1072,7 @@ static void take_back(worker *w)
     w->tail = keep_tail;
     w->inflight -= nback;
     p->inflight -= (size_t)nback;
-    w->revoked_hi = last;
+    w->revoked_hi = bound;
     /* Their owners may free the jobs now, while the frames of some may not
      * all be written yet (the worker reads none while it runs the long
      * one); it will answer them revoked unread, so zeros do as well. */

@@ -7,6 +7,14 @@
  *
  * Threads: every function here may be called from any thread unless its
  * comment says otherwise.  Callbacks run on a library thread.
+ * fork(): a server belongs to the process that made it.  In a child forked
+ * after pp_server_new() (which has none of the server's threads), every
+ * call on that server, its jobs' waits and cancels and its maps' waits
+ * fails at once (pp_last_error(): "... forked from ...") instead of
+ * waiting for ever, and pp_server_free() does nothing (the child's copy
+ * goes with the child; the parent's jobs and workers are untouched).
+ * Jobs already ended stay readable there.  A child that wants jobs makes a
+ * server of its own.
  * Errors: functions returning a pointer return NULL on failure, functions
  * returning int return -1; pp_last_error() then gives the calling thread's
  * message, which begins with the failing function's name ("pp_submit: ..."):
@@ -38,6 +46,8 @@ extern "C" {
 
 /* Number of local workers = the CPUs this process may run on. */
 #define PP_AUTODETECT (-1)
+/* Most local workers (pp_config.ncpus, pp_set_ncpus()), as ppserver -w. */
+#define PP_WORKERS_MAX 4096
 /* Default TCP port of ppserver. */
 #define PP_DEFAULT_PORT 60000
 /* Slots of pp_stats.by_status: room for every pp_status, present and to
@@ -94,14 +104,25 @@ typedef struct pp_buf pp_buf;
 typedef int (*pp_task)(const void *arg, size_t len, pp_buf *out);
 
 /* Called exactly once per job when it finishes, whatever its status, on a
- * library thread.  `j` stays valid during the call even if the caller already
- * freed it.  The callback may submit jobs and inspect any job; it must not
- * call pp_wait() (that would wait for itself) and should not block long: the
- * callbacks of one server run one at a time. */
+ * library thread (with the signal mask of the thread that called
+ * pp_server_new(), which the processes it starts inherit).  `j` stays
+ * valid during the call even if the caller already freed it.  The
+ * callback may call any function of this header: submit
+ * (never held by max_pending), cancel, free any handle (its own included),
+ * maps, templates, statistics, nodes, pp_server_free() of its server (run
+ * when it returns) or of another (at once: it waits for that server's
+ * callbacks, so two servers whose callbacks free each other deadlock).
+ * What would wait for itself is refused with -1 or NULL and a message:
+ * pp_wait(), pp_wait_for(), pp_next_done() with a timeout, a map's waits
+ * for pending items; pp_job_wait() on a job of the server waits for that
+ * job only (a status is final before its callback runs).  It should not
+ * block long: the callbacks of one server run one at a time, and
+ * pp_server_free() waits for the one running (the jobs go on meanwhile). */
 typedef void (*pp_callback)(pp_job *j, void *arg);
 
 typedef struct pp_config {
-    int ncpus;                      /* local workers; PP_AUTODETECT; 0 = remote only */
+    int ncpus;                      /* local workers; PP_AUTODETECT; 0 = remote only;
+                                       at most PP_WORKERS_MAX */
     const char *const *ppservers;   /* NULL-terminated list of nodes, or NULL:
                                        $PP_SERVERS (comma-separated), then none.
                                        An entry is "host[:port]" (a name that
@@ -298,7 +319,15 @@ PP_API pp_server *pp_server_new(const pp_config *cfg);
 /* Ends workers and connections.  Jobs not finished end PP_CANCELLED (their
  * callbacks run), no worker process or FIFO is left behind.  Jobs the caller
  * still holds stay readable until pp_job_free().  NULL is a no-op.  Called
- * from a callback, the teardown runs when that callback returns. */
+ * from a callback, the teardown runs when that callback returns; called
+ * from a callback that the teardown itself runs (a job it cancelled), it
+ * does nothing.  It waits for a callback running meanwhile to return.
+ * Threads blocked in pp_wait(), pp_wait_for(), pp_job_wait(),
+ * pp_next_done() or in a pp_submit() held by max_pending return (0, the
+ * job's PP_CANCELLED, a job or NULL, NULL saying the server shuts down)
+ * before it frees anything.  Any other call on the server that overlaps
+ * it or comes after it is a use after free that nothing can catch: stop
+ * (or join) the threads that use the server first.  Call it once. */
 PP_API void pp_server_free(pp_server *s);
 
 /* Local workers wanted (the pool converges to it), or -1 if s is NULL. */
@@ -306,7 +335,8 @@ PP_API int pp_get_ncpus(pp_server *s);
 
 /* Grows or shrinks the local pool at run time; PP_AUTODETECT = the CPUs this
  * process may run on.  Workers being removed finish the jobs they hold.
- * Returns 0, or -1 on a bad argument. */
+ * Returns 0, or -1 on a bad argument (below PP_AUTODETECT, above
+ * PP_WORKERS_MAX). */
 PP_API int pp_set_ncpus(pp_server *s, int ncpus);
 
 /* Adds a node at run time: "host[:port]" (default port 60000), as in
@@ -341,10 +371,13 @@ PP_API pp_job *pp_submit(pp_server *s, pp_task task, const void *arg, size_t len
  * not end PP_DONE: see pp_job_wait() and pp_job_error(). */
 PP_API const void *pp_job_result(pp_job *j, size_t *len);
 
-/* Waits for the job and returns its pp_status (-1 if j is NULL). */
+/* Waits for the job and returns its pp_status (-1 if j is NULL, or in a
+ * forked child while it is pending). */
 PP_API int pp_job_wait(pp_job *j);
 
-/* Like pp_job_wait() but gives up after `seconds`; returns PP_PENDING then. */
+/* Like pp_job_wait() but gives up after `seconds`; returns PP_PENDING then.
+ * More seconds than any clock holds (INFINITY, 1e300) wait without limit;
+ * so do pp_wait_for(), pp_next_done() and pp_map_next(). */
 PP_API int pp_job_wait_for(pp_job *j, double seconds);
 
 /* The job's status now, without waiting (-1 if j is NULL). */
@@ -355,7 +388,8 @@ PP_API int pp_job_status(const pp_job *j);
  * pp_job_free().  Does not wait. */
 PP_API const char *pp_job_error(const pp_job *j);
 
-/* The node that ran the job ("local", "host:port"), or "" if none did yet. */
+/* The node that ran the job ("local", "host:port"), or "" if none did yet.
+ * Valid until pp_job_free(), even after pp_server_free(). */
 PP_API const char *pp_job_node(const pp_job *j);
 
 /* Releases the caller's handle: call it once per job returned by a submit
@@ -364,7 +398,10 @@ PP_API const char *pp_job_node(const pp_job *j);
  * fires); its result is then discarded.  Freeing a handle twice is a bug:
  * while the library still holds the job (it is pending, or its callback
  * has not returned) the second call is refused with a message on stderr
- * and changes nothing; later it is a use after free.  NULL is a no-op. */
+ * and changes nothing; later it is a use after free.  So is any other use
+ * of a freed handle (pp_job_wait(), pp_job_cancel() ...), which no library
+ * can tell from a live one: a thread must not free a handle another
+ * thread may still use.  NULL is a no-op. */
 PP_API void pp_job_free(pp_job *j);
 
 /* Waits until every job of `group` (NULL = every job) has finished and its
@@ -392,8 +429,9 @@ PP_API int pp_wait_for(pp_server *s, const char *group, double seconds);
 /* A buffer of len bytes (1 .. 1 GiB - 4) in shared memory, page-aligned,
  * its contents undefined: fill it and give it (or any part of it) to
  * pp_submit_shm() as often as needed.  Buffers freed earlier are reused,
- * their pages already in memory.  Free with pp_shm_free().  NULL on
- * failure (pp_last_error()). */
+ * their pages already in memory.  Free with pp_shm_free(); those left
+ * are unmapped by pp_server_free() (the pointer is then invalid).  NULL
+ * on failure (pp_last_error()). */
 PP_API void *pp_shm_alloc(pp_server *s, size_t len);
 
 /* pp_submit() without the copy: arg .. arg + len must lie inside one buffer
@@ -414,7 +452,8 @@ PP_API int pp_shm_free(pp_server *s, void *buf);
 /* Cancels the job: returns 0 when it had not ended and now ends
  * PP_CANCELLED (at once: its status changes before this returns, its
  * callback runs exactly once), 1 when it had already ended (nothing
- * changes), -1 if j is NULL.  A queued job is dropped; one running on a
+ * changes; also after pp_server_free()), -1 if j is NULL (or in a forked
+ * child while it is pending).  A queued job is dropped; one running on a
  * local worker has the worker's process group killed and the worker
  * replaced; one running on a node is cancelled there (the node replaces
  * that worker; other clients' jobs are untouched) and a result arriving
