@@ -40,32 +40,13 @@
 
 /* ---- names ---- */
 
-/* text as an error message may quote it: at most 60 bytes, each byte no
- * terminal shows as itself written \xNN (a name from a file or the
- * environment must not write escape sequences into a log). */
-static void quoted(const char *text, char out[256])
-{
-    size_t o = 0;
-    for (const unsigned char *c = (const unsigned char *)text; *c && o < 240; c++) {
-        if (c - (const unsigned char *)text == 60) {
-            o += (size_t)snprintf(out + o, 256 - o, "...");
-            break;
-        }
-        if (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\')
-            out[o++] = (char)*c;
-        else
-            o += (size_t)snprintf(out + o, 256 - o, "\\x%02x", *c);
-    }
-    out[o] = 0;
-}
-
 /* "host[:port]" as the list shows it: "host:port" or "[v6]:port".  0, or
  * -1 with the reason in err. */
 static int normalize(const char *text, char name[NAME_LEN], char host[256], int *port,
                      char *err)
 {
-    char q[256];
-    quoted(text, q);
+    char q[72]; /* the first 60-odd bytes are enough to tell which */
+    pp_quote(text, strlen(text), q, sizeof q);
     /* Checked first: the parser's message quotes the text, and a long one
      * would push the reason out of err.  The longest is "[255 bytes]:65535". */
     if (strlen(text) > 255 + 8) {

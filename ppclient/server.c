@@ -398,7 +398,9 @@ PP_API pp_server *pp_server_new(const pp_config *cfg)
     const char *lvl = cfg->log_level ? cfg->log_level : getenv("PP_LOG");
     int level = lvl ? pp_log_parse_level(lvl) : PP_LOG_WARN;
     if (level < 0) {
-        pp_set_error("pp_server_new: unknown log level \"%s\" (error, warn, info, debug)", lvl);
+        char q[40];
+        pp_set_error("pp_server_new: unknown log level \"%s\" (error, warn, info, debug)",
+                     pp_quote(lvl, strlen(lvl), q, sizeof q));
         return NULL;
     }
     pp_server *s = calloc(1, sizeof *s);

@@ -126,6 +126,26 @@ int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s)
     return d >= PP_PIPELINE_MAX ? PP_PIPELINE_MAX : d <= 1.0 ? 1 : (int)ceil(d);
 }
 
+char *pp_quote(const void *p, size_t len, char *out, size_t cap)
+{
+    const unsigned char *c = p;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int plain = c[i] >= 0x20 && c[i] < 0x7f && c[i] != '"' && c[i] != '\\';
+        if (o + (plain ? 1 : 4) + 4 > cap) { /* then "..." and the NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (plain)
+            out[o++] = (char)c[i];
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c[i]);
+    }
+    out[o] = 0;
+    return out;
+}
+
 size_t pp_utf8_len(const unsigned char *p, size_t n)
 {
     unsigned c = p[0], cp, min;

@@ -79,6 +79,12 @@ double pp_now(void);
  * sequences cut short are not valid.  For escaping text from outside. */
 size_t pp_utf8_len(const unsigned char *p, size_t n);
 
+/* len bytes from outside (a peer, a file, the environment) as a message
+ * may quote them: printable ASCII as it is, '"', '\\' and every other byte
+ * as \xNN, cut with "..." where out (cap >= 8 bytes) is full.  Returns out,
+ * always NUL-terminated. */
+char *pp_quote(const void *p, size_t len, char *out, size_t cap);
+
 /* "SIGSEGV" for 11, "signal 64" for unnamed ones; buf holds 16 bytes. */
 const char *pp_signame(int sig, char buf[16]);
 

@@ -23,32 +23,11 @@ int pp_tag_ok(const char *p, size_t len)
     return 1;
 }
 
-/* The first bytes of a would-be tag for a message: printable ASCII as it
- * is, other bytes as \xNN, cut with "..." (the bytes may come from a
- * hostile peer: never raw into a log). */
-static void show(const char *p, size_t len, char out[64])
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (o + 8 >= 64) {
-            memcpy(out + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\')
-            out[o++] = (char)c;
-        else
-            o += (size_t)snprintf(out + o, 64 - o, "\\x%02x", c);
-    }
-    out[o] = 0;
-}
-
 int pp_tags_add(pp_tags *t, const char *p, size_t len, char *err)
 {
     char shown[64];
     if (!pp_tag_ok(p, len)) {
-        show(p, len, shown);
+        pp_quote(p, len, shown, sizeof shown);
         pp_seterr(err, "tag \"%s\" (%zu bytes): a tag is 1 to %d characters of A-Z a-z 0-9 "
                        "_ . -", shown, len, PP_TAG_MAX);
         return -1;

@@ -588,6 +588,24 @@ static void test_leftover_plants(void)
 
 /* $TMPDIR that is no directory to make FIFOs in (missing, a file, a
  * FIFO): pp_server_new() with local workers fails at once naming it. */
+/* A log level from PP_LOG (or pp_config.log_level) that is no level:
+ * refused, the text quoted with no byte a terminal acts on. */
+static void test_log_level_bad(void)
+{
+    CU_ASSERT_FATAL(setenv("PP_LOG", "\x1b]0;owned\x07" "debug", 1) == 0);
+    pp_server *s = pp_server_new(&(pp_config){.ncpus = 1}); /* log_level NULL: PP_LOG */
+    unsetenv("PP_LOG");
+    CU_ASSERT_PTR_NULL(s);
+    pp_server_free(s);
+    CU_ASSERT(error_has("unknown log level \"\\x1b]0;owned\\x07debug\""));
+    const char *e = pp_last_error();
+    int printable = 1;
+    for (const char *c = e; *c; c++)
+        printable = printable && *c >= 0x20 && *c < 0x7f;
+    CU_ASSERT(printable);
+    CU_ASSERT(refused((pp_config){.ncpus = 1, .log_level = "verbose\n"}, "\"verbose\\x0a\""));
+}
+
 static void test_tmpdir_bad(void)
 {
     char file[300], fifo[300], missing[300];
@@ -642,6 +660,7 @@ static const pp_test file_tests[] = {
     {"ppserver's configuration file: a FIFO, /dev/zero, a NUL at SIGHUP", test_conf_reload},
     {"leftovers planted in TMPDIR", test_leftover_plants},
     {"TMPDIR missing, a file, a FIFO", test_tmpdir_bad},
+    {"PP_LOG of control bytes", test_log_level_bad},
     {NULL, NULL},
 };
 

@@ -458,6 +458,33 @@ static void test_log_stderr(void)
     fclose(tmp);
 }
 
+/* pp_quote: text from outside as a message may show it; never past cap. */
+static void test_quote(void)
+{
+    char out[80];
+    CU_ASSERT_STRING_EQUAL(pp_quote("a\"b\\c\x1b[2J\n\xff", 11, out, sizeof out),
+                           "a\\x22b\\x5cc\\x1b[2J\\x0a\\xff");
+    CU_ASSERT_STRING_EQUAL(pp_quote("nul\0after", 9, out, sizeof out), "nul\\x00after");
+    CU_ASSERT_STRING_EQUAL(pp_quote("", 0, out, sizeof out), "");
+    char x[100];
+    memset(x, 'x', sizeof x);
+    CU_ASSERT_STRING_EQUAL(pp_quote(x, sizeof x, out, 16), "xxxxxxxxxxxx...");
+    /* Every byte value at every capacity: the text fits and no byte past
+     * cap is written. */
+    unsigned char all[256];
+    for (int i = 0; i < 256; i++)
+        all[i] = (unsigned char)i;
+    int fit = 1;
+    for (size_t cap = 8; cap < sizeof out; cap++) {
+        memset(out, '#', sizeof out);
+        pp_quote(all, sizeof all, out, cap);
+        fit = fit && strlen(out) < cap && out[cap] == '#' && strstr(out, "...");
+        for (size_t i = 0; out[i]; i++)
+            fit = fit && out[i] >= 0x20 && out[i] < 0x7f;
+    }
+    CU_ASSERT(fit);
+}
+
 int pp_register_suites(void)
 {
     static const pp_test common[] = {
@@ -469,6 +496,7 @@ int pp_register_suites(void)
         {"pp_seterr", test_seterr},
         {"pp_ncpus_available", test_ncpus},
         {"pp_signame", test_signame},
+        {"pp_quote", test_quote},
         {"pp_malloc_big", test_malloc_big},
         {"pp_describe_exit of real children", test_describe_exit},
         {"pp_describe_exit of a stopped child", test_describe_stopped},
