@@ -109,13 +109,17 @@ static int make_channel(const char *tmpdir, int fds[5], char *err)
     int rc = -1;
     for (int i = 0; i < 5; i++)
         fds[i] = -1;
+    char q[200]; /* $TMPDIR in a message: quoted, and short enough to leave the reason */
     if (snprintf(dir, sizeof dir, "%s/pp-%d-XXXXXX", tmpdir, (int)getpid()) >=
         (int)sizeof dir) {
-        pp_seterr(err, "the FIFO directory path in %s is too long", tmpdir);
+        pp_seterr(err, "the FIFO directory path in %s is too long",
+                  pp_quote(tmpdir, strlen(tmpdir), q, sizeof q));
         return -1;
     }
     if (!mkdtemp(dir)) { /* mode 0700 */
-        pp_seterr(err, "cannot create a FIFO directory in %s: %s", tmpdir, strerror(errno));
+        int e = errno;
+        pp_seterr(err, "cannot create a FIFO directory in %s: %s",
+                  pp_quote(tmpdir, strlen(tmpdir), q, sizeof q), strerror(e));
         return -1;
     }
     snprintf(req, sizeof req, "%s/req", dir);

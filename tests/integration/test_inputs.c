@@ -621,6 +621,14 @@ static void test_tmpdir_bad(void)
         CU_ASSERT(refused((pp_config){.ncpus = 1}, "cannot create a FIFO directory in"));
         CU_ASSERT(error_has(dirs[i]));
     }
+    /* A name no directory has: the reason still shows, the bytes quoted. */
+    char longname[5000];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    CU_ASSERT_FATAL(setenv("TMPDIR", longname, 1) == 0);
+    CU_ASSERT(refused((pp_config){.ncpus = 1}, "is too long"));
+    CU_ASSERT_FATAL(setenv("TMPDIR", "/nonexistent/\x1b[2J", 1) == 0);
+    CU_ASSERT(refused((pp_config){.ncpus = 1}, "/nonexistent/\\x1b[2J: No such file"));
     if (saved)
         setenv("TMPDIR", saved, 1);
     else
