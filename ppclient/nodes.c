@@ -768,7 +768,9 @@ pp_node *pp_node_add_locked(pp_server *s, const char *name, int ncpus, int state
         s->nodes = v;
         s->capnodes = cap;
     }
-    pp_node *n = calloc(1, sizeof *n);
+    pp_node *n = aligned_alloc(_Alignof(pp_node), sizeof *n); /* `gone` on a line of its own */
+    if (n)
+        memset(n, 0, sizeof *n);
     if (!n || !(n->name = strdup(name))) {
         free(n);
         return NULL;

@@ -366,6 +366,9 @@ static void server_teardown(pp_server *s, int on_cb_thread)
 {
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
+    /* A callback's pp_server_free() not yet taken up is this one: the
+     * callback thread must not start a second teardown when it returns. */
+    s->free_requested = 0;
     pp_sched_wake_locked(s);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);

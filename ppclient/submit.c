@@ -310,7 +310,7 @@ PP_API const void *pp_job_result(pp_job *j, size_t *len)
         pp_set_error("pp_job_result: NULL job");
         return NULL;
     }
-    int st = pp_job_wait(j);
+    int st = job_wait_until(j, -1, "pp_job_result");
     if (st != PP_DONE) {
         if (st >= 0) {
             const char *e = pp_job_error(j);

@@ -105,8 +105,8 @@ static int open_regular(const char *path, struct stat *st)
 }
 
 /* The configuration file opened as a stream, checked (see open_regular),
- * or NULL with the reason in err. */
-static FILE *open_conf(const char *path, char *err)
+ * with its size then, or NULL with the reason in err. */
+static FILE *open_conf(const char *path, size_t *size, char *err)
 {
     struct stat st;
     int fd = open_regular(path, &st);
@@ -119,6 +119,8 @@ static FILE *open_conf(const char *path, char *err)
         pp_seterr(err, "%s: larger than %d bytes", path, CONF_FILE_MAX);
     else if (!(fp = fdopen(fd, "r")))
         pp_seterr(err, "%s: %s", path, strerror(errno));
+    else
+        *size = (size_t)st.st_size;
     if (fd >= 0 && !fp)
         close(fd);
     return fp;
@@ -126,7 +128,8 @@ static FILE *open_conf(const char *path, char *err)
 
 int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *err)
 {
-    FILE *fp = open_conf(path, err);
+    size_t size = 0;
+    FILE *fp = open_conf(path, &size, err);
     if (!fp)
         return -1;
     char *line = NULL;
@@ -142,11 +145,11 @@ int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *e
             rc = -1;
             break;
         }
-        if (memchr(line, 0, n) || total > CONF_FILE_MAX) {
+        if (memchr(line, 0, n) || total > size) {
             /* A NUL would end the line early: a setting other than the
              * file's.  More bytes than its size said: it is growing. */
             pp_seterr(err, "%s:%d: %s", path, lineno,
-                      total > CONF_FILE_MAX ? "the file grows while read" : "a NUL byte");
+                      total > size ? "the file grows while read" : "a NUL byte");
             rc = -1;
             break;
         }

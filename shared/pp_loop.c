@@ -3,6 +3,7 @@
 #include "pp_loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
@@ -239,7 +240,9 @@ int pp_loop_run_once(pp_loop *l, double max_wait)
         if (wait < 0 || d < wait)
             wait = d;
     }
-    int ms = wait < 0 ? -1 : (int)ceil(wait * 1000.0);
+    /* A timer weeks away (a job's timeout of INFINITY) waits INT_MAX ms
+     * and looks again, rather than overflowing the conversion. */
+    int ms = wait < 0 ? -1 : wait >= INT_MAX / 1000.0 ? INT_MAX : (int)ceil(wait * 1000.0);
     struct epoll_event ev[MAX_EVENTS];
     int n = epoll_wait(l->epfd, ev, MAX_EVENTS, ms);
     l->now = pp_now();

@@ -321,7 +321,10 @@ PP_API pp_server *pp_server_new(const pp_config *cfg);
  * still holds stay readable until pp_job_free().  NULL is a no-op.  Called
  * from a callback, the teardown runs when that callback returns; called
  * from a callback that the teardown itself runs (a job it cancelled), it
- * does nothing.  It waits for a callback running meanwhile to return.
+ * does nothing; the program's own call while the callback that asked still
+ * runs takes that request up (one teardown).  Once such a callback has
+ * returned, the server may be gone: where callbacks free the server, the
+ * program does not.  It waits for a callback running meanwhile to return.
  * Threads blocked in pp_wait(), pp_wait_for(), pp_job_wait(),
  * pp_next_done() or in a pp_submit() held by max_pending return (0, the
  * job's PP_CANCELLED, a job or NULL, NULL saying the server shuts down)

@@ -586,8 +586,6 @@ static void test_leftover_plants(void)
     pp_job_free(j);
 }
 
-/* $TMPDIR that is no directory to make FIFOs in (missing, a file, a
- * FIFO): pp_server_new() with local workers fails at once naming it. */
 /* A log level from PP_LOG (or pp_config.log_level) that is no level:
  * refused, the text quoted with no byte a terminal acts on. */
 static void test_log_level_bad(void)
@@ -606,6 +604,8 @@ static void test_log_level_bad(void)
     CU_ASSERT(refused((pp_config){.ncpus = 1, .log_level = "verbose\n"}, "\"verbose\\x0a\""));
 }
 
+/* $TMPDIR that is no directory to make FIFOs in (missing, a file, a
+ * FIFO): pp_server_new() with local workers fails at once naming it. */
 static void test_tmpdir_bad(void)
 {
     char file[300], fifo[300], missing[300];

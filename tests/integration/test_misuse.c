@@ -272,6 +272,38 @@ static void test_free_during_free(void)
     CU_ASSERT_EQUAL(wait_children("ppworker", 0, 10), 0);
 }
 
+/* A callback asks to free the server (it runs when the callback returns),
+ * and the program frees it too while that callback still runs: one
+ * teardown, the program's (before, the callback thread started a second
+ * one when its callback returned: a use after free). */
+static atomic_int asked;
+
+static void free_then_linger_cb(pp_job *j, void *arg)
+{
+    (void)j;
+    pp_server_free(arg);
+    atomic_store(&asked, 1);
+    sleep_s(0.3); /* the program's pp_server_free() begins meanwhile */
+}
+
+static void test_free_asked_then_freed(void)
+{
+    atomic_store(&asked, 0);
+    pp_server *s = server(1);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    pp_job *j = pp_submit(s, t_echo, "x", 1,
+                          &(pp_submit_opts){.callback = free_then_linger_cb, .callback_arg = s});
+    CU_ASSERT_PTR_NOT_NULL_FATAL(j);
+    double end = now_s() + 20;
+    while (!atomic_load(&asked) && now_s() < end)
+        sleep_s(0.001);
+    CU_ASSERT_FATAL(atomic_load(&asked));
+    pp_server_free(s);
+    CU_ASSERT_EQUAL(pp_job_status(j), PP_DONE);
+    pp_job_free(j);
+    CU_ASSERT_EQUAL(wait_children("ppworker", 0, 10), 0);
+}
+
 /* ---- a chain of callbacks ---- */
 
 enum { CHAIN = 10000 };
@@ -1084,6 +1116,7 @@ int pp_register_suites(void)
     static const pp_test callbacks[] = {
         {"every public function from a callback", test_everything_from_callback},
         {"callbacks freeing the server while it is freed", test_free_during_free},
+        {"a callback's free taken up by the program's", test_free_asked_then_freed},
         {"a chain of 10,000 callbacks", test_callback_chain},
         {"a callback that blocks", test_blocking_callback},
         {"callbacks run with the program's signal mask", test_callback_signal_mask},

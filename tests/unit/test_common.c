@@ -469,6 +469,8 @@ static void test_quote(void)
     char x[100];
     memset(x, 'x', sizeof x);
     CU_ASSERT_STRING_EQUAL(pp_quote(x, sizeof x, out, 16), "xxxxxxxxxxxx...");
+    CU_ASSERT_STRING_EQUAL(pp_quote(x, 4, out, 8), "xxxx"); /* fits: not cut */
+    CU_ASSERT_STRING_EQUAL(pp_quote("\x01", 1, out, 8), "\\x01");
     /* Every byte value at every capacity: the text fits and no byte past
      * cap is written. */
     unsigned char all[256];
