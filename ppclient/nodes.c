@@ -124,37 +124,20 @@ static int names_add(name_list *l, const char *name)
     return 0;
 }
 
-/* Up to len bytes (fewer at the end of the file).  The count, or -1. */
-static ssize_t read_bytes(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* The file's bytes, checked (see the top).  malloc'd and NUL-terminated,
- * or NULL with the reason in err.  O_NONBLOCK: a FIFO planted in its place
- * does not hang the open. */
+ * or NULL with the reason in err. */
 static char *file_slurp(const char *path, struct stat *st, char *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    int fd = pp_open_regular(path, st);
     if (fd < 0) {
-        pp_seterr(err, "nodes file %s: %s", path, strerror(errno));
+        if (errno)
+            pp_seterr(err, "nodes file %s: %s", path, strerror(errno));
+        else
+            pp_seterr(err, "nodes file %s: not a regular file", path);
         return NULL;
     }
     char *buf = NULL;
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        pp_seterr(err, "nodes file %s: not a regular file", path);
-    } else if (st->st_mode & S_IWOTH) {
+    if (st->st_mode & S_IWOTH) {
         pp_seterr(err, "nodes file %s: others may write it (chmod o-w): anyone could "
                        "change the nodes", path);
     } else if (st->st_size > NODES_FILE_MAX) {
@@ -162,7 +145,7 @@ static char *file_slurp(const char *path, struct stat *st, char *err)
     } else if (!(buf = malloc((size_t)st->st_size + 1))) {
         pp_seterr(err, "nodes file %s: out of memory", path);
     } else {
-        ssize_t got = read_bytes(fd, buf, (size_t)st->st_size);
+        ssize_t got = pp_read_full(fd, buf, (size_t)st->st_size);
         if (got < 0) {
             pp_seterr(err, "nodes file %s: %s", path, strerror(errno));
             free(buf);

@@ -4,6 +4,8 @@
 
 #include "pp.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,6 +127,33 @@ int pp_pipeline_depth(double target_s, double avg_run_s, double rtt_s)
     if (1.0 + rtt_s / avg_run_s > d)
         d = 1.0 + rtt_s / avg_run_s;
     return d >= PP_PIPELINE_MAX ? PP_PIPELINE_MAX : d <= 1.0 ? 1 : (int)ceil(d);
+}
+
+int pp_open_regular(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        errno = 0;
+        return -1;
+    }
+    return fd;
+}
+
+ssize_t pp_read_full(int fd, void *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = read(fd, (char *)buf + got, len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : (ssize_t)got;
+        got += (size_t)n;
+    }
+    return (ssize_t)got;
 }
 
 char *pp_quote(const void *p, size_t len, char *out, size_t cap)

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define PP_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #define PP_UNUSED __attribute__((unused))
@@ -84,6 +85,18 @@ size_t pp_utf8_len(const unsigned char *p, size_t n);
  * as \xNN, cut with "..." where out (cap >= 8 bytes) is full.  Returns out,
  * always NUL-terminated. */
 char *pp_quote(const void *p, size_t len, char *out, size_t cap);
+
+/* path opened for reading (O_CLOEXEC) if it is a regular file, a file
+ * named from outside: O_NONBLOCK, so that a FIFO put in its place cannot
+ * hang the open (it is then refused like a device, whose endless bytes
+ * would never end a read).  The fd with *st filled, or -1 with errno set
+ * (the open failed) or 0 (not a regular file). */
+struct stat;
+int pp_open_regular(const char *path, struct stat *st);
+
+/* Up to len bytes of fd, fewer only at its end (EINTR retried).  The
+ * count, or -1 with errno set. */
+ssize_t pp_read_full(int fd, void *buf, size_t len);
 
 /* "SIGSEGV" for 11, "signal 64" for unnamed ones; buf holds 16 bytes. */
 const char *pp_signame(int sig, char buf[16]);

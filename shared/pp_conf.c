@@ -87,29 +87,12 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
     return -1;
 }
 
-/* path opened for reading if it is a regular file.  O_NONBLOCK: a FIFO put
- * in its place cannot hang the open (it is then refused like a device,
- * whose endless bytes would never end a read).  The fd with *st filled, or
- * -1 with errno set (the open failed) or 0 (not a regular file). */
-static int open_regular(const char *path, struct stat *st)
-{
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
-        close(fd);
-        errno = 0;
-        return -1;
-    }
-    return fd;
-}
-
-/* The configuration file opened as a stream, checked (see open_regular),
+/* The configuration file opened as a stream, checked (pp_open_regular),
  * with its size then, or NULL with the reason in err. */
 static FILE *open_conf(const char *path, size_t *size, char *err)
 {
     struct stat st;
-    int fd = open_regular(path, &st);
+    int fd = pp_open_regular(path, &st);
     FILE *fp = NULL;
     if (fd < 0 && errno)
         pp_seterr(err, "%s: %s", path, strerror(errno));
@@ -224,13 +207,13 @@ void pp_conf_free(const pp_conf_opt *t, void *base)
     }
 }
 
-/* A file holding a secret, opened and checked: regular (open_regular), and
+/* A file holding a secret, opened and checked: regular (pp_open_regular), and
  * neither group nor others may read it.  The fd, or -1 with the reason in
  * err. */
 static int open_private(const char *path, const char *what, char *err)
 {
     struct stat st;
-    int fd = open_regular(path, &st);
+    int fd = pp_open_regular(path, &st);
     if (fd < 0 && errno) {
         pp_seterr(err, "cannot open the %s %s: %s", what, path, strerror(errno));
     } else if (fd < 0) {

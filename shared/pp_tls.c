@@ -120,21 +120,6 @@ static int find_psk(SSL *ssl, const unsigned char *id, size_t idlen, SSL_SESSION
 
 /* ---- the configuration ---- */
 
-/* Up to len bytes of fd (fewer at its end).  The count, or -1. */
-static ssize_t read_all(int fd, char *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = read(fd, buf + got, len - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n < 0 ? -1 : (ssize_t)got;
-        got += (size_t)n;
-    }
-    return (ssize_t)got;
-}
-
 /* A PEM file's bytes in a memory BIO (secure heap: a key is wiped when it
  * is freed).  Read here, not by OpenSSL, so that the file is checked
  * first: a regular file (a FIFO in its place would block the open, a
@@ -144,25 +129,26 @@ static ssize_t read_all(int fd, char *buf, size_t len)
  * with the reason in err. */
 static BIO *pem_file(const char *path, const char *what, int secret, char *err)
 {
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    int fd = pp_open_regular(path, &st);
     if (fd < 0) {
-        pp_seterr(err, "%s: cannot open the %s: %s", path, what, strerror(errno));
+        if (errno)
+            pp_seterr(err, "%s: cannot open the %s: %s", path, what, strerror(errno));
+        else
+            pp_seterr(err, "%s: the %s is not a regular file", path, what);
         return NULL;
     }
-    struct stat st;
     char *buf = NULL;
     BIO *b = NULL;
     ssize_t got = -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
-        pp_seterr(err, "%s: the %s is not a regular file", path, what);
-    else if (st.st_mode & (secret ? S_IROTH | S_IWOTH : S_IWOTH))
+    if (st.st_mode & (secret ? S_IROTH | S_IWOTH : S_IWOTH))
         pp_seterr(err, "%s: others may %s the %s (mode %03o); run: chmod o-rw %s", path,
                   secret ? "read or write" : "write", what, (unsigned)(st.st_mode & 0777), path);
     else if (st.st_size > PEM_FILE_MAX)
         pp_seterr(err, "%s: the %s is larger than %d bytes", path, what, PEM_FILE_MAX);
     else if (!(buf = malloc((size_t)st.st_size + 1)))
         pp_seterr(err, "%s: out of memory", path);
-    else if ((got = read_all(fd, buf, (size_t)st.st_size)) < 0)
+    else if ((got = pp_read_full(fd, buf, (size_t)st.st_size)) < 0)
         pp_seterr(err, "%s: cannot read the %s: %s", path, what, strerror(errno));
     else if (!(b = BIO_new(BIO_s_secmem())) || BIO_write(b, buf, (int)got) != (int)got) {
         pp_seterr(err, "%s: out of memory", path);
