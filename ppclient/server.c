@@ -74,8 +74,6 @@ static void server_destroy(pp_server *s)
     for (int i = 0; i < s->nnodes; i++)
         node_orphan(s->nodes[i]);
     free(s->nodes);
-    if (s->mine)
-        munmap((void *)s->mine, (size_t)sysconf(_SC_PAGESIZE));
     for (int i = 0; i < s->nfiles; i++)
         free(s->files[i]);
     free(s->files);
@@ -104,6 +102,8 @@ static void server_destroy(pp_server *s)
     pthread_cond_destroy(&s->cb_cv);
     pthread_cond_destroy(&s->done_cv);
     pthread_mutex_destroy(&s->mu);
+    if (s->mine) /* last: what runs above may still ask pp_forked() */
+        munmap((void *)s->mine, (size_t)sysconf(_SC_PAGESIZE));
     free(s);
 }
 

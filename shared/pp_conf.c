@@ -29,6 +29,7 @@ const pp_conf_opt *pp_conf_find(const pp_conf_opt *t, const char *name)
 int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
 {
     char *field = (char *)base + o->offset;
+    char q[72]; /* the value in a message: quoted, its start enough */
     switch (o->kind) {
     case PP_CONF_INT:
     case PP_CONF_DOUBLE: {
@@ -39,7 +40,8 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
         int plain = strspn(value, "0123456789.-+eE") == strlen(value);
         if (errno || end == value || *end || !plain || isnan(v) || v < o->min || v > o->max ||
             (o->kind == PP_CONF_INT && v != floor(v))) {
-            pp_seterr(err, "%s: \"%s\" is not a %s in %g..%g", o->name, value,
+            pp_seterr(err, "%s: \"%s\" is not a %s in %g..%g", o->name,
+                      pp_quote(value, strlen(value), q, sizeof q),
                       o->kind == PP_CONF_INT ? "whole number" : "number", o->min, o->max);
             return -1;
         }
@@ -55,7 +57,8 @@ int pp_conf_set(const pp_conf_opt *o, void *base, const char *value, char *err)
         else if (!strcasecmp(value, "no") || !strcasecmp(value, "false") || !strcmp(value, "0"))
             *(int *)field = 0;
         else {
-            pp_seterr(err, "%s: \"%s\" is not yes or no", o->name, value);
+            pp_seterr(err, "%s: \"%s\" is not yes or no", o->name,
+                      pp_quote(value, strlen(value), q, sizeof q));
             return -1;
         }
         return 0;
@@ -158,7 +161,9 @@ int pp_conf_load(const pp_conf_opt *table, void *base, const char *path, char *e
         const pp_conf_opt *o = pp_conf_find(table, key);
         char why[PP_ERR_LEN];
         if (!o) {
-            pp_seterr(err, "%s:%d: unknown key \"%s\"", path, lineno, key);
+            char q[72];
+            pp_seterr(err, "%s:%d: unknown key \"%s\"", path, lineno,
+                      pp_quote(key, strlen(key), q, sizeof q));
             rc = -1;
             break;
         }

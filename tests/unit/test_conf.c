@@ -97,8 +97,8 @@ static void set_bad(settings *s, const char *name, const char *value)
     char err[PP_ERR_LEN] = "";
     CU_ASSERT_EQUAL(pp_conf_set(opt(name), s, value, err), -1);
     CU_ASSERT_PTR_NOT_NULL(strstr(err, name));
-    char quoted[PP_ERR_LEN];
-    snprintf(quoted, sizeof quoted, "\"%s\"", value);
+    char quoted[PP_ERR_LEN], q[72]; /* as messages quote outside text */
+    snprintf(quoted, sizeof quoted, "\"%s\"", pp_quote(value, strlen(value), q, sizeof q));
     CU_ASSERT_PTR_NOT_NULL(strstr(err, quoted));
 }
 
@@ -293,6 +293,10 @@ static void test_load_errors(void)
     load_bad("range.conf", "port 70000\n", 1, "1..65535");
     load_bad("badbool.conf", "verbose perhaps\n", 1, "\"perhaps\"");
     load_bad("frac.conf", "count = 2.5\n", 1, "whole number");
+    /* Bytes a terminal acts on come back quoted, in keys and values. */
+    load_bad("esc-int.conf", "port 1\x1b[2J\n", 1, "\"1\\x1b[2J\"");
+    load_bad("esc-bool.conf", "verbose y\res\n", 1, "\"y\\x0des\"");
+    load_bad("esc-key.conf", "po\x1b]0;x\x07rt 1\n", 1, "unknown key \"po\\x1b]0;x\\x07rt\"");
 
     /* A line longer than 4096 bytes. */
     size_t n = 5000;
