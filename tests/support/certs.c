@@ -51,3 +51,18 @@ int certs_make(const char *dir)
     }
     return rc == 0 ? 0 : -1;
 }
+
+int certs_make_chain(const char *dir)
+{
+    return sh(dir, "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n'"
+                   " > inter.ext && "
+                   "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                   "-keyout inter.key -out inter.csr -subj /CN=pp-test-intermediate && "
+                   "openssl x509 -req -in inter.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                   "-days 2 -extfile inter.ext -out inter.crt && "
+                   "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                   "-keyout leaf.key -out leaf.csr -subj /CN=leaf && "
+                   "openssl x509 -req -in leaf.csr -CA inter.crt -CAkey inter.key "
+                   "-CAcreateserial -days 2 -out leaf.crt && "
+                   "cat leaf.crt inter.crt > chain.crt && cat other.crt ca.crt > bundle.crt");
+}

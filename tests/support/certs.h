@@ -10,4 +10,10 @@
  * (the caller skips its certificate cases, saying so). */
 int certs_make(const char *dir);
 
+/* After certs_make(): inter.crt/key, an intermediate CA the CA signed;
+ * leaf.crt/key signed by it; chain.crt, leaf then intermediate (what a
+ * node presents when only the root is trusted); bundle.crt, other.crt then
+ * ca.crt (a CA file of two).  0, or -1 (the caller skips, saying so). */
+int certs_make_chain(const char *dir);
+
 #endif

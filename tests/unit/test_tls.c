@@ -302,6 +302,59 @@ static void test_certificates(void)
     pp_tls_free(s);
 }
 
+/* What the PEM files may hold, as OpenSSL's own file loaders took it: a
+ * chain after the certificate (a node whose certificate an intermediate CA
+ * signed, with only the root trusted), a CA file of several certificates. */
+static pp_tls *tls_files(int server, const char *cert, const char *keyf, const char *ca)
+{
+    char c[128], k[128], a[128], err[PP_ERR_LEN];
+    snprintf(c, sizeof c, "%s/%s", certdir, cert);
+    snprintf(k, sizeof k, "%s/%s", certdir, keyf);
+    snprintf(a, sizeof a, "%s/%s", certdir, ca);
+    pp_tls *t = pp_tls_new(&(pp_tls_opts){.server = server, .cert = c, .key = k, .ca = a}, err);
+    if (!t)
+        fprintf(stderr, "\n  pp_tls_new: %s\n", err);
+    return t;
+}
+
+static void test_certificate_chain(void)
+{
+    if (!have_certs || certs_make_chain(certdir) != 0) {
+        printf("skipped: the openssl program could not make the certificates ");
+        return;
+    }
+    /* The node presents leaf + intermediate; the client trusts the root,
+     * from a CA file that holds another CA first. */
+    pp_tls *s = tls_files(1, "chain.crt", "leaf.key", "ca.crt");
+    pp_tls *c = tls_files(0, "client.crt", "client.key", "bundle.crt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    duo d;
+    CU_ASSERT(connect_duo(&d, c, s));
+    close_duo(&d);
+    /* The leaf alone: the client cannot reach the root, so the chain in
+     * the file above is what made it work. */
+    pp_tls *bare = tls_files(1, "leaf.crt", "leaf.key", "ca.crt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(bare);
+    CU_ASSERT_FALSE(connect_duo(&d, c, bare));
+    CU_ASSERT(both_failed(&d));
+    printf("\n    leaf without its intermediate: client: %s ", d.c.why);
+    close_duo(&d);
+    /* A key that is not the certificate's. */
+    char err[PP_ERR_LEN];
+    char cf[128], kf[128], af[128];
+    snprintf(cf, sizeof cf, "%s/chain.crt", certdir);
+    snprintf(kf, sizeof kf, "%s/server.key", certdir);
+    snprintf(af, sizeof af, "%s/ca.crt", certdir);
+    CU_ASSERT_PTR_NULL(pp_tls_new(&(pp_tls_opts){.server = 1, .cert = cf, .key = kf, .ca = af},
+                                  err));
+    printf("\n    a key of another certificate: %s ", err);
+    CU_ASSERT(strstr(err, "server.key") && strstr(err, "mismatch"));
+    pp_tls_free(bare);
+    pp_tls_free(c);
+    pp_tls_free(s);
+}
+
 /* ---- plaintext peers ---- */
 
 static void test_plaintext_peers(void)
@@ -392,6 +445,7 @@ int pp_register_suites(void)
         {"trap 3: the server takes no client without the key",
          test_trap_server_takes_no_certificate},
         {"certificates: a good pair, a wrong CA, an expired one", test_certificates},
+        {"certificates: a chain after the certificate, a CA file of two", test_certificate_chain},
         {"plaintext peers are told, both ways", test_plaintext_peers},
         {NULL, NULL},
     };
