@@ -90,6 +90,7 @@ typedef struct parser {
     int line;
 } parser;
 
+static int fail(parser *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(parser *p, const char *fmt, ...)
 {
     char msg[200];

@@ -294,7 +294,7 @@ static void test_modes_out_of_range(void)
     int st = srv_run_once(ARGS("ppserver", "--compress", "sometimes", "-s",
                                "0123456789abcdef0123456789abcdef"), NULL, 10, &err);
     CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 64); /* EX_USAGE */
-    CU_ASSERT_PTR_NOT_NULL(err && strstr(err, "--compress"));
+    CU_ASSERT(err && strstr(err, "--compress"));
     free(err);
 }
 

@@ -629,7 +629,7 @@ static void test_from_callback(void)
 {
     pp_server *s = server(2);
     CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    cb_ctx c = {0};
+    cb_ctx c = {.m = NULL};
     /* The probe runs beside item 0 and is called back while it runs. */
     int64_t probe_ms = 200;
     pp_job *j = pp_submit(s, t_sleep8, &probe_ms, 8,

@@ -168,6 +168,7 @@ static void heap_use(long long *in_use, long long *kept)
 #endif
 }
 
+static void out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void out(const char *fmt, ...)
 {
     va_list ap;
@@ -562,7 +563,7 @@ int main(int argc, char **argv)
     double rate = 100, max_seconds = 3600, heartbeat = 0.5, node_timeout = 2.5;
     const char *secret_file = NULL;
     uint64_t seed = 1;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* options come as name and value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v)
             usage();
@@ -590,7 +591,6 @@ int main(int argc, char **argv)
             node_timeout = atof(v);
         else
             usage();
-        i++;
     }
     if (!secret_file || rate <= 0 || inflight_cap < 1 || inflight_cap > NSLOT || ncpus < 1)
         usage();
