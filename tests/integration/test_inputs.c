@@ -99,6 +99,17 @@ static void test_teardown(void)
     cl_servers_end(cl_server_end);
 }
 
+/* A client of node a alone, once a is up (tracked: freed by the
+ * teardown), or NULL. */
+static pp_server *client_of(const srv_harness *a)
+{
+    char na[64];
+    cl_node_name(a, na, sizeof na);
+    pp_server *s = cl_track(cl_new(&(pp_config){.ncpus = 0, .ppservers = ARGS(na),
+                                                 .secret = a->secret, .log_level = "error"}));
+    return s && cl_wait_up(s, a, 10) ? s : NULL;
+}
+
 /* ---- node names ---- */
 
 static const struct {
@@ -139,12 +150,10 @@ static void test_names_refused(void)
 {
     srv_harness *a = cl_server_start(&(srv_opts){.args = ARGS("-w", "1")});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    pp_server *s = client_of(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     char na[64];
     cl_node_name(a, na, sizeof na);
-    pp_server *s = cl_track(cl_new(&(pp_config){.ncpus = 0, .ppservers = ARGS(na),
-                                                 .secret = a->secret, .log_level = "error"}));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(cl_wait_up(s, a, 10));
     char longname[600];
     memset(longname, 'h', 520); /* over 255 bytes, then over the error's room */
     snprintf(longname + 520, sizeof longname - 520, ":1");
@@ -481,12 +490,10 @@ static void test_conf_reload(void)
     CU_ASSERT_FATAL(replace_with(conf, "workers 1\n") == 0);
     srv_harness *a = cl_server_start(&(srv_opts){.args = ARGS("-c", conf)});
     CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    pp_server *s = client_of(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
     char na[64];
     cl_node_name(a, na, sizeof na);
-    pp_server *s = cl_track(cl_new(&(pp_config){.ncpus = 0, .ppservers = ARGS(na),
-                                                 .secret = a->secret, .log_level = "error"}));
-    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
-    CU_ASSERT_FATAL(cl_wait_up(s, a, 10));
     CU_ASSERT_FATAL(mkfifo(tmp, 0644) == 0 && rename(tmp, conf) == 0);
     CU_ASSERT_FATAL(kill(a->pid, SIGHUP) == 0);
     CU_ASSERT(wait_log(a, "not a regular file; nothing changed", 1));
